@@ -1,0 +1,109 @@
+"""FluxBot: the discord.py client that owns the job service, loads the cogs and syncs the commands."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from fluxbot.config import Settings
+from fluxbot.delivery import Delivery
+from fluxbot.jobs import JobService
+from fluxbot.providers.base import Provider
+from fluxbot.store import Store
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.images",)
+GENERIC_ERROR = (
+    "Something went wrong on the bot's side and this command did not run. "
+    "Please try again in a moment; if it keeps happening, tell the bot's operator."
+)
+
+
+class FluxBot(commands.Bot):
+    """The bot: resources are created outside and handed in; the job service is built here."""
+
+    def __init__(self, *, settings: Settings, store: Store, provider: Provider) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents(guilds=True),
+            tree_cls=FluxCommandTree,
+            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+        )
+        self.settings = settings
+        self.store = store
+        self.jobs = JobService(
+            store,
+            provider,
+            Delivery(self),
+            poll_interval=settings.poll_interval_seconds,
+            job_timeout=settings.job_timeout_seconds,
+        )
+
+    async def setup_hook(self) -> None:
+        """Load the cogs, sync the commands, resume unfinished jobs and start tracking."""
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        await self.sync_commands()
+        await self.jobs.resume()
+        self.jobs.start_tracker()
+
+    async def sync_commands(self) -> None:
+        """Sync to DEV_GUILD_ID when set (instant); otherwise globally, only when the commands changed."""
+        if self.settings.dev_guild_id is not None:
+            guild = discord.Object(id=self.settings.dev_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d command(s) to the development server %s", len(synced), guild.id)
+            return
+        payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        key = f"commands_hash:{self.application_id}"
+        if await self.store.get_meta(key) == digest:
+            log.info("commands unchanged since the last global sync; not syncing")
+            return
+        synced = await self.tree.sync()
+        await self.store.set_meta(key, digest)
+        log.info("synced %d command(s) globally (Discord may take a few minutes to show changes)", len(synced))
+
+    async def on_ready(self) -> None:
+        """Log who we are once connected."""
+        assert self.user is not None
+        log.info("connected as %s (id %s) in %d server(s)", self.user, self.user.id, len(self.guilds))
+
+    async def close(self) -> None:
+        """Stop tracking before the connection goes away."""
+        await self.jobs.stop_tracker()
+        await super().close()
+
+
+class FluxCommandTree(app_commands.CommandTree[discord.Client]):
+    """The command tree, with the one error handler every app command shares."""
+
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        """A short message for the member, a traceback in the log."""
+        await report_command_error(interaction, error)
+
+
+async def report_command_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+    """Tell the member the command failed and log why."""
+    command = interaction.command.qualified_name if interaction.command else "?"
+    if isinstance(error, app_commands.TransformerError):
+        message = f"`{error.value}` is not a valid value for that option. Please check it and try again."
+        log.info("/%s: bad option value %r", command, error.value)
+    else:
+        original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        log.error("/%s failed", command, exc_info=original)
+        message = GENERIC_ERROR
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(message, ephemeral=True)
+        else:
+            await interaction.response.send_message(message, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("/%s: could not tell the member about the error", command)

@@ -1,0 +1,176 @@
+"""The Flux models as data: what each is called, whether it can edit, and which sizes it accepts."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from math import gcd
+from math import log as ln
+
+#: The aspect ratios the provider documents.
+ASPECT_RATIOS: tuple[str, ...] = (
+    "1:1",
+    "16:9",
+    "21:9",
+    "3:2",
+    "2:3",
+    "4:5",
+    "5:4",
+    "3:4",
+    "4:3",
+    "9:16",
+    "9:21",
+)
+
+_PIXELS = re.compile(r"^\s*(\d{1,5})\s*[x×X*]\s*(\d{1,5})\s*$")
+_RATIO = re.compile(r"^\s*(\d{1,2})\s*:\s*(\d{1,2})\s*$")
+
+
+class InvalidSize(ValueError):
+    """A size the model does not accept; the message says what it does accept."""
+
+
+class SizeKind(StrEnum):
+    """How a model takes its size: pixel dimensions or an aspect ratio."""
+
+    PIXELS = "pixels"
+    RATIO = "ratio"
+
+
+@dataclass(frozen=True)
+class SizeRule:
+    """The sizes one model accepts."""
+
+    kind: SizeKind
+    min_side: int = 0
+    max_side: int | None = None
+    multiple: int = 1
+    suggestions: tuple[str, ...] = ASPECT_RATIOS
+
+    def describe(self) -> str:
+        """Say in one sentence which sizes are valid."""
+        if self.kind is SizeKind.RATIO:
+            return "an aspect ratio: " + ", ".join(ASPECT_RATIOS)
+        upper = f" to {self.max_side}" if self.max_side else " or more"
+        return f"WIDTHxHEIGHT, each side {self.min_side}{upper} and a multiple of {self.multiple} (e.g. 1024x768)"
+
+    def normalize(self, size: str) -> str:
+        """Return `size` in the provider's spelling, or raise InvalidSize saying what is valid."""
+        pixels = _PIXELS.match(size)
+        ratio = _RATIO.match(size)
+        if self.kind is SizeKind.RATIO:
+            if ratio and f"{ratio[1]}:{ratio[2]}" in ASPECT_RATIOS:
+                return f"{ratio[1]}:{ratio[2]}"
+            raise InvalidSize(f"`{size.strip()}` is not a size this model takes. Use {self.describe()}.")
+        if not pixels:
+            raise InvalidSize(f"`{size.strip()}` is not a size this model takes. Use {self.describe()}.")
+        width, height = int(pixels[1]), int(pixels[2])
+        for side in (width, height):
+            if side % self.multiple:
+                raise InvalidSize(
+                    f"`{width}x{height}`: {side} is not a multiple of {self.multiple}. Use {self.describe()}."
+                )
+            if side < self.min_side or (self.max_side is not None and side > self.max_side):
+                raise InvalidSize(f"`{width}x{height}`: {side} is out of range. Use {self.describe()}.")
+        return f"{width}x{height}"
+
+
+_CLASSIC = SizeRule(
+    SizeKind.PIXELS,
+    min_side=256,
+    max_side=1440,
+    multiple=32,
+    suggestions=(
+        "1024x1024", "1024x768", "768x1024", "1344x768", "768x1344", "1152x896", "896x1152",
+        "1216x832", "832x1216", "1440x1440", "512x512",
+    ),
+)  # fmt: skip
+_FLUX2 = SizeRule(
+    SizeKind.PIXELS,
+    min_side=64,
+    multiple=32,
+    suggestions=(
+        "1024x1024", "1024x768", "768x1024", "1536x1024", "1024x1536", "1344x768", "768x1344",
+        "2048x2048", "512x512",
+    ),
+)  # fmt: skip
+_RATIO_ONLY = SizeRule(SizeKind.RATIO)
+
+
+@dataclass(frozen=True)
+class Model:
+    """One Flux model as the provider names it."""
+
+    name: str
+    label: str
+    size_rule: SizeRule
+    can_edit: bool = False
+
+    @property
+    def default_size(self) -> str:
+        """The size used when the member gives none."""
+        return "1:1" if self.size_rule.kind is SizeKind.RATIO else "1024x1024"
+
+
+MODELS: tuple[Model, ...] = (
+    Model("flux-dev", "FLUX.1 [dev]", _CLASSIC),
+    Model("flux-pro", "FLUX.1 [pro]", _CLASSIC),
+    Model("flux-pro-1.1", "FLUX 1.1 [pro]", _CLASSIC),
+    Model("flux-pro-1.1-ultra", "FLUX 1.1 [pro] Ultra", _RATIO_ONLY),
+    Model("flux-kontext-pro", "FLUX.1 Kontext [pro]", _RATIO_ONLY, can_edit=True),
+    Model("flux-kontext-max", "FLUX.1 Kontext [max]", _RATIO_ONLY, can_edit=True),
+    Model("flux-2-flex", "FLUX.2 [flex]", _FLUX2),
+    Model("flux-2-pro", "FLUX.2 [pro]", _FLUX2),
+    Model("flux-2-max", "FLUX.2 [max]", _FLUX2),
+    Model("flux-2-klein", "FLUX.2 [klein]", _FLUX2),
+)
+_BY_NAME = {m.name: m for m in MODELS}
+
+#: The model /edit uses when the member picks none.
+DEFAULT_EDIT_MODEL = "flux-kontext-pro"
+
+
+def model_names() -> tuple[str, ...]:
+    """Every model name in the catalogue."""
+    return tuple(_BY_NAME)
+
+
+def edit_models() -> tuple[Model, ...]:
+    """The models that can edit an image."""
+    return tuple(m for m in MODELS if m.can_edit)
+
+
+def get_model(name: str) -> Model:
+    """The model called `name`; KeyError when there is none."""
+    return _BY_NAME[name]
+
+
+def size_suggestions(model_name: str | None, typed: str, *, limit: int = 25) -> list[str]:
+    """Sizes to offer while a member types `typed` for the given model (any model when None)."""
+    model = _BY_NAME.get(model_name or "")
+    rule = model.size_rule if model else _CLASSIC
+    typed = typed.strip().lower().replace(" ", "")
+    offers = [s for s in rule.suggestions if s.startswith(typed)] if typed else list(rule.suggestions)
+    if typed and typed not in offers:
+        with contextlib.suppress(InvalidSize):
+            offers.insert(0, rule.normalize(typed))
+    return offers[:limit]
+
+
+def closest_ratio(width: int, height: int) -> str:
+    """The documented aspect ratio nearest to `width` x `height`."""
+    if width <= 0 or height <= 0:
+        return "1:1"
+    target = width / height
+    g = gcd(width, height)
+    exact = f"{width // g}:{height // g}"
+    if exact in ASPECT_RATIOS:
+        return exact
+
+    def distance(ratio: str) -> float:
+        w, h = (int(p) for p in ratio.split(":"))
+        return abs(ln(w / h / target))
+
+    return min(ASPECT_RATIOS, key=distance)

@@ -1,0 +1,155 @@
+"""Settings: read once from the environment (and `.env`), validated, secrets kept out of sight."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from fluxbot import catalog
+
+log = logging.getLogger(__name__)
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable and what it expects."""
+
+    def __init__(self, variable: str, expected: str) -> None:
+        super().__init__(f"{variable}: {expected}")
+        self.variable = variable
+
+
+class Secret:
+    """A string that never shows itself in repr, str or f-strings; `reveal()` gives the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the secret value, for the one place that sends it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot is configured with."""
+
+    discord_token: Secret = field(repr=False)
+    acedata_api_token: Secret = field(repr=False)
+    flux_api_base_url: str = "https://api.acedata.cloud"
+    database_path: Path = Path("data/fluxbot.db")
+    default_model: str = "flux-dev"
+    poll_interval_seconds: float = 3.0
+    job_timeout_seconds: float = 600.0
+    dev_guild_id: int | None = None
+    log_level: str = "INFO"
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for log redaction."""
+        return [s.reveal() for s in (self.discord_token, self.acedata_api_token) if s.reveal()]
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
+    """Read settings from `environ` (default: the process environment) over the values in `env_file`."""
+    values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    env = _Env(values)
+
+    settings = Settings(
+        discord_token=env.secret("DISCORD_TOKEN", "the bot token from the Discord developer portal"),
+        acedata_api_token=env.secret("ACEDATA_API_TOKEN", "your Ace Data Cloud API token"),
+        flux_api_base_url=env.url("FLUX_API_BASE_URL", "https://api.acedata.cloud"),
+        database_path=Path(env.text("DATABASE_PATH", "data/fluxbot.db")),
+        default_model=env.choice("DEFAULT_MODEL", "flux-dev", catalog.model_names()),
+        poll_interval_seconds=env.number("POLL_INTERVAL_SECONDS", 3.0, low=0.05, high=300),
+        job_timeout_seconds=env.number("JOB_TIMEOUT_SECONDS", 600.0, low=1, high=86_400),
+        dev_guild_id=env.snowflake("DEV_GUILD_ID"),
+        log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
+    )
+    _prepare_database_folder(settings.database_path)
+    return settings
+
+
+def _prepare_database_folder(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            "DATABASE_PATH", f"a file path in a folder the bot can create ({path.parent}: {exc.strerror})"
+        ) from None
+
+
+@dataclass(frozen=True)
+class _Env:
+    values: Mapping[str, str]
+
+    def raw(self, name: str) -> str | None:
+        value = self.values.get(name)
+        if value is None or not value.strip():
+            return None
+        return value.strip()
+
+    def text(self, name: str, default: str) -> str:
+        return self.raw(name) or default
+
+    def secret(self, name: str, what: str) -> Secret:
+        value = self.raw(name)
+        if value is None:
+            raise ConfigError(name, f"is required: set it to {what} (in .env or the environment)")
+        if any(ch.isspace() for ch in value):
+            raise ConfigError(name, "must be a single token without spaces")
+        return Secret(value)
+
+    def url(self, name: str, default: str) -> str:
+        value = self.text(name, default).rstrip("/")
+        if not value.startswith(("http://", "https://")) or len(value) <= len("https://"):
+            raise ConfigError(name, f"expects an http(s) URL such as {default}, got {value!r}")
+        return value
+
+    def number(self, name: str, default: float, *, low: float, high: float) -> float:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(name, f"expects a number of seconds, got {value!r}") from None
+        if not low <= number <= high:
+            raise ConfigError(name, f"expects a number between {low:g} and {high:g}, got {value}")
+        return number
+
+    def snowflake(self, name: str) -> int | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        if not value.isdigit() or not 15 <= len(value) <= 21:
+            raise ConfigError(name, f"expects a Discord server id (a long number), got {value!r}")
+        return int(value)
+
+    def choice(self, name: str, default: str, options: tuple[str, ...], *, upper: bool = False) -> str:
+        value = self.text(name, default)
+        value = value.upper() if upper else value
+        if value not in options:
+            raise ConfigError(name, f"expects one of {', '.join(options)}, got {value!r}")
+        return value

@@ -1,0 +1,420 @@
+"""The job service: validate → persist → submit → track → finalize once → deliver; resumes after restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Protocol
+
+from fluxbot import catalog
+from fluxbot.delivery import DeliveryError
+from fluxbot.providers.base import Image, JobRequest, Provider, ProviderError, TaskState, TaskStatus
+from fluxbot.store import Job, JobStatus, NewJob, Store
+
+log = logging.getLogger(__name__)
+
+PROMPT_MAX_CHARS = 1500
+MAX_COUNT = 4
+MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+EDITABLE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP"}
+_EXTENSION_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+
+RESTARTED_BEFORE_SUBMIT = (
+    "The bot restarted before this job reached the image provider, so no image was made. Please run the command again."
+)
+UNEXPECTED_ERROR = "Something went wrong inside the bot while starting this job. Please try again."
+
+
+class InvalidRequest(ValueError):
+    """The member's input cannot make a job; the message says what is valid."""
+
+
+class Replier(Protocol):
+    """Shows jobs to members (implemented by `delivery.Delivery`)."""
+
+    async def show_progress(self, job: Job, *, now: float) -> None:
+        """Edit the job's reply into its progress card."""
+        ...
+
+    async def show_outcome(self, job: Job) -> str:
+        """Edit the job's reply into its outcome and return how it was delivered."""
+        ...
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a command came from and how to reach its reply."""
+
+    user_id: int
+    guild_id: int | None
+    channel_id: int | None
+    application_id: int
+    interaction_token: str = field(repr=False)
+    message_id: int | None
+
+
+@dataclass(frozen=True)
+class AttachmentInfo:
+    """The parts of a Discord attachment an edit job needs."""
+
+    url: str
+    filename: str
+    content_type: str | None
+    size: int
+    width: int | None = None
+    height: int | None = None
+
+
+def check_prompt(prompt: str) -> str:
+    """The stripped prompt, or InvalidRequest when it is empty or too long."""
+    text = prompt.strip()
+    if not text:
+        raise InvalidRequest("The prompt is empty. Describe the image you want, e.g. `a white siamese cat`.")
+    if len(text) > PROMPT_MAX_CHARS:
+        raise InvalidRequest(
+            f"The prompt is {len(text):,} characters long; the limit is {PROMPT_MAX_CHARS:,}. Shorten it and try again."
+        )
+    return text
+
+
+def prepare_imagine(prompt: str, model: str, size: str | None, count: int) -> JobRequest:
+    """Check an /imagine request and return what to submit; raises InvalidRequest."""
+    text = check_prompt(prompt)
+    flux_model = _model(model)
+    if not 1 <= count <= MAX_COUNT:
+        raise InvalidRequest(f"`count` must be between 1 and {MAX_COUNT}; you asked for {count}.")
+    return JobRequest("generate", text, flux_model.name, _size(flux_model, size), count=count)
+
+
+def prepare_edit(prompt: str, model: str, size: str | None, image: AttachmentInfo) -> JobRequest:
+    """Check an /edit request and return what to submit; raises InvalidRequest."""
+    text = check_prompt(prompt)
+    flux_model = _model(model)
+    if not flux_model.can_edit:
+        names = ", ".join(f"`{m.name}`" for m in catalog.edit_models())
+        raise InvalidRequest(f"`{flux_model.name}` cannot edit images. Pick one of {names}.")
+    content_type = (image.content_type or "").split(";")[0].strip().lower() or _EXTENSION_TYPES.get(
+        PurePosixPath(image.filename).suffix.lower(), ""
+    )
+    if content_type not in EDITABLE_TYPES:
+        kinds = ", ".join(EDITABLE_TYPES.values())
+        shown = content_type or "an unknown type"
+        raise InvalidRequest(f"`{image.filename}` is {shown}, not an image. Attach a {kinds} image.")
+    if image.size > MAX_ATTACHMENT_BYTES:
+        raise InvalidRequest(
+            f"`{image.filename}` is {image.size / 1048576:.1f} MB; the limit is "
+            f"{MAX_ATTACHMENT_BYTES // 1048576} MB. Attach a smaller image."
+        )
+    if size is None or not size.strip():
+        chosen = catalog.closest_ratio(image.width or 1, image.height or 1)
+    else:
+        chosen = _size(flux_model, size)
+    return JobRequest("edit", text, flux_model.name, chosen, count=1, image_url=image.url)
+
+
+def _model(name: str) -> catalog.Model:
+    try:
+        return catalog.get_model(name)
+    except KeyError:
+        names = ", ".join(f"`{n}`" for n in catalog.model_names())
+        raise InvalidRequest(f"`{name}` is not a model this bot knows. Pick one of {names}.") from None
+
+
+def _size(model: catalog.Model, size: str | None) -> str:
+    if size is None or not size.strip():
+        return model.default_size
+    try:
+        return model.size_rule.normalize(size)
+    except catalog.InvalidSize as exc:
+        raise InvalidRequest(f"{exc} (model `{model.name}`)") from None
+
+
+@dataclass
+class _Retry:
+    attempts: int = 0
+    not_before: float = 0.0
+
+
+class JobService:
+    """Runs jobs from command to delivered reply, and keeps them running across restarts."""
+
+    #: How often a running job's card shows the new elapsed time.
+    card_refresh_seconds: float = 15.0
+    #: Pauses before resending a submit that surely did not start a job (429, connection refused).
+    submit_retry_delays: tuple[float, ...] = (1.0, 3.0)
+    #: How many provider lookups may run at once.
+    lookup_concurrency: int = 4
+
+    def __init__(
+        self,
+        store: Store,
+        provider: Provider,
+        replier: Replier,
+        *,
+        poll_interval: float,
+        job_timeout: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.provider = provider
+        self.replier = replier
+        self.poll_interval = poll_interval
+        self.job_timeout = job_timeout
+        self._clock = clock
+        self._card_shown: dict[int, float] = {}
+        self._delivery_retry: dict[int, _Retry] = {}
+        self._delivering: set[int] = set()
+        self._lookup_retry = _Retry()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- commands --------------------------------------------------------------------------------
+
+    async def start(self, request: JobRequest, origin: Origin) -> Job:
+        """Persist, submit and show a new job; failures end up on the reply, never as exceptions."""
+        job = await self.store.create_job(
+            NewJob(
+                action=request.action,
+                provider=self.provider.name,
+                model=request.model,
+                prompt=request.prompt,
+                size=request.size,
+                count=request.count,
+                image_url=request.image_url,
+                user_id=origin.user_id,
+                guild_id=origin.guild_id,
+                channel_id=origin.channel_id,
+                application_id=origin.application_id,
+                interaction_token=origin.interaction_token,
+                message_id=origin.message_id,
+            ),
+            now=self._clock(),
+        )
+        log.info("job %d: %s with %s, size %s, count %d", job.id, job.action, job.model, job.size, job.count)
+        try:
+            task_id = await self._submit(job, request)
+        except ProviderError as exc:
+            self._log_provider_error(job, exc, "submit")
+            await self._finish(job, JobStatus.FAILED, error=(exc.kind.value, exc.user_message))
+            return await self._current(job)
+        except Exception:
+            log.exception("job %d: unexpected error while submitting", job.id)
+            await self._finish(job, JobStatus.FAILED, error=("internal", UNEXPECTED_ERROR))
+            return await self._current(job)
+        await self.store.mark_submitted(job.id, task_id, now=self._clock())
+        job = await self._current(job)
+        log.info("job %d: submitted as task %s", job.id, task_id)
+        await self._show_progress(job)
+        return job
+
+    async def _submit(self, job: Job, request: JobRequest) -> str:
+        delays = list(self.submit_retry_delays)
+        while True:
+            try:
+                return await self.provider.submit(request)
+            except ProviderError as exc:
+                # Only a request that surely started nothing is sent again: a resend could bill twice.
+                if not exc.safe_to_resend or not delays:
+                    raise
+                delay = delays.pop(0) * random.uniform(0.8, 1.2)
+                log.warning("job %d: submit refused (%s), retrying in %.1f s", job.id, exc.kind, delay)
+                await asyncio.sleep(delay)
+
+    # -- start-up --------------------------------------------------------------------------------
+
+    async def resume(self) -> None:
+        """Close jobs that never reached the provider; submitted and undelivered ones are picked up by `tick`."""
+        stranded = await self.store.jobs_with_status(JobStatus.PENDING)
+        for job in stranded:
+            log.warning("job %d: found unsent after a restart, closing it", job.id)
+            await self.store.finish(
+                job.id,
+                JobStatus.FAILED,
+                error_kind="restarted",
+                error_message=RESTARTED_BEFORE_SUBMIT,
+                now=self._clock(),
+            )
+        submitted = await self.store.jobs_with_status(JobStatus.SUBMITTED)
+        undelivered = await self.store.undelivered_jobs()
+        log.info(
+            "resuming: %d submitted job(s) to follow, %d finished job(s) to deliver",
+            len(submitted),
+            len(undelivered),
+        )
+
+    # -- tracking --------------------------------------------------------------------------------
+
+    def start_tracker(self) -> None:
+        """Run `tick` every poll interval in one background task."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="fluxbot-tracker")
+
+    async def stop_tracker(self) -> None:
+        """Stop the background task and wait for it."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("tracker tick failed; trying again next interval")
+            await asyncio.sleep(self.poll_interval)
+
+    async def tick(self) -> None:
+        """One round: deliver finished jobs, look up submitted ones, time out stale ones, refresh cards."""
+        await self._deliver_due()
+        submitted = await self.store.jobs_with_status(JobStatus.SUBMITTED)
+        if not submitted:
+            return
+        statuses = await self._lookup_all(submitted)
+        now = self._clock()
+        for job in submitted:
+            status = statuses.get(job.task_id or "")
+            if status is not None and status.state is not TaskState.RUNNING:
+                await self._finish_from_status(job, status)
+            elif now - (job.submitted_at or job.created_at) > self.job_timeout:
+                minutes = self.job_timeout / 60
+                log.warning("job %d: task %s timed out after %.0f s", job.id, job.task_id, self.job_timeout)
+                await self._finish(
+                    job,
+                    JobStatus.TIMED_OUT,
+                    error=(
+                        "timed_out",
+                        f"The image provider did not finish this job within {minutes:g} minutes, so the bot "
+                        "stopped waiting. Please try again; if it keeps happening the provider may be overloaded.",
+                    ),
+                )
+            elif now - self._card_shown.get(job.id, job.submitted_at or 0.0) >= self.card_refresh_seconds:
+                await self._show_progress(job)
+
+    async def _lookup_all(self, jobs: Sequence[Job]) -> dict[str, TaskStatus]:
+        now = self._clock()
+        if now < self._lookup_retry.not_before:
+            return {}
+        ids = [j.task_id for j in jobs if j.task_id]
+        size = self.provider.max_batch
+        chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+        gate = asyncio.Semaphore(self.lookup_concurrency)
+
+        async def one(chunk: list[str]) -> dict[str, TaskStatus]:
+            async with gate:
+                return dict(await self.provider.lookup(chunk))
+
+        results = await asyncio.gather(*(one(c) for c in chunks), return_exceptions=True)
+        statuses: dict[str, TaskStatus] = {}
+        failure: ProviderError | None = None
+        for result in results:
+            if isinstance(result, ProviderError):
+                failure = result
+            elif isinstance(result, BaseException):
+                log.error("lookup failed unexpectedly", exc_info=result)
+            else:
+                statuses.update(result)
+        if failure is None:
+            self._lookup_retry = _Retry()
+        else:
+            attempts = self._lookup_retry.attempts + 1
+            pause = min(60.0, self.poll_interval * 2 ** (attempts - 1))
+            self._lookup_retry = _Retry(attempts, now + pause)
+            log.warning("task lookup failed (%s); next lookup in %.0f s", failure, pause)
+            if failure.kind.operator_problem:
+                log.error("operator action needed: %s", failure.user_message)
+        return statuses
+
+    async def _finish_from_status(self, job: Job, status: TaskStatus) -> None:
+        if status.state is TaskState.SUCCEEDED:
+            log.info("job %d: task %s succeeded with %d image(s)", job.id, job.task_id, len(status.images))
+            await self._finish(job, JobStatus.SUCCEEDED, images=status.images, inference=status.inference_seconds)
+        else:
+            error = status.error
+            if error is not None:
+                self._log_provider_error(job, error, "task")
+            message = error.user_message if error else "The image provider reported the job as failed."
+            await self._finish(job, JobStatus.FAILED, error=(error.kind.value if error else "failed", message))
+
+    async def _finish(
+        self,
+        job: Job,
+        status: JobStatus,
+        *,
+        images: Sequence[Image] = (),
+        inference: float | None = None,
+        error: tuple[str, str] | None = None,
+    ) -> None:
+        won = await self.store.finish(
+            job.id,
+            status,
+            images=images,
+            inference_seconds=inference,
+            error_kind=error[0] if error else None,
+            error_message=error[1] if error else None,
+            now=self._clock(),
+        )
+        self._card_shown.pop(job.id, None)
+        if won:
+            await self.deliver(job.id)
+
+    # -- delivery --------------------------------------------------------------------------------
+
+    async def deliver(self, job_id: int) -> bool:
+        """Show a finished job's outcome on its reply, once; True when this call delivered it."""
+        if job_id in self._delivering:
+            return False
+        self._delivering.add(job_id)
+        try:
+            job = await self.store.get_job(job_id)
+            if job is None or not job.status.finished or job.delivered_at is not None:
+                return False
+            try:
+                via = await self.replier.show_outcome(job)
+            except DeliveryError as exc:
+                retry = self._delivery_retry.get(job_id, _Retry())
+                if exc.retryable and retry.attempts < 8:
+                    pause = min(300.0, 2.0 * 2**retry.attempts)
+                    self._delivery_retry[job_id] = _Retry(retry.attempts + 1, self._clock() + pause)
+                    log.warning("job %d: delivery failed (%s); retrying in %.0f s", job_id, exc, pause)
+                    return False
+                log.warning("job %d: reply cannot be edited (%s); giving up on it", job_id, exc)
+                via = "unreachable"
+            self._delivery_retry.pop(job_id, None)
+            delivered = await self.store.mark_delivered(job_id, via, now=self._clock())
+            if delivered:
+                log.info("job %d: delivered (%s, %s)", job_id, job.status, via)
+            return delivered
+        finally:
+            self._delivering.discard(job_id)
+
+    async def _deliver_due(self) -> None:
+        now = self._clock()
+        for job in await self.store.undelivered_jobs():
+            if self._delivery_retry.get(job.id, _Retry()).not_before <= now:
+                await self.deliver(job.id)
+
+    async def _show_progress(self, job: Job) -> None:
+        now = self._clock()
+        self._card_shown[job.id] = now
+        try:
+            await self.replier.show_progress(job, now=now)
+        except DeliveryError as exc:
+            log.info("job %d: progress card not updated (%s)", job.id, exc)
+
+    async def _current(self, job: Job) -> Job:
+        fresh = await self.store.get_job(job.id)
+        assert fresh is not None
+        return fresh
+
+    def _log_provider_error(self, job: Job, exc: ProviderError, stage: str) -> None:
+        if exc.kind.operator_problem:
+            log.error("job %d: %s failed, operator action needed: %s [%s]", job.id, stage, exc.user_message, exc)
+        else:
+            log.warning("job %d: %s failed: %s", job.id, stage, exc)

@@ -1,0 +1,44 @@
+"""Logging set up once at the entry point, with secrets and interaction tokens scrubbed from every line."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable
+
+log = logging.getLogger(__name__)
+
+# Interaction tokens travel in webhook URLs; discord.py and aiohttp may log those URLs at DEBUG level.
+_TOKEN_IN_URL = re.compile(r"(/(?:webhooks|interactions)/\d+/)[A-Za-z0-9_.\-]{20,}")
+_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class RedactingFormatter(logging.Formatter):
+    """A formatter that replaces known secrets and interaction tokens with `***`."""
+
+    def __init__(self, secrets: Iterable[str], fmt: str = _FORMAT) -> None:
+        super().__init__(fmt)
+        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format the record, then scrub it."""
+        return self.redact(super().format(record))
+
+    def redact(self, text: str) -> str:
+        """Remove every secret from `text`."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return _TOKEN_IN_URL.sub(r"\1***", text)
+
+
+def setup_logging(level: str, secrets: Iterable[str]) -> None:
+    """Send all logs to stderr at `level`, redacted; discord.py's noisy loggers one step quieter."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    if level != "DEBUG":
+        logging.getLogger("discord").setLevel(max(logging.INFO, logging.getLevelName(level)))
+        logging.getLogger("discord.gateway").setLevel(logging.WARNING)

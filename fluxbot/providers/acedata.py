@@ -1,0 +1,254 @@
+"""Client for the Ace Data Cloud Flux API (`POST /flux/images`, `POST /flux/tasks`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from fluxbot.config import Secret
+from fluxbot.providers.base import (
+    ErrorKind,
+    Image,
+    JobRequest,
+    ProviderError,
+    TaskState,
+    TaskStatus,
+)
+
+log = logging.getLogger(__name__)
+
+_OPERATOR = "Please tell the bot's operator."
+
+
+@dataclass
+class AceDataFlux:
+    """The Ace Data Cloud Flux API, over an injected aiohttp session."""
+
+    session: aiohttp.ClientSession
+    token: Secret = field(repr=False)
+    base_url: str = "https://api.acedata.cloud"
+    request_timeout: float = 30.0
+    name: str = "acedata"
+    max_batch: int = 50
+
+    async def submit(self, request: JobRequest) -> str:
+        """Start a job asynchronously and return its task id."""
+        body: dict[str, Any] = {
+            "action": request.action,
+            "prompt": request.prompt,
+            "model": request.model,
+            "size": request.size,
+            "async": True,
+        }
+        if request.action == "generate":
+            body["count"] = request.count
+        if request.image_url:
+            body["image_url"] = request.image_url
+        if request.callback_url:
+            body["callback_url"] = request.callback_url
+        answer = await self._post("/flux/images", body, action=request.action)
+        task_id = answer.get("task_id")
+        if not isinstance(task_id, str) or not task_id:
+            raise ProviderError(
+                ErrorKind.BAD_RESPONSE,
+                "The image provider accepted the job but sent no task id, so it cannot be followed. Please try again.",
+                detail=f"submit answer without task_id: keys {sorted(answer)}",
+            )
+        return task_id
+
+    async def lookup(self, task_ids: Sequence[str]) -> Mapping[str, TaskStatus]:
+        """Look up to `max_batch` tasks in one `retrieve_batch` call."""
+        if not task_ids:
+            return {}
+        if len(task_ids) > self.max_batch:
+            raise ValueError(f"at most {self.max_batch} task ids per lookup, got {len(task_ids)}")
+        answer = await self._post("/flux/tasks", {"action": "retrieve_batch", "ids": list(task_ids)})
+        items = answer.get("items")
+        if not isinstance(items, list):
+            raise ProviderError(
+                ErrorKind.BAD_RESPONSE,
+                "The image provider sent an answer the bot could not read.",
+                detail=f"retrieve_batch answer without items: keys {sorted(answer)}",
+            )
+        wanted = set(task_ids)
+        statuses: dict[str, TaskStatus] = {}
+        for item in items:
+            status = parse_task_record(item) if isinstance(item, dict) else None
+            if status is not None and status.task_id in wanted:
+                statuses[status.task_id] = status
+        return statuses
+
+    async def _post(self, path: str, body: dict[str, Any], *, action: str | None = None) -> dict[str, Any]:
+        headers = {
+            "authorization": f"Bearer {self.token.reveal()}",
+            "content-type": "application/json",
+            "accept": "application/json",
+        }
+        url = self.base_url + path
+        try:
+            async with self.session.post(
+                url, json=body, headers=headers, timeout=aiohttp.ClientTimeout(total=self.request_timeout)
+            ) as resp:
+                try:
+                    data = await resp.json(content_type=None)
+                except ValueError:
+                    data = None
+                status = resp.status
+        except aiohttp.ClientConnectorError as exc:
+            # Nothing reached the provider: resending is safe.
+            raise ProviderError(
+                ErrorKind.UNAVAILABLE,
+                "The bot could not reach the image provider. Please try again in a few minutes.",
+                detail=f"cannot connect to {self.base_url}: {exc.os_error}",
+                safe_to_resend=True,
+            ) from None
+        except TimeoutError:
+            raise ProviderError(
+                ErrorKind.UNAVAILABLE,
+                "The image provider took too long to answer. Please try again in a few minutes.",
+                detail=f"no answer from {path} within {self.request_timeout:g} s",
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise ProviderError(
+                ErrorKind.UNAVAILABLE,
+                "The connection to the image provider broke. Please try again in a few minutes.",
+                detail=f"{type(exc).__name__} on {path}",
+            ) from None
+
+        if status >= 400 or (isinstance(data, dict) and data.get("success") is False and "error" in data):
+            raise error_from_answer(status, data, action=action)
+        if not isinstance(data, dict):
+            raise ProviderError(
+                ErrorKind.BAD_RESPONSE,
+                "The image provider sent an answer the bot could not read.",
+                http_status=status,
+                detail=f"non-JSON answer from {path}",
+            )
+        return data
+
+
+def parse_task_record(record: Mapping[str, Any]) -> TaskStatus | None:
+    """Turn one `/flux/tasks` record into a TaskStatus; None for the empty record of an unknown id."""
+    task_id = record.get("id") or record.get("task_id")
+    if not isinstance(task_id, str) or not task_id:
+        return None
+    response = record.get("response")
+    if response is None:
+        return TaskStatus(task_id, TaskState.RUNNING)
+    if not isinstance(response, dict):
+        return TaskStatus(task_id, TaskState.FAILED, error=_unreadable(f"response of type {type(response)}"))
+    return parse_result(task_id, response)
+
+
+def parse_result(task_id: str, result: Mapping[str, Any]) -> TaskStatus:
+    """Turn a finished job's result body (task record `response` or callback) into a TaskStatus."""
+    if result.get("success") is False or "error" in result:
+        return TaskStatus(task_id, TaskState.FAILED, error=error_from_answer(None, dict(result), action=None))
+    items = result.get("data")
+    images: list[Image] = []
+    inference: float | None = None
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict) or not isinstance(item.get("image_url"), str):
+            continue
+        images.append(Image(url=item["image_url"], seed=_as_int(item.get("seed"))))
+        timings = item.get("timings")
+        if isinstance(timings, dict) and isinstance(timings.get("inference"), int | float):
+            inference = float(timings["inference"])
+    if not images:
+        return TaskStatus(
+            task_id,
+            TaskState.FAILED,
+            error=ProviderError(
+                ErrorKind.PROVIDER_FAILED,
+                "The image provider finished the job but returned no image. Please try again.",
+                detail="success without images",
+            ),
+        )
+    return TaskStatus(task_id, TaskState.SUCCEEDED, images=tuple(images), inference_seconds=inference)
+
+
+def error_from_answer(http_status: int | None, data: Any, *, action: str | None) -> ProviderError:
+    """Map the provider's error envelope (and HTTP status) to a ProviderError with a member-facing message."""
+    error = data.get("error") if isinstance(data, dict) else None
+    code = str(error.get("code") or "") if isinstance(error, dict) else ""
+    detail = str(error.get("message") or "") if isinstance(error, dict) else ""
+    if not detail and isinstance(data, dict) and isinstance(data.get("message"), str):
+        detail = data["message"]
+    kind, message = _classify(http_status, code, detail, action)
+    return ProviderError(
+        kind,
+        message,
+        code=code or None,
+        http_status=http_status,
+        detail=detail[:300],
+        safe_to_resend=kind is ErrorKind.RATE_LIMITED,
+    )
+
+
+def _classify(status: int | None, code: str, detail: str, action: str | None) -> tuple[ErrorKind, str]:
+    said = f" The provider said: “{detail[:200]}”." if detail else ""
+    if code in ("invalid_token", "token_expired", "token_mismatched", "no_token") or status == 401:
+        reason = {
+            "token_expired": "has expired",
+            "no_token": "is missing",
+        }.get(code, "is not valid for the Flux API")
+        return ErrorKind.AUTH, f"The bot's image-provider API key {reason}. {_OPERATOR}"
+    if code == "api_not_implemented":
+        return ErrorKind.AUTH, f"The bot's API key is not enabled for the Flux API. {_OPERATOR}"
+    if code == "disabled":
+        return ErrorKind.AUTH, f"The bot's image-provider application is disabled. {_OPERATOR}"
+    if code == "used_up":
+        return ErrorKind.OUT_OF_CREDIT, f"The bot's image-provider account is out of credit. {_OPERATOR}"
+    if status == 403:
+        return (
+            ErrorKind.REFUSED,
+            f"The image provider refused this request (its content rules).{said} "
+            "Try rewording the prompt or using another image.",
+        )
+    if code == "no_api" or status == 404:
+        return (
+            ErrorKind.MISCONFIGURED,
+            f"The bot is set up with a wrong image-provider address (FLUX_API_BASE_URL). {_OPERATOR}",
+        )
+    if code == "too_many_requests" or status == 429:
+        return ErrorKind.RATE_LIMITED, "The image provider is busy right now. Please try again in a minute."
+    if code == "bad_request" or status == 400:
+        return ErrorKind.INVALID_REQUEST, f"The image provider refused the request as invalid.{said}"
+    if "fetch failed" in detail.lower() or (action == "edit" and "fetch" in detail.lower()):
+        return (
+            ErrorKind.IMAGE_UNREACHABLE,
+            "The image provider could not download your image. Upload it again (Discord links expire) and retry.",
+        )
+    if code == "service_unavailable" or status == 503:
+        return (
+            ErrorKind.UNAVAILABLE,
+            "The image provider is down for the moment. Please try again in a few minutes.",
+        )
+    if code == "timeout" or status == 504:
+        return ErrorKind.UNAVAILABLE, "The image provider took too long. Please try again in a few minutes."
+    if code == "api_error" or (status is not None and status >= 500):
+        return (
+            ErrorKind.PROVIDER_FAILED,
+            f"The image provider failed to make the image.{said} Please try again.",
+        )
+    return ErrorKind.PROVIDER_FAILED, f"The image job failed.{said} Please try again."
+
+
+def _unreadable(detail: str) -> ProviderError:
+    return ProviderError(
+        ErrorKind.BAD_RESPONSE, "The image provider sent an answer the bot could not read.", detail=detail
+    )
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None

@@ -1,0 +1,114 @@
+"""What every provider client offers, the typed results it returns and the one exception it raises."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal, Protocol
+
+Action = Literal["generate", "edit"]
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What to ask a provider for: one generate or edit job."""
+
+    action: Action
+    prompt: str
+    model: str
+    size: str
+    count: int = 1
+    image_url: str | None = None
+    callback_url: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Image:
+    """One finished image."""
+
+    url: str
+    seed: int | None = None
+
+
+class TaskState(StrEnum):
+    """Where a provider task stands."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """A provider's answer about one task."""
+
+    task_id: str
+    state: TaskState
+    images: tuple[Image, ...] = ()
+    error: ProviderError | None = None
+    inference_seconds: float | None = None
+
+
+class ErrorKind(StrEnum):
+    """What went wrong, in terms of who can fix it."""
+
+    INVALID_REQUEST = "invalid_request"  # the member can change the input
+    REFUSED = "refused"  # content moderation
+    AUTH = "auth"  # the operator's key is wrong, expired or not enabled
+    OUT_OF_CREDIT = "out_of_credit"  # the operator must top up
+    MISCONFIGURED = "misconfigured"  # wrong base URL and the like
+    RATE_LIMITED = "rate_limited"
+    IMAGE_UNREACHABLE = "image_unreachable"  # the provider could not download the input image
+    PROVIDER_FAILED = "provider_failed"
+    UNAVAILABLE = "unavailable"  # down, overloaded or too slow
+    BAD_RESPONSE = "bad_response"  # an answer we could not read
+
+    @property
+    def operator_problem(self) -> bool:
+        """True when only the bot's operator can fix it."""
+        return self in (ErrorKind.AUTH, ErrorKind.OUT_OF_CREDIT, ErrorKind.MISCONFIGURED)
+
+
+class ProviderError(Exception):
+    """A provider call failed; `user_message` says so in words a member understands."""
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        user_message: str,
+        *,
+        code: str | None = None,
+        http_status: int | None = None,
+        detail: str = "",
+        safe_to_resend: bool = False,
+    ) -> None:
+        super().__init__(f"{kind.value} (HTTP {http_status}, code {code}): {detail or user_message}")
+        self.kind = kind
+        self.user_message = user_message
+        self.code = code
+        self.http_status = http_status
+        self.detail = detail
+        #: True when the request surely did not start a job (429, connection refused): resending cannot bill twice.
+        self.safe_to_resend = safe_to_resend
+
+    @property
+    def retryable(self) -> bool:
+        """True when the same call may work later without anyone changing anything."""
+        return self.kind in (ErrorKind.RATE_LIMITED, ErrorKind.UNAVAILABLE, ErrorKind.PROVIDER_FAILED)
+
+
+class Provider(Protocol):
+    """A remote image API: submit jobs, look tasks up."""
+
+    name: str
+    #: The most task ids one `lookup` call may carry.
+    max_batch: int
+
+    async def submit(self, request: JobRequest) -> str:
+        """Start a job and return the provider's task id; raises ProviderError."""
+        ...
+
+    async def lookup(self, task_ids: Sequence[str]) -> Mapping[str, TaskStatus]:
+        """Statuses of the given tasks (at most `max_batch`); ids the provider does not know are left out."""
+        ...

@@ -1,0 +1,108 @@
+"""What a job's reply looks like: the queued card, the result gallery and the failure card."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+
+from fluxbot import catalog
+from fluxbot.store import Job, JobStatus
+
+log = logging.getLogger(__name__)
+
+QUEUED_COLOUR = discord.Colour.blurple()
+DONE_COLOUR = discord.Colour.green()
+FAILED_COLOUR = discord.Colour.red()
+TIMED_OUT_COLOUR = discord.Colour.orange()
+
+
+def elapsed_text(seconds: float) -> str:
+    """`42s`, `3m 05s` or `1h 02m`."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def _model_label(name: str) -> str:
+    try:
+        return f"{catalog.get_model(name).label} (`{name}`)"
+    except KeyError:
+        return f"`{name}`"
+
+
+def _quote(prompt: str, limit: int = 1000) -> str:
+    text = prompt if len(prompt) <= limit else prompt[: limit - 1] + "…"
+    return "\n".join("> " + line for line in text.splitlines() or [""])
+
+
+def _base(job: Job, title: str, colour: discord.Colour) -> discord.Embed:
+    verb = "Edit" if job.action == "edit" else "Imagine"
+    embed = discord.Embed(
+        title=title, colour=colour, description=f"**{verb}** for <@{job.user_id}>\n{_quote(job.prompt)}"
+    )
+    embed.add_field(name="Model", value=_model_label(job.model), inline=True)
+    embed.add_field(name="Size", value=f"`{job.size}`", inline=True)
+    if job.action == "generate":
+        embed.add_field(name="Images", value=str(job.count), inline=True)
+    return embed
+
+
+def queued_card(job: Job, *, now: float) -> list[discord.Embed]:
+    """The card a job's reply shows while it waits for the provider."""
+    embed = _base(job, "⏳ Queued — Flux is working on it", QUEUED_COLOUR)
+    embed.add_field(name="Task", value=f"`{job.task_id}`" if job.task_id else "sending…", inline=True)
+    embed.add_field(
+        name="Elapsed",
+        value=f"{elapsed_text(now - job.created_at)} (started <t:{int(job.created_at)}:R>)",
+        inline=True,
+    )
+    embed.set_footer(text=f"Job #{job.id} · this message turns into the result when it is ready")
+    return [embed]
+
+
+def result_card(job: Job) -> list[discord.Embed]:
+    """The finished job: its images as one gallery (embeds sharing a URL) with prompt, model, size, seed."""
+    if not job.images:
+        return failure_card(job)
+    gallery_url = job.images[0].url
+    first = _base(job, "✅ Done", DONE_COLOUR)
+    first.url = gallery_url
+    seeds = [str(i.seed) for i in job.images if i.seed is not None]
+    if seeds:
+        first.add_field(name="Seed" if len(seeds) == 1 else "Seeds", value=", ".join(seeds), inline=True)
+    took = elapsed_text((job.finished_at or job.created_at) - job.created_at)
+    timing = f"{took} in all"
+    if job.inference_seconds is not None:
+        timing += f", {job.inference_seconds:.1f}s of inference"
+    first.add_field(name="Time", value=timing, inline=True)
+    first.add_field(name="Task", value=f"`{job.task_id}`", inline=True)
+    first.set_footer(text=f"Job #{job.id}")
+    first.set_image(url=job.images[0].url)
+    embeds = [first]
+    for image in job.images[1:4]:
+        extra = discord.Embed(url=gallery_url, colour=DONE_COLOUR)
+        extra.set_image(url=image.url)
+        embeds.append(extra)
+    return embeds
+
+
+def failure_card(job: Job) -> list[discord.Embed]:
+    """The reply of a job that failed or timed out: what happened and what to do."""
+    timed_out = job.status is JobStatus.TIMED_OUT
+    embed = _base(job, "⌛ Timed out" if timed_out else "❌ Failed", TIMED_OUT_COLOUR if timed_out else FAILED_COLOUR)
+    embed.add_field(name="What happened", value=job.error_message or "The job failed.", inline=False)
+    if job.task_id:
+        embed.add_field(name="Task", value=f"`{job.task_id}`", inline=True)
+    embed.set_footer(text=f"Job #{job.id}")
+    return [embed]
+
+
+def final_card(job: Job) -> list[discord.Embed]:
+    """The card for a finished job, whatever its outcome."""
+    return result_card(job) if job.status is JobStatus.SUCCEEDED else failure_card(job)

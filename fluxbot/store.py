@@ -1,0 +1,268 @@
+"""SQLite storage for jobs: schema migrations, WAL, and every state change as one conditional statement."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from fluxbot.providers.base import Image
+
+log = logging.getLogger(__name__)
+
+
+class JobStatus(StrEnum):
+    """A job's life: pending → submitted → succeeded | failed | timed_out (then delivered_at is set)."""
+
+    PENDING = "pending"  # row written, nothing sent yet (or the submit is under way)
+    SUBMITTED = "submitted"  # the provider has it; task_id is stored
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def finished(self) -> bool:
+        """True once the job has its final outcome."""
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT)
+
+
+OPEN_STATUSES = (JobStatus.PENDING, JobStatus.SUBMITTED)
+
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        status TEXT NOT NULL,
+        action TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        size TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        image_url TEXT,
+        user_id INTEGER NOT NULL,
+        guild_id INTEGER,
+        channel_id INTEGER,
+        application_id INTEGER NOT NULL,
+        interaction_token TEXT NOT NULL,
+        message_id INTEGER,
+        task_id TEXT,
+        images TEXT NOT NULL DEFAULT '[]',
+        inference_seconds REAL,
+        error_kind TEXT,
+        error_message TEXT,
+        created_at REAL NOT NULL,
+        submitted_at REAL,
+        finished_at REAL,
+        delivered_at REAL,
+        delivered_via TEXT
+    );
+    CREATE INDEX jobs_open ON jobs (status) WHERE delivered_at IS NULL;
+    CREATE INDEX jobs_task ON jobs (provider, task_id);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """What a command asks for, before it has a row."""
+
+    action: str
+    provider: str
+    model: str
+    prompt: str
+    size: str
+    count: int
+    image_url: str | None
+    user_id: int
+    guild_id: int | None
+    channel_id: int | None
+    application_id: int
+    interaction_token: str = field(repr=False)
+    message_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of the jobs table."""
+
+    id: int
+    status: JobStatus
+    action: str
+    provider: str
+    model: str
+    prompt: str
+    size: str
+    count: int
+    image_url: str | None
+    user_id: int
+    guild_id: int | None
+    channel_id: int | None
+    application_id: int
+    interaction_token: str = field(repr=False)
+    message_id: int | None = None
+    task_id: str | None = None
+    images: tuple[Image, ...] = ()
+    inference_seconds: float | None = None
+    error_kind: str | None = None
+    error_message: str | None = None
+    created_at: float = 0.0
+    submitted_at: float | None = None
+    finished_at: float | None = None
+    delivered_at: float | None = None
+    delivered_via: str | None = None
+
+
+class Store:
+    """The jobs database. Open with `await Store.open(path)`, close with `await store.close()`."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Store:
+        """Open (and create or migrate) the database at `path`."""
+        db = await aiosqlite.connect(path)
+        db.row_factory = aiosqlite.Row
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute("PRAGMA busy_timeout=5000")
+        store = cls(db)
+        await store._migrate()
+        return store
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self._db.close()
+
+    async def _migrate(self) -> None:
+        async with self._db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row else 0
+        for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+            await self._db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+            log.info("database migrated to schema version %d", number)
+
+    async def create_job(self, new: NewJob, *, now: float | None = None) -> Job:
+        """Write a pending job and return it."""
+        created = time.time() if now is None else now
+        cur = await self._db.execute(
+            """INSERT INTO jobs (status, action, provider, model, prompt, size, count, image_url, user_id,
+                   guild_id, channel_id, application_id, interaction_token, message_id, created_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                JobStatus.PENDING, new.action, new.provider, new.model, new.prompt, new.size, new.count,
+                new.image_url, new.user_id, new.guild_id, new.channel_id, new.application_id,
+                new.interaction_token, new.message_id, created,
+            ),
+        )  # fmt: skip
+        await self._db.commit()
+        assert cur.lastrowid is not None
+        job = await self.get_job(cur.lastrowid)
+        assert job is not None
+        return job
+
+    async def get_job(self, job_id: int) -> Job | None:
+        """The job with this id, or None."""
+        rows = await self._select("WHERE id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    async def mark_submitted(self, job_id: int, task_id: str, *, now: float | None = None) -> bool:
+        """Store the provider's task id; False when the job was no longer pending."""
+        return await self._update(
+            "SET status = ?, task_id = ?, submitted_at = ? WHERE id = ? AND status = ?",
+            (JobStatus.SUBMITTED, task_id, _now(now), job_id, JobStatus.PENDING),
+        )
+
+    async def set_message(self, job_id: int, message_id: int) -> None:
+        """Remember the id of the reply message."""
+        await self._update("SET message_id = ? WHERE id = ?", (message_id, job_id))
+
+    async def finish(
+        self,
+        job_id: int,
+        status: JobStatus,
+        *,
+        images: Sequence[Image] = (),
+        inference_seconds: float | None = None,
+        error_kind: str | None = None,
+        error_message: str | None = None,
+        now: float | None = None,
+    ) -> bool:
+        """Give an open job its outcome; exactly one caller gets True for a job, whatever races."""
+        if not status.finished:
+            raise ValueError(f"{status} is not a final status")
+        return await self._update(
+            """SET status = ?, images = ?, inference_seconds = ?, error_kind = ?, error_message = ?,
+                   finished_at = ?
+               WHERE id = ? AND status IN (?, ?)""",
+            (
+                status, _dump_images(images), inference_seconds, error_kind, error_message, _now(now),
+                job_id, *OPEN_STATUSES,
+            ),
+        )  # fmt: skip
+
+    async def mark_delivered(self, job_id: int, via: str, *, now: float | None = None) -> bool:
+        """Record that the finished job's reply shows its outcome; False when it already did."""
+        return await self._update(
+            "SET delivered_at = ?, delivered_via = ? WHERE id = ? AND delivered_at IS NULL AND status IN (?, ?, ?)",
+            (_now(now), via, job_id, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT),
+        )
+
+    async def jobs_with_status(self, status: JobStatus) -> list[Job]:
+        """Undelivered jobs in `status`, oldest first."""
+        return await self._select("WHERE status = ? AND delivered_at IS NULL ORDER BY id", (status,))
+
+    async def undelivered_jobs(self) -> list[Job]:
+        """Finished jobs whose reply does not show the outcome yet, oldest first."""
+        return await self._select(
+            "WHERE status IN (?, ?, ?) AND delivered_at IS NULL ORDER BY id",
+            (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT),
+        )
+
+    async def get_meta(self, key: str) -> str | None:
+        """A value from the key/value table."""
+        async with self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Store a value in the key/value table."""
+        await self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+        await self._db.commit()
+
+    async def _update(self, clause: str, params: Iterable[Any]) -> bool:
+        cur = await self._db.execute(f"UPDATE jobs {clause}", tuple(params))
+        await self._db.commit()
+        return cur.rowcount == 1
+
+    async def _select(self, clause: str, params: Iterable[Any]) -> list[Job]:
+        async with self._db.execute(f"SELECT * FROM jobs {clause}", tuple(params)) as cur:  # noqa: S608
+            rows = await cur.fetchall()
+        return [_job_from_row(row) for row in rows]
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+def _dump_images(images: Sequence[Image]) -> str:
+    return json.dumps([{"url": i.url, "seed": i.seed} for i in images])
+
+
+def _job_from_row(row: aiosqlite.Row) -> Job:
+    data = dict(row)
+    data["status"] = JobStatus(data["status"])
+    data["images"] = tuple(Image(url=i["url"], seed=i.get("seed")) for i in json.loads(data["images"]))
+    return Job(**data)

@@ -1,0 +1,40 @@
+"""Shared fixtures: the fake provider, a client for it, and a store on a real SQLite file."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from fluxbot.config import Secret
+from fluxbot.providers.acedata import AceDataFlux
+from fluxbot.store import Store
+from tests.fakes.flux_api import FakeFlux
+
+
+@pytest.fixture
+async def flux() -> AsyncIterator[FakeFlux]:
+    fake = FakeFlux()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+def client(flux: FakeFlux, session: aiohttp.ClientSession) -> AceDataFlux:
+    return AceDataFlux(session, Secret(flux.token), flux.base_url, request_timeout=5)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = await Store.open(tmp_path / "jobs.db")
+    yield s
+    await s.close()

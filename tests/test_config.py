@@ -1,0 +1,104 @@
+"""Settings: defaults, validation messages that name the variable, secrets kept out of sight."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fluxbot.config import ConfigError, Secret, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = {"DISCORD_TOKEN": "discord-secret-token", "ACEDATA_API_TOKEN": "acedata-secret-token"}
+
+
+def load(tmp_path: Path, **extra: str):
+    env = {"DATABASE_PATH": str(tmp_path / "db" / "fluxbot.db"), **BASE, **extra}
+    return load_settings(env, env_file=None)
+
+
+def test_defaults(tmp_path: Path) -> None:
+    settings = load_settings(BASE, env_file=None)
+    assert settings.flux_api_base_url == "https://api.acedata.cloud"
+    assert settings.database_path == Path("data/fluxbot.db")
+    assert settings.default_model == "flux-dev"
+    assert settings.poll_interval_seconds == 3
+    assert settings.job_timeout_seconds == 600
+    assert settings.dev_guild_id is None
+    assert settings.log_level == "INFO"
+
+
+def test_values_are_parsed(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path,
+        FLUX_API_BASE_URL="http://127.0.0.1:9999/",
+        DEFAULT_MODEL="flux-pro-1.1",
+        POLL_INTERVAL_SECONDS="0.5",
+        JOB_TIMEOUT_SECONDS="120",
+        DEV_GUILD_ID="123456789012345678",
+        LOG_LEVEL="debug",
+    )
+    assert settings.flux_api_base_url == "http://127.0.0.1:9999"
+    assert settings.default_model == "flux-pro-1.1"
+    assert settings.poll_interval_seconds == 0.5
+    assert settings.job_timeout_seconds == 120
+    assert settings.dev_guild_id == 123456789012345678
+    assert settings.log_level == "DEBUG"
+    assert (tmp_path / "db").is_dir(), "the database folder is created"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("DISCORD_TOKEN", "", "is required"),
+        ("ACEDATA_API_TOKEN", "   ", "is required"),
+        ("DISCORD_TOKEN", "two words", "without spaces"),
+        ("FLUX_API_BASE_URL", "api.acedata.cloud", "http(s) URL"),
+        ("DEFAULT_MODEL", "dall-e", "one of flux-dev"),
+        ("POLL_INTERVAL_SECONDS", "fast", "number of seconds"),
+        ("POLL_INTERVAL_SECONDS", "0", "between"),
+        ("JOB_TIMEOUT_SECONDS", "-5", "between"),
+        ("DEV_GUILD_ID", "my-server", "server id"),
+        ("LOG_LEVEL", "LOUD", "one of DEBUG"),
+    ],
+)
+def test_bad_values_name_the_variable(tmp_path: Path, variable: str, value: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, **{variable: value})
+    assert info.value.variable == variable
+    assert str(info.value).startswith(f"{variable}: ")
+    assert expected in str(info.value)
+
+
+def test_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("DISCORD_TOKEN=from-file\nACEDATA_API_TOKEN=from-file\n# comment\nDEFAULT_MODEL=flux-pro\n")
+    settings = load_settings({"DEFAULT_MODEL": "flux-2-pro", "DATABASE_PATH": str(tmp_path / "x.db")}, env_file)
+    assert settings.discord_token.reveal() == "from-file"
+    assert settings.default_model == "flux-2-pro"
+
+
+def test_secrets_never_show(tmp_path: Path) -> None:
+    settings = load(tmp_path)
+    shown = repr(settings) + str(settings) + f"{settings.discord_token} {settings.acedata_api_token!r}"
+    assert "secret-token" not in shown
+    assert settings.discord_token.reveal() == "discord-secret-token"
+    assert Secret("a") == Secret("a")
+    assert sorted(settings.secrets()) == ["acedata-secret-token", "discord-secret-token"]
+
+
+def test_bot_stops_with_one_line_naming_the_variable(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "ACEDATA_API_TOKEN")}
+    env.update(ACEDATA_API_TOKEN="x-token", POLL_INTERVAL_SECONDS="soon")
+    env["DISCORD_TOKEN"] = "abc"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bot.py")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "fluxbot: configuration error: POLL_INTERVAL_SECONDS: expects a number of seconds, got 'soon'"
+    ]
+    assert "Traceback" not in done.stderr

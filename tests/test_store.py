@@ -1,0 +1,108 @@
+"""The store's state transitions on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from fluxbot.providers.base import Image
+from fluxbot.store import JobStatus, NewJob, Store
+
+
+def new_job(**changes: object) -> NewJob:
+    values: dict[str, object] = {
+        "action": "generate",
+        "provider": "acedata",
+        "model": "flux-dev",
+        "prompt": "a white siamese cat",
+        "size": "1024x1024",
+        "count": 2,
+        "image_url": None,
+        "user_id": 42,
+        "guild_id": 7,
+        "channel_id": 8,
+        "application_id": 9,
+        "interaction_token": "interaction-token-secret",
+        "message_id": 1001,
+    }
+    values.update(changes)
+    return NewJob(**values)  # type: ignore[arg-type]
+
+
+async def test_a_job_goes_from_pending_to_delivered(store: Store) -> None:
+    job = await store.create_job(new_job(), now=100.0)
+    assert job.status is JobStatus.PENDING
+    assert (job.created_at, job.message_id, job.count) == (100.0, 1001, 2)
+    assert "interaction-token-secret" not in repr(job)
+
+    assert await store.mark_submitted(job.id, "task-1", now=101.0)
+    assert not await store.mark_submitted(job.id, "task-2"), "a job is submitted once"
+    submitted = await store.get_job(job.id)
+    assert submitted is not None
+    assert (submitted.status, submitted.task_id, submitted.submitted_at) == (JobStatus.SUBMITTED, "task-1", 101.0)
+    assert [j.id for j in await store.jobs_with_status(JobStatus.SUBMITTED)] == [job.id]
+
+    images = [Image("https://x/1.png", 5), Image("https://x/2.png", None)]
+    assert await store.finish(job.id, JobStatus.SUCCEEDED, images=images, inference_seconds=2.5, now=130.0)
+    assert not await store.finish(job.id, JobStatus.FAILED, error_message="late"), "finalized once"
+    done = await store.get_job(job.id)
+    assert done is not None
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.images == tuple(images)
+    assert (done.inference_seconds, done.finished_at, done.error_message) == (2.5, 130.0, None)
+    assert [j.id for j in await store.undelivered_jobs()] == [job.id]
+
+    assert await store.mark_delivered(job.id, "interaction", now=131.0)
+    assert not await store.mark_delivered(job.id, "interaction"), "delivered once"
+    assert await store.undelivered_jobs() == []
+    delivered = await store.get_job(job.id)
+    assert delivered is not None
+    assert (delivered.delivered_at, delivered.delivered_via) == (131.0, "interaction")
+
+
+async def test_an_unfinished_job_cannot_be_marked_delivered(store: Store) -> None:
+    job = await store.create_job(new_job())
+    assert not await store.mark_delivered(job.id, "interaction")
+    with pytest.raises(ValueError, match="not a final status"):
+        await store.finish(job.id, JobStatus.SUBMITTED)
+
+
+async def test_a_pending_job_can_fail_without_a_task(store: Store) -> None:
+    job = await store.create_job(new_job())
+    assert await store.finish(job.id, JobStatus.FAILED, error_kind="auth", error_message="key")
+    assert not await store.mark_submitted(job.id, "late-task")
+    failed = await store.get_job(job.id)
+    assert failed is not None
+    assert (failed.status, failed.error_kind, failed.task_id) == (JobStatus.FAILED, "auth", None)
+
+
+async def test_racing_finishers_win_once(store: Store) -> None:
+    job = await store.create_job(new_job())
+    await store.mark_submitted(job.id, "task")
+    results = await asyncio.gather(
+        *(store.finish(job.id, status) for status in [JobStatus.SUCCEEDED, JobStatus.FAILED] * 5)
+    )
+    assert results.count(True) == 1
+
+
+async def test_data_survives_reopening_and_schema_is_versioned(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    first = await Store.open(path)
+    job = await first.create_job(new_job(prompt="persisted"))
+    await first.set_meta("k", "v1")
+    await first.set_meta("k", "v2")
+    await first.close()
+
+    second = await Store.open(path)
+    again = await second.get_job(job.id)
+    assert again is not None
+    assert again.prompt == "persisted"
+    assert await second.get_meta("k") == "v2"
+    assert await second.get_meta("missing") is None
+    await second.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
