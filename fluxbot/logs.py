@@ -11,6 +11,8 @@ log = logging.getLogger(__name__)
 
 # Interaction tokens travel in webhook URLs; discord.py and aiohttp may log those URLs at DEBUG level.
 _TOKEN_IN_URL = re.compile(r"(/(?:webhooks|interactions)/\d+/)[A-Za-z0-9_.\-]{20,}")
+# ...and as a `token` field in gateway payloads that discord.py logs at DEBUG level.
+_TOKEN_FIELD = re.compile(r"""(['"]token['"]\s*:\s*['"])[^'"]+""")
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
@@ -29,6 +31,7 @@ class RedactingFormatter(logging.Formatter):
         """Remove every secret from `text`."""
         for secret in self._secrets:
             text = text.replace(secret, "***")
+        text = _TOKEN_FIELD.sub(r"\1***", text)
         return _TOKEN_IN_URL.sub(r"\1***", text)
 
 
@@ -39,6 +42,8 @@ def setup_logging(level: str, secrets: Iterable[str]) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # aiosqlite logs every statement with its parameters at DEBUG, stored interaction tokens included.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     if level != "DEBUG":
         logging.getLogger("discord").setLevel(max(logging.INFO, logging.getLevelName(level)))
         logging.getLogger("discord.gateway").setLevel(logging.WARNING)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any
 
 import aiohttp
 import pytest
@@ -197,9 +196,8 @@ async def test_a_timeout_is_ambiguous_and_not_safe_to_resend(session: aiohttp.Cl
     app.router.add_post("/flux/images", slow)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port: Any = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
     try:
         client = AceDataFlux(session, Secret("t"), f"http://127.0.0.1:{port}", request_timeout=0.2)
         with pytest.raises(ProviderError) as info:

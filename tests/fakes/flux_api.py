@@ -81,13 +81,10 @@ class FakeFlux:
         app.router.add_post("/flux/images", self._images)
         app.router.add_post("/flux/tasks", self._tasks)
         app.router.add_get("/files/{task}/{name}", self._file)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        port = self._runner.addresses[0][1]
         self.base_url = f"http://127.0.0.1:{port}"
 
     async def close(self) -> None:

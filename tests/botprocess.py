@@ -1,0 +1,73 @@
+"""Starts and stops the real bot process for end-to-end tests, keeping its log output."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_BOT = Path(__file__).resolve().parent / "run_bot.py"
+
+
+class BotProcess:
+    """One `bot.py` process with its environment; start, kill and restart it."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.env = env
+        self.cwd = cwd
+        self.output = ""
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the process (it keeps running until killed or stopped)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ACEDATA_", "FLUX_"))}
+        env.update(self.env)
+        env["PYTHONPATH"] = str(ROOT)
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(RUN_BOT),
+            cwd=self.cwd,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._proc is not None
+        assert self._proc.stdout is not None
+        async for line in self._proc.stdout:
+            self.output += line.decode(errors="replace")
+
+    @property
+    def running(self) -> bool:
+        """True while the process is alive."""
+        return self._proc is not None and self._proc.returncode is None
+
+    async def kill(self) -> None:
+        """SIGKILL: no cleanup at all, like a crash or a power cut."""
+        await self._signal(signal.SIGKILL)
+
+    async def stop(self) -> int | None:
+        """SIGTERM and wait; returns the exit code."""
+        return await self._signal(signal.SIGTERM)
+
+    async def _signal(self, sig: int) -> int | None:
+        if self._proc is None:
+            return None
+        if self._proc.returncode is None:
+            self._proc.send_signal(sig)
+            try:
+                await asyncio.wait_for(self._proc.wait(), 15)
+            except TimeoutError:
+                self._proc.kill()
+                await self._proc.wait()
+        if self._reader is not None:
+            await self._reader
+        code = self._proc.returncode
+        self._proc = None
+        return code

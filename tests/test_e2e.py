@@ -1,0 +1,261 @@
+"""End to end: the real bot.py process and the real discord.py against the fake Discord and fake Flux API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.botprocess import BotProcess
+from tests.fakes.discord_api import FakeDiscord, RecordedRequest, SentInteraction
+from tests.fakes.flux_api import FakeFlux, envelope
+
+EPHEMERAL = 64
+DEFERRED_CHANNEL_MESSAGE = 5
+CHANNEL_MESSAGE = 4
+
+
+@dataclass
+class World:
+    discord: FakeDiscord
+    flux: FakeFlux
+    bot: BotProcess
+
+    async def restart(self, *, kill: bool = True) -> None:
+        await (self.bot.kill() if kill else self.bot.stop())
+        connections = self.discord.identify_count
+        await self.bot.start()
+        await self.discord.wait_for(lambda: self.discord.identify_count > connections, timeout=30)
+        await self.discord.wait_ready(timeout=30)
+
+
+def bot_env(discord: FakeDiscord, flux: FakeFlux, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {
+        "FAKE_DISCORD_URL": discord.base_url,
+        "DISCORD_TOKEN": discord.bot_token,
+        "ACEDATA_API_TOKEN": flux.token,
+        "FLUX_API_BASE_URL": flux.base_url,
+        "DATABASE_PATH": str(tmp_path / "data" / "fluxbot.db"),
+        "POLL_INTERVAL_SECONDS": "0.2",
+        "DEV_GUILD_ID": str(discord.guild_id),
+        "LOG_LEVEL": "DEBUG",
+    }
+    env.update(extra)
+    return {k: v for k, v in env.items() if v}
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[tuple[FakeDiscord, FakeFlux]]:
+    discord, flux = FakeDiscord(), FakeFlux()
+    await discord.start()
+    await flux.start()
+    yield discord, flux
+    await flux.close()
+    await discord.close()
+
+
+@pytest.fixture
+async def world(fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path) -> AsyncIterator[World]:
+    discord, flux = fakes
+    bot = BotProcess(bot_env(discord, flux, tmp_path), tmp_path)
+    await bot.start()
+    try:
+        await discord.wait_ready(timeout=30)
+        await discord.wait_for(lambda: bool(discord.commands.get(str(discord.guild_id))), timeout=30)
+        yield World(discord, flux, bot)
+    finally:
+        await bot.stop()
+        secrets = [discord.bot_token, flux.token, *(i.token for i in discord.interactions)]
+        leaked = [s for s in secrets if s in bot.output]
+        assert not leaked, "a token reached the bot's log output"
+
+
+def option(name: str, value: Any, kind: int = 3) -> dict[str, Any]:
+    return {"name": name, "type": kind, "value": value}
+
+
+def first_callback(world: World, interaction: SentInteraction) -> RecordedRequest:
+    callbacks = world.discord.callbacks_for(interaction)
+    assert callbacks, "the interaction was not answered"
+    return callbacks[0]
+
+
+async def final_reply(world: World, interaction: SentInteraction, title: str, timeout: float = 30) -> dict[str, Any]:
+    def shown() -> bool:
+        message = world.discord.original_response(interaction)
+        embeds = (message or {}).get("embeds") or []
+        return bool(embeds) and str(embeds[0].get("title", "")).endswith(title)
+
+    await world.discord.wait_for(shown, timeout=timeout)
+    message = world.discord.original_response(interaction)
+    assert message is not None
+    return message
+
+
+def fields(embed: dict[str, Any]) -> dict[str, str]:
+    return {f["name"]: f["value"] for f in embed.get("fields", [])}
+
+
+# -- tests -----------------------------------------------------------------------------------------
+
+
+async def test_commands_are_synced_globally_once_with_their_options(
+    fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path
+) -> None:
+    discord, flux = fakes
+    bot = BotProcess(bot_env(discord, flux, tmp_path, DEV_GUILD_ID=""), tmp_path)
+    await bot.start()
+    try:
+        await discord.wait_for(lambda: bool(discord.commands.get("global")), timeout=30)
+        commands = {c["name"]: c for c in discord.commands["global"]}
+        assert set(commands) == {"imagine", "edit"}
+
+        imagine = {o["name"]: o for o in commands["imagine"]["options"]}
+        assert list(imagine) == ["prompt", "model", "size", "count"]
+        assert (imagine["prompt"]["type"], imagine["prompt"]["required"]) == (3, True)
+        assert [c["value"] for c in imagine["model"]["choices"]] == [
+            "flux-dev", "flux-pro", "flux-pro-1.1", "flux-pro-1.1-ultra", "flux-kontext-pro",
+            "flux-kontext-max", "flux-2-flex", "flux-2-pro", "flux-2-max", "flux-2-klein",
+        ]  # fmt: skip
+        assert imagine["size"]["autocomplete"] is True
+        assert (imagine["count"]["type"], imagine["count"]["min_value"], imagine["count"]["max_value"]) == (4, 1, 4)
+
+        edit = {o["name"]: o for o in commands["edit"]["options"]}
+        assert list(edit) == ["image", "prompt", "model", "size"]
+        assert (edit["image"]["type"], edit["image"]["required"]) == (11, True)
+        assert [c["value"] for c in edit["model"]["choices"]] == ["flux-kontext-pro", "flux-kontext-max"]
+        assert not edit["size"].get("required", False)
+
+        syncs = [r for r in discord.requests if r.method == "PUT" and r.path.endswith("/commands")]
+        assert len(syncs) == 1
+        await bot.stop()
+        await bot.start()
+        await discord.wait_for(lambda: bot.output.count("commands unchanged") == 1, timeout=30)
+        syncs = [r for r in discord.requests if r.method == "PUT" and r.path.endswith("/commands")]
+        assert len(syncs) == 1, "an unchanged command set is not synced again on restart"
+    finally:
+        await bot.stop()
+
+
+async def test_dev_guild_gets_the_commands_at_start_up(world: World) -> None:
+    names = {c["name"] for c in world.discord.commands[str(world.discord.guild_id)]}
+    assert names == {"imagine", "edit"}
+    assert "global" not in world.discord.commands
+
+
+async def test_imagine_is_deferred_and_the_reply_becomes_four_images(world: World) -> None:
+    world.flux.lookups_before_done = 3
+    interaction = await world.discord.send_slash_command(
+        "imagine",
+        [option("prompt", "a white siamese cat"), option("model", "flux-pro-1.1"), option("size", "1024x768"),
+         option("count", 4, kind=4)],
+    )  # fmt: skip
+    callback = first_callback(world, interaction)
+    assert callback.json["type"] == DEFERRED_CHANNEL_MESSAGE
+    assert not (callback.json.get("data") or {}).get("flags", 0) & EPHEMERAL
+
+    queued = await final_reply(world, interaction, "Flux is working on it")
+    card = fields(queued["embeds"][0])
+    [task_id] = world.flux.tasks
+    assert card["Task"] == f"`{task_id}`"
+    assert (card["Size"], card["Images"]) == ("`1024x768`", "4")
+    assert "flux-pro-1.1" in card["Model"]
+    assert "Elapsed" in card
+    assert "a white siamese cat" in queued["embeds"][0]["description"]
+
+    done = await final_reply(world, interaction, "Done")
+    embeds = done["embeds"]
+    assert len(embeds) == 4
+    assert [e["image"]["url"] for e in embeds] == [f"{world.flux.base_url}/files/{task_id}/{i}.png" for i in range(4)]
+    assert len({e["url"] for e in embeds}) == 1, "embeds sharing one url show as a gallery"
+    result = fields(embeds[0])
+    assert result["Seeds"] == "1000, 1001, 1002, 1003"
+    assert "a white siamese cat" in embeds[0]["description"]
+    assert world.flux.submits == [
+        {"action": "generate", "prompt": "a white siamese cat", "model": "flux-pro-1.1", "size": "1024x768",
+         "count": 4, "async": True}
+    ]  # fmt: skip
+    assert all(body["action"] == "retrieve_batch" for body in world.flux.lookups)
+
+
+async def test_edit_sends_the_attachment_url_with_a_kontext_model(world: World) -> None:
+    photo = world.discord.make_attachment("photo.png", "image/png", 120_000, width=1080, height=1920)
+    interaction = await world.discord.send_slash_command(
+        "edit",
+        [option("image", photo["id"], kind=11), option("prompt", "make the cat blue")],
+        attachments=[photo],
+    )
+    assert first_callback(world, interaction).json["type"] == DEFERRED_CHANNEL_MESSAGE
+    done = await final_reply(world, interaction, "Done")
+    assert world.flux.submits == [
+        {"action": "edit", "prompt": "make the cat blue", "model": "flux-kontext-pro", "size": "9:16",
+         "image_url": photo["url"], "async": True}
+    ]  # fmt: skip
+    assert len(done["embeds"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "options", "says"),
+    [
+        ("imagine", [option("prompt", "a cat"), option("size", "1000x1000")], "not a multiple of 32"),
+        ("imagine", [option("prompt", "a cat"), option("size", "4096x4096")], "out of range"),
+        ("imagine", [option("prompt", "   ")], "prompt is empty"),
+        ("imagine", [option("prompt", "x" * 1501)], "the limit is 1,500"),
+        ("imagine", [option("prompt", "a cat"), option("model", "flux-kontext-pro"), option("size", "1024x1024")],
+         "aspect ratio"),
+        ("edit", "notes.txt", "not an image"),
+    ],
+)  # fmt: skip
+async def test_invalid_input_gets_an_ephemeral_message_and_no_api_call(
+    world: World, command: str, options: Any, says: str
+) -> None:
+    attachments = None
+    if options == "notes.txt":
+        notes = world.discord.make_attachment("notes.txt", "text/plain; charset=utf-8", 120)
+        options, attachments = [option("image", notes["id"], kind=11), option("prompt", "make it blue")], [notes]
+    interaction = await world.discord.send_slash_command(command, options, attachments=attachments)
+    await world.discord.wait_for(lambda: bool(world.discord.callbacks_for(interaction)))
+    callback = first_callback(world, interaction)
+    assert callback.json["type"] == CHANNEL_MESSAGE
+    assert callback.json["data"]["flags"] & EPHEMERAL
+    assert says in callback.json["data"]["content"]
+    assert world.flux.requests == []
+
+
+async def test_kontext_sizes_are_offered_for_a_kontext_model(world: World) -> None:
+    interaction = await world.discord.send_autocomplete(
+        "imagine", [option("prompt", "cat"), option("model", "flux-kontext-pro"), option("size", "16")], "size"
+    )
+    await world.discord.wait_for(lambda: bool(world.discord.callbacks_for(interaction)))
+    choices = first_callback(world, interaction).json["data"]["choices"]
+    assert [c["value"] for c in choices] == ["16:9"]
+    interaction = await world.discord.send_autocomplete("imagine", [option("size", "")], "size")
+    await world.discord.wait_for(lambda: bool(world.discord.callbacks_for(interaction)))
+    assert "1024x1024" in [c["value"] for c in first_callback(world, interaction).json["data"]["choices"]]
+
+
+async def test_a_provider_error_is_shown_in_plain_words(world: World) -> None:
+    world.flux.script("/flux/images", 403, envelope("used_up", "insufficient balance"))
+    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "a cat")])
+    failed = await final_reply(world, interaction, "Failed")
+    assert "out of credit" in fields(failed["embeds"][0])["What happened"]
+    assert "operator action needed" in world.bot.output
+
+
+async def test_a_job_survives_sigkill_and_is_delivered_after_restart(world: World) -> None:
+    world.flux.hold = True
+    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "a lighthouse at dusk")])
+    await final_reply(world, interaction, "Flux is working on it")
+    [task_id] = world.flux.tasks
+
+    await world.bot.kill()
+    world.flux.finish(task_id)
+    await world.restart()
+
+    done = await final_reply(world, interaction, "Done")
+    assert done["embeds"][0]["image"]["url"] == f"{world.flux.base_url}/files/{task_id}/0.png"
+    assert len(world.flux.submits) == 1, "the job was not sent twice"
+    assert "resuming: 1 submitted job(s)" in world.bot.output

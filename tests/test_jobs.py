@@ -1,0 +1,325 @@
+"""The job service: validation, submit rules, batched tracking, timeouts, exactly-once delivery, resume."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import pytest
+
+from fluxbot.delivery import DeliveryError
+from fluxbot.jobs import (
+    PROMPT_MAX_CHARS,
+    RESTARTED_BEFORE_SUBMIT,
+    AttachmentInfo,
+    InvalidRequest,
+    JobService,
+    Origin,
+    prepare_edit,
+    prepare_imagine,
+)
+from fluxbot.providers.acedata import AceDataFlux
+from fluxbot.store import Job, JobStatus, NewJob, Store
+from tests.fakes.flux_api import FakeFlux, envelope
+
+ORIGIN = Origin(user_id=42, guild_id=7, channel_id=8, application_id=9, interaction_token="tok", message_id=1001)
+PNG = AttachmentInfo("https://cdn.discordapp.test/cat.png", "cat.png", "image/png", 50_000, 1920, 1080)
+
+
+# -- validation ------------------------------------------------------------------------------------
+
+
+def test_imagine_defaults_the_size_to_the_model() -> None:
+    assert prepare_imagine("cat", "flux-dev", None, 1).size == "1024x1024"
+    assert prepare_imagine("cat", "flux-kontext-max", None, 2).size == "1:1"
+    request = prepare_imagine("  a cat  ", "flux-dev", "1024 x 768", 4)
+    assert (request.prompt, request.size, request.count, request.action) == ("a cat", "1024x768", 4, "generate")
+
+
+@pytest.mark.parametrize(
+    ("prompt", "model", "size", "count", "says"),
+    [
+        ("   ", "flux-dev", None, 1, "prompt is empty"),
+        ("x" * (PROMPT_MAX_CHARS + 1), "flux-dev", None, 1, "the limit is 1,500"),
+        ("cat", "flux-dev", "1000x1000", 1, "not a multiple of 32"),
+        ("cat", "flux-dev", "4096x4096", 1, "out of range"),
+        ("cat", "flux-kontext-pro", "1024x1024", 1, "aspect ratio"),
+        ("cat", "flux-dev", None, 5, "between 1 and 4"),
+        ("cat", "dall-e-3", None, 1, "not a model this bot knows"),
+    ],
+)
+def test_imagine_refuses_bad_input(prompt: str, model: str, size: str | None, count: int, says: str) -> None:
+    with pytest.raises(InvalidRequest, match=says):
+        prepare_imagine(prompt, model, size, count)
+
+
+def test_edit_takes_the_attachment_url_and_the_closest_ratio() -> None:
+    request = prepare_edit("make it blue", "flux-kontext-pro", None, PNG)
+    assert (request.action, request.image_url, request.size, request.count) == ("edit", PNG.url, "16:9", 1)
+    assert prepare_edit("blue", "flux-kontext-max", "9:16", PNG).size == "9:16"
+    untyped = AttachmentInfo("https://x/p.webp", "p.webp", None, 10, 100, 100)
+    assert prepare_edit("blue", "flux-kontext-pro", None, untyped).size == "1:1"
+
+
+@pytest.mark.parametrize(
+    ("attachment", "model", "size", "says"),
+    [
+        (
+            AttachmentInfo("https://x/notes.txt", "notes.txt", "text/plain; charset=utf-8", 10),
+            None,
+            None,
+            "not an image",
+        ),
+        (AttachmentInfo("https://x/a.gif", "a.gif", "image/gif", 10), None, None, "PNG, JPEG, WebP"),
+        (AttachmentInfo("https://x/doc", "doc", None, 10), None, None, "unknown type"),
+        (AttachmentInfo("https://x/big.png", "big.png", "image/png", 30 * 1024 * 1024), None, None, "limit is 20 MB"),
+        (PNG, "flux-dev", None, "cannot edit images"),
+        (PNG, None, "1024x1024", "aspect ratio"),
+    ],
+)
+def test_edit_refuses_bad_input(attachment: AttachmentInfo, model: str | None, size: str | None, says: str) -> None:
+    with pytest.raises(InvalidRequest, match=says):
+        prepare_edit("make it blue", model or "flux-kontext-pro", size, attachment)
+
+
+# -- the service -----------------------------------------------------------------------------------
+
+
+@dataclass
+class RecordingReplier:
+    """Stands in for Discord: records what each reply showed; can be told to fail."""
+
+    progress: list[tuple[int, str | None]] = field(default_factory=list)
+    outcomes: list[Job] = field(default_factory=list)
+    failures: list[DeliveryError] = field(default_factory=list)
+    delay: float = 0.0
+
+    async def show_progress(self, job: Job, *, now: float) -> None:
+        self.progress.append((job.id, job.task_id))
+
+    async def show_outcome(self, job: Job) -> str:
+        await asyncio.sleep(self.delay)
+        if self.failures:
+            raise self.failures.pop(0)
+        self.outcomes.append(job)
+        return "interaction"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def replier() -> RecordingReplier:
+    return RecordingReplier()
+
+
+@pytest.fixture
+def service(store: Store, client: AceDataFlux, replier: RecordingReplier, clock: Clock) -> JobService:
+    jobs = JobService(store, client, replier, poll_interval=3, job_timeout=600, clock=clock)
+    jobs.submit_retry_delays = (0.0, 0.0)
+    return jobs
+
+
+async def test_a_job_is_submitted_tracked_and_delivered_once(
+    service: JobService, flux: FakeFlux, replier: RecordingReplier, store: Store
+) -> None:
+    job = await service.start(prepare_imagine("cat", "flux-dev", None, 2), ORIGIN)
+    assert job.status is JobStatus.SUBMITTED
+    assert replier.progress == [(job.id, job.task_id)], "the queued card shows the task id"
+
+    await service.tick()  # first lookup: still running
+    assert replier.outcomes == []
+    await service.tick()  # second lookup: done
+    assert [(j.id, j.status, len(j.images)) for j in replier.outcomes] == [(job.id, JobStatus.SUCCEEDED, 2)]
+    await service.tick()
+    assert len(replier.outcomes) == 1
+    final = await store.get_job(job.id)
+    assert final is not None
+    assert (final.delivered_via, final.status) == ("interaction", JobStatus.SUCCEEDED)
+    assert len(flux.lookups) == 2, "nothing is looked up once the job is finished"
+
+
+async def test_nothing_is_looked_up_when_nothing_is_pending(service: JobService, flux: FakeFlux) -> None:
+    await service.tick()
+    await service.tick()
+    assert flux.requests == []
+
+
+async def test_lookups_are_batched_fifty_ids_at_a_time(service: JobService, flux: FakeFlux) -> None:
+    flux.hold = True
+    for _ in range(120):
+        await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    await service.tick()
+    sizes = sorted(len(body["ids"]) for body in flux.lookups)
+    assert sizes == [20, 50, 50]
+    assert all(body["action"] == "retrieve_batch" for body in flux.lookups)
+
+
+async def test_a_failed_task_shows_the_providers_error(
+    service: JobService, flux: FakeFlux, replier: RecordingReplier
+) -> None:
+    flux.lookups_before_done = 0
+    flux.task_errors.append(("api_error", "fetch failed"))
+    await service.start(prepare_edit("blue", "flux-kontext-pro", None, PNG), ORIGIN)
+    await service.tick()
+    [job] = replier.outcomes
+    assert job.status is JobStatus.FAILED
+    assert job.error_kind == "image_unreachable"
+    assert job.error_message is not None
+    assert "could not download your image" in job.error_message
+
+
+async def test_a_rate_limited_submit_is_retried_then_reported(
+    service: JobService, flux: FakeFlux, replier: RecordingReplier
+) -> None:
+    flux.script("/flux/images", 429, envelope("too_many_requests", "slow down"), times=3)
+    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    assert len(flux.submits) == 3, "a 429 is safe to resend"
+    assert job.status is JobStatus.FAILED
+    assert [j.error_message for j in replier.outcomes] == [
+        "The image provider is busy right now. Please try again in a minute."
+    ]
+
+
+async def test_a_rate_limit_that_clears_still_submits(service: JobService, flux: FakeFlux) -> None:
+    flux.script("/flux/images", 429, envelope("too_many_requests", "slow down"), times=1)
+    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    assert job.status is JobStatus.SUBMITTED
+    assert len(flux.submits) == 2
+
+
+@pytest.mark.parametrize(("status", "code"), [(500, "api_error"), (504, "timeout"), (503, "service_unavailable")])
+async def test_an_ambiguous_submit_failure_is_not_resent(
+    service: JobService, flux: FakeFlux, replier: RecordingReplier, status: int, code: str
+) -> None:
+    flux.script("/flux/images", status, envelope(code, "boom"))
+    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    assert len(flux.submits) == 1, "resending could bill twice"
+    assert job.status is JobStatus.FAILED
+    assert replier.outcomes[0].id == job.id
+
+
+async def test_an_operator_problem_is_logged_for_the_operator(
+    service: JobService, flux: FakeFlux, replier: RecordingReplier, caplog: pytest.LogCaptureFixture
+) -> None:
+    flux.script("/flux/images", 403, envelope("used_up", "insufficient balance"))
+    await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    assert "out of credit" in (replier.outcomes[0].error_message or "")
+    assert any(r.levelname == "ERROR" and "operator action needed" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_job_past_the_timeout_ends_as_timed_out(
+    service: JobService, flux: FakeFlux, replier: RecordingReplier, clock: Clock
+) -> None:
+    flux.hold = True
+    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    clock.now += 599
+    await service.tick()
+    assert replier.outcomes == []
+    clock.now += 2
+    await service.tick()
+    [done] = replier.outcomes
+    assert (done.id, done.status) == (job.id, JobStatus.TIMED_OUT)
+    assert "within 10 minutes" in (done.error_message or "")
+
+
+async def test_cards_are_refreshed_at_a_modest_cadence(
+    service: JobService, flux: FakeFlux, replier: RecordingReplier, clock: Clock
+) -> None:
+    flux.hold = True
+    await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    for _ in range(10):  # 30 s of ticks every 3 s
+        clock.now += 3
+        await service.tick()
+    assert len(replier.progress) == 1 + 2, "the start card, then one refresh per 15 s"
+
+
+async def test_lookups_back_off_when_rate_limited(service: JobService, flux: FakeFlux, clock: Clock) -> None:
+    flux.hold = True
+    await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    flux.script("/flux/tasks", 429, envelope("too_many_requests", "slow down"), times=2)
+    await service.tick()
+    await service.tick()  # inside the back-off: no call
+    assert len(flux.lookups) == 1
+    clock.now += 3.1
+    await service.tick()  # second 429, longer pause
+    clock.now += 3.1
+    await service.tick()
+    assert len(flux.lookups) == 2
+    clock.now += 3.1
+    await service.tick()
+    assert len(flux.lookups) == 3
+
+
+async def test_racing_finishers_deliver_once(service: JobService, flux: FakeFlux, replier: RecordingReplier) -> None:
+    flux.lookups_before_done = 0
+    replier.delay = 0.05
+    await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    await asyncio.gather(service.tick(), service.tick(), service.tick())
+    assert len(replier.outcomes) == 1
+
+
+async def test_a_delivery_that_fails_for_now_is_retried(
+    service: JobService, flux: FakeFlux, replier: RecordingReplier, clock: Clock, store: Store
+) -> None:
+    flux.lookups_before_done = 0
+    replier.failures.append(DeliveryError("Discord answered 503", retryable=True))
+    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    await service.tick()
+    assert replier.outcomes == []
+    await service.tick()  # too early for the retry
+    assert replier.outcomes == []
+    clock.now += 5
+    await service.tick()
+    assert [j.id for j in replier.outcomes] == [job.id]
+    stored = await store.get_job(job.id)
+    assert stored is not None
+    assert stored.delivered_via == "interaction"
+
+
+async def test_a_reply_that_is_gone_is_not_retried_forever(
+    service: JobService, flux: FakeFlux, replier: RecordingReplier, store: Store
+) -> None:
+    flux.lookups_before_done = 0
+    replier.failures.append(DeliveryError("reply gone", retryable=False))
+    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    await service.tick()
+    stored = await store.get_job(job.id)
+    assert stored is not None
+    assert stored.delivered_via == "unreachable"
+    await service.tick()
+    assert replier.outcomes == []
+
+
+async def test_resume_closes_unsent_jobs_and_finishes_the_rest(
+    service: JobService, flux: FakeFlux, replier: RecordingReplier, store: Store
+) -> None:
+    def row(token: str) -> NewJob:
+        return NewJob("generate", "acedata", "flux-dev", "cat", "1024x1024", 1, None, 42, 7, 8, 9, token, 1)
+
+    unsent = await store.create_job(row("a"))
+    flux.lookups_before_done = 0
+    task_id = await service.provider.submit(prepare_imagine("cat", "flux-dev", None, 1))
+    running = await store.create_job(row("b"))
+    await store.mark_submitted(running.id, task_id)
+    finished = await store.create_job(row("c"))
+    await store.finish(finished.id, JobStatus.SUCCEEDED)
+
+    await service.resume()
+    await service.tick()
+    by_id = {j.id: j for j in replier.outcomes}
+    assert set(by_id) == {unsent.id, running.id, finished.id}
+    assert by_id[unsent.id].status is JobStatus.FAILED
+    assert by_id[unsent.id].error_message == RESTARTED_BEFORE_SUBMIT
+    assert by_id[running.id].status is JobStatus.SUCCEEDED
+    assert await store.undelivered_jobs() == []
