@@ -29,6 +29,9 @@ class FluxBot(commands.Bot):
     """The bot: resources are created outside and handed in; the job service is built here."""
 
     def __init__(self, *, settings: Settings, store: Store, provider: Provider) -> None:
+        # fluxbot never joins voice: the missing-voice-library warnings would only worry operators.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=discord.Intents(guilds=True),

@@ -7,10 +7,10 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Protocol
+from typing import Any, Protocol
 
 from fluxbot import catalog
 from fluxbot.delivery import DeliveryError
@@ -150,6 +150,8 @@ class JobService:
     submit_retry_delays: tuple[float, ...] = (1.0, 3.0)
     #: How many provider lookups may run at once.
     lookup_concurrency: int = 4
+    #: How many reply edits the tracker makes at once.
+    discord_concurrency: int = 5
 
     def __init__(
         self,
@@ -278,24 +280,39 @@ class JobService:
             return
         statuses = await self._lookup_all(submitted)
         now = self._clock()
+        work: list[Coroutine[Any, Any, None]] = []
         for job in submitted:
             status = statuses.get(job.task_id or "")
             if status is not None and status.state is not TaskState.RUNNING:
-                await self._finish_from_status(job, status)
+                work.append(self._finish_from_status(job, status))
             elif now - (job.submitted_at or job.created_at) > self.job_timeout:
-                minutes = self.job_timeout / 60
-                log.warning("job %d: task %s timed out after %.0f s", job.id, job.task_id, self.job_timeout)
-                await self._finish(
-                    job,
-                    JobStatus.TIMED_OUT,
-                    error=(
-                        "timed_out",
-                        f"The image provider did not finish this job within {minutes:g} minutes, so the bot "
-                        "stopped waiting. Please try again; if it keeps happening the provider may be overloaded.",
-                    ),
-                )
+                work.append(self._time_out(job))
             elif now - self._card_shown.get(job.id, job.submitted_at or 0.0) >= self.card_refresh_seconds:
-                await self._show_progress(job)
+                work.append(self._show_progress(job))
+        await self._bounded(work)
+
+    async def _bounded(self, work: Sequence[Coroutine[Any, Any, object]]) -> None:
+        """Run Discord-facing work a few at a time, so one slow edit does not hold up the rest."""
+        gate = asyncio.Semaphore(self.discord_concurrency)
+
+        async def one(coroutine: Coroutine[Any, Any, object]) -> None:
+            async with gate:
+                try:
+                    await coroutine
+                except Exception:
+                    log.exception("tracker work failed")
+
+        await asyncio.gather(*(one(c) for c in work))
+
+    async def _time_out(self, job: Job) -> None:
+        seconds = self.job_timeout
+        limit = f"{seconds / 60:g} minutes" if seconds >= 60 else f"{seconds:g} seconds"
+        log.warning("job %d: task %s timed out after %s", job.id, job.task_id, limit)
+        message = (
+            f"The image provider did not finish this job within {limit}, so the bot stopped waiting. "
+            "Please try again; if it keeps happening the provider may be overloaded."
+        )
+        await self._finish(job, JobStatus.TIMED_OUT, error=("timed_out", message))
 
     async def _lookup_all(self, jobs: Sequence[Job]) -> dict[str, TaskStatus]:
         now = self._clock()
@@ -396,9 +413,10 @@ class JobService:
 
     async def _deliver_due(self) -> None:
         now = self._clock()
-        for job in await self.store.undelivered_jobs():
-            if self._delivery_retry.get(job.id, _Retry()).not_before <= now:
-                await self.deliver(job.id)
+        due = [
+            j for j in await self.store.undelivered_jobs() if self._delivery_retry.get(j.id, _Retry()).not_before <= now
+        ]
+        await self._bounded([self.deliver(j.id) for j in due])
 
     async def _show_progress(self, job: Job) -> None:
         now = self._clock()

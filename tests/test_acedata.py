@@ -70,8 +70,10 @@ async def test_lookup_of_a_failed_task_maps_its_error(client: AceDataFlux, flux:
     assert "could not download your image" in status.error.user_message
 
 
-async def test_batch_lookup_leaves_unknown_ids_out(client: AceDataFlux, flux: FakeFlux) -> None:
+@pytest.mark.parametrize("empty_records", [False, True])
+async def test_batch_lookup_leaves_unknown_ids_out(client: AceDataFlux, flux: FakeFlux, empty_records: bool) -> None:
     flux.hold = True
+    flux.empty_records_for_unknown = empty_records
     ids = [await client.submit(GENERATE) for _ in range(3)]
     flux.finish(ids[1])
     statuses = await client.lookup([*ids, "not-a-task"])
@@ -86,7 +88,10 @@ async def test_lookup_refuses_more_than_a_batch(client: AceDataFlux) -> None:
     assert await client.lookup([]) == {}
 
 
-def test_an_empty_record_is_an_unknown_task() -> None:
+async def test_an_unknown_id_is_an_empty_record(client: AceDataFlux, flux: FakeFlux) -> None:
+    flux.empty_records_for_unknown = True
+    assert await client.lookup(["nobody-knows-me"]) == {}
+    assert flux.lookups == [{"action": "retrieve_batch", "ids": ["nobody-knows-me"]}]
     assert parse_task_record({}) is None
 
 

@@ -67,7 +67,7 @@ async def world(fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path) -> AsyncIte
         await discord.wait_for(lambda: bool(discord.commands.get(str(discord.guild_id))), timeout=30)
         yield World(discord, flux, bot)
     finally:
-        await bot.stop()
+        assert await bot.stop() == 0, "SIGTERM ends the bot cleanly"
         secrets = [discord.bot_token, flux.token, *(i.token for i in discord.interactions)]
         leaked = [s for s in secrets if s in bot.output]
         assert not leaked, "a token reached the bot's log output"
@@ -259,3 +259,33 @@ async def test_a_job_survives_sigkill_and_is_delivered_after_restart(world: Worl
     assert done["embeds"][0]["image"]["url"] == f"{world.flux.base_url}/files/{task_id}/0.png"
     assert len(world.flux.submits) == 1, "the job was not sent twice"
     assert "resuming: 1 submitted job(s)" in world.bot.output
+
+
+async def test_a_job_killed_before_its_task_id_was_stored_is_closed_clearly(world: World) -> None:
+    world.flux.submit_delay = 30
+    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "a red fox")])
+    await world.flux.wait_for_submits(1)
+    await world.bot.kill()
+    world.flux.submit_delay = 0
+    await world.restart()
+
+    failed = await final_reply(world, interaction, "Failed")
+    assert "restarted before this job reached the image provider" in fields(failed["embeds"][0])["What happened"]
+    assert "run the command again" in fields(failed["embeds"][0])["What happened"]
+
+
+async def test_a_job_the_provider_never_finishes_times_out(fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path) -> None:
+    discord, flux = fakes
+    flux.hold = True
+    bot = BotProcess(bot_env(discord, flux, tmp_path, JOB_TIMEOUT_SECONDS="1"), tmp_path)
+    await bot.start()
+    try:
+        await discord.wait_ready(timeout=30)
+        await discord.wait_for(lambda: bool(discord.commands.get(str(discord.guild_id))), timeout=30)
+        world = World(discord, flux, bot)
+        interaction = await discord.send_slash_command("imagine", [option("prompt", "a slow snail")])
+        timed_out = await final_reply(world, interaction, "Timed out")
+        assert "did not finish this job within" in fields(timed_out["embeds"][0])["What happened"]
+        assert len(flux.submits) == 1
+    finally:
+        assert await bot.stop() == 0

@@ -66,6 +66,10 @@ class FakeFlux:
         self.token = token
         self.lookups_before_done = lookups_before_done
         self.hold = False
+        #: Seconds a submit takes before it is answered (to catch the bot mid-submit).
+        self.submit_delay = 0.0
+        #: Put an empty record `{}` in a batch answer for each unknown id (the API answers `{}` for one).
+        self.empty_records_for_unknown = False
         #: Errors (code, message) the next new tasks will end with, one per task.
         self.task_errors: list[tuple[str, str]] = []
         self.tasks: dict[str, FakeTask] = {}
@@ -168,6 +172,8 @@ class FakeFlux:
         body, early = await self._read(request)
         if early is not None:
             return early
+        if self.submit_delay:
+            await asyncio.sleep(self.submit_delay)
         problem = self._check_submit(body)
         if problem:
             return web.json_response(envelope("bad_request", problem), status=400)
@@ -202,7 +208,8 @@ class FakeFlux:
             return web.json_response(task.record() if task else {})
         if body.get("action") == "retrieve_batch":
             ids = body.get("ids") or []
-            items = [t.record() for t in (self._look(str(i)) for i in ids) if t is not None]
+            looked = [self._look(str(i)) for i in ids]
+            items = [t.record() if t else {} for t in looked if t or self.empty_records_for_unknown]
             return web.json_response({"items": items, "count": len(items)})
         return web.json_response(envelope("bad_request", "unknown action"), status=400)
 

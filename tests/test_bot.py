@@ -1,0 +1,77 @@
+"""The one app-command error handler and the log redaction."""
+
+from __future__ import annotations
+
+import logging
+from unittest.mock import AsyncMock, MagicMock
+
+import discord
+import pytest
+from discord import app_commands
+
+from fluxbot.bot import GENERIC_ERROR, report_command_error
+from fluxbot.logs import RedactingFormatter
+
+
+def interaction(*, answered: bool) -> MagicMock:
+    fake = MagicMock(spec=discord.Interaction)
+    fake.command.qualified_name = "imagine"
+    fake.response.is_done.return_value = answered
+    fake.response.send_message = AsyncMock()
+    fake.followup.send = AsyncMock()
+    return fake
+
+
+def invoke_error(exc: Exception) -> app_commands.CommandInvokeError:
+    command = MagicMock(spec=app_commands.Command)
+    command.name = "imagine"
+    return app_commands.CommandInvokeError(command, exc)
+
+
+async def test_an_unexpected_error_gets_a_short_message_and_a_logged_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fresh = interaction(answered=False)
+    await report_command_error(fresh, invoke_error(RuntimeError("database is on fire")))
+    fresh.response.send_message.assert_awaited_once_with(GENERIC_ERROR, ephemeral=True)
+    fresh.followup.send.assert_not_awaited()
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.exc_info is not None
+    assert "database is on fire" in str(record.exc_info[1])
+    assert "database is on fire" not in GENERIC_ERROR
+
+
+async def test_an_error_after_the_defer_is_sent_as_a_followup() -> None:
+    deferred = interaction(answered=True)
+    await report_command_error(deferred, invoke_error(KeyError("x")))
+    deferred.followup.send.assert_awaited_once_with(GENERIC_ERROR, ephemeral=True)
+    deferred.response.send_message.assert_not_awaited()
+
+
+async def test_a_bad_option_value_is_named() -> None:
+    fresh = interaction(answered=False)
+    transformer = MagicMock(spec=app_commands.Transformer)
+    transformer.type = discord.AppCommandOptionType.integer
+    await report_command_error(
+        fresh, app_commands.TransformerError("many", discord.AppCommandOptionType.integer, transformer)
+    )
+    message = fresh.response.send_message.await_args.args[0]
+    assert "`many` is not a valid value" in message
+
+
+def test_secrets_and_interaction_tokens_are_scrubbed_from_log_lines() -> None:
+    formatter = RedactingFormatter(["discord-bot-token-1234", "flux-key-5678"])
+    token = "aW50ZXJhY3Rpb246MTIzNDU2Nzg5MDE6c2VjcmV0dG9rZW4"
+    lines = [
+        "login with discord-bot-token-1234 and flux-key-5678",
+        f"PATCH https://discord.com/api/v10/webhooks/123456/{token}/messages/999 has returned 200",
+        f"POST /api/v10/interactions/998877/{token}/callback",
+        f"For Shard ID None: WebSocket Event: {{'t': 'INTERACTION_CREATE', 'd': {{'token': '{token}', 'id': '1'}}}}",
+        f'{{"token": "{token}"}}',
+    ]
+    for line in lines:
+        record = logging.LogRecord("x", logging.INFO, __file__, 1, line, None, None)
+        shown = formatter.format(record)
+        for secret in ("discord-bot-token-1234", "flux-key-5678", token):
+            assert secret not in shown
+        assert "***" in shown
