@@ -14,11 +14,11 @@ from fluxbot.jobs import (
     PROMPT_MAX_CHARS,
     AttachmentInfo,
     InvalidRequest,
-    Origin,
     prepare_edit,
     prepare_imagine,
 )
 from fluxbot.providers.base import JobRequest
+from fluxbot.store import Reply
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class Images(commands.Cog):
         message_id = callback.message_id if callback is not None else None
         if message_id is None:
             message_id = (await interaction.original_response()).id
-        origin = Origin(
+        reply = Reply(
             user_id=interaction.user.id,
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,
@@ -113,7 +113,7 @@ class Images(commands.Cog):
             interaction_token=interaction.token,
             message_id=message_id,
         )
-        await self.bot.jobs.start(request, origin)
+        await self.bot.jobs.start(request, reply)
 
 
 def _size_choices(model: str, current: str) -> list[app_commands.Choice[str]]:

@@ -8,14 +8,14 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
 from fluxbot import catalog
 from fluxbot.delivery import DeliveryError
 from fluxbot.providers.base import Image, JobRequest, Provider, ProviderError, TaskState, TaskStatus
-from fluxbot.store import Job, JobStatus, NewJob, Store
+from fluxbot.store import Job, JobStatus, Reply, Store
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +45,6 @@ class Replier(Protocol):
     async def show_outcome(self, job: Job) -> str:
         """Edit the job's reply into its outcome and return how it was delivered."""
         ...
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where a command came from and how to reach its reply."""
-
-    user_id: int
-    guild_id: int | None
-    channel_id: int | None
-    application_id: int
-    interaction_token: str = field(repr=False)
-    message_id: int | None
 
 
 @dataclass(frozen=True)
@@ -177,26 +165,9 @@ class JobService:
 
     # -- commands --------------------------------------------------------------------------------
 
-    async def start(self, request: JobRequest, origin: Origin) -> Job:
+    async def start(self, request: JobRequest, reply: Reply) -> Job:
         """Persist, submit and show a new job; failures end up on the reply, never as exceptions."""
-        job = await self.store.create_job(
-            NewJob(
-                action=request.action,
-                provider=self.provider.name,
-                model=request.model,
-                prompt=request.prompt,
-                size=request.size,
-                count=request.count,
-                image_url=request.image_url,
-                user_id=origin.user_id,
-                guild_id=origin.guild_id,
-                channel_id=origin.channel_id,
-                application_id=origin.application_id,
-                interaction_token=origin.interaction_token,
-                message_id=origin.message_id,
-            ),
-            now=self._clock(),
-        )
+        job = await self.store.create_job(self.provider.name, request, reply, now=self._clock())
         log.info("job %d: %s with %s, size %s, count %d", job.id, job.action, job.model, job.size, job.count)
         try:
             task_id = await self._submit(job, request)

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiosqlite
 
-from fluxbot.providers.base import Image
+from fluxbot.providers.base import Image, JobRequest
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +72,9 @@ _MIGRATIONS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class NewJob:
-    """What a command asks for, before it has a row."""
+class Reply:
+    """Who asked, and how to reach the message that answers them (the interaction token edits it)."""
 
-    action: str
-    provider: str
-    model: str
-    prompt: str
-    size: str
-    count: int
-    image_url: str | None
     user_id: int
     guild_id: int | None
     channel_id: int | None
@@ -151,7 +144,7 @@ class Store:
             await self._db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
             log.info("database migrated to schema version %d", number)
 
-    async def create_job(self, new: NewJob, *, now: float | None = None) -> Job:
+    async def create_job(self, provider: str, request: JobRequest, reply: Reply, *, now: float | None = None) -> Job:
         """Write a pending job and return it."""
         created = time.time() if now is None else now
         cur = await self._db.execute(
@@ -159,9 +152,9 @@ class Store:
                    guild_id, channel_id, application_id, interaction_token, message_id, created_at)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
-                JobStatus.PENDING, new.action, new.provider, new.model, new.prompt, new.size, new.count,
-                new.image_url, new.user_id, new.guild_id, new.channel_id, new.application_id,
-                new.interaction_token, new.message_id, created,
+                JobStatus.PENDING, request.action, provider, request.model, request.prompt, request.size,
+                request.count, request.image_url, reply.user_id, reply.guild_id, reply.channel_id,
+                reply.application_id, reply.interaction_token, reply.message_id, created,
             ),
         )  # fmt: skip
         await self._db.commit()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -14,15 +14,14 @@ from fluxbot.jobs import (
     AttachmentInfo,
     InvalidRequest,
     JobService,
-    Origin,
     prepare_edit,
     prepare_imagine,
 )
 from fluxbot.providers.acedata import AceDataFlux
-from fluxbot.store import Job, JobStatus, NewJob, Store
+from fluxbot.store import Job, JobStatus, Reply, Store
 from tests.fakes.flux_api import FakeFlux, envelope
 
-ORIGIN = Origin(user_id=42, guild_id=7, channel_id=8, application_id=9, interaction_token="tok", message_id=1001)
+REPLY = Reply(user_id=42, guild_id=7, channel_id=8, application_id=9, interaction_token="tok", message_id=1001)
 PNG = AttachmentInfo("https://cdn.discordapp.test/cat.png", "cat.png", "image/png", 50_000, 1920, 1080)
 
 
@@ -133,7 +132,7 @@ def service(store: Store, client: AceDataFlux, replier: RecordingReplier, clock:
 async def test_a_job_is_submitted_tracked_and_delivered_once(
     service: JobService, flux: FakeFlux, replier: RecordingReplier, store: Store
 ) -> None:
-    job = await service.start(prepare_imagine("cat", "flux-dev", None, 2), ORIGIN)
+    job = await service.start(prepare_imagine("cat", "flux-dev", None, 2), REPLY)
     assert job.status is JobStatus.SUBMITTED
     assert replier.progress == [(job.id, job.task_id)], "the queued card shows the task id"
 
@@ -158,7 +157,7 @@ async def test_nothing_is_looked_up_when_nothing_is_pending(service: JobService,
 async def test_lookups_are_batched_fifty_ids_at_a_time(service: JobService, flux: FakeFlux) -> None:
     flux.hold = True
     for _ in range(120):
-        await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+        await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     await service.tick()
     sizes = sorted(len(body["ids"]) for body in flux.lookups)
     assert sizes == [20, 50, 50]
@@ -170,7 +169,7 @@ async def test_a_failed_task_shows_the_providers_error(
 ) -> None:
     flux.lookups_before_done = 0
     flux.task_errors.append(("api_error", "fetch failed"))
-    await service.start(prepare_edit("blue", "flux-kontext-pro", None, PNG), ORIGIN)
+    await service.start(prepare_edit("blue", "flux-kontext-pro", None, PNG), REPLY)
     await service.tick()
     [job] = replier.outcomes
     assert job.status is JobStatus.FAILED
@@ -183,7 +182,7 @@ async def test_a_rate_limited_submit_is_retried_then_reported(
     service: JobService, flux: FakeFlux, replier: RecordingReplier
 ) -> None:
     flux.script("/flux/images", 429, envelope("too_many_requests", "slow down"), times=3)
-    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     assert len(flux.submits) == 3, "a 429 is safe to resend"
     assert job.status is JobStatus.FAILED
     assert [j.error_message for j in replier.outcomes] == [
@@ -193,7 +192,7 @@ async def test_a_rate_limited_submit_is_retried_then_reported(
 
 async def test_a_rate_limit_that_clears_still_submits(service: JobService, flux: FakeFlux) -> None:
     flux.script("/flux/images", 429, envelope("too_many_requests", "slow down"), times=1)
-    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     assert job.status is JobStatus.SUBMITTED
     assert len(flux.submits) == 2
 
@@ -203,7 +202,7 @@ async def test_an_ambiguous_submit_failure_is_not_resent(
     service: JobService, flux: FakeFlux, replier: RecordingReplier, status: int, code: str
 ) -> None:
     flux.script("/flux/images", status, envelope(code, "boom"))
-    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     assert len(flux.submits) == 1, "resending could bill twice"
     assert job.status is JobStatus.FAILED
     assert replier.outcomes[0].id == job.id
@@ -213,7 +212,7 @@ async def test_an_operator_problem_is_logged_for_the_operator(
     service: JobService, flux: FakeFlux, replier: RecordingReplier, caplog: pytest.LogCaptureFixture
 ) -> None:
     flux.script("/flux/images", 403, envelope("used_up", "insufficient balance"))
-    await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     assert "out of credit" in (replier.outcomes[0].error_message or "")
     assert any(r.levelname == "ERROR" and "operator action needed" in r.getMessage() for r in caplog.records)
 
@@ -222,7 +221,7 @@ async def test_a_job_past_the_timeout_ends_as_timed_out(
     service: JobService, flux: FakeFlux, replier: RecordingReplier, clock: Clock
 ) -> None:
     flux.hold = True
-    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     clock.now += 599
     await service.tick()
     assert replier.outcomes == []
@@ -237,7 +236,7 @@ async def test_cards_are_refreshed_at_a_modest_cadence(
     service: JobService, flux: FakeFlux, replier: RecordingReplier, clock: Clock
 ) -> None:
     flux.hold = True
-    await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     for _ in range(10):  # 30 s of ticks every 3 s
         clock.now += 3
         await service.tick()
@@ -246,7 +245,7 @@ async def test_cards_are_refreshed_at_a_modest_cadence(
 
 async def test_lookups_back_off_when_rate_limited(service: JobService, flux: FakeFlux, clock: Clock) -> None:
     flux.hold = True
-    await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     flux.script("/flux/tasks", 429, envelope("too_many_requests", "slow down"), times=2)
     await service.tick()
     await service.tick()  # inside the back-off: no call
@@ -264,7 +263,7 @@ async def test_lookups_back_off_when_rate_limited(service: JobService, flux: Fak
 async def test_racing_finishers_deliver_once(service: JobService, flux: FakeFlux, replier: RecordingReplier) -> None:
     flux.lookups_before_done = 0
     replier.delay = 0.05
-    await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     await asyncio.gather(service.tick(), service.tick(), service.tick())
     assert len(replier.outcomes) == 1
 
@@ -274,7 +273,7 @@ async def test_a_delivery_that_fails_for_now_is_retried(
 ) -> None:
     flux.lookups_before_done = 0
     replier.failures.append(DeliveryError("Discord answered 503", retryable=True))
-    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     await service.tick()
     assert replier.outcomes == []
     await service.tick()  # too early for the retry
@@ -292,7 +291,7 @@ async def test_a_reply_that_is_gone_is_not_retried_forever(
 ) -> None:
     flux.lookups_before_done = 0
     replier.failures.append(DeliveryError("reply gone", retryable=False))
-    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), ORIGIN)
+    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     await service.tick()
     stored = await store.get_job(job.id)
     assert stored is not None
@@ -304,15 +303,17 @@ async def test_a_reply_that_is_gone_is_not_retried_forever(
 async def test_resume_closes_unsent_jobs_and_finishes_the_rest(
     service: JobService, flux: FakeFlux, replier: RecordingReplier, store: Store
 ) -> None:
-    def row(token: str) -> NewJob:
-        return NewJob("generate", "acedata", "flux-dev", "cat", "1024x1024", 1, None, 42, 7, 8, 9, token, 1)
+    request = prepare_imagine("cat", "flux-dev", None, 1)
 
-    unsent = await store.create_job(row("a"))
+    async def row(token: str) -> Job:
+        return await store.create_job("acedata", request, replace(REPLY, interaction_token=token))
+
+    unsent = await row("a")
     flux.lookups_before_done = 0
     task_id = await service.provider.submit(prepare_imagine("cat", "flux-dev", None, 1))
-    running = await store.create_job(row("b"))
+    running = await row("b")
     await store.mark_submitted(running.id, task_id)
-    finished = await store.create_job(row("c"))
+    finished = await row("c")
     await store.finish(finished.id, JobStatus.SUCCEEDED)
 
     await service.resume()

@@ -4,36 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from fluxbot.providers.base import Image
-from fluxbot.store import JobStatus, NewJob, Store
+from fluxbot.providers.base import Image, JobRequest
+from fluxbot.store import Job, JobStatus, Reply, Store
+
+REQUEST = JobRequest("generate", "a white siamese cat", "flux-dev", "1024x1024", count=2)
+REPLY = Reply(user_id=42, guild_id=7, channel_id=8, application_id=9, interaction_token="interaction-token-secret",
+              message_id=1001)  # fmt: skip
 
 
-def new_job(**changes: object) -> NewJob:
-    values: dict[str, object] = {
-        "action": "generate",
-        "provider": "acedata",
-        "model": "flux-dev",
-        "prompt": "a white siamese cat",
-        "size": "1024x1024",
-        "count": 2,
-        "image_url": None,
-        "user_id": 42,
-        "guild_id": 7,
-        "channel_id": 8,
-        "application_id": 9,
-        "interaction_token": "interaction-token-secret",
-        "message_id": 1001,
-    }
-    values.update(changes)
-    return NewJob(**values)  # type: ignore[arg-type]
+async def create(store: Store, *, prompt: str = "a white siamese cat", now: float | None = None) -> Job:
+    return await store.create_job("acedata", replace(REQUEST, prompt=prompt), REPLY, now=now)
 
 
 async def test_a_job_goes_from_pending_to_delivered(store: Store) -> None:
-    job = await store.create_job(new_job(), now=100.0)
+    job = await create(store, now=100.0)
     assert job.status is JobStatus.PENDING
     assert (job.created_at, job.message_id, job.count) == (100.0, 1001, 2)
     assert "interaction-token-secret" not in repr(job)
@@ -64,14 +53,14 @@ async def test_a_job_goes_from_pending_to_delivered(store: Store) -> None:
 
 
 async def test_an_unfinished_job_cannot_be_marked_delivered(store: Store) -> None:
-    job = await store.create_job(new_job())
+    job = await create(store)
     assert not await store.mark_delivered(job.id, "interaction")
     with pytest.raises(ValueError, match="not a final status"):
         await store.finish(job.id, JobStatus.SUBMITTED)
 
 
 async def test_a_pending_job_can_fail_without_a_task(store: Store) -> None:
-    job = await store.create_job(new_job())
+    job = await create(store)
     assert await store.finish(job.id, JobStatus.FAILED, error_kind="auth", error_message="key")
     assert not await store.mark_submitted(job.id, "late-task")
     failed = await store.get_job(job.id)
@@ -80,7 +69,7 @@ async def test_a_pending_job_can_fail_without_a_task(store: Store) -> None:
 
 
 async def test_racing_finishers_win_once(store: Store) -> None:
-    job = await store.create_job(new_job())
+    job = await create(store)
     await store.mark_submitted(job.id, "task")
     results = await asyncio.gather(
         *(store.finish(job.id, status) for status in [JobStatus.SUCCEEDED, JobStatus.FAILED] * 5)
@@ -91,7 +80,7 @@ async def test_racing_finishers_win_once(store: Store) -> None:
 async def test_data_survives_reopening_and_schema_is_versioned(tmp_path: Path) -> None:
     path = tmp_path / "jobs.db"
     first = await Store.open(path)
-    job = await first.create_job(new_job(prompt="persisted"))
+    job = await create(first, prompt="persisted")
     await first.set_meta("k", "v1")
     await first.set_meta("k", "v2")
     await first.close()
