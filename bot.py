@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 import sys
 
 import aiohttp
@@ -23,7 +24,12 @@ log = logging.getLogger("fluxbot")
 async def run(settings: Settings) -> None:
     """Create the shared resources, run the bot until it stops, close everything in reverse order."""
     async with aiohttp.ClientSession() as session:
-        store = await Store.open(settings.database_path)
+        try:
+            store = await Store.open(settings.database_path)
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(
+                "DATABASE_PATH", f"a SQLite file the bot can open ({settings.database_path}: {exc})"
+            ) from None
         try:
             provider = AceDataFlux(session, settings.acedata_api_token, settings.flux_api_base_url)
             async with FluxBot(settings=settings, store=store, provider=provider) as bot:
@@ -45,6 +51,9 @@ def main() -> int:
     setup_logging(settings.log_level, settings.secrets())
     try:
         asyncio.run(run(settings))
+    except ConfigError as exc:
+        print(f"fluxbot: configuration error: {exc}", file=sys.stderr)
+        return 2
     except discord.LoginFailure:
         log.error("Discord rejected DISCORD_TOKEN: check the bot token in the developer portal")
         return 2

@@ -80,8 +80,9 @@ class FluxBot(commands.Bot):
         log.info("connected as %s (id %s) in %d server(s)", self.user, self.user.id, len(self.guilds))
 
     async def close(self) -> None:
-        """Stop tracking before the connection goes away."""
+        """Stop tracking and let submits under way finish before the connection goes away."""
         await self.jobs.stop_tracker()
+        await self.jobs.drain(within=10)
         await super().close()
 
 
@@ -97,7 +98,8 @@ async def report_command_error(interaction: discord.Interaction, error: app_comm
     """Tell the member the command failed and log why."""
     command = interaction.command.qualified_name if interaction.command else "?"
     if isinstance(error, app_commands.TransformerError):
-        message = f"`{error.value}` is not a valid value for that option. Please check it and try again."
+        shown = str(error.value)[:50]
+        message = f"`{shown}` is not a valid value for that option. Please check it and try again."
         log.info("/%s: bad option value %r", command, error.value)
     else:
         original = error.original if isinstance(error, app_commands.CommandInvokeError) else error

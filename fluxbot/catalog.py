@@ -60,12 +60,13 @@ class SizeRule:
         """Return `size` in the provider's spelling, or raise InvalidSize saying what is valid."""
         pixels = _PIXELS.match(size)
         ratio = _RATIO.match(size)
+        shown = size.strip()[:40]
         if self.kind is SizeKind.RATIO:
             if ratio and f"{ratio[1]}:{ratio[2]}" in ASPECT_RATIOS:
                 return f"{ratio[1]}:{ratio[2]}"
-            raise InvalidSize(f"`{size.strip()}` is not a size this model takes. Use {self.describe()}.")
+            raise InvalidSize(f"`{shown}` is not a size this model takes. Use {self.describe()}.")
         if not pixels:
-            raise InvalidSize(f"`{size.strip()}` is not a size this model takes. Use {self.describe()}.")
+            raise InvalidSize(f"`{shown}` is not a size this model takes. Use {self.describe()}.")
         width, height = int(pixels[1]), int(pixels[2])
         for side in (width, height):
             if side % self.multiple:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 
 import aiohttp
 import discord
@@ -25,7 +26,7 @@ class DeliveryError(Exception):
 
 
 class Delivery:
-    """Edits job replies through the interaction's webhook (the token stored with the job)."""
+    """Edits job replies through the interaction's webhook, or with the bot token once that has expired."""
 
     def __init__(self, client: discord.Client) -> None:
         self._client = client
@@ -36,21 +37,42 @@ class Delivery:
 
     async def show_outcome(self, job: Job) -> str:
         """Edit the reply into the job's result or error; returns how it was delivered."""
-        await self._edit(job, render.final_card(job))
-        return "interaction"
+        return await self._edit(job, render.final_card(job))
 
-    async def _edit(self, job: Job, embeds: list[discord.Embed]) -> None:
+    async def _edit(self, job: Job, embeds: list[discord.Embed]) -> str:
         if job.message_id is None:
             raise DeliveryError(f"job {job.id} has no reply message id", retryable=False)
         webhook = discord.Webhook.partial(job.application_id, job.interaction_token, client=self._client)
         try:
-            await webhook.edit_message(job.message_id, content=None, embeds=embeds)
-        except discord.NotFound as exc:
-            raise DeliveryError(f"reply gone (Discord code {exc.code})", retryable=False) from None
-        except discord.HTTPException as exc:
-            if exc.code == INVALID_WEBHOOK_TOKEN:
-                raise DeliveryError("interaction token expired", retryable=False) from None
-            retryable = exc.status >= 500 or exc.status == 429
-            raise DeliveryError(f"Discord answered {exc.status} (code {exc.code})", retryable=retryable) from None
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise DeliveryError(f"could not reach Discord: {type(exc).__name__}", retryable=True) from None
+            await _guard(webhook.edit_message(job.message_id, content=None, embeds=embeds))
+            return "interaction"
+        except _TokenExpired:
+            if job.channel_id is None:
+                raise DeliveryError("interaction token expired and no channel is known", retryable=False) from None
+        # The interaction token lives 15 minutes; the reply is the bot's own message, so the bot token can edit it.
+        log.info("job %d: interaction token expired; editing the reply with the bot token", job.id)
+        message = self._client.get_partial_messageable(job.channel_id).get_partial_message(job.message_id)
+        try:
+            await _guard(message.edit(content=None, embeds=embeds))
+        except _TokenExpired:
+            raise DeliveryError("Discord refused the bot token", retryable=False) from None
+        return "channel"
+
+
+class _TokenExpired(Exception):
+    pass
+
+
+async def _guard(edit: Awaitable[object]) -> None:
+    """Await a discord.py edit, turning its failures into DeliveryError (or _TokenExpired)."""
+    try:
+        await edit
+    except discord.NotFound as exc:
+        raise DeliveryError(f"reply gone (Discord code {exc.code})", retryable=False) from None
+    except discord.HTTPException as exc:
+        if exc.code == INVALID_WEBHOOK_TOKEN:
+            raise _TokenExpired from None
+        retryable = exc.status >= 500 or exc.status == 429
+        raise DeliveryError(f"Discord answered {exc.status} (code {exc.code})", retryable=retryable) from None
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise DeliveryError(f"could not reach Discord: {type(exc).__name__}", retryable=True) from None

@@ -111,7 +111,7 @@ def _model(name: str) -> catalog.Model:
         return catalog.get_model(name)
     except KeyError:
         names = ", ".join(f"`{n}`" for n in catalog.model_names())
-        raise InvalidRequest(f"`{name}` is not a model this bot knows. Pick one of {names}.") from None
+        raise InvalidRequest(f"`{name[:40]}` is not a model this bot knows. Pick one of {names}.") from None
 
 
 def _size(model: catalog.Model, size: str | None) -> str:
@@ -140,6 +140,8 @@ class JobService:
     lookup_concurrency: int = 4
     #: How many reply edits the tracker makes at once.
     discord_concurrency: int = 5
+    #: A progress edit slower than this is abandoned (discord.py retries 5xx for ~25 s) so polling goes on.
+    progress_edit_timeout: float = 10.0
 
     def __init__(
         self,
@@ -159,14 +161,31 @@ class JobService:
         self._clock = clock
         self._card_shown: dict[int, float] = {}
         self._delivery_retry: dict[int, _Retry] = {}
-        self._delivering: set[int] = set()
+        self._reply_locks: dict[int, asyncio.Lock] = {}
+        self._last_lookup_error: ProviderError | None = None
         self._lookup_retry = _Retry()
         self._task: asyncio.Task[None] | None = None
+        self._starting: set[asyncio.Task[Any]] = set()
 
     # -- commands --------------------------------------------------------------------------------
 
     async def start(self, request: JobRequest, reply: Reply) -> Job:
         """Persist, submit and show a new job; failures end up on the reply, never as exceptions."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._starting.add(task)
+        try:
+            return await self._start(request, reply)
+        finally:
+            self._starting.discard(task)
+
+    async def drain(self, within: float) -> None:
+        """Wait (up to `within` seconds) for jobs that are being submitted right now, e.g. before shutdown."""
+        if self._starting:
+            log.info("waiting for %d job(s) being submitted", len(self._starting))
+            await asyncio.wait(set(self._starting), timeout=within)
+
+    async def _start(self, request: JobRequest, reply: Reply) -> Job:
         job = await self.store.create_job(self.provider.name, request, reply, now=self._clock())
         log.info("job %d: %s with %s, size %s, count %d", job.id, job.action, job.model, job.size, job.count)
         try:
@@ -283,6 +302,9 @@ class JobService:
             f"The image provider did not finish this job within {limit}, so the bot stopped waiting. "
             "Please try again; if it keeps happening the provider may be overloaded."
         )
+        cause = self._last_lookup_error
+        if cause is not None and cause.kind.operator_problem:
+            message = f"The bot could not check on this job: {cause.user_message}"
         await self._finish(job, JobStatus.TIMED_OUT, error=("timed_out", message))
 
     async def _lookup_all(self, jobs: Sequence[Job]) -> dict[str, TaskStatus]:
@@ -308,6 +330,7 @@ class JobService:
                 log.error("lookup failed unexpectedly", exc_info=result)
             else:
                 statuses.update(result)
+        self._last_lookup_error = failure
         if failure is None:
             self._lookup_retry = _Retry()
         else:
@@ -356,10 +379,7 @@ class JobService:
 
     async def deliver(self, job_id: int) -> bool:
         """Show a finished job's outcome on its reply, once; True when this call delivered it."""
-        if job_id in self._delivering:
-            return False
-        self._delivering.add(job_id)
-        try:
+        async with self._reply_lock(job_id):
             job = await self.store.get_job(job_id)
             if job is None or not job.status.finished or job.delivered_at is not None:
                 return False
@@ -378,24 +398,33 @@ class JobService:
             delivered = await self.store.mark_delivered(job_id, via, now=self._clock())
             if delivered:
                 log.info("job %d: delivered (%s, %s)", job_id, job.status, via)
-            return delivered
-        finally:
-            self._delivering.discard(job_id)
+        self._reply_locks.pop(job_id, None)
+        return delivered
 
     async def _deliver_due(self) -> None:
         now = self._clock()
-        due = [
-            j for j in await self.store.undelivered_jobs() if self._delivery_retry.get(j.id, _Retry()).not_before <= now
-        ]
-        await self._bounded([self.deliver(j.id) for j in due])
+        waiting = await self.store.undelivered_jobs()
+        due = [j.id for j in waiting if self._delivery_retry.get(j.id, _Retry()).not_before <= now]
+        await self._bounded([self.deliver(job_id) for job_id in due])
 
     async def _show_progress(self, job: Job) -> None:
-        now = self._clock()
-        self._card_shown[job.id] = now
-        try:
-            await self.replier.show_progress(job, now=now)
-        except DeliveryError as exc:
-            log.info("job %d: progress card not updated (%s)", job.id, exc)
+        async with self._reply_lock(job.id):
+            # The job may have finished (and been delivered) while this edit waited: never cover the result.
+            current = await self.store.get_job(job.id)
+            if current is None or current.status.finished:
+                return
+            now = self._clock()
+            self._card_shown[job.id] = now
+            try:
+                await asyncio.wait_for(self.replier.show_progress(current, now=now), self.progress_edit_timeout)
+            except DeliveryError as exc:
+                log.info("job %d: progress card not updated (%s)", job.id, exc)
+            except TimeoutError:
+                log.info("job %d: progress card edit took over %.0f s; skipped", job.id, self.progress_edit_timeout)
+
+    def _reply_lock(self, job_id: int) -> asyncio.Lock:
+        """One lock per job, so a progress edit and the final edit never interleave."""
+        return self._reply_locks.setdefault(job_id, asyncio.Lock())
 
     async def _current(self, job: Job) -> Job:
         fresh = await self.store.get_job(job.id)

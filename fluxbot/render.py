@@ -29,6 +29,11 @@ def elapsed_text(seconds: float) -> str:
     return f"{hours}h {minutes:02d}m"
 
 
+def clip(text: str, limit: int = 1024) -> str:
+    """`text` cut to `limit` characters (Discord's embed field limit by default)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _model_label(name: str) -> str:
     try:
         return f"{catalog.get_model(name).label} (`{name}`)"
@@ -56,7 +61,7 @@ def _base(job: Job, title: str, colour: discord.Colour) -> discord.Embed:
 def queued_card(job: Job, *, now: float) -> list[discord.Embed]:
     """The card a job's reply shows while it waits for the provider."""
     embed = _base(job, "⏳ Queued — Flux is working on it", QUEUED_COLOUR)
-    embed.add_field(name="Task", value=f"`{job.task_id}`" if job.task_id else "sending…", inline=True)
+    embed.add_field(name="Task", value=f"`{clip(job.task_id, 100)}`" if job.task_id else "sending…", inline=True)
     embed.add_field(
         name="Elapsed",
         value=f"{elapsed_text(now - job.created_at)} (started <t:{int(job.created_at)}:R>)",
@@ -75,13 +80,13 @@ def result_card(job: Job) -> list[discord.Embed]:
     first.url = gallery_url
     seeds = [str(i.seed) for i in job.images if i.seed is not None]
     if seeds:
-        first.add_field(name="Seed" if len(seeds) == 1 else "Seeds", value=", ".join(seeds), inline=True)
+        first.add_field(name="Seed" if len(seeds) == 1 else "Seeds", value=clip(", ".join(seeds)), inline=True)
     took = elapsed_text((job.finished_at or job.created_at) - job.created_at)
     timing = f"{took} in all"
     if job.inference_seconds is not None:
         timing += f", {job.inference_seconds:.1f}s of inference"
     first.add_field(name="Time", value=timing, inline=True)
-    first.add_field(name="Task", value=f"`{job.task_id}`", inline=True)
+    first.add_field(name="Task", value=f"`{clip(job.task_id or '?', 100)}`", inline=True)
     first.set_footer(text=f"Job #{job.id}")
     first.set_image(url=job.images[0].url)
     embeds = [first]
@@ -96,9 +101,9 @@ def failure_card(job: Job) -> list[discord.Embed]:
     """The reply of a job that failed or timed out: what happened and what to do."""
     timed_out = job.status is JobStatus.TIMED_OUT
     embed = _base(job, "⌛ Timed out" if timed_out else "❌ Failed", TIMED_OUT_COLOUR if timed_out else FAILED_COLOUR)
-    embed.add_field(name="What happened", value=job.error_message or "The job failed.", inline=False)
+    embed.add_field(name="What happened", value=clip(job.error_message or "The job failed."), inline=False)
     if job.task_id:
-        embed.add_field(name="Task", value=f"`{job.task_id}`", inline=True)
+        embed.add_field(name="Task", value=f"`{clip(job.task_id, 100)}`", inline=True)
     embed.set_footer(text=f"Job #{job.id}")
     return [embed]
 

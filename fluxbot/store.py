@@ -206,7 +206,9 @@ class Store:
     async def mark_delivered(self, job_id: int, via: str, *, now: float | None = None) -> bool:
         """Record that the finished job's reply shows its outcome; False when it already did."""
         return await self._update(
-            "SET delivered_at = ?, delivered_via = ? WHERE id = ? AND delivered_at IS NULL AND status IN (?, ?, ?)",
+            # The interaction token is useless once the outcome is shown; it is not kept.
+            """SET delivered_at = ?, delivered_via = ?, interaction_token = ''
+               WHERE id = ? AND delivered_at IS NULL AND status IN (?, ?, ?)""",
             (_now(now), via, job_id, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT),
         )
 

@@ -104,11 +104,17 @@ def test_results_are_parsed_leniently() -> None:
                 {"prompt": "p", "image_url": "https://a/1.png", "timings": 1752743801},
                 {"prompt": "p", "image_url": "https://a/2.png", "seed": "77"},
                 {"prompt": "no url"},
+                {"prompt": "not a web url", "image_url": "javascript:alert(1)"},
+                {"prompt": "seed too big", "image_url": "https://a/3.png", "seed": "9" * 40},
             ],
         },
     )
     assert status.state is TaskState.SUCCEEDED
-    assert [(i.url, i.seed) for i in status.images] == [("https://a/1.png", None), ("https://a/2.png", 77)]
+    assert [(i.url, i.seed) for i in status.images] == [
+        ("https://a/1.png", None),
+        ("https://a/2.png", 77),
+        ("https://a/3.png", None),
+    ]
     assert status.inference_seconds is None
     empty = parse_result("t", {"success": True, "data": []})
     assert empty.state is TaskState.FAILED

@@ -20,7 +20,8 @@ def load(tmp_path: Path, **extra: str):
     return load_settings(env, env_file=None)
 
 
-def test_defaults(tmp_path: Path) -> None:
+def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     settings = load_settings(BASE, env_file=None)
     assert settings.flux_api_base_url == "https://api.acedata.cloud"
     assert settings.database_path == Path("data/fluxbot.db")
@@ -90,15 +91,27 @@ def test_secrets_never_show(tmp_path: Path) -> None:
     assert sorted(settings.secrets()) == ["acedata-secret-token", "discord-secret-token"]
 
 
-def test_bot_stops_with_one_line_naming_the_variable(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "ACEDATA_API_TOKEN")}
-    env.update(ACEDATA_API_TOKEN="x-token", POLL_INTERVAL_SECONDS="soon")
-    env["DISCORD_TOKEN"] = "abc"
-    done = subprocess.run(
+def run_bot(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ACEDATA_", "DATABASE_"))}
+    env.update(DISCORD_TOKEN="abc", ACEDATA_API_TOKEN="x-token", **settings)
+    return subprocess.run(
         [sys.executable, str(ROOT / "bot.py")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )
+
+
+def test_bot_stops_with_one_line_naming_the_variable(tmp_path: Path) -> None:
+    done = run_bot(tmp_path, POLL_INTERVAL_SECONDS="soon")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "fluxbot: configuration error: POLL_INTERVAL_SECONDS: expects a number of seconds, got 'soon'"
     ]
+    assert "Traceback" not in done.stderr
+
+
+def test_a_database_path_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a-folder.db").mkdir()
+    done = run_bot(tmp_path, DATABASE_PATH=str(tmp_path / "a-folder.db"))
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("fluxbot: configuration error: DATABASE_PATH: a SQLite file the bot can open")
     assert "Traceback" not in done.stderr

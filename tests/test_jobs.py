@@ -92,12 +92,17 @@ class RecordingReplier:
     outcomes: list[Job] = field(default_factory=list)
     failures: list[DeliveryError] = field(default_factory=list)
     delay: float = 0.0
+    progress_delay: float = 0.0
+    edits: list[str] = field(default_factory=list)
 
     async def show_progress(self, job: Job, *, now: float) -> None:
+        await asyncio.sleep(self.progress_delay)
         self.progress.append((job.id, job.task_id))
+        self.edits.append("progress")
 
     async def show_outcome(self, job: Job) -> str:
         await asyncio.sleep(self.delay)
+        self.edits.append("outcome")
         if self.failures:
             raise self.failures.pop(0)
         self.outcomes.append(job)
@@ -266,6 +271,49 @@ async def test_racing_finishers_deliver_once(service: JobService, flux: FakeFlux
     await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     await asyncio.gather(service.tick(), service.tick(), service.tick())
     assert len(replier.outcomes) == 1
+
+
+async def test_racing_deliveries_edit_the_reply_once(
+    service: JobService, flux: FakeFlux, replier: RecordingReplier, store: Store
+) -> None:
+    flux.script("/flux/images", 403, envelope("used_up", "broke"))
+    replier.delay = 0.05
+    replier.failures.append(DeliveryError("Discord answered 503", retryable=True))
+    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
+    assert replier.outcomes == [], "the first delivery failed and waits for its retry"
+    results = await asyncio.gather(*(service.deliver(job.id) for _ in range(4)))
+    assert results.count(True) == 1
+    assert len(replier.outcomes) == 1
+
+
+async def test_a_slow_queued_card_never_covers_the_result(
+    service: JobService, flux: FakeFlux, replier: RecordingReplier
+) -> None:
+    flux.lookups_before_done = 0
+    replier.progress_delay = 0.2
+
+    async def tick_soon() -> None:
+        while not flux.tasks:
+            await asyncio.sleep(0.005)
+        await service.tick()
+
+    await asyncio.gather(service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY), tick_soon())
+    assert replier.edits[-1] == "outcome"
+    assert replier.edits.count("outcome") == 1
+
+
+async def test_a_timeout_caused_by_an_operator_problem_says_so(
+    service: JobService, flux: FakeFlux, replier: RecordingReplier, clock: Clock
+) -> None:
+    flux.hold = True
+    await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
+    flux.script("/flux/tasks", 401, envelope("invalid_token", "bad key"), times=10)
+    clock.now += 601
+    await service.tick()
+    [job] = replier.outcomes
+    assert job.status is JobStatus.TIMED_OUT
+    assert "could not check on this job" in (job.error_message or "")
+    assert "API key is not valid" in (job.error_message or "")
 
 
 async def test_a_delivery_that_fails_for_now_is_retried(

@@ -50,6 +50,7 @@ async def test_a_job_goes_from_pending_to_delivered(store: Store) -> None:
     delivered = await store.get_job(job.id)
     assert delivered is not None
     assert (delivered.delivered_at, delivered.delivered_via) == (131.0, "interaction")
+    assert delivered.interaction_token == "", "the token is not kept once the outcome is shown"
 
 
 async def test_an_unfinished_job_cannot_be_marked_delivered(store: Store) -> None:

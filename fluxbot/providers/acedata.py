@@ -152,7 +152,7 @@ def parse_result(task_id: str, result: Mapping[str, Any]) -> TaskStatus:
     images: list[Image] = []
     inference: float | None = None
     for item in items if isinstance(items, list) else []:
-        if not isinstance(item, dict) or not isinstance(item.get("image_url"), str):
+        if not isinstance(item, dict) or not _is_image_url(item.get("image_url")):
             continue
         images.append(Image(url=item["image_url"], seed=_as_int(item.get("seed"))))
         timings = item.get("timings")
@@ -244,11 +244,16 @@ def _unreadable(detail: str) -> ProviderError:
     )
 
 
+def _is_image_url(value: Any) -> bool:
+    # Discord refuses an embed whose image URL is not http(s) or longer than 2048 characters.
+    return isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) <= 2048
+
+
 def _as_int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 24:
         return int(value)
     return None
