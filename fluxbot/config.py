@@ -116,7 +116,7 @@ class _Env:
     def secret(self, name: str, what: str) -> Secret:
         value = self.raw(name)
         if value is None:
-            raise ConfigError(name, f"is required: set it to {what} (in .env or the environment)")
+            raise ConfigError(name, f"missing. Set it to {what} (in .env or the environment)")
         if any(ch.isspace() for ch in value):
             raise ConfigError(name, "must be a single token without spaces")
         return Secret(value)

@@ -54,8 +54,8 @@ def test_values_are_parsed(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
-        ("DISCORD_TOKEN", "", "is required"),
-        ("ACEDATA_API_TOKEN", "   ", "is required"),
+        ("DISCORD_TOKEN", "", "missing. Set it to"),
+        ("ACEDATA_API_TOKEN", "   ", "missing. Set it to"),
         ("DISCORD_TOKEN", "two words", "without spaces"),
         ("FLUX_API_BASE_URL", "api.acedata.cloud", "http(s) URL"),
         ("DEFAULT_MODEL", "dall-e", "one of flux-dev"),
