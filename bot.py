@@ -17,28 +17,38 @@ from fluxbot.config import ConfigError, Settings, load_settings
 from fluxbot.logs import setup_logging
 from fluxbot.providers.acedata import AceDataFlux
 from fluxbot.store import Store
+from fluxbot.web import CallbackServer, callback_secret, callback_url
 
 log = logging.getLogger("fluxbot")
 
 
 async def run(settings: Settings) -> None:
     """Create the shared resources, run the bot until it stops, close everything in reverse order."""
-    async with aiohttp.ClientSession() as session:
-        try:
-            store = await Store.open(settings.database_path)
-        except (sqlite3.Error, OSError) as exc:
-            raise ConfigError(
-                "DATABASE_PATH", f"a SQLite file the bot can open ({settings.database_path}: {exc})"
-            ) from None
-        try:
-            provider = AceDataFlux(session, settings.acedata_api_token, settings.flux_api_base_url)
-            async with FluxBot(settings=settings, store=store, provider=provider) as bot:
-                loop = asyncio.get_running_loop()
-                with contextlib.suppress(NotImplementedError):
-                    loop.add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(bot.close()))
-                await bot.start(settings.discord_token.reveal())
-        finally:
-            await store.close()
+    async with contextlib.AsyncExitStack() as resources:
+        session = await resources.enter_async_context(aiohttp.ClientSession())
+        store = await open_store(settings)
+        resources.push_async_callback(store.close)
+        provider = AceDataFlux(session, settings.acedata_api_token, settings.flux_api_base_url)
+        secret = await callback_secret(store) if settings.callback_base_url else None
+        url = callback_url(settings.callback_base_url, secret) if settings.callback_base_url and secret else None
+        bot = FluxBot(settings=settings, store=store, provider=provider, session=session, callback_url=url)
+        await resources.enter_async_context(bot)
+        if secret is not None:
+            server = CallbackServer(bot.jobs, secret, host=settings.callback_host, port=settings.callback_port)
+            await server.start()
+            resources.push_async_callback(server.close)
+        with contextlib.suppress(NotImplementedError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(bot.close()))
+        await bot.start(settings.discord_token.reveal())
+
+
+async def open_store(settings: Settings) -> Store:
+    """Open the database, or explain in one line why it cannot be opened."""
+    try:
+        return await Store.open(settings.database_path)
+    except (sqlite3.Error, OSError) as exc:
+        expected = f"a SQLite file the bot can open ({settings.database_path}: {exc})"
+        raise ConfigError("DATABASE_PATH", expected) from None
 
 
 def main() -> int:

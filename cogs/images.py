@@ -112,6 +112,7 @@ class Images(commands.Cog):
             application_id=interaction.application_id,
             interaction_token=interaction.token,
             message_id=message_id,
+            upload_limit=interaction.filesize_limit,
         )
         await self.bot.jobs.start(request, reply)
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -28,7 +29,15 @@ GENERIC_ERROR = (
 class FluxBot(commands.Bot):
     """The bot: resources are created outside and handed in; the job service is built here."""
 
-    def __init__(self, *, settings: Settings, store: Store, provider: Provider) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        provider: Provider,
+        session: aiohttp.ClientSession,
+        callback_url: str | None = None,
+    ) -> None:
         # fluxbot never joins voice: the missing-voice-library warnings would only worry operators.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False
@@ -43,9 +52,10 @@ class FluxBot(commands.Bot):
         self.jobs = JobService(
             store,
             provider,
-            Delivery(self),
+            Delivery(self, session, image_delivery=settings.image_delivery),
             poll_interval=settings.poll_interval_seconds,
             job_timeout=settings.job_timeout_seconds,
+            callback_url=callback_url,
         )
 
     async def setup_hook(self) -> None:

@@ -15,6 +15,7 @@ from fluxbot import catalog
 log = logging.getLogger(__name__)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+IMAGE_DELIVERY_MODES = ("attachment", "url")
 
 
 class ConfigError(Exception):
@@ -62,6 +63,10 @@ class Settings:
     job_timeout_seconds: float = 600.0
     dev_guild_id: int | None = None
     log_level: str = "INFO"
+    callback_base_url: str | None = None
+    callback_host: str = "0.0.0.0"  # noqa: S104 - the callback server must be reachable from the provider
+    callback_port: int = 8080
+    image_delivery: str = "attachment"
 
     def secrets(self) -> list[str]:
         """Every secret value, for log redaction."""
@@ -86,6 +91,10 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         job_timeout_seconds=env.number("JOB_TIMEOUT_SECONDS", 600.0, low=1, high=86_400),
         dev_guild_id=env.snowflake("DEV_GUILD_ID"),
         log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
+        callback_base_url=env.optional_url("CALLBACK_BASE_URL"),
+        callback_host=env.text("CALLBACK_HOST", "0.0.0.0"),  # noqa: S104
+        callback_port=env.port("CALLBACK_PORT", 8080),
+        image_delivery=env.choice("IMAGE_DELIVERY", "attachment", IMAGE_DELIVERY_MODES),
     )
     _prepare_database_folder(settings.database_path)
     return settings
@@ -126,6 +135,17 @@ class _Env:
         if not value.startswith(("http://", "https://")) or len(value) <= len("https://"):
             raise ConfigError(name, f"expects an http(s) URL such as {default}, got {value!r}")
         return value
+
+    def optional_url(self, name: str) -> str | None:
+        return self.url(name, "https://bot.example.org") if self.raw(name) else None
+
+    def port(self, name: str, default: int) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if not value.isdigit() or not 0 <= int(value) <= 65535:
+            raise ConfigError(name, f"expects a TCP port number (0-65535), got {value!r}")
+        return int(value)
 
     def number(self, name: str, default: float, *, low: float, high: float) -> float:
         value = self.raw(name)

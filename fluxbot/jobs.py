@@ -8,7 +8,8 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
@@ -29,6 +30,14 @@ RESTARTED_BEFORE_SUBMIT = (
     "The bot restarted before this job reached the image provider, so no image was made. Please run the command again."
 )
 UNEXPECTED_ERROR = "Something went wrong inside the bot while starting this job. Please try again."
+
+
+class CallbackOutcome(StrEnum):
+    """What a provider callback changed."""
+
+    ACCEPTED = "accepted"  # a running job of ours: it is looked up at once
+    UNKNOWN = "unknown"  # not a task of ours
+    FINISHED = "finished"  # already finished (a duplicate or late callback)
 
 
 class InvalidRequest(ValueError):
@@ -140,6 +149,8 @@ class JobService:
     lookup_concurrency: int = 4
     #: How many reply edits the tracker makes at once.
     discord_concurrency: int = 5
+    #: How often jobs that expect a provider callback are polled anyway (the safety net).
+    callback_poll_interval: float = 30.0
     #: A progress edit slower than this is abandoned (discord.py retries 5xx for ~25 s) so polling goes on.
     progress_edit_timeout: float = 10.0
 
@@ -151,6 +162,7 @@ class JobService:
         *,
         poll_interval: float,
         job_timeout: float,
+        callback_url: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -159,6 +171,10 @@ class JobService:
         self.poll_interval = poll_interval
         self.job_timeout = job_timeout
         self._clock = clock
+        self._callback_url = callback_url
+        self._hinted: set[str] = set()
+        self._last_polled: dict[int, float] = {}
+        self._wake = asyncio.Event()
         self._card_shown: dict[int, float] = {}
         self._delivery_retry: dict[int, _Retry] = {}
         self._reply_locks: dict[int, asyncio.Lock] = {}
@@ -186,7 +202,11 @@ class JobService:
             await asyncio.wait(set(self._starting), timeout=within)
 
     async def _start(self, request: JobRequest, reply: Reply) -> Job:
-        job = await self.store.create_job(self.provider.name, request, reply, now=self._clock())
+        if self._callback_url:
+            request = replace(request, callback_url=self._callback_url)
+        job = await self.store.create_job(
+            self.provider.name, request, reply, expects_callback=bool(self._callback_url), now=self._clock()
+        )
         log.info("job %d: %s with %s, size %s, count %d", job.id, job.action, job.model, job.size, job.count)
         try:
             task_id = await self._submit(job, request)
@@ -260,7 +280,20 @@ class JobService:
                 await self.tick()
             except Exception:
                 log.exception("tracker tick failed; trying again next interval")
-            await asyncio.sleep(self.poll_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            self._wake.clear()
+
+    async def hint(self, task_id: str) -> CallbackOutcome:
+        """A provider says `task_id` finished: look it up at once (the callback itself is not trusted)."""
+        job = await self.store.job_for_task(self.provider.name, task_id)
+        if job is None:
+            return CallbackOutcome.UNKNOWN
+        if job.status.finished:
+            return CallbackOutcome.FINISHED
+        self._hinted.add(task_id)
+        self._wake.set()
+        return CallbackOutcome.ACCEPTED
 
     async def tick(self) -> None:
         """One round: deliver finished jobs, look up submitted ones, time out stale ones, refresh cards."""
@@ -268,8 +301,11 @@ class JobService:
         submitted = await self.store.jobs_with_status(JobStatus.SUBMITTED)
         if not submitted:
             return
-        statuses = await self._lookup_all(submitted)
         now = self._clock()
+        due = [job for job in submitted if self._lookup_due(job, now)]
+        statuses = await self._lookup_all(due)
+        for job in due:
+            self._hinted.discard(job.task_id or "")
         work: list[Coroutine[Any, Any, None]] = []
         for job in submitted:
             status = statuses.get(job.task_id or "")
@@ -280,6 +316,13 @@ class JobService:
             elif now - self._card_shown.get(job.id, job.submitted_at or 0.0) >= self.card_refresh_seconds:
                 work.append(self._show_progress(job))
         await self._bounded(work)
+
+    def _lookup_due(self, job: Job, now: float) -> bool:
+        """Poll every round, except jobs that expect a callback: those only when hinted or now and then."""
+        if not job.expects_callback or job.task_id in self._hinted:
+            return True
+        last = self._last_polled.get(job.id, job.submitted_at or job.created_at)
+        return now - last >= self.callback_poll_interval
 
     async def _bounded(self, work: Sequence[Coroutine[Any, Any, object]]) -> None:
         """Run Discord-facing work a few at a time, so one slow edit does not hold up the rest."""
@@ -320,6 +363,8 @@ class JobService:
             async with gate:
                 return dict(await self.provider.lookup(chunk))
 
+        for job in jobs:
+            self._last_polled[job.id] = now
         results = await asyncio.gather(*(one(c) for c in chunks), return_exceptions=True)
         statuses: dict[str, TaskStatus] = {}
         failure: ProviderError | None = None
@@ -372,6 +417,7 @@ class JobService:
             now=self._clock(),
         )
         self._card_shown.pop(job.id, None)
+        self._last_polled.pop(job.id, None)
         if won:
             await self.deliver(job.id)
 

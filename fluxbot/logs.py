@@ -16,6 +16,16 @@ _TOKEN_FIELD = re.compile(r"""(['"]token['"]\s*:\s*['"])[^'"]+""")
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
+#: Secrets learned after logging was set up (e.g. the callback secret); every formatter scrubs them too.
+_LATE_SECRETS: set[str] = set()
+
+
+def redact(secret: str) -> None:
+    """Scrub `secret` from every log line from now on."""
+    if len(secret) >= 4:
+        _LATE_SECRETS.add(secret)
+
+
 class RedactingFormatter(logging.Formatter):
     """A formatter that replaces known secrets and interaction tokens with `***`."""
 
@@ -29,7 +39,7 @@ class RedactingFormatter(logging.Formatter):
 
     def redact(self, text: str) -> str:
         """Remove every secret from `text`."""
-        for secret in self._secrets:
+        for secret in (*self._secrets, *_LATE_SECRETS):
             text = text.replace(secret, "***")
         text = _TOKEN_FIELD.sub(r"\1***", text)
         return _TOKEN_IN_URL.sub(r"\1***", text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import discord
 
@@ -60,7 +61,8 @@ def _base(job: Job, title: str, colour: discord.Colour) -> discord.Embed:
 
 def queued_card(job: Job, *, now: float) -> list[discord.Embed]:
     """The card a job's reply shows while it waits for the provider."""
-    embed = _base(job, "⏳ Queued — Flux is working on it", QUEUED_COLOUR)
+    title = "🎨 Running — Flux is working on it" if job.status is JobStatus.SUBMITTED else "⏳ Queued"
+    embed = _base(job, title, QUEUED_COLOUR)
     embed.add_field(name="Task", value=f"`{clip(job.task_id, 100)}`" if job.task_id else "sending…", inline=True)
     embed.add_field(
         name="Elapsed",
@@ -71,10 +73,15 @@ def queued_card(job: Job, *, now: float) -> list[discord.Embed]:
     return [embed]
 
 
-def result_card(job: Job) -> list[discord.Embed]:
-    """The finished job: its images as one gallery (embeds sharing a URL) with prompt, model, size, seed."""
+def result_card(job: Job, *, attachments: Sequence[str] = (), note: str | None = None) -> list[discord.Embed]:
+    """The finished job: its images as one gallery (embeds sharing a URL) with prompt, model, size, seed.
+
+    With `attachments` (uploaded file names, one per image) the embeds show the uploaded copies, which outlive
+    the provider's links; the originals are linked too.
+    """
     if not job.images:
         return failure_card(job)
+    shown = [f"attachment://{name}" for name in attachments] if attachments else [i.url for i in job.images]
     gallery_url = job.images[0].url
     first = _base(job, "✅ Done", DONE_COLOUR)
     first.url = gallery_url
@@ -87,12 +94,16 @@ def result_card(job: Job) -> list[discord.Embed]:
         timing += f", {job.inference_seconds:.1f}s of inference"
     first.add_field(name="Time", value=timing, inline=True)
     first.add_field(name="Task", value=f"`{clip(job.task_id or '?', 100)}`", inline=True)
+    links = " · ".join(f"[{n}]({image.url})" for n, image in enumerate(job.images, start=1))
+    first.add_field(name="Originals", value=clip(links), inline=False)
+    if note:
+        first.add_field(name="Note", value=clip(note), inline=False)
     first.set_footer(text=f"Job #{job.id}")
-    first.set_image(url=job.images[0].url)
+    first.set_image(url=shown[0])
     embeds = [first]
-    for image in job.images[1:4]:
+    for url in shown[1:4]:
         extra = discord.Embed(url=gallery_url, colour=DONE_COLOUR)
-        extra.set_image(url=image.url)
+        extra.set_image(url=url)
         embeds.append(extra)
     return embeds
 
@@ -108,6 +119,8 @@ def failure_card(job: Job) -> list[discord.Embed]:
     return [embed]
 
 
-def final_card(job: Job) -> list[discord.Embed]:
+def final_card(job: Job, *, attachments: Sequence[str] = (), note: str | None = None) -> list[discord.Embed]:
     """The card for a finished job, whatever its outcome."""
-    return result_card(job) if job.status is JobStatus.SUCCEEDED else failure_card(job)
+    if job.status is JobStatus.SUCCEEDED:
+        return result_card(job, attachments=attachments, note=note)
+    return failure_card(job)

@@ -68,6 +68,10 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_task ON jobs (provider, task_id);
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN upload_limit INTEGER;
+    ALTER TABLE jobs ADD COLUMN expects_callback INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 
@@ -81,6 +85,8 @@ class Reply:
     application_id: int
     interaction_token: str = field(repr=False)
     message_id: int | None = None
+    #: The most bytes one uploaded file may have where the reply is (Discord tells us per interaction).
+    upload_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,8 @@ class Job:
     finished_at: float | None = None
     delivered_at: float | None = None
     delivered_via: str | None = None
+    upload_limit: int | None = None
+    expects_callback: bool = False
 
 
 class Store:
@@ -144,17 +152,27 @@ class Store:
             await self._db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
             log.info("database migrated to schema version %d", number)
 
-    async def create_job(self, provider: str, request: JobRequest, reply: Reply, *, now: float | None = None) -> Job:
+    async def create_job(
+        self,
+        provider: str,
+        request: JobRequest,
+        reply: Reply,
+        *,
+        expects_callback: bool = False,
+        now: float | None = None,
+    ) -> Job:
         """Write a pending job and return it."""
         created = time.time() if now is None else now
         cur = await self._db.execute(
             """INSERT INTO jobs (status, action, provider, model, prompt, size, count, image_url, user_id,
-                   guild_id, channel_id, application_id, interaction_token, message_id, created_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   guild_id, channel_id, application_id, interaction_token, message_id, created_at,
+                   upload_limit, expects_callback)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 JobStatus.PENDING, request.action, provider, request.model, request.prompt, request.size,
                 request.count, request.image_url, reply.user_id, reply.guild_id, reply.channel_id,
-                reply.application_id, reply.interaction_token, reply.message_id, created,
+                reply.application_id, reply.interaction_token, reply.message_id, created, reply.upload_limit,
+                expects_callback,
             ),
         )  # fmt: skip
         await self._db.commit()
@@ -166,6 +184,11 @@ class Store:
     async def get_job(self, job_id: int) -> Job | None:
         """The job with this id, or None."""
         rows = await self._select("WHERE id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    async def job_for_task(self, provider: str, task_id: str) -> Job | None:
+        """The job a provider task belongs to, or None."""
+        rows = await self._select("WHERE provider = ? AND task_id = ?", (provider, task_id))
         return rows[0] if rows else None
 
     async def mark_submitted(self, job_id: int, task_id: str, *, now: float | None = None) -> bool:
@@ -259,5 +282,6 @@ def _dump_images(images: Sequence[Image]) -> str:
 def _job_from_row(row: aiosqlite.Row) -> Job:
     data = dict(row)
     data["status"] = JobStatus(data["status"])
+    data["expects_callback"] = bool(data["expects_callback"])
     data["images"] = tuple(Image(url=i["url"], seed=i.get("seed")) for i in json.loads(data["images"]))
     return Job(**data)

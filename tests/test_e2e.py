@@ -95,6 +95,12 @@ async def final_reply(world: World, interaction: SentInteraction, title: str, ti
     return message
 
 
+def last_edit(world: World, interaction: SentInteraction) -> RecordedRequest:
+    edits = [r for r in world.discord.requests if r.method == "PATCH" and interaction.token in r.path]
+    assert edits, "the reply was never edited"
+    return edits[-1]
+
+
 def fields(embed: dict[str, Any]) -> dict[str, str]:
     return {f["name"]: f["value"] for f in embed.get("fields", [])}
 
@@ -169,10 +175,18 @@ async def test_imagine_is_deferred_and_the_reply_becomes_four_images(world: Worl
     done = await final_reply(world, interaction, "Done")
     embeds = done["embeds"]
     assert len(embeds) == 4
-    assert [e["image"]["url"] for e in embeds] == [f"{world.flux.base_url}/files/{task_id}/{i}.png" for i in range(4)]
+    names = [f"flux-1-{n}.png" for n in range(1, 5)]
+    assert [e["image"]["url"] for e in embeds] == [f"attachment://{name}" for name in names]
     assert len({e["url"] for e in embeds}) == 1, "embeds sharing one url show as a gallery"
+    assert [a["filename"] for a in done["attachments"]] == names
     result = fields(embeds[0])
     assert result["Seeds"] == "1000, 1001, 1002, 1003"
+    originals = [f"{world.flux.base_url}/files/{task_id}/{i}.png" for i in range(4)]
+    assert all(url in result["Originals"] for url in originals)
+    upload = last_edit(world, interaction)
+    assert [(f.filename, f.data) for f in upload.files] == [
+        (name, world.flux.image_bytes) for name in names
+    ], "real PNG bytes reach Discord as multipart files"
     assert "a white siamese cat" in embeds[0]["description"]
     assert world.flux.submits == [
         {"action": "generate", "prompt": "a white siamese cat", "model": "flux-pro-1.1", "size": "1024x768",
@@ -256,7 +270,7 @@ async def test_a_job_survives_sigkill_and_is_delivered_after_restart(world: Worl
     await world.restart()
 
     done = await final_reply(world, interaction, "Done")
-    assert done["embeds"][0]["image"]["url"] == f"{world.flux.base_url}/files/{task_id}/0.png"
+    assert f"{world.flux.base_url}/files/{task_id}/0.png" in fields(done["embeds"][0])["Originals"]
     assert len(world.flux.submits) == 1, "the job was not sent twice"
     assert "resuming: 1 submitted job(s)" in world.bot.output
 

@@ -94,5 +94,5 @@ async def test_data_survives_reopening_and_schema_is_versioned(tmp_path: Path) -
     assert await second.get_meta("missing") is None
     await second.close()
     with sqlite3.connect(path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -82,6 +82,11 @@ class AceDataFlux:
                 statuses[status.task_id] = status
         return statuses
 
+    def callback_task_id(self, body: Any) -> str | None:
+        """The `task_id` of a callback body (the result body); the body itself is not trusted."""
+        task_id = body.get("task_id") if isinstance(body, dict) else None
+        return task_id if isinstance(task_id, str) and 0 < len(task_id) <= 200 else None
+
     async def _post(self, path: str, body: dict[str, Any], *, action: str | None = None) -> dict[str, Any]:
         headers = {
             "authorization": f"Bearer {self.token.reveal()}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Action = Literal["generate", "edit"]
 
@@ -111,4 +111,8 @@ class Provider(Protocol):
 
     async def lookup(self, task_ids: Sequence[str]) -> Mapping[str, TaskStatus]:
         """Statuses of the given tasks (at most `max_batch`); ids the provider does not know are left out."""
+        ...
+
+    def callback_task_id(self, body: Any) -> str | None:
+        """The task id a callback body is about, or None when the body is not a callback of this provider."""
         ...

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from tests.fakes.png import make_png
@@ -78,6 +80,12 @@ class FakeFlux:
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self.image_bytes = make_png(16, 16)
+        self.image_content_type = "image/png"
+        #: POST the result to a task's callback_url when it finishes (as the real API does).
+        self.auto_callback = True
+        #: (url, HTTP status answered) of every callback sent.
+        self.callbacks: list[tuple[str, int]] = []
+        self._callback_tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Listen on a free loopback port."""
@@ -93,6 +101,8 @@ class FakeFlux:
 
     async def close(self) -> None:
         """Stop listening."""
+        for pending in self._callback_tasks:
+            pending.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -113,10 +123,14 @@ class FakeFlux:
         return [r.body for r in self.requests if r.path == "/flux/tasks"]
 
     def finish(self, task_id: str, *, error: tuple[str, str] | None = None) -> None:
-        """Finish a task now, with images or with an error (code, message)."""
+        """Finish a task now, with images or with an error (code, message); calls back when asked to."""
         task = self.tasks[task_id]
         if task.response is not None:
             return
+        self._set_response(task, error)
+        self._schedule_callback(task)
+
+    def _set_response(self, task: FakeTask, error: tuple[str, str] | None) -> None:
         task.finished_at = time.time()
         error = error or task.error
         if error is not None:
@@ -139,6 +153,31 @@ class FakeFlux:
                 for index in range(count)
             ],
         }
+
+    async def send_callback(self, task_id: str, *, url: str | None = None, body: Any = None) -> int:
+        """POST a callback for `task_id` (its result body unless `body` is given) and return the status."""
+        task = self.tasks.get(task_id)
+        target = url or (task.request.get("callback_url") if task else None)
+        assert target, "no callback_url to call"
+        payload = body if body is not None else (task.response if task else None)
+        async with aiohttp.ClientSession() as session:
+            data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            async with session.post(target, data=data, headers={"content-type": "application/json"}) as resp:
+                self.callbacks.append((target, resp.status))
+                return resp.status
+
+    def _schedule_callback(self, task: FakeTask) -> None:
+        if not (self.auto_callback and task.request.get("callback_url")):
+            return
+        pending = asyncio.get_running_loop().create_task(self._auto_callback(task.id))
+        self._callback_tasks.add(pending)
+        pending.add_done_callback(self._callback_tasks.discard)
+
+    async def _auto_callback(self, task_id: str) -> None:
+        try:
+            await self.send_callback(task_id)
+        except aiohttp.ClientError as exc:
+            log.info("callback for %s failed: %s", task_id, exc)
 
     async def wait_for_submits(self, n: int, timeout: float = 20) -> None:
         """Wait until `n` submits arrived."""
@@ -223,4 +262,4 @@ class FakeFlux:
         return task
 
     async def _file(self, request: web.Request) -> web.Response:
-        return web.Response(body=self.image_bytes, content_type="image/png")
+        return web.Response(body=self.image_bytes, content_type=self.image_content_type)
