@@ -11,6 +11,8 @@ import pytest
 from fluxbot.config import Secret
 from fluxbot.providers.acedata import AceDataFlux
 from fluxbot.store import Store
+from tests.e2e import World, running_bot
+from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.flux_api import FakeFlux
 
 
@@ -38,3 +40,19 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     s = await Store.open(tmp_path / "jobs.db")
     yield s
     await s.close()
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[tuple[FakeDiscord, FakeFlux]]:
+    discord, flux = FakeDiscord(), FakeFlux()
+    await discord.start()
+    await flux.start()
+    yield discord, flux
+    await flux.close()
+    await discord.close()
+
+
+@pytest.fixture
+async def world(fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path) -> AsyncIterator[World]:
+    async with running_bot(*fakes, tmp_path) as running:
+        yield running

@@ -30,6 +30,8 @@ def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.job_timeout_seconds == 600
     assert settings.dev_guild_id is None
     assert settings.log_level == "INFO"
+    assert (settings.callback_base_url, settings.callback_host, settings.callback_port) == (None, "0.0.0.0", 8080)
+    assert settings.image_delivery == "attachment"
 
 
 def test_values_are_parsed(tmp_path: Path) -> None:
@@ -41,7 +43,13 @@ def test_values_are_parsed(tmp_path: Path) -> None:
         JOB_TIMEOUT_SECONDS="120",
         DEV_GUILD_ID="123456789012345678",
         LOG_LEVEL="debug",
+        CALLBACK_BASE_URL="https://bot.example.org/",
+        CALLBACK_HOST="127.0.0.1",
+        CALLBACK_PORT="9000",
+        IMAGE_DELIVERY="url",
     )
+    assert settings.callback_base_url == "https://bot.example.org"
+    assert (settings.callback_host, settings.callback_port, settings.image_delivery) == ("127.0.0.1", 9000, "url")
     assert settings.flux_api_base_url == "http://127.0.0.1:9999"
     assert settings.default_model == "flux-pro-1.1"
     assert settings.poll_interval_seconds == 0.5
@@ -64,6 +72,10 @@ def test_values_are_parsed(tmp_path: Path) -> None:
         ("JOB_TIMEOUT_SECONDS", "-5", "between"),
         ("DEV_GUILD_ID", "my-server", "server id"),
         ("LOG_LEVEL", "LOUD", "one of DEBUG"),
+        ("CALLBACK_BASE_URL", "bot.example.org", "http(s) URL"),
+        ("CALLBACK_PORT", "http", "TCP port"),
+        ("CALLBACK_PORT", "70000", "TCP port"),
+        ("IMAGE_DELIVERY", "carrier-pigeon", "one of attachment, url"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, variable: str, value: str, expected: str) -> None:

@@ -2,108 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.botprocess import BotProcess
-from tests.fakes.discord_api import FakeDiscord, RecordedRequest, SentInteraction
+from tests.e2e import (
+    CHANNEL_MESSAGE,
+    DEFERRED_CHANNEL_MESSAGE,
+    EPHEMERAL,
+    World,
+    bot_env,
+    fields,
+    final_reply,
+    first_callback,
+    last_edit,
+    option,
+    running_bot,
+)
+from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.flux_api import FakeFlux, envelope
-
-EPHEMERAL = 64
-DEFERRED_CHANNEL_MESSAGE = 5
-CHANNEL_MESSAGE = 4
-
-
-@dataclass
-class World:
-    discord: FakeDiscord
-    flux: FakeFlux
-    bot: BotProcess
-
-    async def restart(self, *, kill: bool = True) -> None:
-        await (self.bot.kill() if kill else self.bot.stop())
-        connections = self.discord.identify_count
-        await self.bot.start()
-        await self.discord.wait_for(lambda: self.discord.identify_count > connections, timeout=30)
-        await self.discord.wait_ready(timeout=30)
-
-
-def bot_env(discord: FakeDiscord, flux: FakeFlux, tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {
-        "FAKE_DISCORD_URL": discord.base_url,
-        "DISCORD_TOKEN": discord.bot_token,
-        "ACEDATA_API_TOKEN": flux.token,
-        "FLUX_API_BASE_URL": flux.base_url,
-        "DATABASE_PATH": str(tmp_path / "data" / "fluxbot.db"),
-        "POLL_INTERVAL_SECONDS": "0.2",
-        "DEV_GUILD_ID": str(discord.guild_id),
-        "LOG_LEVEL": "DEBUG",
-    }
-    env.update(extra)
-    return {k: v for k, v in env.items() if v}
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[tuple[FakeDiscord, FakeFlux]]:
-    discord, flux = FakeDiscord(), FakeFlux()
-    await discord.start()
-    await flux.start()
-    yield discord, flux
-    await flux.close()
-    await discord.close()
-
-
-@pytest.fixture
-async def world(fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path) -> AsyncIterator[World]:
-    discord, flux = fakes
-    bot = BotProcess(bot_env(discord, flux, tmp_path), tmp_path)
-    await bot.start()
-    try:
-        await discord.wait_ready(timeout=30)
-        await discord.wait_for(lambda: bool(discord.commands.get(str(discord.guild_id))), timeout=30)
-        yield World(discord, flux, bot)
-    finally:
-        assert await bot.stop() == 0, "SIGTERM ends the bot cleanly"
-        secrets = [discord.bot_token, flux.token, *(i.token for i in discord.interactions)]
-        leaked = [s for s in secrets if s in bot.output]
-        assert not leaked, "a token reached the bot's log output"
-
-
-def option(name: str, value: Any, kind: int = 3) -> dict[str, Any]:
-    return {"name": name, "type": kind, "value": value}
-
-
-def first_callback(world: World, interaction: SentInteraction) -> RecordedRequest:
-    callbacks = world.discord.callbacks_for(interaction)
-    assert callbacks, "the interaction was not answered"
-    return callbacks[0]
-
-
-async def final_reply(world: World, interaction: SentInteraction, title: str, timeout: float = 30) -> dict[str, Any]:
-    def shown() -> bool:
-        message = world.discord.original_response(interaction)
-        embeds = (message or {}).get("embeds") or []
-        return bool(embeds) and str(embeds[0].get("title", "")).endswith(title)
-
-    await world.discord.wait_for(shown, timeout=timeout)
-    message = world.discord.original_response(interaction)
-    assert message is not None
-    return message
-
-
-def last_edit(world: World, interaction: SentInteraction) -> RecordedRequest:
-    edits = [r for r in world.discord.requests if r.method == "PATCH" and interaction.token in r.path]
-    assert edits, "the reply was never edited"
-    return edits[-1]
-
-
-def fields(embed: dict[str, Any]) -> dict[str, str]:
-    return {f["name"]: f["value"] for f in embed.get("fields", [])}
-
 
 # -- tests -----------------------------------------------------------------------------------------
 
@@ -184,9 +103,9 @@ async def test_imagine_is_deferred_and_the_reply_becomes_four_images(world: Worl
     originals = [f"{world.flux.base_url}/files/{task_id}/{i}.png" for i in range(4)]
     assert all(url in result["Originals"] for url in originals)
     upload = last_edit(world, interaction)
-    assert [(f.filename, f.data) for f in upload.files] == [
-        (name, world.flux.image_bytes) for name in names
-    ], "real PNG bytes reach Discord as multipart files"
+    assert [(f.filename, f.data) for f in upload.files] == [(name, world.flux.image_bytes) for name in names], (
+        "real PNG bytes reach Discord as multipart files"
+    )
     assert "a white siamese cat" in embeds[0]["description"]
     assert world.flux.submits == [
         {"action": "generate", "prompt": "a white siamese cat", "model": "flux-pro-1.1", "size": "1024x768",
@@ -291,18 +210,11 @@ async def test_a_job_killed_before_its_task_id_was_stored_is_closed_clearly(worl
 async def test_a_job_the_provider_never_finishes_times_out(fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path) -> None:
     discord, flux = fakes
     flux.hold = True
-    bot = BotProcess(bot_env(discord, flux, tmp_path, JOB_TIMEOUT_SECONDS="1"), tmp_path)
-    await bot.start()
-    try:
-        await discord.wait_ready(timeout=30)
-        await discord.wait_for(lambda: bool(discord.commands.get(str(discord.guild_id))), timeout=30)
-        world = World(discord, flux, bot)
+    async with running_bot(discord, flux, tmp_path, JOB_TIMEOUT_SECONDS="1") as world:
         interaction = await discord.send_slash_command("imagine", [option("prompt", "a slow snail")])
         timed_out = await final_reply(world, interaction, "Timed out")
         assert "did not finish this job within" in fields(timed_out["embeds"][0])["What happened"]
         assert len(flux.submits) == 1
-    finally:
-        assert await bot.stop() == 0
 
 
 async def test_after_the_interaction_token_expired_the_result_arrives_through_the_channel(world: World) -> None:

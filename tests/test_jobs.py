@@ -12,6 +12,7 @@ from fluxbot.jobs import (
     PROMPT_MAX_CHARS,
     RESTARTED_BEFORE_SUBMIT,
     AttachmentInfo,
+    CallbackOutcome,
     InvalidRequest,
     JobService,
     prepare_edit,
@@ -372,3 +373,49 @@ async def test_resume_closes_unsent_jobs_and_finishes_the_rest(
     assert by_id[unsent.id].error_message == RESTARTED_BEFORE_SUBMIT
     assert by_id[running.id].status is JobStatus.SUCCEEDED
     assert await store.undelivered_jobs() == []
+
+
+@pytest.fixture
+def callback_service(store: Store, client: AceDataFlux, replier: RecordingReplier, clock: Clock) -> JobService:
+    return JobService(
+        store, client, replier, poll_interval=3, job_timeout=600, callback_url="https://bot.test/cb/s3cret", clock=clock
+    )
+
+
+async def test_with_callbacks_submits_carry_the_url_and_polling_backs_off(
+    callback_service: JobService, flux: FakeFlux, clock: Clock
+) -> None:
+    flux.hold = True
+    job = await callback_service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
+    assert job.expects_callback
+    assert flux.submits[0]["callback_url"] == "https://bot.test/cb/s3cret"
+    for _ in range(9):  # 27 s of ticks: inside the callback poll interval
+        clock.now += 3
+        await callback_service.tick()
+    assert flux.lookups == []
+    clock.now += 3
+    await callback_service.tick()
+    assert len(flux.lookups) == 1, "the safety-net poll still runs every 30 s"
+
+
+async def test_a_hint_is_confirmed_by_a_lookup_before_anything_changes(
+    callback_service: JobService, flux: FakeFlux, replier: RecordingReplier, store: Store
+) -> None:
+    flux.hold = True
+    job = await callback_service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
+    assert job.task_id is not None
+    assert await callback_service.hint("someone-elses-task") is CallbackOutcome.UNKNOWN
+
+    assert await callback_service.hint(job.task_id) is CallbackOutcome.ACCEPTED
+    await callback_service.tick()
+    assert len(flux.lookups) == 1, "looked up at once"
+    assert replier.outcomes == [], "the task is still running, whatever the callback said"
+
+    flux.finish(job.task_id)
+    assert await callback_service.hint(job.task_id) is CallbackOutcome.ACCEPTED
+    await callback_service.tick()
+    assert [j.status for j in replier.outcomes] == [JobStatus.SUCCEEDED]
+    assert await callback_service.hint(job.task_id) is CallbackOutcome.FINISHED
+    await callback_service.tick()
+    assert len(replier.outcomes) == 1
+    assert len(flux.lookups) == 2

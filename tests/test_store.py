@@ -81,18 +81,22 @@ async def test_racing_finishers_win_once(store: Store) -> None:
 async def test_data_survives_reopening_and_schema_is_versioned(tmp_path: Path) -> None:
     path = tmp_path / "jobs.db"
     first = await Store.open(path)
-    job = await create(first, prompt="persisted")
-    await first.set_meta("k", "v1")
-    await first.set_meta("k", "v2")
-    await first.close()
+    try:
+        job = await create(first, prompt="persisted")
+        await first.set_meta("k", "v1")
+        await first.set_meta("k", "v2")
+    finally:
+        await first.close()
 
     second = await Store.open(path)
-    again = await second.get_job(job.id)
-    assert again is not None
-    assert again.prompt == "persisted"
-    assert await second.get_meta("k") == "v2"
-    assert await second.get_meta("missing") is None
-    await second.close()
+    try:
+        again = await second.get_job(job.id)
+        assert again is not None
+        assert again.prompt == "persisted"
+        assert await second.get_meta("k") == "v2"
+        assert await second.get_meta("missing") is None
+    finally:
+        await second.close()
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -1,0 +1,203 @@
+"""End to end: callbacks, uploaded images, expired tokens and the fallbacks that still reach the member."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+from pathlib import Path
+
+import aiohttp
+
+from tests.e2e import World, fields, final_reply, option, reply_edits, running_bot
+from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.flux_api import FakeFlux
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stored_delivery(tmp_path: Path, job_id: int) -> tuple[str | None, float | None, str]:
+    with sqlite3.connect(tmp_path / "data" / "fluxbot.db") as db:
+        row = db.execute("SELECT delivered_via, delivered_at, interaction_token FROM jobs WHERE id = ?", (job_id,))
+        via, at, token = row.fetchone()
+    return via, at, token
+
+
+async def test_callbacks_deliver_once_and_forged_ones_change_nothing(
+    fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path
+) -> None:
+    discord, flux = fakes
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    flux.hold = True
+    async with running_bot(discord, flux, tmp_path, CALLBACK_BASE_URL=base, CALLBACK_HOST="127.0.0.1",
+                           CALLBACK_PORT=str(port)) as world:  # fmt: skip
+        interaction = await discord.send_slash_command("imagine", [option("prompt", "a lantern")])
+        await final_reply(world, interaction, "Flux is working on it")
+        [task_id] = flux.tasks
+        url = flux.submits[0]["callback_url"]
+        assert url.startswith(f"{base}/callbacks/flux/")
+        secret = url.rsplit("/", 1)[1]
+        assert len(secret) >= 40, "the path holds an unguessable secret"
+        lookups_before = len(flux.lookups)
+
+        # Forgeries: a callback that claims success for a running task is confirmed by a lookup, and ignored.
+        assert await flux.send_callback(task_id, body={"success": True, "task_id": task_id, "data": []}) == 200
+        await discord.wait_for(lambda: len(flux.lookups) > lookups_before)
+        assert await flux.send_callback(task_id, url=f"{base}/callbacks/flux/{'x' * len(secret)}") == 404
+        assert await flux.send_callback(task_id, body={"task_id": "not-ours", "success": True}) == 404
+        assert await flux.send_callback(task_id, body=b"<html>not json") == 400
+        assert await flux.send_callback(task_id, body={"no": "task id"}) == 400
+        assert await flux.send_callback(task_id, body={"task_id": task_id, "pad": "x" * 400_000}) == 413
+        unchanged = world.discord.original_response(interaction)
+        assert unchanged is not None
+        assert unchanged["embeds"][0]["title"].endswith("working on it")
+
+        # The real callback: the job is delivered at once, long before the 30 s safety-net poll.
+        flux.finish(task_id)
+        done = await final_reply(world, interaction, "Done", timeout=10)
+        assert flux.callbacks[-1] == (url, 200)
+        edits = len(reply_edits(world, interaction))
+
+        # A duplicate callback is acknowledged and changes nothing.
+        assert await flux.send_callback(task_id) == 200
+        assert await flux.send_callback(task_id) == 200
+        await discord.wait_for(lambda: "callback for task" in world.bot.output)
+        assert len(reply_edits(world, interaction)) == edits
+        assert world.discord.original_response(interaction) == done
+        assert secret not in world.bot.output, "the callback secret never reaches the logs"
+    via, at, token = stored_delivery(tmp_path, 1)
+    assert (via, token) == ("interaction", "")
+    assert at is not None
+
+
+async def test_without_a_callback_url_nothing_listens(world: World) -> None:
+    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "a quiet bot")])
+    await final_reply(world, interaction, "Done")
+    assert "callback_url" not in world.flux.submits[0]
+    assert "listening for provider callbacks" not in world.bot.output
+
+
+async def test_when_the_download_fails_the_reply_links_the_images_and_says_so(world: World) -> None:
+    world.flux.image_content_type = "text/html"
+    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "a broken link")])
+    done = await final_reply(world, interaction, "Done")
+    [task_id] = world.flux.tasks
+    assert done["embeds"][0]["image"]["url"] == f"{world.flux.base_url}/files/{task_id}/0.png"
+    assert "Nothing is lost" in fields(done["embeds"][0])["Note"]
+    assert done["attachments"] == []
+    assert "image download failed" in world.bot.output
+
+
+async def test_image_delivery_url_shows_the_providers_links(
+    fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path
+) -> None:
+    discord, flux = fakes
+    async with running_bot(discord, flux, tmp_path, IMAGE_DELIVERY="url") as world:
+        interaction = await discord.send_slash_command("imagine", [option("prompt", "plain links")])
+        done = await final_reply(world, interaction, "Done")
+        [task_id] = flux.tasks
+        assert done["embeds"][0]["image"]["url"] == f"{flux.base_url}/files/{task_id}/0.png"
+        assert "Note" not in fields(done["embeds"][0])
+        assert all(not r.files for r in reply_edits(world, interaction))
+
+
+async def test_a_reply_that_cannot_be_edited_is_posted_in_the_channel_mentioning_the_member(world: World) -> None:
+    world.flux.hold = True
+    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "a locked channel")])
+    queued = await final_reply(world, interaction, "Flux is working on it")
+    world.discord.expire_token(interaction)
+    missing_access = {"message": "Missing Access", "code": 50001}
+    world.discord.fail_next("PATCH", rf"/channels/\d+/messages/{queued['id']}$", 403, missing_access, times=5)
+    [task_id] = world.flux.tasks
+    world.flux.finish(task_id)
+
+    post = await world.discord.wait_for_request(
+        lambda r: r.method == "POST" and r.path == f"/api/v10/channels/{world.discord.channel_id}/messages"
+    )
+    assert post.json["content"].startswith(f"<@{world.discord.user_id}> Here is the result of your job #1")
+    assert post.json["embeds"][0]["title"] == "✅ Done"
+    assert [f.data for f in post.files] == [world.flux.image_bytes]
+    assert "result posted in the channel, mentioning the member" in world.bot.output
+
+
+async def test_when_the_channel_is_closed_too_the_result_goes_by_dm(world: World) -> None:
+    world.flux.hold = True
+    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "a private result")])
+    queued = await final_reply(world, interaction, "Flux is working on it")
+    world.discord.expire_token(interaction)
+    missing_access = {"message": "Missing Access", "code": 50001}
+    channel = world.discord.channel_id
+    world.discord.fail_next("PATCH", rf"/channels/{channel}/messages/{queued['id']}$", 403, missing_access, times=5)
+    world.discord.fail_next("POST", rf"/channels/{channel}/messages$", 403, missing_access, times=5)
+    [task_id] = world.flux.tasks
+    world.flux.finish(task_id)
+
+    await world.discord.wait_for(lambda: "result sent to the member by DM" in world.bot.output)
+    dm = next(r for r in world.discord.requests if r.method == "POST" and r.path == "/api/v10/users/@me/channels")
+    assert str(dm.json["recipient_id"]) == str(world.discord.user_id)
+    sent = [
+        r for r in world.discord.requests if r.method == "POST" and r.path.endswith("/messages") and r.status == 200
+    ]
+    assert len(sent) == 1
+    assert f"<#{channel}>" in sent[0].json["content"]
+    await world.discord.wait_for(lambda: stored_delivery_via(world) == "dm")
+
+
+def stored_delivery_via(world: World) -> str | None:
+    db_path = Path(world.bot.env["DATABASE_PATH"])
+    with sqlite3.connect(db_path) as db:
+        return db.execute("SELECT delivered_via FROM jobs ORDER BY id DESC LIMIT 1").fetchone()[0]  # type: ignore[no-any-return]
+
+
+async def test_a_reply_the_member_deleted_is_not_posted_again(world: World) -> None:
+    world.flux.hold = True
+    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "deleted on purpose")])
+    queued = await final_reply(world, interaction, "Flux is working on it")
+    unknown = {"message": "Unknown Message", "code": 10008}
+    world.discord.fail_next("PATCH", rf"/messages/{queued['id']}$", 404, unknown, times=5)
+    [task_id] = world.flux.tasks
+    world.flux.finish(task_id)
+    await world.discord.wait_for(lambda: "not posting it again" in world.bot.output)
+    assert not [r for r in world.discord.requests if r.method == "POST" and r.path.endswith("/messages")]
+
+
+async def test_killed_between_finalize_and_delivery_the_result_is_shown_once(world: World) -> None:
+    world.flux.hold = True
+    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "an interrupted delivery")])
+    queued = await final_reply(world, interaction, "Flux is working on it")
+    server_error = {"message": "500: Internal Server Error", "code": 0}
+    world.discord.fail_next("PATCH", rf"/messages/{queued['id']}$", 500, server_error, times=2)
+    [task_id] = world.flux.tasks
+    world.flux.finish(task_id)
+    await world.discord.wait_for_request(lambda r: r.status == 500)  # finalized; the edit is being retried
+    await world.restart()
+
+    await final_reply(world, interaction, "Done")
+    results = [r for r in reply_edits(world, interaction) if r.status == 200 and r.files]
+    assert len(results) == 1, "the result was shown once"
+    assert [r.status for r in reply_edits(world, interaction)][-3:] == [500, 500, 200]
+    await world.discord.wait_for(lambda: stored_delivery_via(world) == "interaction")
+    assert "resuming: 0 submitted job(s) to follow, 1 finished job(s) to deliver" in world.bot.output
+
+
+async def test_a_callback_after_a_restart_still_reaches_the_bot(
+    fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path
+) -> None:
+    discord, flux = fakes
+    port = free_port()
+    env = {"CALLBACK_BASE_URL": f"http://127.0.0.1:{port}", "CALLBACK_HOST": "127.0.0.1", "CALLBACK_PORT": str(port)}
+    flux.hold = True
+    async with running_bot(discord, flux, tmp_path, **env) as world:
+        interaction = await discord.send_slash_command("imagine", [option("prompt", "patience")])
+        await final_reply(world, interaction, "Flux is working on it")
+        await world.restart()
+        [task_id] = flux.tasks
+        flux.finish(task_id)
+        await final_reply(world, interaction, "Done", timeout=10)
+        assert flux.callbacks == [(flux.submits[0]["callback_url"], 200)], "the same URL works after the restart"
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/callbacks/flux/x") as resp:
+            assert resp.status == 405
