@@ -93,6 +93,16 @@ async def final_reply(world: World, interaction: SentInteraction, title: str, ti
     return message
 
 
+async def held_job(world: World, prompt: str) -> tuple[SentInteraction, dict[str, Any], str]:
+    """Start a job the fake provider keeps running; return its interaction, queued reply and task id."""
+    world.flux.hold = True
+    before = set(world.flux.tasks)
+    interaction = await world.discord.send_slash_command("imagine", [option("prompt", prompt)])
+    queued = await final_reply(world, interaction, "Flux is working on it")
+    [task_id] = set(world.flux.tasks) - before
+    return interaction, queued, task_id
+
+
 def reply_edits(world: World, interaction: SentInteraction) -> list[RecordedRequest]:
     """Every edit of the interaction's reply through its token."""
     return [r for r in world.discord.requests if r.method == "PATCH" and interaction.token in r.path]

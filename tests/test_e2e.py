@@ -17,6 +17,7 @@ from tests.e2e import (
     fields,
     final_reply,
     first_callback,
+    held_job,
     last_edit,
     option,
     running_bot,
@@ -179,10 +180,7 @@ async def test_a_provider_error_is_shown_in_plain_words(world: World) -> None:
 
 
 async def test_a_job_survives_sigkill_and_is_delivered_after_restart(world: World) -> None:
-    world.flux.hold = True
-    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "a lighthouse at dusk")])
-    await final_reply(world, interaction, "Flux is working on it")
-    [task_id] = world.flux.tasks
+    interaction, _, task_id = await held_job(world, "a lighthouse at dusk")
 
     await world.bot.kill()
     world.flux.finish(task_id)
@@ -218,11 +216,8 @@ async def test_a_job_the_provider_never_finishes_times_out(fakes: tuple[FakeDisc
 
 
 async def test_after_the_interaction_token_expired_the_result_arrives_through_the_channel(world: World) -> None:
-    world.flux.hold = True
-    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "an old oak")])
-    queued = await final_reply(world, interaction, "Flux is working on it")
+    interaction, queued, task_id = await held_job(world, "an old oak")
     world.discord.expire_token(interaction)
-    [task_id] = world.flux.tasks
     world.flux.finish(task_id)
 
     done = await final_reply(world, interaction, "Done")
@@ -230,21 +225,6 @@ async def test_after_the_interaction_token_expired_the_result_arrives_through_th
     channel_edit = f"/api/v10/channels/{world.discord.channel_id}/messages/{queued['id']}"
     assert any(r.method == "PATCH" and r.path == channel_edit and r.status == 200 for r in world.discord.requests)
     assert "interaction token expired; editing the reply with the bot token" in world.bot.output
-
-
-async def test_a_deleted_reply_is_given_up_on_and_the_bot_carries_on(world: World) -> None:
-    world.flux.hold = True
-    gone = await world.discord.send_slash_command("imagine", [option("prompt", "a deleted reply")])
-    queued = await final_reply(world, gone, "Flux is working on it")
-    unknown = {"message": "Unknown Message", "code": 10008}
-    world.discord.fail_next("PATCH", rf"/messages/{queued['id']}$", 404, unknown, times=50)
-    [task_id] = world.flux.tasks
-    world.flux.finish(task_id)
-    await world.discord.wait_for(lambda: "reply cannot be edited" in world.bot.output)
-
-    world.flux.hold = False
-    fine = await world.discord.send_slash_command("imagine", [option("prompt", "a reply that is still there")])
-    await final_reply(world, fine, "Done")
 
 
 async def test_sigterm_waits_for_a_submit_under_way_and_the_job_finishes_after_restart(world: World) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.e2e import World, fields, final_reply, option, reply_edits, running_bot
+from tests.e2e import World, fields, final_reply, held_job, option, reply_edits, running_bot
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.flux_api import FakeFlux
 
@@ -106,13 +106,10 @@ async def test_image_delivery_url_shows_the_providers_links(
 
 
 async def test_a_reply_that_cannot_be_edited_is_posted_in_the_channel_mentioning_the_member(world: World) -> None:
-    world.flux.hold = True
-    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "a locked channel")])
-    queued = await final_reply(world, interaction, "Flux is working on it")
+    interaction, queued, task_id = await held_job(world, "a locked channel")
     world.discord.expire_token(interaction)
     missing_access = {"message": "Missing Access", "code": 50001}
     world.discord.fail_next("PATCH", rf"/channels/\d+/messages/{queued['id']}$", 403, missing_access, times=5)
-    [task_id] = world.flux.tasks
     world.flux.finish(task_id)
 
     post = await world.discord.wait_for_request(
@@ -125,15 +122,12 @@ async def test_a_reply_that_cannot_be_edited_is_posted_in_the_channel_mentioning
 
 
 async def test_when_the_channel_is_closed_too_the_result_goes_by_dm(world: World) -> None:
-    world.flux.hold = True
-    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "a private result")])
-    queued = await final_reply(world, interaction, "Flux is working on it")
+    interaction, queued, task_id = await held_job(world, "a private result")
     world.discord.expire_token(interaction)
     missing_access = {"message": "Missing Access", "code": 50001}
     channel = world.discord.channel_id
     world.discord.fail_next("PATCH", rf"/channels/{channel}/messages/{queued['id']}$", 403, missing_access, times=5)
     world.discord.fail_next("POST", rf"/channels/{channel}/messages$", 403, missing_access, times=5)
-    [task_id] = world.flux.tasks
     world.flux.finish(task_id)
 
     await world.discord.wait_for(lambda: "result sent to the member by DM" in world.bot.output)
@@ -153,25 +147,23 @@ def stored_delivery_via(world: World) -> str | None:
         return db.execute("SELECT delivered_via FROM jobs ORDER BY id DESC LIMIT 1").fetchone()[0]  # type: ignore[no-any-return]
 
 
-async def test_a_reply_the_member_deleted_is_not_posted_again(world: World) -> None:
-    world.flux.hold = True
-    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "deleted on purpose")])
-    queued = await final_reply(world, interaction, "Flux is working on it")
+async def test_a_reply_the_member_deleted_is_not_posted_again_and_the_bot_carries_on(world: World) -> None:
+    _, queued, task_id = await held_job(world, "deleted on purpose")
     unknown = {"message": "Unknown Message", "code": 10008}
-    world.discord.fail_next("PATCH", rf"/messages/{queued['id']}$", 404, unknown, times=5)
-    [task_id] = world.flux.tasks
+    world.discord.fail_next("PATCH", rf"/messages/{queued['id']}$", 404, unknown, times=50)
     world.flux.finish(task_id)
     await world.discord.wait_for(lambda: "not posting it again" in world.bot.output)
     assert not [r for r in world.discord.requests if r.method == "POST" and r.path.endswith("/messages")]
 
+    world.flux.hold = False
+    fine = await world.discord.send_slash_command("imagine", [option("prompt", "a reply that is still there")])
+    await final_reply(world, fine, "Done")
+
 
 async def test_killed_between_finalize_and_delivery_the_result_is_shown_once(world: World) -> None:
-    world.flux.hold = True
-    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "an interrupted delivery")])
-    queued = await final_reply(world, interaction, "Flux is working on it")
+    interaction, queued, task_id = await held_job(world, "an interrupted delivery")
     server_error = {"message": "500: Internal Server Error", "code": 0}
     world.discord.fail_next("PATCH", rf"/messages/{queued['id']}$", 500, server_error, times=2)
-    [task_id] = world.flux.tasks
     world.flux.finish(task_id)
     await world.discord.wait_for_request(lambda r: r.status == 500)  # finalized; the edit is being retried
     await world.restart()
