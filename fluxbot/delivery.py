@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypedDict, TypeVar
@@ -27,9 +28,11 @@ T = TypeVar("T")
 INVALID_WEBHOOK_TOKEN = 50027
 UNKNOWN_WEBHOOK = 10015
 REQUEST_TOO_LARGE = 40005
+#: How long an interaction token is used: Discord's 15 minutes, less a margin.
+INTERACTION_TOKEN_LIFETIME = 14.5 * 60
 #: Discord's smallest per-file upload limit, used when an interaction did not say.
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
-_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpg"), (b"GIF8", "gif"))
 
 LINKS_INSTEAD = (
     "The images could not be copied into Discord, so they are shown from the provider's links. Nothing is lost, "
@@ -49,6 +52,7 @@ class _PostParts(TypedDict):
     embeds: list[discord.Embed]
     files: list[discord.File]
     allowed_mentions: discord.AllowedMentions
+    nonce: str
 
 
 def _post_text(job: Job, *, mention: bool) -> str:
@@ -63,10 +67,15 @@ class _Message:
     files: tuple[tuple[str, bytes], ...] = ()
     content: str | None = None
 
-    def post_parts(self) -> _PostParts:
-        """What a new message carries besides its text."""
+    def post_parts(self, job: Job) -> _PostParts:
+        """What a new message carries besides its text; the nonce makes Discord drop a repeated post."""
         mentions = discord.AllowedMentions(everyone=False, roles=False, users=True)
-        return {"embeds": self.embeds, "files": self.discord_files(), "allowed_mentions": mentions}
+        return {
+            "embeds": self.embeds,
+            "files": self.discord_files(),
+            "allowed_mentions": mentions,
+            "nonce": f"fluxbot-job-{job.id}"[:25],
+        }
 
     def discord_files(self) -> list[discord.File]:
         # A discord.File is consumed by one request, so each attempt gets fresh ones.
@@ -88,6 +97,7 @@ class Delivery:
         self._session = session
         self._attach = image_delivery == "attachment"
         self._download_timeout = download_timeout
+        self._expired: set[int] = set()
 
     async def show_progress(self, job: Job, *, now: float) -> None:
         """Edit the reply into the progress card with the current elapsed time."""
@@ -99,6 +109,12 @@ class Delivery:
 
     async def show_outcome(self, job: Job) -> str:
         """Show the job's result or error and return how it was delivered."""
+        try:
+            return await self._show_outcome(job)
+        except (_Gone, _Refused, _Expired, _TooLarge) as exc:
+            raise DeliveryError(f"{type(exc).__name__.strip('_').lower()}: {exc}", retryable=False) from None
+
+    async def _show_outcome(self, job: Job) -> str:
         if not (self._attach and job.status is JobStatus.SUCCEEDED):
             return await self._deliver(job, _Message(render.final_card(job)))
         files = await self._download(job)
@@ -118,11 +134,11 @@ class Delivery:
             return await self._edit_reply(job, message)
         except _Gone as exc:
             raise DeliveryError(f"the reply was deleted ({exc}); not posting it again", retryable=False) from None
-        except _Refused:
-            log.info("job %d: the reply cannot be edited; posting the result instead", job.id)
+        except _Refused as exc:
+            log.info("job %d: the reply cannot be edited (%s); posting the result instead", job.id, exc)
         if job.channel_id is not None:
             try:
-                await _call(self._channel(job).send(_post_text(job, mention=True), **message.post_parts()))
+                await _call(self._channel(job).send(_post_text(job, mention=True), **message.post_parts(job)))
                 log.info("job %d: result posted in the channel, mentioning the member", job.id)
                 return "channel_post"
             except (_Gone, _Refused, _Expired) as exc:
@@ -131,7 +147,7 @@ class Delivery:
             user = self._client.get_user(job.user_id)
             if user is None:
                 user = await _call(self._client.fetch_user(job.user_id))
-            await _call(user.send(_post_text(job, mention=False), **message.post_parts()))
+            await _call(user.send(_post_text(job, mention=False), **message.post_parts(job)))
         except (_Gone, _Refused, _Expired) as exc:
             raise DeliveryError(f"no way left to reach the member ({exc})", retryable=False) from None
         log.info("job %d: result sent to the member by DM", job.id)
@@ -141,19 +157,25 @@ class Delivery:
         """Edit the reply itself: with the interaction token, or with the bot token once that expired."""
         if job.message_id is None:
             raise _Gone("no reply message id")
-        attachments = message.discord_files()
-        if job.interaction_token:
+        if self._token_usable(job):
             webhook = discord.Webhook.partial(job.application_id, job.interaction_token, client=self._client)
+            attachments = message.discord_files()
             try:
                 await _call(webhook.edit_message(job.message_id, embeds=message.embeds, attachments=attachments))
                 return "interaction"
             except _Expired:
+                self._expired.add(job.id)
                 log.info("job %d: interaction token expired; editing the reply with the bot token", job.id)
         if job.channel_id is None:
             raise _Refused("the interaction token expired and no channel is known")
         reply = self._channel(job).get_partial_message(job.message_id)
         await _call(reply.edit(embeds=message.embeds, attachments=message.discord_files()))
         return "channel"
+
+    def _token_usable(self, job: Job) -> bool:
+        # Discord keeps an interaction token for 15 minutes; past that every call would only earn a 401.
+        fresh = time.time() - job.created_at < INTERACTION_TOKEN_LIFETIME
+        return bool(job.interaction_token) and fresh and job.id not in self._expired
 
     def _channel(self, job: Job) -> discord.PartialMessageable:
         assert job.channel_id is not None
@@ -178,9 +200,6 @@ class Delivery:
             async with self._session.get(url, timeout=timeout) as resp:
                 if resp.status != 200:
                     raise _DownloadFailed(f"image {index + 1}: HTTP {resp.status}")
-                extension = _EXTENSIONS.get(resp.content_type)
-                if extension is None:
-                    raise _DownloadFailed(f"image {index + 1}: not an image ({resp.content_type})")
                 data = bytearray()
                 async for chunk in resp.content.iter_chunked(64 * 1024):
                     data += chunk
@@ -188,7 +207,18 @@ class Delivery:
                         raise _DownloadFailed(f"image {index + 1}: over the {limit // 1048576} MB upload limit")
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _DownloadFailed(f"image {index + 1}: {type(exc).__name__}") from None
+        # The bytes decide, not the Content-Type: image hosts often say application/octet-stream.
+        extension = image_extension(bytes(data[:16]))
+        if extension is None:
+            raise _DownloadFailed(f"image {index + 1}: not an image ({resp.content_type})")
         return f"flux-{job.id}-{index + 1}.{extension}", bytes(data)
+
+
+def image_extension(head: bytes) -> str | None:
+    """The file extension for image bytes starting with `head`, or None when they are not an image."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return next((ext for magic, ext in _SIGNATURES if head.startswith(magic)), None)
 
 
 class _Gone(Exception):
@@ -196,7 +226,7 @@ class _Gone(Exception):
 
 
 class _Refused(Exception):
-    """Discord refused: no access or no permission."""
+    """Discord refused this way for good: no access, no permission, or a request it will not take."""
 
 
 class _Expired(Exception):
@@ -226,7 +256,9 @@ async def _call(request: Awaitable[T]) -> T:
             raise _Expired(f"code {exc.code}") from None
         if exc.status == 413 or exc.code == REQUEST_TOO_LARGE:
             raise _TooLarge(f"code {exc.code}") from None
-        retryable = exc.status >= 500 or exc.status == 429
-        raise DeliveryError(f"Discord answered {exc.status} (code {exc.code})", retryable=retryable) from None
+        if exc.status >= 500 or exc.status == 429:
+            raise DeliveryError(f"Discord answered {exc.status} (code {exc.code})", retryable=True) from None
+        # Any other refusal (e.g. 400 invalid form body): this way is closed, the next one may work.
+        raise _Refused(f"HTTP {exc.status}, code {exc.code}") from None
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise DeliveryError(f"could not reach Discord: {type(exc).__name__}", retryable=True) from None

@@ -149,6 +149,8 @@ class JobService:
     lookup_concurrency: int = 4
     #: How many reply edits the tracker makes at once.
     discord_concurrency: int = 5
+    #: How many times a delivery that failed for now is tried again (with back-off up to 5 minutes: ~1.5 h).
+    delivery_attempts: int = 20
     #: How often jobs that expect a provider callback are polled anyway (the safety net).
     callback_poll_interval: float = 30.0
     #: A progress edit slower than this is abandoned (discord.py retries 5xx for ~25 s) so polling goes on.
@@ -303,9 +305,11 @@ class JobService:
             return
         now = self._clock()
         due = [job for job in submitted if self._lookup_due(job, now)]
-        statuses = await self._lookup_all(due)
-        for job in due:
-            self._hinted.discard(job.task_id or "")
+        answered = {job.task_id for job in due if job.task_id in self._hinted}
+        statuses, looked_up = await self._lookup_all(due)
+        if looked_up:
+            # Only hints that this lookup answered; one that arrived meanwhile waits for the next round.
+            self._hinted -= answered
         work: list[Coroutine[Any, Any, None]] = []
         for job in submitted:
             status = statuses.get(job.task_id or "")
@@ -318,11 +322,13 @@ class JobService:
         await self._bounded(work)
 
     def _lookup_due(self, job: Job, now: float) -> bool:
-        """Poll every round, except jobs that expect a callback: those only when hinted or now and then."""
-        if not job.expects_callback or job.task_id in self._hinted:
+        """Poll every round, except jobs that expect a callback: those when hinted, now and then, and at the end."""
+        started = job.submitted_at or job.created_at
+        if not (job.expects_callback and self._callback_url) or job.task_id in self._hinted:
             return True
-        last = self._last_polled.get(job.id, job.submitted_at or job.created_at)
-        return now - last >= self.callback_poll_interval
+        if now - started > self.job_timeout:
+            return True  # one last look before timing it out
+        return now - self._last_polled.get(job.id, started) >= self.callback_poll_interval
 
     async def _bounded(self, work: Sequence[Coroutine[Any, Any, object]]) -> None:
         """Run Discord-facing work a few at a time, so one slow edit does not hold up the rest."""
@@ -350,10 +356,13 @@ class JobService:
             message = f"The bot could not check on this job: {cause.user_message}"
         await self._finish(job, JobStatus.TIMED_OUT, error=("timed_out", message))
 
-    async def _lookup_all(self, jobs: Sequence[Job]) -> dict[str, TaskStatus]:
+    async def _lookup_all(self, jobs: Sequence[Job]) -> tuple[dict[str, TaskStatus], bool]:
+        """Statuses of the jobs' tasks, batched; the flag says whether every lookup was made and answered."""
         now = self._clock()
         if now < self._lookup_retry.not_before:
-            return {}
+            return {}, False
+        if not jobs:
+            return {}, True
         ids = [j.task_id for j in jobs if j.task_id]
         size = self.provider.max_batch
         chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
@@ -368,11 +377,13 @@ class JobService:
         results = await asyncio.gather(*(one(c) for c in chunks), return_exceptions=True)
         statuses: dict[str, TaskStatus] = {}
         failure: ProviderError | None = None
+        complete = True
         for result in results:
             if isinstance(result, ProviderError):
-                failure = result
+                failure, complete = result, False
             elif isinstance(result, BaseException):
                 log.error("lookup failed unexpectedly", exc_info=result)
+                complete = False
             else:
                 statuses.update(result)
         self._last_lookup_error = failure
@@ -385,7 +396,7 @@ class JobService:
             log.warning("task lookup failed (%s); next lookup in %.0f s", failure, pause)
             if failure.kind.operator_problem:
                 log.error("operator action needed: %s", failure.user_message)
-        return statuses
+        return statuses, complete
 
     async def _finish_from_status(self, job: Job, status: TaskStatus) -> None:
         if status.state is TaskState.SUCCEEDED:
@@ -431,9 +442,12 @@ class JobService:
                 return False
             try:
                 via = await self.replier.show_outcome(job)
-            except DeliveryError as exc:
+            except Exception as exc:
+                if not isinstance(exc, DeliveryError):
+                    log.exception("job %d: unexpected error while delivering", job_id)
+                    exc = DeliveryError(f"unexpected {type(exc).__name__}", retryable=True)
                 retry = self._delivery_retry.get(job_id, _Retry())
-                if exc.retryable and retry.attempts < 8:
+                if exc.retryable and retry.attempts < self.delivery_attempts:
                     pause = min(300.0, 2.0 * 2**retry.attempts)
                     self._delivery_retry[job_id] = _Retry(retry.attempts + 1, self._clock() + pause)
                     log.warning("job %d: delivery failed (%s); retrying in %.0f s", job_id, exc, pause)

@@ -39,10 +39,17 @@ class RedactingFormatter(logging.Formatter):
 
     def redact(self, text: str) -> str:
         """Remove every secret from `text`."""
-        for secret in (*self._secrets, *_LATE_SECRETS):
+        for secret in self._secrets:
             text = text.replace(secret, "***")
-        text = _TOKEN_FIELD.sub(r"\1***", text)
-        return _TOKEN_IN_URL.sub(r"\1***", text)
+        return scrub(text)
+
+
+def scrub(text: str) -> str:
+    """Remove late-registered secrets and interaction tokens from `text` (also for text shown to members)."""
+    for secret in _LATE_SECRETS:
+        text = text.replace(secret, "***")
+    text = _TOKEN_FIELD.sub(r"\1***", text)
+    return _TOKEN_IN_URL.sub(r"\1***", text)
 
 
 def setup_logging(level: str, secrets: Iterable[str]) -> None:

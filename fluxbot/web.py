@@ -8,6 +8,7 @@ import secrets
 
 from aiohttp import web
 
+from fluxbot.config import ConfigError
 from fluxbot.jobs import CallbackOutcome, JobService
 from fluxbot.logs import redact
 from fluxbot.store import Store
@@ -56,7 +57,13 @@ class CallbackServer:
         app.router.add_post("/callbacks/flux/{secret}", self._callback)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self._host, self._port).start()
+        try:
+            await web.TCPSite(self._runner, self._host, self._port).start()
+        except OSError as exc:
+            await self.close()
+            raise ConfigError(
+                "CALLBACK_PORT", f"a port the bot can listen on at {self._host} ({self._port}: {exc.strerror})"
+            ) from None
         log.info("listening for provider callbacks on %s:%d", self._host, self.port)
 
     async def close(self) -> None:
@@ -74,7 +81,7 @@ class CallbackServer:
         except web.HTTPRequestEntityTooLarge:
             log.warning("oversized callback from %s ignored", request.remote)
             return web.json_response({"error": "body too large"}, status=413)
-        except ValueError:
+        except (ValueError, RecursionError):
             return web.json_response({"error": "body is not JSON"}, status=400)
         task_id = self._jobs.provider.callback_task_id(body)
         if task_id is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +114,13 @@ def last_edit(world: World, interaction: SentInteraction) -> RecordedRequest:
     edits = reply_edits(world, interaction)
     assert edits, "the reply was never edited"
     return edits[-1]
+
+
+def delivered_via(world: World) -> str | None:
+    """How the newest job was delivered, as the bot recorded it in its database."""
+    with sqlite3.connect(Path(world.bot.env["DATABASE_PATH"])) as db:
+        row = db.execute("SELECT delivered_via FROM jobs ORDER BY id DESC LIMIT 1").fetchone()
+    return str(row[0]) if row and row[0] is not None else None
 
 
 def fields(embed: dict[str, Any]) -> dict[str, str]:

@@ -10,7 +10,8 @@ import pytest
 from aiohttp import web
 
 from fluxbot.config import Secret
-from fluxbot.providers.acedata import AceDataFlux, parse_result, parse_task_record
+from fluxbot.logs import redact
+from fluxbot.providers.acedata import AceDataFlux, error_from_answer, parse_result, parse_task_record
 from fluxbot.providers.base import ErrorKind, JobRequest, ProviderError, TaskState
 from tests.fakes.flux_api import FakeFlux, envelope
 
@@ -217,3 +218,14 @@ async def test_a_timeout_is_ambiguous_and_not_safe_to_resend(session: aiohttp.Cl
         assert not info.value.safe_to_resend
     finally:
         await runner.cleanup()
+
+
+def test_a_secret_echoed_in_a_provider_error_is_not_shown() -> None:
+    redact("cb-secret-0123456789")
+    error = error_from_answer(
+        400,
+        envelope("bad_request", "invalid callback_url https://bot.test/callbacks/flux/cb-secret-0123456789"),
+        action=None,
+    )
+    assert "cb-secret-0123456789" not in error.user_message
+    assert "cb-secret-0123456789" not in str(error)

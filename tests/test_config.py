@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -126,4 +127,24 @@ def test_a_database_path_that_cannot_be_opened_is_one_line(tmp_path: Path) -> No
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("fluxbot: configuration error: DATABASE_PATH: a SQLite file the bot can open")
+    assert "Traceback" not in done.stderr
+
+
+def test_a_callback_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_bot(
+            tmp_path,
+            DATABASE_PATH=str(tmp_path / "db.sqlite"),
+            CALLBACK_BASE_URL="https://bot.example.org",
+            CALLBACK_HOST="127.0.0.1",
+            CALLBACK_PORT=str(port),
+        )
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()[-1:]
+    assert line.startswith(
+        f"fluxbot: configuration error: CALLBACK_PORT: a port the bot can listen on at 127.0.0.1 ({port}"
+    )
     assert "Traceback" not in done.stderr

@@ -14,6 +14,7 @@ from tests.e2e import (
     EPHEMERAL,
     World,
     bot_env,
+    delivered_via,
     fields,
     final_reply,
     first_callback,
@@ -223,8 +224,10 @@ async def test_after_the_interaction_token_expired_the_result_arrives_through_th
     done = await final_reply(world, interaction, "Done")
     assert done["id"] == queued["id"], "the same reply, edited"
     channel_edit = f"/api/v10/channels/{world.discord.channel_id}/messages/{queued['id']}"
-    assert any(r.method == "PATCH" and r.path == channel_edit and r.status == 200 for r in world.discord.requests)
+    [edit] = [r for r in world.discord.requests if r.method == "PATCH" and r.path == channel_edit and r.status == 200]
+    assert [f.data for f in edit.files] == [world.flux.image_bytes], "the image is uploaded through the channel too"
     assert "interaction token expired; editing the reply with the bot token" in world.bot.output
+    await world.discord.wait_for(lambda: delivered_via(world) == "channel")
 
 
 async def test_sigterm_waits_for_a_submit_under_way_and_the_job_finishes_after_restart(world: World) -> None:

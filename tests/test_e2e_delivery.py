@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sqlite3
 from pathlib import Path
 
 import aiohttp
+import pytest
 
-from tests.e2e import World, fields, final_reply, held_job, option, reply_edits, running_bot
+from tests.e2e import World, delivered_via, fields, final_reply, held_job, option, reply_edits, running_bot
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.flux_api import FakeFlux
 
@@ -62,11 +64,14 @@ async def test_callbacks_deliver_once_and_forged_ones_change_nothing(
         assert flux.callbacks[-1] == (url, 200)
         edits = len(reply_edits(world, interaction))
 
-        # A duplicate callback is acknowledged and changes nothing.
+        # A duplicate callback is acknowledged and changes nothing, also after the tracker had its next rounds.
+        lookups = len(flux.lookups)
         assert await flux.send_callback(task_id) == 200
         assert await flux.send_callback(task_id) == 200
-        await discord.wait_for(lambda: "callback for task" in world.bot.output)
+        await discord.wait_for(lambda: world.bot.output.count(f"callback for task {task_id}: finished") == 2)
+        await asyncio.sleep(0.6)  # three poll rounds (POLL_INTERVAL_SECONDS=0.2) for any late effect to show
         assert len(reply_edits(world, interaction)) == edits
+        assert len(flux.lookups) == lookups, "a callback for a finished job is not even looked up"
         assert world.discord.original_response(interaction) == done
         assert secret not in world.bot.output, "the callback secret never reaches the logs"
     via, at, token = stored_delivery(tmp_path, 1)
@@ -74,22 +79,54 @@ async def test_callbacks_deliver_once_and_forged_ones_change_nothing(
     assert at is not None
 
 
-async def test_without_a_callback_url_nothing_listens(world: World) -> None:
-    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "a quiet bot")])
-    await final_reply(world, interaction, "Done")
-    assert "callback_url" not in world.flux.submits[0]
-    assert "listening for provider callbacks" not in world.bot.output
+async def test_without_a_callback_url_nothing_listens(fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path) -> None:
+    discord, flux = fakes
+    port = free_port()
+    async with running_bot(discord, flux, tmp_path, CALLBACK_HOST="127.0.0.1", CALLBACK_PORT=str(port)) as world:
+        interaction = await discord.send_slash_command("imagine", [option("prompt", "a quiet bot")])
+        await final_reply(world, interaction, "Done")
+        assert "callback_url" not in flux.submits[0]
+        with pytest.raises(aiohttp.ClientConnectionError):
+            async with aiohttp.ClientSession() as session, session.post(f"http://127.0.0.1:{port}/callbacks/flux/x"):
+                pass
 
 
-async def test_when_the_download_fails_the_reply_links_the_images_and_says_so(world: World) -> None:
-    world.flux.image_content_type = "text/html"
-    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "a broken link")])
+@pytest.mark.parametrize(
+    ("problem", "logged"),
+    [
+        ("not an image", "image download failed (image 1: not an image"),
+        ("HTTP 404", "image download failed (image 1: HTTP 404)"),
+        ("over the upload limit", "image download failed (image 1: over the"),
+        ("Discord refuses the upload", "Discord refused the upload as too large"),
+    ],
+)
+async def test_when_the_images_cannot_be_uploaded_the_reply_links_them_and_says_so(
+    world: World, problem: str, logged: str
+) -> None:
+    if problem == "over the upload limit":
+        world.discord.attachment_size_limit = 50  # sent with the interaction: the bot learns it there
+    interaction, _, task_id = await held_job(world, "a broken link")
+    if problem == "not an image":
+        world.flux.image_bytes, world.flux.image_content_type = b"<html>gone</html>", "image/png"
+    elif problem == "HTTP 404":
+        world.flux.image_status = 404
+    elif problem == "Discord refuses the upload":
+        too_large = {"message": "Request entity too large", "code": 40005}
+        world.discord.fail_next("PATCH", r"/webhooks/\d+/[^/]+/messages/\d+$", 413, too_large, times=1)
+    world.flux.finish(task_id)
     done = await final_reply(world, interaction, "Done")
-    [task_id] = world.flux.tasks
     assert done["embeds"][0]["image"]["url"] == f"{world.flux.base_url}/files/{task_id}/0.png"
     assert "Nothing is lost" in fields(done["embeds"][0])["Note"]
     assert done["attachments"] == []
-    assert "image download failed" in world.bot.output
+    assert logged in world.bot.output
+
+
+async def test_an_image_served_as_octet_stream_is_still_uploaded(world: World) -> None:
+    world.flux.image_content_type = "application/octet-stream"
+    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "bytes decide")])
+    done = await final_reply(world, interaction, "Done")
+    assert [a["filename"] for a in done["attachments"]] == ["flux-1-1.png"]
+    assert "Note" not in fields(done["embeds"][0])
 
 
 async def test_image_delivery_url_shows_the_providers_links(
@@ -138,13 +175,7 @@ async def test_when_the_channel_is_closed_too_the_result_goes_by_dm(world: World
     ]
     assert len(sent) == 1
     assert f"<#{channel}>" in sent[0].json["content"]
-    await world.discord.wait_for(lambda: stored_delivery_via(world) == "dm")
-
-
-def stored_delivery_via(world: World) -> str | None:
-    db_path = Path(world.bot.env["DATABASE_PATH"])
-    with sqlite3.connect(db_path) as db:
-        return db.execute("SELECT delivered_via FROM jobs ORDER BY id DESC LIMIT 1").fetchone()[0]  # type: ignore[no-any-return]
+    await world.discord.wait_for(lambda: delivered_via(world) == "dm")
 
 
 async def test_a_reply_the_member_deleted_is_not_posted_again_and_the_bot_carries_on(world: World) -> None:
@@ -172,7 +203,7 @@ async def test_killed_between_finalize_and_delivery_the_result_is_shown_once(wor
     results = [r for r in reply_edits(world, interaction) if r.status == 200 and r.files]
     assert len(results) == 1, "the result was shown once"
     assert [r.status for r in reply_edits(world, interaction)][-3:] == [500, 500, 200]
-    await world.discord.wait_for(lambda: stored_delivery_via(world) == "interaction")
+    await world.discord.wait_for(lambda: delivered_via(world) == "interaction")
     assert "resuming: 0 submitted job(s) to follow, 1 finished job(s) to deliver" in world.bot.output
 
 

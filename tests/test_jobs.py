@@ -247,6 +247,12 @@ async def test_cards_are_refreshed_at_a_modest_cadence(
         clock.now += 3
         await service.tick()
     assert len(replier.progress) == 1 + 2, "the start card, then one refresh per 15 s"
+    flux.finish(next(iter(flux.tasks)))
+    for _ in range(10):
+        clock.now += 3
+        await service.tick()
+    assert len(replier.progress) == 3, "refreshes stop when the job ends"
+    assert replier.edits[-1] == "outcome"
 
 
 async def test_lookups_back_off_when_rate_limited(service: JobService, flux: FakeFlux, clock: Clock) -> None:

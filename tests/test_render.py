@@ -79,3 +79,11 @@ def test_huge_provider_values_and_prompts_stay_within_the_limits() -> None:
 
 def test_elapsed_text() -> None:
     assert [render.elapsed_text(s) for s in (0, 42, 185, 3720, -5)] == ["0s", "42s", "3m 05s", "1h 02m", "0s"]
+
+
+def test_the_card_says_queued_until_the_provider_has_the_job() -> None:
+    [pending] = render.queued_card(job(status=JobStatus.PENDING, task_id=None), now=1001.0)
+    [running] = render.queued_card(job(), now=1001.0)
+    assert pending.title == "⏳ Queued"
+    assert {f.name: f.value for f in pending.fields}["Task"] == "sending…"
+    assert running.title == "🎨 Running — Flux is working on it"

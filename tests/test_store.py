@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fluxbot.providers.base import Image, JobRequest
-from fluxbot.store import Job, JobStatus, Reply, Store
+from fluxbot.store import _MIGRATIONS, Job, JobStatus, Reply, Store
 
 REQUEST = JobRequest("generate", "a white siamese cat", "flux-dev", "1024x1024", count=2)
 REPLY = Reply(user_id=42, guild_id=7, channel_id=8, application_id=9, interaction_token="interaction-token-secret",
@@ -100,3 +100,22 @@ async def test_data_survives_reopening_and_schema_is_versioned(tmp_path: Path) -
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_a_version_1_database_with_jobs_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as raw:
+        raw.executescript(_MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+        raw.execute(
+            """INSERT INTO jobs (status, action, provider, model, prompt, size, count, user_id, application_id,
+                   interaction_token, created_at) VALUES ('submitted', 'generate', 'acedata', 'flux-dev',
+                   'from before', '1024x1024', 1, 42, 9, 'tok', 1.0)"""
+        )
+    store = await Store.open(path)
+    try:
+        [job] = await store.jobs_with_status(JobStatus.SUBMITTED)
+        assert (job.prompt, job.upload_limit, job.expects_callback) == ("from before", None, False)
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 2

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 
 from fluxbot.config import Secret
+from fluxbot.logs import scrub
 from fluxbot.providers.base import (
     ErrorKind,
     Image,
@@ -183,6 +184,8 @@ def error_from_answer(http_status: int | None, data: Any, *, action: str | None)
     detail = str(error.get("message") or "") if isinstance(error, dict) else ""
     if not detail and isinstance(data, dict) and isinstance(data.get("message"), str):
         detail = data["message"]
+    # The provider may echo the request (callback URL and its secret included) in its error text.
+    detail = scrub(detail)
     kind, message = _classify(http_status, code, detail, action)
     return ProviderError(
         kind,

@@ -274,6 +274,8 @@ class FakeDiscord:
         self.channel_id = channel_id
         self.user_id = user_id
         self.bot_token = bot_token or self._make_bot_token()
+        #: The per-file upload limit sent with interactions and enforced on uploads (413, code 40005).
+        self.attachment_size_limit = ATTACHMENT_SIZE_LIMIT
         self.ack_deadline = ack_deadline
         self.base_url = ""
         self.api_base = ""
@@ -696,7 +698,7 @@ class FakeDiscord:
             "locale": "en-US",
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
+            "attachment_size_limit": self.attachment_size_limit,
         }
         if guild:
             channel = self._channels[channel_id or self.channel_id]
@@ -1186,6 +1188,8 @@ class FakeDiscord:
             return self._fail_response(rule, record)
         if record.path.startswith("/attachments/") and record.method == "GET":
             return self._serve_attachment(record)
+        if any(len(f.data) > self.attachment_size_limit for f in record.files):
+            return _error(413, "Request entity too large", 40005)
         if record.path.startswith(API_PREFIX + "/"):
             sub_path = record.path[len(API_PREFIX) :]
             for method, pattern, handler, needs_auth in self._routes:

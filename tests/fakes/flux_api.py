@@ -81,6 +81,7 @@ class FakeFlux:
         self.base_url = ""
         self.image_bytes = make_png(16, 16)
         self.image_content_type = "image/png"
+        self.image_status = 200
         #: POST the result to a task's callback_url when it finishes (as the real API does).
         self.auto_callback = True
         #: (url, HTTP status answered) of every callback sent.
@@ -262,4 +263,4 @@ class FakeFlux:
         return task
 
     async def _file(self, request: web.Request) -> web.Response:
-        return web.Response(body=self.image_bytes, content_type=self.image_content_type)
+        return web.Response(status=self.image_status, body=self.image_bytes, content_type=self.image_content_type)
