@@ -155,7 +155,7 @@ async def test_a_reply_that_cannot_be_edited_is_posted_in_the_channel_mentioning
     assert post.json["content"].startswith(f"<@{world.discord.user_id}> Here is the result of your job #1")
     assert post.json["embeds"][0]["title"] == "✅ Done"
     assert [f.data for f in post.files] == [world.flux.image_bytes]
-    assert "result posted in the channel, mentioning the member" in world.bot.output
+    await world.discord.wait_for(lambda: "result posted in the channel, mentioning the member" in world.bot.output)
 
 
 async def test_when_the_channel_is_closed_too_the_result_goes_by_dm(world: World) -> None:
