@@ -17,8 +17,6 @@ from fluxbot.jobs import (
     prepare_edit,
     prepare_imagine,
 )
-from fluxbot.providers.base import JobRequest
-from fluxbot.store import Reply
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +52,7 @@ class Images(commands.Cog):
         except InvalidRequest as exc:
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
-        await self._run(interaction, request)
+        await self.bot.run_job(interaction, request)
 
     @imagine.autocomplete("size")
     async def imagine_size(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -92,29 +90,13 @@ class Images(commands.Cog):
         except InvalidRequest as exc:
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
-        await self._run(interaction, request)
+        await self.bot.run_job(interaction, request)
 
     @edit.autocomplete("size")
     async def edit_size(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         """Aspect ratios for the edit."""
         model = getattr(interaction.namespace, "model", None) or catalog.DEFAULT_EDIT_MODEL
         return _size_choices(model, current)
-
-    async def _run(self, interaction: discord.Interaction, request: JobRequest) -> None:
-        callback = await interaction.response.defer(thinking=True)
-        message_id = callback.message_id if callback is not None else None
-        if message_id is None:
-            message_id = (await interaction.original_response()).id
-        reply = Reply(
-            user_id=interaction.user.id,
-            guild_id=interaction.guild_id,
-            channel_id=interaction.channel_id,
-            application_id=interaction.application_id,
-            interaction_token=interaction.token,
-            message_id=message_id,
-            upload_limit=interaction.filesize_limit,
-        )
-        await self.bot.jobs.start(request, reply)
 
 
 def _size_choices(model: str, current: str) -> list[app_commands.Choice[str]]:

@@ -14,12 +14,12 @@ from discord.ext import commands
 from fluxbot.config import Settings
 from fluxbot.delivery import Delivery
 from fluxbot.jobs import JobService
-from fluxbot.providers.base import Provider
-from fluxbot.store import Store
+from fluxbot.providers.base import JobRequest, Provider
+from fluxbot.store import Reply, Store
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.images",)
+EXTENSIONS = ("cogs.images", "cogs.results")
 GENERIC_ERROR = (
     "Something went wrong on the bot's side and this command did not run. "
     "Please try again in a moment; if it keeps happening, tell the bot's operator."
@@ -84,6 +84,26 @@ class FluxBot(commands.Bot):
         await self.store.set_meta(key, digest)
         log.info("synced %d command(s) globally (Discord may take a few minutes to show changes)", len(synced))
 
+    async def reply_for(self, interaction: discord.Interaction) -> Reply:
+        """Acknowledge the interaction with a "thinking" reply and say where that reply is."""
+        callback = await interaction.response.defer(thinking=True)
+        message_id = callback.message_id if callback is not None else None
+        if message_id is None:
+            message_id = (await interaction.original_response()).id
+        return Reply(
+            user_id=interaction.user.id,
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            application_id=interaction.application_id,
+            interaction_token=interaction.token,
+            message_id=message_id,
+            upload_limit=interaction.filesize_limit,
+        )
+
+    async def run_job(self, interaction: discord.Interaction, request: JobRequest) -> None:
+        """Start a checked request as a job whose reply is this interaction's response."""
+        await self.jobs.start(request, await self.reply_for(interaction))
+
     async def on_ready(self) -> None:
         """Log who we are once connected."""
         assert self.user is not None
@@ -115,10 +135,15 @@ async def report_command_error(interaction: discord.Interaction, error: app_comm
         original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
         log.error("/%s failed", command, exc_info=original)
         message = GENERIC_ERROR
+    await tell(interaction, message)
+
+
+async def tell(interaction: discord.Interaction, message: str) -> None:
+    """Send the member an ephemeral message, as a response or, once the interaction is answered, a followup."""
     try:
         if interaction.response.is_done():
             await interaction.followup.send(message, ephemeral=True)
         else:
             await interaction.response.send_message(message, ephemeral=True)
     except discord.HTTPException:
-        log.warning("/%s: could not tell the member about the error", command)
+        log.warning("could not tell member %s: %s", interaction.user.id, message)

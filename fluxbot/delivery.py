@@ -19,6 +19,7 @@ import aiohttp
 import discord
 
 from fluxbot import render
+from fluxbot.buttons import result_view
 from fluxbot.store import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,12 @@ class DeliveryError(Exception):
         self.retryable = retryable
 
 
-class _PostParts(TypedDict):
+class _PostParts(TypedDict, total=False):
     embeds: list[discord.Embed]
     files: list[discord.File]
     allowed_mentions: discord.AllowedMentions
     nonce: str
+    view: discord.ui.View
 
 
 def _post_text(job: Job, *, mention: bool) -> str:
@@ -65,17 +67,20 @@ def _post_text(job: Job, *, mention: bool) -> str:
 class _Message:
     embeds: list[discord.Embed]
     files: tuple[tuple[str, bytes], ...] = ()
-    content: str | None = None
+    view: discord.ui.View | None = None
 
     def post_parts(self, job: Job) -> _PostParts:
         """What a new message carries besides its text; the nonce makes Discord drop a repeated post."""
         mentions = discord.AllowedMentions(everyone=False, roles=False, users=True)
-        return {
+        parts: _PostParts = {
             "embeds": self.embeds,
             "files": self.discord_files(),
             "allowed_mentions": mentions,
             "nonce": f"fluxbot-job-{job.id}"[:25],
         }
+        if self.view is not None:
+            parts["view"] = self.view
+        return parts
 
     def discord_files(self) -> list[discord.File]:
         # A discord.File is consumed by one request, so each attempt gets fresh ones.
@@ -115,17 +120,19 @@ class Delivery:
             raise DeliveryError(f"{type(exc).__name__.strip('_').lower()}: {exc}", retryable=False) from None
 
     async def _show_outcome(self, job: Job) -> str:
+        buttons = result_view(job)
         if not (self._attach and job.status is JobStatus.SUCCEEDED):
-            return await self._deliver(job, _Message(render.final_card(job)))
+            return await self._deliver(job, _Message(render.final_card(job), view=buttons))
         files = await self._download(job)
+        links_only = _Message(render.final_card(job, note=LINKS_INSTEAD), view=buttons)
         if files is None:
-            return await self._deliver(job, _Message(render.final_card(job, note=LINKS_INSTEAD)))
+            return await self._deliver(job, links_only)
         names = [name for name, _ in files]
         try:
-            return await self._deliver(job, _Message(render.final_card(job, attachments=names), files=files))
+            return await self._deliver(job, _Message(render.final_card(job, attachments=names), files, buttons))
         except _TooLarge:
             log.info("job %d: Discord refused the upload as too large; showing links instead", job.id)
-            return await self._deliver(job, _Message(render.final_card(job, note=LINKS_INSTEAD)))
+            return await self._deliver(job, links_only)
 
     # -- the ways to reach the member ------------------------------------------------------------
 
@@ -161,7 +168,10 @@ class Delivery:
             webhook = discord.Webhook.partial(job.application_id, job.interaction_token, client=self._client)
             attachments = message.discord_files()
             try:
-                await _call(webhook.edit_message(job.message_id, embeds=message.embeds, attachments=attachments))
+                edit = webhook.edit_message(
+                    job.message_id, embeds=message.embeds, attachments=attachments, view=message.view
+                )
+                await _call(edit)
                 return "interaction"
             except _Expired:
                 self._expired.add(job.id)
@@ -169,7 +179,7 @@ class Delivery:
         if job.channel_id is None:
             raise _Refused("the interaction token expired and no channel is known")
         reply = self._channel(job).get_partial_message(job.message_id)
-        await _call(reply.edit(embeds=message.embeds, attachments=message.discord_files()))
+        await _call(reply.edit(embeds=message.embeds, attachments=message.discord_files(), view=message.view))
         return "channel"
 
     def _token_usable(self, job: Job) -> bool:

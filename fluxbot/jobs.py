@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 from fluxbot import catalog
 from fluxbot.delivery import DeliveryError
-from fluxbot.providers.base import Image, JobRequest, Provider, ProviderError, TaskState, TaskStatus
-from fluxbot.store import Job, JobStatus, Reply, Store
+from fluxbot.providers.base import Action, Image, JobRequest, Provider, ProviderError, TaskState, TaskStatus
+from fluxbot.store import EditImage, Job, JobStatus, Reply, Store
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,57 @@ def prepare_edit(prompt: str, model: str, size: str | None, image: AttachmentInf
     return JobRequest("edit", text, flux_model.name, chosen, count=1, image_url=image.url)
 
 
+def reroll_request(job: Job) -> JobRequest:
+    """The request that made `job`, to run again."""
+    action: Action = "edit" if job.action == "edit" else "generate"
+    return JobRequest(action, job.prompt, job.model, job.size, count=job.count, image_url=job.image_url)
+
+
+def edit_request(prompt: str, image: EditImage) -> JobRequest:
+    """A Kontext edit of an image the bot took from a result or a Discord message (never from typed text)."""
+    return JobRequest("edit", check_prompt(prompt), catalog.DEFAULT_EDIT_MODEL, image.ratio, image_url=image.url)
+
+
+def result_images(job: Job, uploaded: dict[str, str]) -> list[EditImage]:
+    """A finished job's images for editing: the copy uploaded to Discord when there is one, else the original.
+
+    `uploaded` maps attachment file names on the result message (`flux-<job>-<n>.<ext>`) to their URLs.
+    """
+    ratio = job.size if ":" in job.size else _ratio_of(job.size)
+    images = []
+    for number, image in enumerate(job.images, start=1):
+        copy = next((url for name, url in uploaded.items() if name.startswith(f"flux-{job.id}-{number}.")), None)
+        images.append(EditImage(copy or image.url, ratio))
+    return images
+
+
+def message_images(
+    attachments: Sequence[AttachmentInfo], embedded: Sequence[tuple[str, int | None, int | None]]
+) -> list[EditImage]:
+    """The images of a Discord message that can be edited: image attachments first, then embed images."""
+    images = []
+    for attachment in attachments:
+        content_type = (attachment.content_type or "").split(";")[0].strip().lower()
+        if content_type in EDITABLE_TYPES and attachment.size <= MAX_ATTACHMENT_BYTES:
+            images.append(
+                EditImage(attachment.url, catalog.closest_ratio(attachment.width or 1, attachment.height or 1))
+            )
+    for url, width, height in embedded:
+        if url.startswith(("https://", "http://")):
+            images.append(EditImage(url, catalog.closest_ratio(width or 1, height or 1)))
+    return images[:MAX_COUNT]
+
+
+def may_delete(job: Job, user_id: int, *, manage_messages: bool) -> bool:
+    """Only the member who asked, or someone who may manage messages, deletes a result."""
+    return job.user_id == user_id or manage_messages
+
+
+def _ratio_of(size: str) -> str:
+    width, _, height = size.partition("x")
+    return catalog.closest_ratio(int(width), int(height)) if width.isdigit() and height.isdigit() else "1:1"
+
+
 def _model(name: str) -> catalog.Model:
     try:
         return catalog.get_model(name)
@@ -196,6 +247,24 @@ class JobService:
             return await self._start(request, reply)
         finally:
             self._starting.discard(task)
+
+    async def show_again(self, job: Job, reply: Reply) -> None:
+        """Show a finished job's result once more, in a new reply (for /job); the job itself is not changed."""
+        again = replace(
+            job,
+            user_id=reply.user_id,
+            guild_id=reply.guild_id,
+            channel_id=reply.channel_id,
+            application_id=reply.application_id,
+            interaction_token=reply.interaction_token,
+            message_id=reply.message_id,
+            upload_limit=reply.upload_limit,
+            created_at=self._clock(),
+        )
+        try:
+            await self.replier.show_outcome(again)
+        except DeliveryError as exc:
+            log.warning("job %d: could not show it again (%s)", job.id, exc)
 
     async def drain(self, within: float) -> None:
         """Wait (up to `within` seconds) for jobs that are being submitted right now, e.g. before shutdown."""

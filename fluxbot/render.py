@@ -124,3 +124,61 @@ def final_card(job: Job, *, attachments: Sequence[str] = (), note: str | None = 
     if job.status is JobStatus.SUCCEEDED:
         return result_card(job, attachments=attachments, note=note)
     return failure_card(job)
+
+
+_STATUS_WORDS = {
+    JobStatus.PENDING: "⏳ queued",
+    JobStatus.SUBMITTED: "🎨 running",
+    JobStatus.SUCCEEDED: "✅ done",
+    JobStatus.FAILED: "❌ failed",
+    JobStatus.TIMED_OUT: "⌛ timed out",
+}
+
+
+def jump_url(job: Job) -> str | None:
+    """A link to the job's reply, or None when it is not known."""
+    if job.channel_id is None or job.message_id is None:
+        return None
+    return f"https://discord.com/channels/{job.guild_id or '@me'}/{job.channel_id}/{job.message_id}"
+
+
+def details_card(job: Job) -> discord.Embed:
+    """Everything about one job, for the Details button."""
+    embed = discord.Embed(title=f"Job #{job.id}", colour=QUEUED_COLOUR, description=clip(job.prompt, 4000))
+    embed.add_field(name="Status", value=_STATUS_WORDS[job.status], inline=True)
+    embed.add_field(name="Asked by", value=f"<@{job.user_id}>", inline=True)
+    embed.add_field(name="Model", value=_model_label(job.model), inline=True)
+    embed.add_field(name="Size", value=f"`{job.size}`", inline=True)
+    embed.add_field(name="Images", value=str(len(job.images) or job.count), inline=True)
+    seeds = ", ".join(str(i.seed) for i in job.images if i.seed is not None)
+    embed.add_field(name="Seeds", value=clip(seeds) if seeds else "not reported", inline=True)
+    embed.add_field(name="Task", value=f"`{clip(job.task_id or 'none', 100)}` ({job.provider})", inline=False)
+    timing = f"asked <t:{int(job.created_at)}:f>"
+    if job.finished_at is not None:
+        timing += f", finished after {elapsed_text(job.finished_at - job.created_at)}"
+    if job.inference_seconds is not None:
+        timing += f" ({job.inference_seconds:.1f}s of inference)"
+    embed.add_field(name="Timings", value=timing, inline=False)
+    if job.error_message:
+        embed.add_field(name="What happened", value=clip(job.error_message), inline=False)
+    if job.image_url:
+        embed.add_field(name="Edited image", value=clip(f"[source]({job.image_url})"), inline=False)
+    return embed
+
+
+def jobs_page(jobs: Sequence[Job], *, total: int, page: int, pages: int, now: float) -> discord.Embed:
+    """One page of /jobs: status, prompt, model, age and a link to each reply."""
+    embed = discord.Embed(title="Your recent jobs", colour=QUEUED_COLOUR)
+    if not jobs:
+        embed.description = "You have no jobs yet. Try `/imagine`."
+        return embed
+    lines = []
+    for job in jobs:
+        prompt = clip(job.prompt.replace("\n", " "), 60)
+        link = jump_url(job)
+        where = " · deleted" if job.deleted_at else (f" · [reply]({link})" if link else "")
+        age = elapsed_text(now - job.created_at)
+        lines.append(f"**#{job.id}** {_STATUS_WORDS[job.status]} · `{job.model}` · {age} ago{where}\n> {prompt}")
+    embed.description = clip("\n".join(lines), 4000)
+    embed.set_footer(text=f"Page {page + 1} of {pages} · {total} job(s) · /job <number> shows a result again")
+    return embed

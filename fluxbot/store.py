@@ -72,7 +72,25 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN upload_limit INTEGER;
     ALTER TABLE jobs ADD COLUMN expects_callback INTEGER NOT NULL DEFAULT 0;
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN deleted_at REAL;
+    CREATE INDEX jobs_user ON jobs (user_id, id);
+    CREATE TABLE edit_sources (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL,
+        images TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    """,
 )
+
+
+@dataclass(frozen=True)
+class EditImage:
+    """An image a member may edit: where it is, and the aspect ratio to keep."""
+
+    url: str
+    ratio: str
 
 
 @dataclass(frozen=True)
@@ -120,6 +138,7 @@ class Job:
     delivered_via: str | None = None
     upload_limit: int | None = None
     expects_callback: bool = False
+    deleted_at: float | None = None
 
 
 class Store:
@@ -245,6 +264,35 @@ class Store:
             "WHERE status IN (?, ?, ?) AND delivered_at IS NULL ORDER BY id",
             (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT),
         )
+
+    async def recent_jobs(self, user_id: int, *, limit: int, offset: int = 0) -> tuple[list[Job], int]:
+        """A member's jobs, newest first, one page of them, and how many there are in all."""
+        jobs = await self._select("WHERE user_id = ? ORDER BY id DESC LIMIT ? OFFSET ?", (user_id, limit, offset))
+        async with self._db.execute("SELECT COUNT(*) FROM jobs WHERE user_id = ?", (user_id,)) as cur:
+            row = await cur.fetchone()
+        return jobs, int(row[0]) if row else 0
+
+    async def mark_reply_deleted(self, job_id: int, *, now: float | None = None) -> None:
+        """Remember that the job's result message was deleted on request."""
+        await self._update("SET deleted_at = ? WHERE id = ?", (_now(now), job_id))
+
+    async def add_edit_source(self, user_id: int, images: Sequence[EditImage], *, now: float | None = None) -> int:
+        """Keep the images a member may edit (from a result or a message) until the edit prompt comes back."""
+        payload = json.dumps([{"url": i.url, "ratio": i.ratio} for i in images])
+        cur = await self._db.execute(
+            "INSERT INTO edit_sources (user_id, images, created_at) VALUES (?, ?, ?)", (user_id, payload, _now(now))
+        )
+        await self._db.commit()
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    async def get_edit_source(self, source_id: int) -> tuple[int, list[EditImage]] | None:
+        """(member id, images) of an edit source, or None."""
+        async with self._db.execute("SELECT user_id, images FROM edit_sources WHERE id = ?", (source_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return int(row[0]), [EditImage(i["url"], i["ratio"]) for i in json.loads(row[1])]
 
     async def get_meta(self, key: str) -> str | None:
         """A value from the key/value table."""

@@ -98,7 +98,7 @@ async def test_data_survives_reopening_and_schema_is_versioned(tmp_path: Path) -
     finally:
         await second.close()
     with sqlite3.connect(path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -118,4 +118,4 @@ async def test_a_version_1_database_with_jobs_is_upgraded(tmp_path: Path) -> Non
     finally:
         await store.close()
     with sqlite3.connect(path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 3

@@ -1,0 +1,249 @@
+"""What members do with results: the buttons, "Edit with Flux", /jobs and /job. Replies only; rules live in jobs.py."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from fluxbot import render
+from fluxbot.bot import GENERIC_ERROR, FluxBot, tell
+from fluxbot.buttons import JobAction, JobButton, JobsPageButton, jobs_page_view
+from fluxbot.jobs import (
+    PROMPT_MAX_CHARS,
+    AttachmentInfo,
+    InvalidRequest,
+    edit_request,
+    may_delete,
+    message_images,
+    reroll_request,
+    result_images,
+)
+from fluxbot.store import EditImage, Job
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 10
+EDIT_MODAL_PREFIX = "fluxbot:edit-source:"
+GONE = (
+    "This job is no longer in the bot's records, so this button cannot do anything. Run `/imagine` to make a new one."
+)
+NOT_YOURS = "Only the member who asked for this job can use `/job` on it. Your own jobs are listed by `/jobs`."
+
+
+class EditPrompt(discord.ui.Modal):
+    """Asks what to change (and, with several images, which one); its submit is handled in `on_interaction`."""
+
+    def __init__(self, source_id: int, images: int) -> None:
+        super().__init__(title="Edit with Flux", custom_id=f"{EDIT_MODAL_PREFIX}{source_id}", timeout=None)
+        self.add_item(
+            discord.ui.TextInput(
+                label="What should change?",
+                custom_id="prompt",
+                style=discord.TextStyle.paragraph,
+                placeholder="e.g. make the cat blue, keep everything else",
+                max_length=PROMPT_MAX_CHARS,
+            )
+        )
+        if images > 1:
+            self.add_item(
+                discord.ui.TextInput(
+                    label=f"Which image? (1-{images})", custom_id="image", default="1", min_length=1, max_length=1
+                )
+            )
+        self.stop()  # the submit is handled from the raw interaction, also after a restart
+
+
+class Results(commands.Cog):
+    """Buttons under results, the message context menu and the job list."""
+
+    def __init__(self, bot: FluxBot) -> None:
+        self.bot = bot
+        self.edit_menu = app_commands.ContextMenu(name="Edit with Flux", callback=self.edit_with_flux)
+
+    async def cog_load(self) -> None:
+        """Register the persistent buttons and the context menu."""
+        self.bot.add_dynamic_items(JobButton, JobsPageButton)
+        self.bot.tree.add_command(self.edit_menu)
+
+    async def cog_unload(self) -> None:
+        """Undo `cog_load`."""
+        self.bot.remove_dynamic_items(JobButton, JobsPageButton)
+        self.bot.tree.remove_command(self.edit_menu.name, type=self.edit_menu.type)
+
+    # -- result buttons ------------------------------------------------------------------------------
+
+    async def on_job_button(self, interaction: discord.Interaction, action: JobAction, job_id: int) -> None:
+        """A result button was clicked."""
+        job = await self.bot.store.get_job(job_id)
+        if job is None:
+            await interaction.response.send_message(GONE, ephemeral=True)
+            return
+        if action is JobAction.REROLL:
+            await self.bot.run_job(interaction, reroll_request(job))
+        elif action is JobAction.DETAILS:
+            await interaction.response.send_message(embed=render.details_card(job), ephemeral=True)
+        elif action is JobAction.EDIT:
+            await self._ask_for_edit(interaction, result_images(job, _uploaded(interaction.message)))
+        else:
+            await self._delete(interaction, job)
+
+    async def _delete(self, interaction: discord.Interaction, job: Job) -> None:
+        manage = interaction.permissions.manage_messages
+        if not may_delete(job, interaction.user.id, manage_messages=manage):
+            await interaction.response.send_message(
+                f"Only <@{job.user_id}>, who asked for this, or someone who can manage messages may delete it.",
+                ephemeral=True,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+            return
+        await interaction.response.defer()
+        await interaction.delete_original_response()
+        await self.bot.store.mark_reply_deleted(job.id)
+        log.info("job %d: result deleted by %s", job.id, interaction.user.id)
+
+    # -- editing -------------------------------------------------------------------------------------
+
+    async def edit_with_flux(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        """Message context menu: edit an image of any message."""
+        attachments = [
+            AttachmentInfo(a.url, a.filename, a.content_type, a.size, a.width, a.height) for a in message.attachments
+        ]
+        embedded = [
+            (
+                e.image.url or e.thumbnail.url or "",
+                e.image.width or e.thumbnail.width,
+                e.image.height or e.thumbnail.height,
+            )
+            for e in message.embeds
+            if e.image.url or e.thumbnail.url
+        ]
+        images = message_images(attachments, embedded)
+        if not images:
+            await interaction.response.send_message(
+                "That message has no image I can edit. Use **Edit with Flux** on a message with a PNG, JPEG or "
+                "WebP image, attached or embedded.",
+                ephemeral=True,
+            )
+            return
+        await self._ask_for_edit(interaction, images)
+
+    async def _ask_for_edit(self, interaction: discord.Interaction, images: list[EditImage]) -> None:
+        if not images:
+            await interaction.response.send_message("This result has no image to edit.", ephemeral=True)
+            return
+        source_id = await self.bot.store.add_edit_source(interaction.user.id, images)
+        await interaction.response.send_modal(EditPrompt(source_id, len(images)))
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Modal submits of the edit prompt, by custom id, so a prompt opened before a restart still works."""
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        data: Any = interaction.data or {}
+        custom_id = str(data.get("custom_id", ""))
+        if not custom_id.startswith(EDIT_MODAL_PREFIX) or not custom_id[len(EDIT_MODAL_PREFIX) :].isdigit():
+            return
+        try:
+            await self._edit_submitted(interaction, int(custom_id[len(EDIT_MODAL_PREFIX) :]))
+        except Exception:
+            log.exception("edit prompt %s failed", custom_id)
+            await tell(interaction, GENERIC_ERROR)
+
+    async def _edit_submitted(self, interaction: discord.Interaction, source_id: int) -> None:
+        values = _modal_values(interaction.data or {})
+        source = await self.bot.store.get_edit_source(source_id)
+        if source is None or source[0] != interaction.user.id:
+            await interaction.response.send_message(GONE, ephemeral=True)
+            return
+        images = source[1]
+        choice = values.get("image", "1").strip()
+        if not choice.isdigit() or not 1 <= int(choice) <= len(images):
+            await interaction.response.send_message(
+                f"`{choice[:10]}` is not an image number. Pick one from 1 to {len(images)} and try again.",
+                ephemeral=True,
+            )
+            return
+        try:
+            request = edit_request(values.get("prompt", ""), images[int(choice) - 1])
+        except InvalidRequest as exc:
+            await interaction.response.send_message(str(exc), ephemeral=True)
+            return
+        await self.bot.run_job(interaction, request)
+
+    # -- /jobs and /job --------------------------------------------------------------------------------
+
+    @app_commands.command(name="jobs", description="Your recent Flux jobs, with links to their results")
+    async def jobs(self, interaction: discord.Interaction) -> None:
+        """List the member's jobs, newest first."""
+        embed, view = await self._jobs_page(interaction.user.id, 0)
+        if view is None:
+            await interaction.response.send_message(embed=embed, ephemeral=True)
+        else:
+            await interaction.response.send_message(embed=embed, view=view, ephemeral=True)
+
+    async def on_jobs_page(self, interaction: discord.Interaction, page: int) -> None:
+        """Another page of /jobs."""
+        embed, view = await self._jobs_page(interaction.user.id, page)
+        await interaction.response.edit_message(embed=embed, view=view)
+
+    async def _jobs_page(self, user_id: int, page: int) -> tuple[discord.Embed, discord.ui.View | None]:
+        jobs, total = await self.bot.store.recent_jobs(user_id, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
+        pages = max(1, math.ceil(total / PAGE_SIZE))
+        embed = render.jobs_page(jobs, total=total, page=page, pages=pages, now=discord.utils.utcnow().timestamp())
+        return embed, jobs_page_view(page, pages)
+
+    @app_commands.command(name="job", description="Show one of your finished jobs again, with its buttons")
+    @app_commands.describe(number="The job number, as shown in /jobs")
+    async def job(self, interaction: discord.Interaction, number: app_commands.Range[int, 1]) -> None:
+        """Re-post a finished job's result (like Midjourney's /show)."""
+        job = await self.bot.store.get_job(number)
+        if job is None or job.user_id != interaction.user.id:
+            await interaction.response.send_message(NOT_YOURS if job else f"There is no job #{number}.", ephemeral=True)
+            return
+        if not job.status.finished:
+            link = render.jump_url(job)
+            await interaction.response.send_message(
+                f"Job #{job.id} is still running; its reply will show the result{f' ({link})' if link else ''}.",
+                ephemeral=True,
+            )
+            return
+        await self.bot.jobs.show_again(job, await self.bot.reply_for(interaction))
+
+
+def _embedded_images(message: discord.Message) -> list[tuple[str, int | None, int | None]]:
+    found = []
+    for embed in message.embeds:
+        picture = embed.image if embed.image.url else embed.thumbnail
+        if picture.url:
+            found.append((picture.url, picture.width, picture.height))
+    return found
+
+
+def _uploaded(message: discord.Message | None) -> dict[str, str]:
+    return {a.filename: a.url for a in message.attachments} if message is not None else {}
+
+
+def _modal_values(data: Any) -> dict[str, str]:
+    """custom_id → value of every input in a modal submit, whatever the nesting (action rows or labels)."""
+    found: dict[str, str] = {}
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("custom_id"), str) and isinstance(node.get("value"), str):
+                found[node["custom_id"]] = node["value"]
+            stack.extend(v for k, v in node.items() if k in ("components", "component"))
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+async def setup(bot: commands.Bot) -> None:
+    """Load the cog (discord.py extension entry point)."""
+    assert isinstance(bot, FluxBot)
+    await bot.add_cog(Results(bot))
