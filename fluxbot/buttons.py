@@ -141,6 +141,6 @@ def jobs_page_view(page: int, pages: int) -> discord.ui.View | None:
     if pages <= 1:
         return None
     view = discord.ui.View(timeout=None)
-    view.add_item(JobsPageButton(page - 1, "prev", disabled=page <= 0))
+    view.add_item(JobsPageButton(max(page - 1, 0), "prev", disabled=page <= 0))
     view.add_item(JobsPageButton(page + 1, "next", disabled=page >= pages - 1))
     return _sealed(view)

@@ -15,10 +15,15 @@ from fluxbot.jobs import (
     CallbackOutcome,
     InvalidRequest,
     JobService,
+    may_delete,
+    message_images,
     prepare_edit,
     prepare_imagine,
+    reroll_request,
+    result_images,
 )
 from fluxbot.providers.acedata import AceDataFlux
+from fluxbot.providers.base import Image
 from fluxbot.store import Job, JobStatus, Reply, Store
 from tests.fakes.flux_api import FakeFlux, envelope
 
@@ -425,3 +430,36 @@ async def test_a_hint_is_confirmed_by_a_lookup_before_anything_changes(
     await callback_service.tick()
     assert len(replier.outcomes) == 1
     assert len(flux.lookups) == 2
+
+
+def test_message_images_take_image_attachments_then_embeds() -> None:
+    text = AttachmentInfo("https://x/notes.txt", "notes.txt", "text/plain", 10)
+    huge = AttachmentInfo("https://x/huge.png", "huge.png", "image/png", 50 * 1024 * 1024, 10, 10)
+    wide = AttachmentInfo("https://x/wide.png", "wide.png", "image/png", 10, 2560, 1080)
+    embedded = [("https://x/embed.jpg", 768, 1024), ("attachment://local.png", 1, 1)]
+    images = message_images([text, huge, wide], embedded)
+    assert [(i.url, i.ratio) for i in images] == [("https://x/wide.png", "21:9"), ("https://x/embed.jpg", "3:4")]
+
+
+def test_result_images_prefer_the_uploaded_copy_and_keep_the_ratio() -> None:
+    job = Job(
+        id=5, status=JobStatus.SUCCEEDED, action="generate", provider="acedata", model="flux-dev", prompt="p",
+        size="1344x768", count=2, image_url=None, user_id=1, guild_id=None, channel_id=None, application_id=1,
+        interaction_token="", images=(Image("https://provider/1.png"), Image("https://provider/2.png")),
+    )  # fmt: skip
+    uploaded = {"flux-5-2.png": "https://cdn.discord.test/flux-5-2.png", "other.png": "https://cdn/other.png"}
+    assert [(i.url, i.ratio) for i in result_images(job, uploaded)] == [
+        ("https://provider/1.png", "16:9"),
+        ("https://cdn.discord.test/flux-5-2.png", "16:9"),
+    ]
+    again = reroll_request(job)
+    assert (again.action, again.prompt, again.model, again.size, again.count) == (
+        "generate",
+        "p",
+        "flux-dev",
+        "1344x768",
+        2,
+    )
+    assert may_delete(job, 1, manage_messages=False)
+    assert not may_delete(job, 2, manage_messages=False)
+    assert may_delete(job, 2, manage_messages=True)
