@@ -9,10 +9,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from fluxbot import catalog
-from fluxbot.bot import FluxBot
+from fluxbot.bot import FluxBot, attachment_info
 from fluxbot.jobs import (
     PROMPT_MAX_CHARS,
-    AttachmentInfo,
     InvalidRequest,
     prepare_edit,
     prepare_imagine,
@@ -77,16 +76,8 @@ class Images(commands.Cog):
         size: str | None = None,
     ) -> None:
         """Edit an attached image."""
-        attachment = AttachmentInfo(
-            url=image.url,
-            filename=image.filename,
-            content_type=image.content_type,
-            size=image.size,
-            width=image.width,
-            height=image.height,
-        )
         try:
-            request = prepare_edit(prompt, model or catalog.DEFAULT_EDIT_MODEL, size, attachment)
+            request = prepare_edit(prompt, model or catalog.DEFAULT_EDIT_MODEL, size, attachment_info(image))
         except InvalidRequest as exc:
             await interaction.response.send_message(str(exc), ephemeral=True)
             return

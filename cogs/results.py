@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import discord
@@ -11,26 +14,32 @@ from discord import app_commands
 from discord.ext import commands
 
 from fluxbot import render
-from fluxbot.bot import GENERIC_ERROR, FluxBot, tell
+from fluxbot.bot import GENERIC_ERROR, FluxBot, attachment_info, tell
 from fluxbot.buttons import JobAction, JobButton, JobsPageButton, jobs_page_view
 from fluxbot.jobs import (
     PROMPT_MAX_CHARS,
-    AttachmentInfo,
     InvalidRequest,
     edit_request,
     may_delete,
     message_images,
     reroll_request,
     result_images,
+    url_expired,
 )
 from fluxbot.store import EditImage, Job
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 10
-EDIT_MODAL_PREFIX = "fluxbot:edit-source:"
+#: Edit prompts: of a result's images (resolved from the job and its message at submit), or of a message's.
+EDIT_JOB_PREFIX = "fluxbot:edit-job:"
+EDIT_SOURCE_PREFIX = "fluxbot:edit-source:"
 GONE = (
     "This job is no longer in the bot's records, so this button cannot do anything. Run `/imagine` to make a new one."
+)
+EXPIRED = (
+    "The image this would edit has expired on Discord, so it cannot be sent to Flux any more. "
+    "Post the image again and use **Edit with Flux** on it."
 )
 NOT_YOURS = "Only the member who asked for this job can use `/job` on it. Your own jobs are listed by `/jobs`."
 
@@ -38,8 +47,8 @@ NOT_YOURS = "Only the member who asked for this job can use `/job` on it. Your o
 class EditPrompt(discord.ui.Modal):
     """Asks what to change (and, with several images, which one); its submit is handled in `on_interaction`."""
 
-    def __init__(self, source_id: int, images: int) -> None:
-        super().__init__(title="Edit with Flux", custom_id=f"{EDIT_MODAL_PREFIX}{source_id}", timeout=None)
+    def __init__(self, custom_id: str, images: int) -> None:
+        super().__init__(title="Edit with Flux", custom_id=custom_id, timeout=None)
         self.add_item(
             discord.ui.TextInput(
                 label="What should change?",
@@ -79,16 +88,27 @@ class Results(commands.Cog):
 
     async def on_job_button(self, interaction: discord.Interaction, action: JobAction, job_id: int) -> None:
         """A result button was clicked."""
+        async with _member_sees_failures(interaction, f"{action} button of job {job_id}"):
+            await self._job_button(interaction, action, job_id)
+
+    async def _job_button(self, interaction: discord.Interaction, action: JobAction, job_id: int) -> None:
         job = await self.bot.store.get_job(job_id)
         if job is None:
             await interaction.response.send_message(GONE, ephemeral=True)
             return
         if action is JobAction.REROLL:
+            if job.image_url and url_expired(job.image_url, now=time.time()):
+                await interaction.response.send_message(EXPIRED, ephemeral=True)
+                return
             await self.bot.run_job(interaction, reroll_request(job))
         elif action is JobAction.DETAILS:
             await interaction.response.send_message(embed=render.details_card(job), ephemeral=True)
         elif action is JobAction.EDIT:
-            await self._ask_for_edit(interaction, result_images(job, _uploaded(interaction.message)))
+            images = result_images(job, _uploaded(interaction.message))
+            if not images:
+                await interaction.response.send_message("This result has no image to edit.", ephemeral=True)
+                return
+            await interaction.response.send_modal(EditPrompt(f"{EDIT_JOB_PREFIX}{job.id}", len(images)))
         else:
             await self._delete(interaction, job)
 
@@ -103,26 +123,16 @@ class Results(commands.Cog):
             return
         await interaction.response.defer()
         await interaction.delete_original_response()
-        await self.bot.store.mark_reply_deleted(job.id)
+        if interaction.message is not None and interaction.message.id == job.message_id:
+            await self.bot.store.mark_reply_deleted(job.id)  # not for a copy shown again by /job
         log.info("job %d: result deleted by %s", job.id, interaction.user.id)
 
     # -- editing -------------------------------------------------------------------------------------
 
     async def edit_with_flux(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """Message context menu: edit an image of any message."""
-        attachments = [
-            AttachmentInfo(a.url, a.filename, a.content_type, a.size, a.width, a.height) for a in message.attachments
-        ]
-        embedded = [
-            (
-                e.image.url or e.thumbnail.url or "",
-                e.image.width or e.thumbnail.width,
-                e.image.height or e.thumbnail.height,
-            )
-            for e in message.embeds
-            if e.image.url or e.thumbnail.url
-        ]
-        images = message_images(attachments, embedded)
+        attachments = [attachment_info(a) for a in message.attachments]
+        images = message_images(attachments, _embedded_images(message), now=time.time())
         if not images:
             await interaction.response.send_message(
                 "That message has no image I can edit. Use **Edit with Flux** on a message with a PNG, JPEG or "
@@ -130,14 +140,8 @@ class Results(commands.Cog):
                 ephemeral=True,
             )
             return
-        await self._ask_for_edit(interaction, images)
-
-    async def _ask_for_edit(self, interaction: discord.Interaction, images: list[EditImage]) -> None:
-        if not images:
-            await interaction.response.send_message("This result has no image to edit.", ephemeral=True)
-            return
         source_id = await self.bot.store.add_edit_source(interaction.user.id, images)
-        await interaction.response.send_modal(EditPrompt(source_id, len(images)))
+        await interaction.response.send_modal(EditPrompt(f"{EDIT_SOURCE_PREFIX}{source_id}", len(images)))
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction) -> None:
@@ -146,21 +150,27 @@ class Results(commands.Cog):
             return
         data: Any = interaction.data or {}
         custom_id = str(data.get("custom_id", ""))
-        if not custom_id.startswith(EDIT_MODAL_PREFIX) or not custom_id[len(EDIT_MODAL_PREFIX) :].isdigit():
+        prefix, _, number = custom_id.rpartition(":")
+        if f"{prefix}:" not in (EDIT_JOB_PREFIX, EDIT_SOURCE_PREFIX) or not number.isdigit():
             return
-        try:
-            await self._edit_submitted(interaction, int(custom_id[len(EDIT_MODAL_PREFIX) :]))
-        except Exception:
-            log.exception("edit prompt %s failed", custom_id)
-            await tell(interaction, GENERIC_ERROR)
+        async with _member_sees_failures(interaction, custom_id):
+            if f"{prefix}:" == EDIT_JOB_PREFIX:
+                images = await self._result_images(int(number), interaction.message)
+            else:
+                source = await self.bot.store.get_edit_source(int(number))
+                images = source[1] if source and source[0] == interaction.user.id else None
+            if images is None:
+                await interaction.response.send_message(GONE, ephemeral=True)
+                return
+            await self._edit_submitted(interaction, images, _modal_values(data))
 
-    async def _edit_submitted(self, interaction: discord.Interaction, source_id: int) -> None:
-        values = _modal_values(interaction.data or {})
-        source = await self.bot.store.get_edit_source(source_id)
-        if source is None or source[0] != interaction.user.id:
-            await interaction.response.send_message(GONE, ephemeral=True)
-            return
-        images = source[1]
+    async def _result_images(self, job_id: int, message: discord.Message | None) -> list[EditImage] | None:
+        job = await self.bot.store.get_job(job_id)
+        return result_images(job, _uploaded(message)) if job is not None else None
+
+    async def _edit_submitted(
+        self, interaction: discord.Interaction, images: list[EditImage], values: dict[str, str]
+    ) -> None:
         choice = values.get("image", "1").strip()
         if not choice.isdigit() or not 1 <= int(choice) <= len(images):
             await interaction.response.send_message(
@@ -168,8 +178,12 @@ class Results(commands.Cog):
                 ephemeral=True,
             )
             return
+        image = images[int(choice) - 1]
+        if url_expired(image.url, now=time.time()):
+            await interaction.response.send_message(EXPIRED, ephemeral=True)
+            return
         try:
-            request = edit_request(values.get("prompt", ""), images[int(choice) - 1])
+            request = edit_request(values.get("prompt", ""), image)
         except InvalidRequest as exc:
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
@@ -188,8 +202,9 @@ class Results(commands.Cog):
 
     async def on_jobs_page(self, interaction: discord.Interaction, page: int) -> None:
         """Another page of /jobs."""
-        embed, view = await self._jobs_page(interaction.user.id, page)
-        await interaction.response.edit_message(embed=embed, view=view)
+        async with _member_sees_failures(interaction, f"/jobs page {page}"):
+            embed, view = await self._jobs_page(interaction.user.id, page)
+            await interaction.response.edit_message(embed=embed, view=view)
 
     async def _jobs_page(self, user_id: int, page: int) -> tuple[discord.Embed, discord.ui.View | None]:
         jobs, total = await self.bot.store.recent_jobs(user_id, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
@@ -216,12 +231,23 @@ class Results(commands.Cog):
 
 
 def _embedded_images(message: discord.Message) -> list[tuple[str, int | None, int | None]]:
+    """Embed images as Discord serves them (proxy URLs: made by Discord, not text a member typed)."""
     found = []
     for embed in message.embeds:
-        picture = embed.image if embed.image.url else embed.thumbnail
-        if picture.url:
-            found.append((picture.url, picture.width, picture.height))
+        picture = embed.image if embed.image.proxy_url else embed.thumbnail
+        if picture.proxy_url:
+            found.append((picture.proxy_url, picture.width, picture.height))
     return found
+
+
+@contextlib.asynccontextmanager
+async def _member_sees_failures(interaction: discord.Interaction, what: str) -> AsyncIterator[None]:
+    """Log an unexpected failure and tell the member, instead of Discord's "interaction failed"."""
+    try:
+        yield
+    except Exception:
+        log.exception("%s failed", what)
+        await tell(interaction, GENERIC_ERROR)
 
 
 def _uploaded(message: discord.Message | None) -> dict[str, str]:

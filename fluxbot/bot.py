@@ -13,7 +13,7 @@ from discord.ext import commands
 
 from fluxbot.config import Settings
 from fluxbot.delivery import Delivery
-from fluxbot.jobs import JobService
+from fluxbot.jobs import AttachmentInfo, JobService
 from fluxbot.providers.base import JobRequest, Provider
 from fluxbot.store import Reply, Store
 
@@ -136,6 +136,18 @@ async def report_command_error(interaction: discord.Interaction, error: app_comm
         log.error("/%s failed", command, exc_info=original)
         message = GENERIC_ERROR
     await tell(interaction, message)
+
+
+def attachment_info(attachment: discord.Attachment) -> AttachmentInfo:
+    """What the job rules need to know about a Discord attachment."""
+    return AttachmentInfo(
+        url=attachment.url,
+        filename=attachment.filename,
+        content_type=attachment.content_type,
+        size=attachment.size,
+        width=attachment.width,
+        height=attachment.height,
+    )
 
 
 async def tell(interaction: discord.Interaction, message: str) -> None:

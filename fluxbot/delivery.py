@@ -102,7 +102,7 @@ class Delivery:
         self._session = session
         self._attach = image_delivery == "attachment"
         self._download_timeout = download_timeout
-        self._expired: set[int] = set()
+        self._expired: set[str] = set()  # interaction tokens Discord called expired
 
     async def show_progress(self, job: Job, *, now: float) -> None:
         """Edit the reply into the progress card with the current elapsed time."""
@@ -174,7 +174,7 @@ class Delivery:
                 await _call(edit)
                 return "interaction"
             except _Expired:
-                self._expired.add(job.id)
+                self._expired.add(job.interaction_token)
                 log.info("job %d: interaction token expired; editing the reply with the bot token", job.id)
         if job.channel_id is None:
             raise _Refused("the interaction token expired and no channel is known")
@@ -185,7 +185,7 @@ class Delivery:
     def _token_usable(self, job: Job) -> bool:
         # Discord keeps an interaction token for 15 minutes; past that every call would only earn a 401.
         fresh = time.time() - job.created_at < INTERACTION_TOKEN_LIFETIME
-        return bool(job.interaction_token) and fresh and job.id not in self._expired
+        return bool(job.interaction_token) and fresh and job.interaction_token not in self._expired
 
     def _channel(self, job: Job) -> discord.PartialMessageable:
         assert job.channel_id is not None

@@ -8,10 +8,11 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
 
 from fluxbot import catalog
 from fluxbot.delivery import DeliveryError
@@ -140,9 +141,12 @@ def result_images(job: Job, uploaded: dict[str, str]) -> list[EditImage]:
 
 
 def message_images(
-    attachments: Sequence[AttachmentInfo], embedded: Sequence[tuple[str, int | None, int | None]]
+    attachments: Sequence[AttachmentInfo], embedded: Sequence[tuple[str, int | None, int | None]], *, now: float
 ) -> list[EditImage]:
-    """The images of a Discord message that can be edited: image attachments first, then embed images."""
+    """The images of a Discord message that can be edited: its image attachments, else its embed images.
+
+    Embeds are only used without attachments: on the bot's own results they show the same attachments again.
+    """
     images = []
     for attachment in attachments:
         content_type = (attachment.content_type or "").split(";")[0].strip().lower()
@@ -150,10 +154,21 @@ def message_images(
             images.append(
                 EditImage(attachment.url, catalog.closest_ratio(attachment.width or 1, attachment.height or 1))
             )
-    for url, width, height in embedded:
-        if url.startswith(("https://", "http://")):
-            images.append(EditImage(url, catalog.closest_ratio(width or 1, height or 1)))
-    return images[:MAX_COUNT]
+    if not images:
+        for url, width, height in embedded:
+            if url.startswith(("https://", "http://")):
+                images.append(EditImage(url, catalog.closest_ratio(width or 1, height or 1)))
+    return [i for i in images if not url_expired(i.url, now=now)][:MAX_COUNT]
+
+
+def url_expired(url: str, *, now: float) -> bool:
+    """True for a signed Discord media URL whose `ex` (hex unix time) has passed; other URLs are not judged."""
+    query = parse_qs(urlsplit(url).query)
+    expiry = (query.get("ex") or [""])[0]
+    try:
+        return int(expiry, 16) < now
+    except ValueError:
+        return False
 
 
 def may_delete(job: Job, user_id: int, *, manage_messages: bool) -> bool:
@@ -250,17 +265,10 @@ class JobService:
 
     async def show_again(self, job: Job, reply: Reply) -> None:
         """Show a finished job's result once more, in a new reply (for /job); the job itself is not changed."""
-        again = replace(
-            job,
-            user_id=reply.user_id,
-            guild_id=reply.guild_id,
-            channel_id=reply.channel_id,
-            application_id=reply.application_id,
-            interaction_token=reply.interaction_token,
-            message_id=reply.message_id,
-            upload_limit=reply.upload_limit,
-            created_at=self._clock(),
-        )
+        now = self._clock()
+        took = (job.finished_at or job.created_at) - job.created_at
+        # The new reply's token is fresh: the copy starts now (and keeps how long the job took).
+        again = replace(job, **asdict(reply), created_at=now, finished_at=now + took)
         try:
             await self.replier.show_outcome(again)
         except DeliveryError as exc:

@@ -279,6 +279,8 @@ class Store:
     async def add_edit_source(self, user_id: int, images: Sequence[EditImage], *, now: float | None = None) -> int:
         """Keep the images a member may edit (from a result or a message) until the edit prompt comes back."""
         payload = json.dumps([{"url": i.url, "ratio": i.ratio} for i in images])
+        # A prompt left open for a day is not coming back.
+        await self._db.execute("DELETE FROM edit_sources WHERE created_at < ?", (_now(now) - 86_400,))
         cur = await self._db.execute(
             "INSERT INTO edit_sources (user_id, images, created_at) VALUES (?, ?, ?)", (user_id, payload, _now(now))
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 import time
 from pathlib import Path
@@ -55,6 +56,7 @@ async def test_a_result_carries_four_buttons_and_a_failure_three(world: World) -
 
 async def test_reroll_runs_the_same_request_as_a_new_job_with_its_own_reply(world: World) -> None:
     _, done = await finished_job(world, "a foggy harbour", count=2)
+    before = copy.deepcopy(done)
     reroll = await click(world, done, "reroll", user_id=OTHER_MEMBER)
     assert first_callback(world, reroll).json["type"] == DEFERRED_CHANNEL_MESSAGE
     again = await final_reply(world, reroll, "Done")
@@ -63,7 +65,7 @@ async def test_reroll_runs_the_same_request_as_a_new_job_with_its_own_reply(worl
     assert again["id"] != done["id"]
     assert "Job #2" in again["embeds"][0]["footer"]["text"]
     assert f"<@{OTHER_MEMBER}>" in again["embeds"][0]["description"], "the new job is the clicker's"
-    assert world.discord.messages[int(done["id"])]["embeds"] == done["embeds"], "the first result is untouched"
+    assert world.discord.messages[int(done["id"])] == before, "the first result is untouched"
 
 
 async def test_details_are_ephemeral_and_complete(world: World) -> None:
@@ -91,7 +93,7 @@ async def test_delete_is_for_the_asker_or_a_moderator(world: World) -> None:
     assert "Only" in answer["data"]["content"]
     assert int(first["id"]) in world.discord.messages, "a refused delete deletes nothing"
 
-    await click(world, first, "delete")
+    await click(world, first, "delete", permissions=0)  # the asker needs no permission
     await world.discord.wait_for(lambda: int(first["id"]) not in world.discord.messages)
 
     _, second = await finished_job(world, "a moderator may delete it")
@@ -227,3 +229,38 @@ async def test_job_shows_a_finished_result_again_for_its_owner(world: World) -> 
     assert "Only the member who asked" in first_callback(world, refused).json["data"]["content"]
     missing = await world.discord.send_slash_command("job", [option("number", 42, kind=4)])
     assert "There is no job #42" in first_callback(world, missing).json["data"]["content"]
+
+
+async def test_buttons_work_after_the_commands_token_expired(world: World) -> None:
+    command, done = await finished_job(world, "an old result")
+    world.discord.expire_token(command)
+    details = await click(world, done, "details")
+    assert "an old result" in first_callback(world, details).json["data"]["embeds"][0]["description"]
+    reroll = await click(world, done, "reroll")
+    await final_reply(world, reroll, "Done")
+
+
+async def test_edit_with_flux_on_an_embedded_image_uses_discords_copy(world: World) -> None:
+    proxied = "https://media.discordapp.test/external/abc/photo.png"
+    typed = "https://typed.example/photo.png"
+    picture = {"url": typed, "proxy_url": proxied, "width": 1080, "height": 1350}
+    embed = {"type": "image", "url": typed, "image": picture}
+    message = world.discord.add_message(content="https://typed.example/photo.png", embeds=[embed])
+    opened = await world.discord.send_message_command("Edit with Flux", int(message["id"]))
+    submitted = await submit_edit(world, opened, None, prompt="warmer light")
+    await final_reply(world, submitted, "Done")
+    assert (world.flux.submits[-1]["image_url"], world.flux.submits[-1]["size"]) == (proxied, "4:5")
+
+
+async def test_rerolling_an_edit_whose_image_expired_says_so(world: World) -> None:
+    expired = "https://cdn.discordapp.test/attachments/1/2/old.png?ex=60000000&is=5fff0000&hm=ab"
+    old = world.discord.make_attachment("old.png", "image/png", 5000, url=expired, width=512, height=512)
+    interaction = await world.discord.send_slash_command(
+        "edit", [option("image", old["id"], kind=11), option("prompt", "sharper")], attachments=[old]
+    )
+    done = await final_reply(world, interaction, "Done")
+    reroll = await click(world, done, "reroll")
+    answer = first_callback(world, reroll).json
+    assert answer["data"]["flags"] & EPHEMERAL
+    assert "expired on Discord" in answer["data"]["content"]
+    assert len(world.flux.submits) == 1

@@ -21,6 +21,7 @@ from fluxbot.jobs import (
     prepare_imagine,
     reroll_request,
     result_images,
+    url_expired,
 )
 from fluxbot.providers.acedata import AceDataFlux
 from fluxbot.providers.base import Image
@@ -432,13 +433,24 @@ async def test_a_hint_is_confirmed_by_a_lookup_before_anything_changes(
     assert len(flux.lookups) == 2
 
 
-def test_message_images_take_image_attachments_then_embeds() -> None:
+def test_message_images_take_image_attachments_else_embeds() -> None:
     text = AttachmentInfo("https://x/notes.txt", "notes.txt", "text/plain", 10)
     huge = AttachmentInfo("https://x/huge.png", "huge.png", "image/png", 50 * 1024 * 1024, 10, 10)
     wide = AttachmentInfo("https://x/wide.png", "wide.png", "image/png", 10, 2560, 1080)
     embedded = [("https://x/embed.jpg", 768, 1024), ("attachment://local.png", 1, 1)]
-    images = message_images([text, huge, wide], embedded)
-    assert [(i.url, i.ratio) for i in images] == [("https://x/wide.png", "21:9"), ("https://x/embed.jpg", "3:4")]
+    images = message_images([text, huge, wide], embedded, now=0)
+    assert [(i.url, i.ratio) for i in images] == [("https://x/wide.png", "21:9")], "embeds repeat the attachments"
+    only_embeds = message_images([text], embedded, now=0)
+    assert [(i.url, i.ratio) for i in only_embeds] == [("https://x/embed.jpg", "3:4")]
+
+
+def test_expired_discord_links_are_recognised_and_left_out() -> None:
+    signed = "https://cdn.discordapp.com/attachments/1/2/cat.png?ex=6500a000&is=64ff0000&hm=abc"
+    assert url_expired(signed, now=0x6500A001)
+    assert not url_expired(signed, now=0x6500A000 - 1)
+    assert not url_expired("https://provider.test/cat.png", now=10**10)
+    cat = AttachmentInfo(signed, "cat.png", "image/png", 10, 10, 10)
+    assert message_images([cat], [], now=0x6500A001) == []
 
 
 def test_result_images_prefer_the_uploaded_copy_and_keep_the_ratio() -> None:
