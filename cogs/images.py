@@ -16,6 +16,7 @@ from fluxbot.jobs import (
     prepare_edit,
     prepare_imagine,
 )
+from fluxbot.limits import Refused
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,12 @@ class Images(commands.Cog):
     ) -> None:
         """Generate images from a prompt."""
         try:
-            request = prepare_imagine(prompt, model or self.bot.settings.default_model, size, count)
-        except InvalidRequest as exc:
+            policy = await self.bot.policy(interaction)
+            request = prepare_imagine(prompt, model or policy.default_model, size, count)
+        except (InvalidRequest, Refused) as exc:
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
-        await self.bot.run_job(interaction, request)
+        await self.bot.run_job(interaction, request, policy)
 
     @imagine.autocomplete("size")
     async def imagine_size(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:

@@ -14,12 +14,13 @@ from discord.ext import commands
 from fluxbot.config import Settings
 from fluxbot.delivery import Delivery
 from fluxbot.jobs import AttachmentInfo, JobService
+from fluxbot.limits import GuildSettings, Policy, Refused, policy_for, with_changes
 from fluxbot.providers.base import JobRequest, Provider
 from fluxbot.store import Reply, Store
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.images", "cogs.results")
+EXTENSIONS = ("cogs.images", "cogs.results", "cogs.server")
 GENERIC_ERROR = (
     "Something went wrong on the bot's side and this command did not run. "
     "Please try again in a moment; if it keeps happening, tell the bot's operator."
@@ -55,8 +56,10 @@ class FluxBot(commands.Bot):
             Delivery(self, session, image_delivery=settings.image_delivery),
             poll_interval=settings.poll_interval_seconds,
             job_timeout=settings.job_timeout_seconds,
+            max_in_flight=settings.max_jobs_in_flight,
             callback_url=callback_url,
         )
+        self._guild_settings: dict[int, GuildSettings] = {}
 
     async def setup_hook(self) -> None:
         """Load the cogs, sync the commands, resume unfinished jobs and start tracking."""
@@ -90,6 +93,10 @@ class FluxBot(commands.Bot):
         message_id = callback.message_id if callback is not None else None
         if message_id is None:
             message_id = (await interaction.original_response()).id
+        return self._reply_to(interaction, message_id=message_id)
+
+    @staticmethod
+    def _reply_to(interaction: discord.Interaction, *, message_id: int | None) -> Reply:
         return Reply(
             user_id=interaction.user.id,
             guild_id=interaction.guild_id,
@@ -100,9 +107,60 @@ class FluxBot(commands.Bot):
             upload_limit=interaction.filesize_limit,
         )
 
-    async def run_job(self, interaction: discord.Interaction, request: JobRequest) -> None:
-        """Start a checked request as a job whose reply is this interaction's response."""
-        await self.jobs.start(request, await self.reply_for(interaction))
+    async def run_job(
+        self, interaction: discord.Interaction, request: JobRequest, policy: Policy | None = None
+    ) -> None:
+        """Start a checked request as a job whose reply is this interaction's response, within the limits.
+
+        A refusal (place, role, model, member limits) is answered privately before anything else.
+        """
+        try:
+            policy = policy or await self.policy(interaction)
+            policy.check_model(request.model)
+            job = await self.jobs.admit(request, self._reply_to(interaction, message_id=None), policy.limits)
+        except Refused as exc:
+            await tell(interaction, str(exc))
+            return
+        reply = await self.reply_for(interaction)
+        assert reply.message_id is not None
+        await self.jobs.launch(job, reply.message_id)
+
+    async def policy(self, interaction: discord.Interaction) -> Policy:
+        """What applies to this member here; Refused when they may not use the bot here at all."""
+        guild = await self.guild_settings(interaction.guild_id) if interaction.guild_id else None
+        channel = interaction.channel
+        parent = getattr(channel, "parent_id", None)
+        roles = [role.id for role in getattr(interaction.user, "roles", [])]
+        return policy_for(
+            guild,
+            defaults=self.settings.limits(),
+            default_model=self.settings.default_model,
+            serve_dms=self.settings.serve_dms,
+            channel_ids=[c for c in (interaction.channel_id, parent) if c is not None],
+            role_ids=roles,
+        )
+
+    async def policy_for_settings(self, settings: GuildSettings) -> Policy:
+        """The policy a server's settings give, ignoring place and role (for showing the settings)."""
+        return policy_for(
+            with_changes(settings, allowed_channels=(), required_role=None),
+            defaults=self.settings.limits(),
+            default_model=self.settings.default_model,
+            serve_dms=True,
+            channel_ids=[],
+            role_ids=[],
+        )
+
+    async def guild_settings(self, guild_id: int) -> GuildSettings:
+        """A server's settings (cached; saving through `save_guild_settings` keeps the cache right)."""
+        if guild_id not in self._guild_settings:
+            self._guild_settings[guild_id] = await self.store.guild_settings(guild_id)
+        return self._guild_settings[guild_id]
+
+    async def save_guild_settings(self, guild_id: int, settings: GuildSettings) -> None:
+        """Store a server's settings; they apply to the next command."""
+        await self.store.save_guild_settings(guild_id, settings)
+        self._guild_settings[guild_id] = settings
 
     async def on_ready(self) -> None:
         """Log who we are once connected."""

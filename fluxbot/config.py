@@ -11,6 +11,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from fluxbot import catalog
+from fluxbot.limits import Limits
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,15 @@ class Settings:
     callback_host: str = "0.0.0.0"  # noqa: S104 - the callback server must be reachable from the provider
     callback_port: int = 8080
     image_delivery: str = "attachment"
+    max_jobs_per_member: int = 2
+    cooldown_seconds: int = 0
+    daily_images_per_member: int = 0
+    max_jobs_in_flight: int = 20
+    serve_dms: bool = True
+
+    def limits(self) -> Limits:
+        """The operator's default limits for every member."""
+        return Limits(self.max_jobs_per_member, self.cooldown_seconds, self.daily_images_per_member)
 
     def secrets(self) -> list[str]:
         """Every secret value, for log redaction."""
@@ -95,6 +105,11 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         callback_host=env.text("CALLBACK_HOST", "0.0.0.0"),  # noqa: S104
         callback_port=env.port("CALLBACK_PORT", 8080),
         image_delivery=env.choice("IMAGE_DELIVERY", "attachment", IMAGE_DELIVERY_MODES),
+        max_jobs_per_member=env.whole("MAX_JOBS_PER_MEMBER", 2, low=1, high=100),
+        cooldown_seconds=env.whole("COOLDOWN_SECONDS", 0, low=0, high=86_400),
+        daily_images_per_member=env.whole("DAILY_IMAGES_PER_MEMBER", 0, low=0, high=100_000),
+        max_jobs_in_flight=env.whole("MAX_JOBS_IN_FLIGHT", 20, low=1, high=1000),
+        serve_dms=env.flag("SERVE_DMS", True),
     )
     _prepare_database_folder(settings.database_path)
     return settings
@@ -146,6 +161,22 @@ class _Env:
         if not value.isdigit() or not 0 <= int(value) <= 65535:
             raise ConfigError(name, f"expects a TCP port number (0-65535), got {value!r}")
         return int(value)
+
+    def whole(self, name: str, default: int, *, low: int, high: int) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if not value.isdigit() or not low <= int(value) <= high:
+            raise ConfigError(name, f"expects a whole number from {low} to {high}, got {value!r}")
+        return int(value)
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if value.lower() not in ("true", "false", "yes", "no", "1", "0"):
+            raise ConfigError(name, f"expects true or false, got {value!r}")
+        return value.lower() in ("true", "yes", "1")
 
     def number(self, name: str, default: float, *, low: float, high: float) -> float:
         value = self.raw(name)

@@ -104,9 +104,9 @@ class Delivery:
         self._download_timeout = download_timeout
         self._expired: set[str] = set()  # interaction tokens Discord called expired
 
-    async def show_progress(self, job: Job, *, now: float) -> None:
-        """Edit the reply into the progress card with the current elapsed time."""
-        message = _Message(render.queued_card(job, now=now))
+    async def show_progress(self, job: Job, *, now: float, position: int | None = None) -> None:
+        """Edit the reply into the progress card with the current elapsed time (and place in line)."""
+        message = _Message(render.queued_card(job, now=now, position=position))
         try:
             await self._edit_reply(job, message)
         except (_Gone, _Refused, _TooLarge) as exc:

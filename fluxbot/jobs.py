@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from fluxbot import catalog
 from fluxbot.delivery import DeliveryError
+from fluxbot.limits import Limits, Refused, refusal
 from fluxbot.providers.base import Action, Image, JobRequest, Provider, ProviderError, TaskState, TaskStatus
 from fluxbot.store import EditImage, Job, JobStatus, Reply, Store
 
@@ -27,6 +28,9 @@ MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 EDITABLE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP"}
 _EXTENSION_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 
+#: For callers that apply no member limits (tests, tools).
+NO_LIMITS = Limits(member_jobs=1_000_000)
+CANCELLED = "A moderator cancelled this job before it started. Nothing was made or charged."
 RESTARTED_BEFORE_SUBMIT = (
     "The bot restarted before this job reached the image provider, so no image was made. Please run the command again."
 )
@@ -48,8 +52,8 @@ class InvalidRequest(ValueError):
 class Replier(Protocol):
     """Shows jobs to members (implemented by `delivery.Delivery`)."""
 
-    async def show_progress(self, job: Job, *, now: float) -> None:
-        """Edit the job's reply into its progress card."""
+    async def show_progress(self, job: Job, *, now: float, position: int | None = None) -> None:
+        """Edit the job's reply into its progress card (with its place in line while queued)."""
         ...
 
     async def show_outcome(self, job: Job) -> str:
@@ -230,6 +234,7 @@ class JobService:
         *,
         poll_interval: float,
         job_timeout: float,
+        max_in_flight: int = 20,
         callback_url: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -240,6 +245,7 @@ class JobService:
         self.job_timeout = job_timeout
         self._clock = clock
         self._callback_url = callback_url
+        self.max_in_flight = max_in_flight
         self._hinted: set[str] = set()
         self._last_polled: dict[int, float] = {}
         self._wake = asyncio.Event()
@@ -253,15 +259,44 @@ class JobService:
 
     # -- commands --------------------------------------------------------------------------------
 
-    async def start(self, request: JobRequest, reply: Reply) -> Job:
-        """Persist, submit and show a new job; failures end up on the reply, never as exceptions."""
+    async def start(self, request: JobRequest, reply: Reply, limits: Limits = NO_LIMITS) -> Job:
+        """Admit a job and launch it on `reply` at once (its message id must be known); raises Refused."""
+        job = await self.admit(request, reply, limits)
+        assert reply.message_id is not None
+        return await self.launch(job, reply.message_id)
+
+    async def admit(self, request: JobRequest, reply: Reply, limits: Limits) -> Job:
+        """Queue a job if the member's limits allow it; Refused says why not (before anything is answered)."""
+        now = self._clock()
+        job = await self.store.admit(
+            self.provider.name, request, reply, limits=limits, expects_callback=bool(self._callback_url), now=now
+        )
+        if job is None:
+            usage = await self.store.usage(reply.user_id, now=now)
+            reason = refusal(usage, limits, images=request.count, now=now)
+            raise Refused(reason or "You cannot start another job right now. Please try again in a moment.")
+        log.info("job %d: %s with %s, size %s, count %d", job.id, job.action, job.model, job.size, job.count)
+        return job
+
+    async def launch(self, job: Job, message_id: int) -> Job:
+        """The job's reply exists now: submit it if the provider has a free slot, else show its place in line."""
         task = asyncio.current_task()
         assert task is not None
         self._starting.add(task)
         try:
-            return await self._start(request, reply)
+            await self.store.set_message(job.id, message_id)
+            await self.dispatch()
+            job = await self._current(job)
+            if job.status is JobStatus.QUEUED:
+                await self._show_progress(job)
+            return job
         finally:
             self._starting.discard(task)
+
+    async def dispatch(self) -> None:
+        """Submit queued jobs, oldest first, while fewer than `max_in_flight` are at the provider."""
+        while (job := await self.store.claim_next(self.max_in_flight)) is not None:
+            await self._submit_claimed(job)
 
     async def show_again(self, job: Job, reply: Reply) -> None:
         """Show a finished job's result once more, in a new reply (for /job); the job itself is not changed."""
@@ -280,28 +315,22 @@ class JobService:
             log.info("waiting for %d job(s) being submitted", len(self._starting))
             await asyncio.wait(set(self._starting), timeout=within)
 
-    async def _start(self, request: JobRequest, reply: Reply) -> Job:
-        if self._callback_url:
-            request = replace(request, callback_url=self._callback_url)
-        job = await self.store.create_job(
-            self.provider.name, request, reply, expects_callback=bool(self._callback_url), now=self._clock()
-        )
-        log.info("job %d: %s with %s, size %s, count %d", job.id, job.action, job.model, job.size, job.count)
+    async def _submit_claimed(self, job: Job) -> None:
+        request = replace(reroll_request(job), callback_url=self._callback_url if job.expects_callback else None)
         try:
             task_id = await self._submit(job, request)
         except ProviderError as exc:
             self._log_provider_error(job, exc, "submit")
             await self._finish(job, JobStatus.FAILED, error=(exc.kind.value, exc.user_message))
-            return await self._current(job)
+            return
         except Exception:
             log.exception("job %d: unexpected error while submitting", job.id)
             await self._finish(job, JobStatus.FAILED, error=("internal", UNEXPECTED_ERROR))
-            return await self._current(job)
+            return
         await self.store.mark_submitted(job.id, task_id, now=self._clock())
         job = await self._current(job)
         log.info("job %d: submitted as task %s", job.id, task_id)
         await self._show_progress(job)
-        return job
 
     async def _submit(self, job: Job, request: JobRequest) -> str:
         delays = list(self.submit_retry_delays)
@@ -330,6 +359,11 @@ class JobService:
                 error_message=RESTARTED_BEFORE_SUBMIT,
                 now=self._clock(),
             )
+        for job in await self.store.jobs_with_status(JobStatus.QUEUED):
+            if job.message_id is None:  # the bot stopped before it could even answer the command
+                await self.store.finish(
+                    job.id, JobStatus.FAILED, error_kind="restarted", error_message=RESTARTED_BEFORE_SUBMIT
+                )
         submitted = await self.store.jobs_with_status(JobStatus.SUBMITTED)
         undelivered = await self.store.undelivered_jobs()
         log.info(
@@ -375,8 +409,10 @@ class JobService:
         return CallbackOutcome.ACCEPTED
 
     async def tick(self) -> None:
-        """One round: deliver finished jobs, look up submitted ones, time out stale ones, refresh cards."""
+        """One round: deliver finished jobs, start queued ones, look up submitted ones, time out, refresh cards."""
         await self._deliver_due()
+        await self.dispatch()
+        await self._refresh_queue_cards()
         submitted = await self.store.jobs_with_status(JobStatus.SUBMITTED)
         if not submitted:
             return
@@ -397,6 +433,30 @@ class JobService:
             elif now - self._card_shown.get(job.id, job.submitted_at or 0.0) >= self.card_refresh_seconds:
                 work.append(self._show_progress(job))
         await self._bounded(work)
+        if any(job.status.finished for job in await self._fresh(submitted)):
+            await self.dispatch()  # slots were freed
+
+    async def _fresh(self, jobs: Sequence[Job]) -> list[Job]:
+        return [j for j in [await self.store.get_job(job.id) for job in jobs] if j is not None]
+
+    async def _refresh_queue_cards(self) -> None:
+        now = self._clock()
+        waiting = await self.store.jobs_with_status(JobStatus.QUEUED)
+        due = [
+            j
+            for j in waiting
+            if j.message_id and now - self._card_shown.get(j.id, j.created_at) >= self.card_refresh_seconds
+        ]
+        await self._bounded([self._show_progress(job) for job in due])
+
+    async def cancel_queued(self, guild_id: int, user_id: int) -> int:
+        """Cancel a member's jobs that are still waiting in the queue; returns how many."""
+        cancelled = 0
+        for job in await self.store.queued_jobs_of(guild_id, user_id):
+            if await self.store.finish(job.id, JobStatus.FAILED, error_kind="cancelled", error_message=CANCELLED):
+                cancelled += 1
+                await self.deliver(job.id)
+        return cancelled
 
     def _lookup_due(self, job: Job, now: float) -> bool:
         """Poll every round, except jobs that expect a callback: those when hinted, now and then, and at the end."""
@@ -552,8 +612,10 @@ class JobService:
                 return
             now = self._clock()
             self._card_shown[job.id] = now
+            position = await self.store.queue_position(job.id) if current.status is JobStatus.QUEUED else None
+            edit = self.replier.show_progress(current, now=now, position=position)
             try:
-                await asyncio.wait_for(self.replier.show_progress(current, now=now), self.progress_edit_timeout)
+                await asyncio.wait_for(edit, self.progress_edit_timeout)
             except DeliveryError as exc:
                 log.info("job %d: progress card not updated (%s)", job.id, exc)
             except TimeoutError:

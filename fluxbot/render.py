@@ -59,10 +59,13 @@ def _base(job: Job, title: str, colour: discord.Colour) -> discord.Embed:
     return embed
 
 
-def queued_card(job: Job, *, now: float) -> list[discord.Embed]:
-    """The card a job's reply shows while it waits for the provider."""
+def queued_card(job: Job, *, now: float, position: int | None = None) -> list[discord.Embed]:
+    """The card a job's reply shows while it waits: in line (with its position) or at the provider."""
     title = "🎨 Running — Flux is working on it" if job.status is JobStatus.SUBMITTED else "⏳ Queued"
     embed = _base(job, title, QUEUED_COLOUR)
+    if position is not None:
+        ahead = "next to start" if position == 1 else f"{position - 1} job(s) ahead"
+        embed.add_field(name="Place in line", value=f"#{position} ({ahead})", inline=True)
     embed.add_field(name="Task", value=f"`{clip(job.task_id, 100)}`" if job.task_id else "sending…", inline=True)
     embed.add_field(
         name="Elapsed",
@@ -127,7 +130,8 @@ def final_card(job: Job, *, attachments: Sequence[str] = (), note: str | None = 
 
 
 _STATUS_WORDS = {
-    JobStatus.PENDING: "⏳ queued",
+    JobStatus.QUEUED: "⏳ queued",
+    JobStatus.PENDING: "📤 sending",
     JobStatus.SUBMITTED: "🎨 running",
     JobStatus.SUCCEEDED: "✅ done",
     JobStatus.FAILED: "❌ failed",

@@ -13,15 +13,17 @@ from typing import Any
 
 import aiosqlite
 
+from fluxbot.limits import GuildSettings, Limits, Usage, day_start
 from fluxbot.providers.base import Image, JobRequest
 
 log = logging.getLogger(__name__)
 
 
 class JobStatus(StrEnum):
-    """A job's life: pending → submitted → succeeded | failed | timed_out (then delivered_at is set)."""
+    """A job's life: queued → pending → submitted → succeeded | failed | timed_out (then delivered_at is set)."""
 
-    PENDING = "pending"  # row written, nothing sent yet (or the submit is under way)
+    QUEUED = "queued"  # accepted, waiting for a free slot at the provider; nothing sent
+    PENDING = "pending"  # its submit is under way
     SUBMITTED = "submitted"  # the provider has it; task_id is stored
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -33,7 +35,9 @@ class JobStatus(StrEnum):
         return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT)
 
 
-OPEN_STATUSES = (JobStatus.PENDING, JobStatus.SUBMITTED)
+OPEN_STATUSES = (JobStatus.QUEUED, JobStatus.PENDING, JobStatus.SUBMITTED)
+_OPEN = "('queued', 'pending', 'submitted')"
+_AT_PROVIDER = "('pending', 'submitted')"
 
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -82,7 +86,29 @@ _MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL
     );
     """,
+    """
+    CREATE TABLE guild_settings (guild_id INTEGER PRIMARY KEY, settings TEXT NOT NULL);
+    CREATE INDEX jobs_guild_created ON jobs (guild_id, created_at);
+    """,
 )
+
+
+@dataclass(frozen=True)
+class MemberUsage:
+    """One member's day on one server."""
+
+    user_id: int
+    images: int
+    jobs: int
+    failures: int
+
+
+@dataclass(frozen=True)
+class GuildReport:
+    """A server's usage today and its open jobs by status."""
+
+    members: list[MemberUsage]
+    open_jobs: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -171,34 +197,120 @@ class Store:
             await self._db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
             log.info("database migrated to schema version %d", number)
 
-    async def create_job(
+    async def admit(
         self,
         provider: str,
         request: JobRequest,
         reply: Reply,
         *,
+        limits: Limits,
         expects_callback: bool = False,
         now: float | None = None,
-    ) -> Job:
-        """Write a pending job and return it."""
-        created = time.time() if now is None else now
+    ) -> Job | None:
+        """Queue a job if the member's limits allow it, in one statement; None when they do not.
+
+        The check and the insert are one SQL statement, so commands arriving at the same instant cannot
+        together exceed a limit.
+        """
+        created = _now(now)
+        since = day_start(created)
         cur = await self._db.execute(
-            """INSERT INTO jobs (status, action, provider, model, prompt, size, count, image_url, user_id,
+            f"""INSERT INTO jobs (status, action, provider, model, prompt, size, count, image_url, user_id,
                    guild_id, channel_id, application_id, interaction_token, message_id, created_at,
                    upload_limit, expects_callback)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+               WHERE (SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN {_OPEN}) < ?
+                 AND (? = 0 OR COALESCE((SELECT MAX(created_at) FROM jobs WHERE user_id = ?), 0) <= ?)
+                 AND (? = 0 OR COALESCE((SELECT SUM(count) FROM jobs WHERE user_id = ? AND created_at >= ?
+                                         AND status != 'failed'), 0) + ? <= ?)
+               RETURNING id""",  # noqa: S608 - _OPEN is a constant
             (
-                JobStatus.PENDING, request.action, provider, request.model, request.prompt, request.size,
+                JobStatus.QUEUED, request.action, provider, request.model, request.prompt, request.size,
                 request.count, request.image_url, reply.user_id, reply.guild_id, reply.channel_id,
                 reply.application_id, reply.interaction_token, reply.message_id, created, reply.upload_limit,
                 expects_callback,
+                reply.user_id, limits.member_jobs,
+                limits.cooldown_seconds, reply.user_id, created - limits.cooldown_seconds,
+                limits.daily_images, reply.user_id, since, request.count, limits.daily_images,
             ),
         )  # fmt: skip
+        row = await cur.fetchone()
         await self._db.commit()
-        assert cur.lastrowid is not None
-        job = await self.get_job(cur.lastrowid)
-        assert job is not None
-        return job
+        return await self.get_job(int(row[0])) if row else None
+
+    async def usage(self, user_id: int, *, now: float | None = None) -> Usage:
+        """A member's open jobs, last command and images today (UTC), across every server."""
+        since = day_start(_now(now))
+        async with self._db.execute(
+            f"""SELECT (SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN {_OPEN}),
+                       (SELECT MAX(created_at) FROM jobs WHERE user_id = ?),
+                       (SELECT COALESCE(SUM(count), 0) FROM jobs WHERE user_id = ? AND created_at >= ?
+                        AND status != 'failed')""",  # noqa: S608
+            (user_id, user_id, user_id, since),
+        ) as cur:
+            row = await cur.fetchone()
+        assert row is not None
+        return Usage(int(row[0]), row[1], int(row[2]))
+
+    async def claim_next(self, cap: int) -> Job | None:
+        """Move the oldest queued job (with a reply) to pending if fewer than `cap` jobs are at the provider."""
+        cur = await self._db.execute(
+            f"""UPDATE jobs SET status = 'pending'
+                WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND message_id IS NOT NULL
+                            ORDER BY id LIMIT 1)
+                  AND (SELECT COUNT(*) FROM jobs WHERE status IN {_AT_PROVIDER}) < ?
+                RETURNING id""",  # noqa: S608
+            (cap,),
+        )
+        row = await cur.fetchone()
+        await self._db.commit()
+        return await self.get_job(int(row[0])) if row else None
+
+    async def queue_position(self, job_id: int) -> int:
+        """1 for the next queued job to start, 2 for the one after it, ..."""
+        async with self._db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND message_id IS NOT NULL AND id < ?", (job_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) + 1 if row else 1
+
+    async def guild_report(self, guild_id: int, *, now: float | None = None) -> GuildReport:
+        """Today's usage on one server: images, jobs and failures per member, and jobs open now."""
+        since = day_start(_now(now))
+        async with self._db.execute(
+            """SELECT user_id, COALESCE(SUM(count), 0), COUNT(*), SUM(status IN ('failed', 'timed_out'))
+               FROM jobs WHERE guild_id = ? AND created_at >= ?
+               GROUP BY user_id ORDER BY 2 DESC LIMIT 20""",
+            (guild_id, since),
+        ) as cur:
+            members = [MemberUsage(int(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in await cur.fetchall()]
+        async with self._db.execute(
+            f"SELECT status, COUNT(*) FROM jobs WHERE guild_id = ? AND status IN {_OPEN} GROUP BY status",  # noqa: S608
+            (guild_id,),
+        ) as cur:
+            open_jobs = {str(r[0]): int(r[1]) for r in await cur.fetchall()}
+        return GuildReport(members, open_jobs)
+
+    async def queued_jobs_of(self, guild_id: int, user_id: int) -> list[Job]:
+        """A member's jobs still waiting in the queue on one server."""
+        return await self._select(
+            "WHERE guild_id = ? AND user_id = ? AND status = 'queued' ORDER BY id", (guild_id, user_id)
+        )
+
+    async def guild_settings(self, guild_id: int) -> GuildSettings:
+        """A server's settings (all defaults when it never changed any)."""
+        async with self._db.execute("SELECT settings FROM guild_settings WHERE guild_id = ?", (guild_id,)) as cur:
+            row = await cur.fetchone()
+        return GuildSettings.from_json(row[0]) if row else GuildSettings()
+
+    async def save_guild_settings(self, guild_id: int, settings: GuildSettings) -> None:
+        """Store a server's settings."""
+        await self._db.execute(
+            """INSERT INTO guild_settings (guild_id, settings) VALUES (?, ?)
+               ON CONFLICT (guild_id) DO UPDATE SET settings = excluded.settings""",
+            (guild_id, settings.to_json()),
+        )
+        await self._db.commit()
 
     async def get_job(self, job_id: int) -> Job | None:
         """The job with this id, or None."""
@@ -238,7 +350,7 @@ class Store:
         return await self._update(
             """SET status = ?, images = ?, inference_seconds = ?, error_kind = ?, error_message = ?,
                    finished_at = ?
-               WHERE id = ? AND status IN (?, ?)""",
+               WHERE id = ? AND status IN (?, ?, ?)""",
             (
                 status, _dump_images(images), inference_seconds, error_kind, error_message, _now(now),
                 job_id, *OPEN_STATUSES,

@@ -38,8 +38,19 @@ async def test_commands_are_synced_globally_once_with_their_options(
     try:
         await discord.wait_for(lambda: bool(discord.commands.get("global")), timeout=30)
         commands = {c["name"]: c for c in discord.commands["global"]}
-        assert set(commands) == {"imagine", "edit", "jobs", "job", "Edit with Flux"}
+        assert set(commands) == {"imagine", "edit", "jobs", "job", "Edit with Flux", "flux", "fluxadmin"}
         assert commands["Edit with Flux"]["type"] == 3, "a message context menu"
+        admin = commands["fluxadmin"]
+        assert int(admin["default_member_permissions"]) == 1 << 5, "visible only with Manage Server"
+        assert {o["name"] for o in admin["options"]} == {
+            "show",
+            "models",
+            "channels",
+            "role",
+            "limits",
+            "usage",
+            "cancel",
+        }
 
         imagine = {o["name"]: o for o in commands["imagine"]["options"]}
         assert list(imagine) == ["prompt", "model", "size", "count"]
@@ -70,7 +81,7 @@ async def test_commands_are_synced_globally_once_with_their_options(
 
 async def test_dev_guild_gets_the_commands_at_start_up(world: World) -> None:
     names = {c["name"] for c in world.discord.commands[str(world.discord.guild_id)]}
-    assert names == {"imagine", "edit", "jobs", "job", "Edit with Flux"}
+    assert names == {"imagine", "edit", "jobs", "job", "Edit with Flux", "flux", "fluxadmin"}
     assert "global" not in world.discord.commands
 
 

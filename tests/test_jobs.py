@@ -9,6 +9,7 @@ import pytest
 
 from fluxbot.delivery import DeliveryError
 from fluxbot.jobs import (
+    NO_LIMITS,
     PROMPT_MAX_CHARS,
     RESTARTED_BEFORE_SUBMIT,
     AttachmentInfo,
@@ -102,9 +103,12 @@ class RecordingReplier:
     progress_delay: float = 0.0
     edits: list[str] = field(default_factory=list)
 
-    async def show_progress(self, job: Job, *, now: float) -> None:
+    positions: list[int | None] = field(default_factory=list)
+
+    async def show_progress(self, job: Job, *, now: float, position: int | None = None) -> None:
         await asyncio.sleep(self.progress_delay)
         self.progress.append((job.id, job.task_id))
+        self.positions.append(position)
         self.edits.append("progress")
 
     async def show_outcome(self, job: Job) -> str:
@@ -168,6 +172,7 @@ async def test_nothing_is_looked_up_when_nothing_is_pending(service: JobService,
 
 async def test_lookups_are_batched_fifty_ids_at_a_time(service: JobService, flux: FakeFlux) -> None:
     flux.hold = True
+    service.max_in_flight = 200
     for _ in range(120):
         await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     await service.tick()
@@ -367,7 +372,11 @@ async def test_resume_closes_unsent_jobs_and_finishes_the_rest(
     request = prepare_imagine("cat", "flux-dev", None, 1)
 
     async def row(token: str) -> Job:
-        return await store.create_job("acedata", request, replace(REPLY, interaction_token=token))
+        job = await store.admit("acedata", request, replace(REPLY, interaction_token=token), limits=NO_LIMITS)
+        assert job is not None
+        claimed = await store.claim_next(100)
+        assert claimed is not None
+        return claimed
 
     unsent = await row("a")
     flux.lookups_before_done = 0

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fluxbot.jobs import NO_LIMITS
 from fluxbot.providers.base import Image, JobRequest
 from fluxbot.store import _MIGRATIONS, Job, JobStatus, Reply, Store
 
@@ -18,7 +19,14 @@ REPLY = Reply(user_id=42, guild_id=7, channel_id=8, application_id=9, interactio
 
 
 async def create(store: Store, *, prompt: str = "a white siamese cat", now: float | None = None) -> Job:
-    return await store.create_job("acedata", replace(REQUEST, prompt=prompt), REPLY, now=now)
+    """A job whose submit is under way: admitted (queued), then claimed (pending)."""
+    job = await store.admit("acedata", replace(REQUEST, prompt=prompt), REPLY, limits=NO_LIMITS, now=now)
+    assert job is not None
+    assert job.status is JobStatus.QUEUED
+    claimed = await store.claim_next(1000)
+    assert claimed is not None
+    assert claimed.id == job.id
+    return claimed
 
 
 async def test_a_job_goes_from_pending_to_delivered(store: Store) -> None:
@@ -98,7 +106,7 @@ async def test_data_survives_reopening_and_schema_is_versioned(tmp_path: Path) -
     finally:
         await second.close()
     with sqlite3.connect(path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == len(_MIGRATIONS)
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -118,4 +126,4 @@ async def test_a_version_1_database_with_jobs_is_upgraded(tmp_path: Path) -> Non
     finally:
         await store.close()
     with sqlite3.connect(path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == len(_MIGRATIONS)

@@ -1,0 +1,230 @@
+"""Per-server settings for moderators (/fluxadmin) and what the bot offers here (/flux). Replies only."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from fluxbot import catalog
+from fluxbot.bot import FluxBot
+from fluxbot.limits import GuildSettings, Limits, Refused, next_utc_midnight, with_changes
+
+log = logging.getLogger(__name__)
+
+MODEL_CHOICES = [app_commands.Choice(name=f"{m.label} · {m.name}", value=m.name) for m in catalog.MODELS]
+NEEDS_MANAGE_SERVER = "Only members with the **Manage Server** permission can change fluxbot's settings here."
+
+
+def _limit_text(value: int, unit: str) -> str:
+    return f"{value} {unit}" if value else "off"
+
+
+def settings_card(settings: GuildSettings, limits: Limits, default_model: str) -> discord.Embed:
+    """This server's settings, as moderators see them."""
+    embed = discord.Embed(title="fluxbot settings for this server", colour=discord.Colour.blurple())
+    models = ", ".join(f"`{m}`" for m in settings.allowed_models) or "all models"
+    embed.add_field(name="Default model", value=f"`{default_model}`", inline=True)
+    embed.add_field(name="Allowed models", value=models, inline=False)
+    channels = ", ".join(f"<#{c}>" for c in settings.allowed_channels) or "every channel"
+    embed.add_field(name="Channels", value=channels, inline=False)
+    role = f"<@&{settings.required_role}>" if settings.required_role else "everyone"
+    embed.add_field(name="Who may use it", value=role, inline=True)
+    embed.add_field(name="Jobs at once per member", value=str(limits.member_jobs), inline=True)
+    embed.add_field(name="Cooldown", value=_limit_text(limits.cooldown_seconds, "seconds"), inline=True)
+    embed.add_field(name="Images per member per day", value=_limit_text(limits.daily_images, "(UTC day)"), inline=True)
+    embed.set_footer(text="Change with /fluxadmin models · channels · role · limits")
+    return embed
+
+
+class Server(commands.Cog):
+    """Moderator settings and the member-facing overview."""
+
+    admin = app_commands.Group(
+        name="fluxadmin",
+        description="fluxbot settings for this server (Manage Server)",
+        default_permissions=discord.Permissions(manage_guild=True),
+        guild_only=True,
+    )
+
+    def __init__(self, bot: FluxBot) -> None:
+        self.bot = bot
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Re-check Manage Server at run time: default permissions can be overridden by the server."""
+        command = interaction.command
+        in_admin = isinstance(command, app_commands.Command) and command.parent is self.admin
+        if in_admin and not interaction.permissions.manage_guild:
+            await interaction.response.send_message(NEEDS_MANAGE_SERVER, ephemeral=True)
+            return False
+        return True
+
+    async def _current(self, interaction: discord.Interaction) -> tuple[int, GuildSettings]:
+        assert interaction.guild_id is not None
+        return interaction.guild_id, await self.bot.guild_settings(interaction.guild_id)
+
+    async def _save_and_show(self, interaction: discord.Interaction, guild_id: int, settings: GuildSettings) -> None:
+        await self.bot.save_guild_settings(guild_id, settings)
+        log.info("server %s settings changed by %s: %s", guild_id, interaction.user.id, settings.to_json())
+        await self._show(interaction, settings, saved=True)
+
+    async def _show(self, interaction: discord.Interaction, settings: GuildSettings, *, saved: bool = False) -> None:
+        policy = await self.bot.policy_for_settings(settings)
+        embed = settings_card(settings, policy.limits, policy.default_model)
+        if saved:
+            embed.description = "✅ Saved. The change applies to the next command."
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @admin.command(name="show", description="Show this server's fluxbot settings")
+    async def show(self, interaction: discord.Interaction) -> None:
+        """Show the settings."""
+        _, settings = await self._current(interaction)
+        await self._show(interaction, settings)
+
+    @admin.command(name="models", description="Choose the default model and which models members may use")
+    @app_commands.describe(
+        default="The model /imagine uses when a member picks none",
+        allowed="Comma-separated model names members may use, or 'all'",
+    )
+    @app_commands.choices(default=MODEL_CHOICES)
+    async def models(
+        self, interaction: discord.Interaction, default: str | None = None, allowed: str | None = None
+    ) -> None:
+        """Set the default and allowed models."""
+        guild_id, settings = await self._current(interaction)
+        allowed_models = settings.allowed_models
+        if allowed is not None:
+            names = [n.strip() for n in allowed.split(",") if n.strip()]
+            unknown = [n for n in names if n not in catalog.model_names()]
+            if unknown or not names:
+                valid = ", ".join(f"`{n}`" for n in catalog.model_names())
+                shown = ", ".join(f"`{n[:40]}`" for n in unknown) or "nothing"
+                await interaction.response.send_message(
+                    f"{shown} is not a model I know. Use `all`, or names from: {valid}.", ephemeral=True
+                )
+                return
+            allowed_models = () if names == ["all"] else tuple(dict.fromkeys(names))
+        new_default = default if default is not None else settings.default_model
+        if new_default and allowed_models and new_default not in allowed_models:
+            await interaction.response.send_message(
+                f"The default model `{new_default}` must be one of the allowed models.", ephemeral=True
+            )
+            return
+        changed = with_changes(settings, default_model=new_default, allowed_models=allowed_models)
+        await self._save_and_show(interaction, guild_id, changed)
+
+    @admin.command(name="channels", description="Limit fluxbot to some channels (none listed = every channel)")
+    @app_commands.describe(add="Allow this channel", remove="Stop allowing this channel", clear="Allow every channel")
+    async def channels(
+        self,
+        interaction: discord.Interaction,
+        add: discord.TextChannel | None = None,
+        remove: discord.TextChannel | None = None,
+        clear: bool = False,
+    ) -> None:
+        """Change the allowed channels."""
+        guild_id, settings = await self._current(interaction)
+        channels = [] if clear else list(settings.allowed_channels)
+        if add is not None and add.id not in channels:
+            channels.append(add.id)
+        if remove is not None and remove.id in channels:
+            channels.remove(remove.id)
+        await self._save_and_show(interaction, guild_id, with_changes(settings, allowed_channels=tuple(channels)))
+
+    @admin.command(name="role", description="Require a role to use fluxbot (leave empty for everyone)")
+    @app_commands.describe(role="Members need this role; leave it out to let everyone use the bot")
+    async def role(self, interaction: discord.Interaction, role: discord.Role | None = None) -> None:
+        """Set or clear the required role."""
+        guild_id, settings = await self._current(interaction)
+        await self._save_and_show(
+            interaction, guild_id, with_changes(settings, required_role=role.id if role else None)
+        )
+
+    @admin.command(name="limits", description="Change the per-member limits on this server")
+    @app_commands.describe(
+        member_jobs="Jobs one member may have running or waiting at once",
+        cooldown_seconds="Seconds between two commands of one member (0 = off)",
+        daily_images="Images one member may make per UTC day (0 = off)",
+        reset="Go back to the operator's defaults",
+    )
+    async def limits(
+        self,
+        interaction: discord.Interaction,
+        member_jobs: app_commands.Range[int, 1, 20] | None = None,
+        cooldown_seconds: app_commands.Range[int, 0, 86_400] | None = None,
+        daily_images: app_commands.Range[int, 0, 10_000] | None = None,
+        reset: bool = False,
+    ) -> None:
+        """Change the limits."""
+        guild_id, settings = await self._current(interaction)
+        if reset:
+            settings = with_changes(settings, member_jobs=None, cooldown_seconds=None, daily_images=None)
+        changes = {"member_jobs": member_jobs, "cooldown_seconds": cooldown_seconds, "daily_images": daily_images}
+        settings = with_changes(settings, **{k: v for k, v in changes.items() if v is not None})
+        await self._save_and_show(interaction, guild_id, settings)
+
+    @admin.command(name="usage", description="Images per member today, jobs running or waiting, failures")
+    async def usage(self, interaction: discord.Interaction) -> None:
+        """Today's usage on this server."""
+        guild_id, _ = await self._current(interaction)
+        report = await self.bot.store.guild_report(guild_id)
+        embed = discord.Embed(title="fluxbot usage today (UTC)", colour=discord.Colour.blurple())
+        lines = [f"<@{m.user_id}>: {m.images} image(s) in {m.jobs} job(s), {m.failures} failed" for m in report.members]
+        embed.description = "\n".join(lines) or "Nobody has used fluxbot here today."
+        open_jobs = ", ".join(f"{count} {status}" for status, count in sorted(report.open_jobs.items())) or "none"
+        embed.add_field(name="Jobs open now", value=open_jobs, inline=False)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @admin.command(name="cancel", description="Cancel a member's jobs that are still waiting in line")
+    @app_commands.describe(member="Whose waiting jobs to cancel")
+    async def cancel(self, interaction: discord.Interaction, member: discord.Member) -> None:
+        """Cancel a member's queued jobs."""
+        guild_id, _ = await self._current(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        cancelled = await self.bot.jobs.cancel_queued(guild_id, member.id)
+        log.info("server %s: %s cancelled %d queued job(s) of %s", guild_id, interaction.user.id, cancelled, member.id)
+        await interaction.followup.send(
+            f"Cancelled {cancelled} waiting job(s) of {member.mention}." if cancelled else
+            f"{member.mention} has no jobs waiting in line.",
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )  # fmt: skip
+
+    @app_commands.command(name="flux", description="What fluxbot can do here, and how much of your quota is left")
+    async def flux(self, interaction: discord.Interaction) -> None:
+        """The member's overview."""
+        try:
+            policy = await self.bot.policy(interaction)
+        except Refused as exc:
+            await interaction.response.send_message(str(exc), ephemeral=True)
+            return
+        usage = await self.bot.store.usage(interaction.user.id)
+        limits = policy.limits
+        embed = discord.Embed(title="fluxbot here", colour=discord.Colour.blurple())
+        embed.description = (
+            "`/imagine` makes images from a prompt, `/edit` changes an image you attach, **Edit with Flux** "
+            "(right-click a message → Apps) edits an image in any message, `/jobs` lists your jobs."
+        )
+        models = policy.allowed_models or catalog.model_names()
+        embed.add_field(name="Models", value=", ".join(f"`{m}`" for m in models), inline=False)
+        embed.add_field(name="Default model", value=f"`{policy.default_model}`", inline=True)
+        embed.add_field(name="Your jobs now", value=f"{usage.in_flight} of {limits.member_jobs}", inline=True)
+        if limits.daily_images:
+            left = max(0, limits.daily_images - usage.images_today)
+            reset = int(next_utc_midnight(time.time()))
+            quota = f"{left} of {limits.daily_images} left, resets <t:{reset}:R>"
+        else:
+            quota = f"no daily limit ({usage.images_today} made today)"
+        embed.add_field(name="Images today", value=quota, inline=True)
+        if limits.cooldown_seconds:
+            embed.add_field(name="Cooldown", value=f"{limits.cooldown_seconds} s between commands", inline=True)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+
+async def setup(bot: commands.Bot) -> None:
+    """Load the cog (discord.py extension entry point)."""
+    assert isinstance(bot, FluxBot)
+    await bot.add_cog(Server(bot))

@@ -1,0 +1,157 @@
+"""Who may use the bot where, and how much: per-server settings over the operator's defaults.
+
+Every refusal is a `Refused` whose message is polite, says why, and says when or where the member can try again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from fluxbot import catalog
+
+log = logging.getLogger(__name__)
+
+
+class Refused(Exception):
+    """A member may not run this now; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much one member may do. Zero turns the cooldown or the daily quota off."""
+
+    member_jobs: int = 2
+    cooldown_seconds: int = 0
+    daily_images: int = 0
+
+
+@dataclass(frozen=True)
+class GuildSettings:
+    """One server's choices, stored in SQLite; None (or empty) means "the operator's default"."""
+
+    default_model: str | None = None
+    allowed_models: tuple[str, ...] = ()
+    allowed_channels: tuple[int, ...] = ()
+    required_role: int | None = None
+    member_jobs: int | None = None
+    cooldown_seconds: int | None = None
+    daily_images: int | None = None
+
+    def to_json(self) -> str:
+        """The settings as stored."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> GuildSettings:
+        """Settings as stored; unknown keys (from a newer version) are ignored."""
+        data = json.loads(text)
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key in ("allowed_models", "allowed_channels"):
+            known[key] = tuple(known.get(key) or ())
+        return cls(**known)
+
+    def limits(self, defaults: Limits) -> Limits:
+        """These overrides applied to the operator's defaults."""
+        return Limits(
+            member_jobs=self.member_jobs if self.member_jobs is not None else defaults.member_jobs,
+            cooldown_seconds=self.cooldown_seconds if self.cooldown_seconds is not None else defaults.cooldown_seconds,
+            daily_images=self.daily_images if self.daily_images is not None else defaults.daily_images,
+        )
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What applies to one command: the place, the member, the server's settings and limits."""
+
+    default_model: str
+    allowed_models: tuple[str, ...]
+    limits: Limits
+    guild: GuildSettings = field(default_factory=GuildSettings)
+
+    def check_model(self, model: str) -> None:
+        """Refuse a model this server does not allow."""
+        if self.allowed_models and model not in self.allowed_models:
+            allowed = ", ".join(f"`{m}`" for m in self.allowed_models)
+            raise Refused(f"`{model}` is not enabled on this server. Models you can use here: {allowed}.")
+
+
+def policy_for(
+    guild: GuildSettings | None,
+    *,
+    defaults: Limits,
+    default_model: str,
+    serve_dms: bool,
+    channel_ids: Sequence[int],
+    role_ids: Sequence[int],
+) -> Policy:
+    """The policy for a command, or Refused when the member may not use the bot here.
+
+    `guild` is None in DMs. `channel_ids` are the channel and, for a thread, its parent.
+    """
+    if guild is None:
+        if not serve_dms:
+            raise Refused("I don't take commands in direct messages. Please use me in a server we share.")
+        return Policy(default_model, (), defaults)
+    if guild.allowed_channels and not set(channel_ids) & set(guild.allowed_channels):
+        places = ", ".join(f"<#{c}>" for c in guild.allowed_channels)
+        raise Refused(f"I can't be used in this channel. On this server you can use me in {places}.")
+    if guild.required_role is not None and guild.required_role not in role_ids:
+        raise Refused(f"On this server you need the <@&{guild.required_role}> role to use me. Ask a moderator.")
+    allowed = tuple(m for m in guild.allowed_models if m in catalog.model_names())
+    model = guild.default_model or default_model
+    if allowed and model not in allowed:
+        model = allowed[0]
+    return Policy(model, allowed, guild.limits(defaults), guild)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a member has going on right now."""
+
+    in_flight: int
+    last_command_at: float | None
+    images_today: int
+
+
+def refusal(usage: Usage, limits: Limits, *, images: int, now: float) -> str | None:
+    """Why `limits` refuse a new job of `images` images, or None when they allow it."""
+    if usage.in_flight >= limits.member_jobs:
+        return (
+            f"You already have {usage.in_flight} job(s) running or waiting, and the limit here is "
+            f"{limits.member_jobs}. Please wait for one to finish, then try again (`/jobs` shows them)."
+        )
+    if limits.cooldown_seconds and usage.last_command_at is not None:
+        ready = usage.last_command_at + limits.cooldown_seconds
+        if now < ready:
+            return f"Please wait a little between commands here: you can try again <t:{int(ready) + 1}:R>."
+    if limits.daily_images:
+        left = limits.daily_images - usage.images_today
+        reset = int(next_utc_midnight(now))
+        if left <= 0:
+            return (
+                f"You have used all {limits.daily_images} of your images for today. "
+                f"Your quota resets <t:{reset}:R> (midnight UTC)."
+            )
+        if images > left:
+            return f"That would make {images} images, but you have {left} left today. Ask for {left} or fewer."
+    return None
+
+
+def day_start(now: float) -> float:
+    """The last UTC midnight before `now`."""
+    moment = datetime.fromtimestamp(now, tz=UTC)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def next_utc_midnight(now: float) -> float:
+    """The next UTC midnight after `now`."""
+    return (datetime.fromtimestamp(day_start(now), tz=UTC) + timedelta(days=1)).timestamp()
+
+
+def with_changes(settings: GuildSettings, **changes: object) -> GuildSettings:
+    """`settings` with some fields changed (a typed wrapper around dataclasses.replace)."""
+    return replace(settings, **changes)  # type: ignore[arg-type]
