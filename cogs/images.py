@@ -58,7 +58,12 @@ class Images(commands.Cog):
     @imagine.autocomplete("size")
     async def imagine_size(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         """Sizes valid for the model picked so far."""
-        model = getattr(interaction.namespace, "model", None) or self.bot.settings.default_model
+        model = getattr(interaction.namespace, "model", None)
+        if not model:
+            try:
+                model = (await self.bot.policy(interaction)).default_model
+            except Refused:
+                model = self.bot.settings.default_model
         return _size_choices(model, current)
 
     @app_commands.command(name="edit", description="Edit an attached image with a prompt (Flux Kontext)")

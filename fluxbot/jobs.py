@@ -256,6 +256,7 @@ class JobService:
         self._lookup_retry = _Retry()
         self._task: asyncio.Task[None] | None = None
         self._starting: set[asyncio.Task[Any]] = set()
+        self._queue_moved = False
 
     # -- commands --------------------------------------------------------------------------------
 
@@ -296,6 +297,7 @@ class JobService:
     async def dispatch(self) -> None:
         """Submit queued jobs, oldest first, while fewer than `max_in_flight` are at the provider."""
         while (job := await self.store.claim_next(self.max_in_flight)) is not None:
+            self._queue_moved = True
             await self._submit_claimed(job)
 
     async def show_again(self, job: Job, reply: Reply) -> None:
@@ -440,13 +442,12 @@ class JobService:
         return [j for j in [await self.store.get_job(job.id) for job in jobs] if j is not None]
 
     async def _refresh_queue_cards(self) -> None:
+        """Queued cards show the new place in line as soon as the line moves, else at the usual cadence."""
         now = self._clock()
         waiting = await self.store.jobs_with_status(JobStatus.QUEUED)
-        due = [
-            j
-            for j in waiting
-            if j.message_id and now - self._card_shown.get(j.id, j.created_at) >= self.card_refresh_seconds
-        ]
+        every = 0.0 if self._queue_moved else self.card_refresh_seconds
+        self._queue_moved = False
+        due = [j for j in waiting if j.message_id and now - self._card_shown.get(j.id, j.created_at) >= every]
         await self._bounded([self._show_progress(job) for job in due])
 
     async def cancel_queued(self, guild_id: int, user_id: int) -> int:

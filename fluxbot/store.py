@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -172,6 +173,9 @@ class Store:
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
+        # One connection serves every coroutine: a statement and its fetch or commit must not interleave with
+        # another coroutine's commit ("cannot commit transaction - SQL statements in progress").
+        self._lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path | str) -> Store:
@@ -190,7 +194,7 @@ class Store:
         await self._db.close()
 
     async def _migrate(self) -> None:
-        async with self._db.execute("PRAGMA user_version") as cur:
+        async with self._lock, self._db.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
         version = int(row[0]) if row else 0
         for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
@@ -214,7 +218,7 @@ class Store:
         """
         created = _now(now)
         since = day_start(created)
-        cur = await self._db.execute(
+        row = await self._write_returning(
             f"""INSERT INTO jobs (status, action, provider, model, prompt, size, count, image_url, user_id,
                    guild_id, channel_id, application_id, interaction_token, message_id, created_at,
                    upload_limit, expects_callback)
@@ -234,27 +238,28 @@ class Store:
                 limits.daily_images, reply.user_id, since, request.count, limits.daily_images,
             ),
         )  # fmt: skip
-        row = await cur.fetchone()
-        await self._db.commit()
         return await self.get_job(int(row[0])) if row else None
 
     async def usage(self, user_id: int, *, now: float | None = None) -> Usage:
         """A member's open jobs, last command and images today (UTC), across every server."""
         since = day_start(_now(now))
-        async with self._db.execute(
-            f"""SELECT (SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN {_OPEN}),
+        async with (
+            self._lock,
+            self._db.execute(
+                f"""SELECT (SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN {_OPEN}),
                        (SELECT MAX(created_at) FROM jobs WHERE user_id = ?),
                        (SELECT COALESCE(SUM(count), 0) FROM jobs WHERE user_id = ? AND created_at >= ?
                         AND status != 'failed')""",  # noqa: S608
-            (user_id, user_id, user_id, since),
-        ) as cur:
+                (user_id, user_id, user_id, since),
+            ) as cur,
+        ):
             row = await cur.fetchone()
         assert row is not None
         return Usage(int(row[0]), row[1], int(row[2]))
 
     async def claim_next(self, cap: int) -> Job | None:
         """Move the oldest queued job (with a reply) to pending if fewer than `cap` jobs are at the provider."""
-        cur = await self._db.execute(
+        row = await self._write_returning(
             f"""UPDATE jobs SET status = 'pending'
                 WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND message_id IS NOT NULL
                             ORDER BY id LIMIT 1)
@@ -262,32 +267,39 @@ class Store:
                 RETURNING id""",  # noqa: S608
             (cap,),
         )
-        row = await cur.fetchone()
-        await self._db.commit()
         return await self.get_job(int(row[0])) if row else None
 
     async def queue_position(self, job_id: int) -> int:
         """1 for the next queued job to start, 2 for the one after it, ..."""
-        async with self._db.execute(
-            "SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND message_id IS NOT NULL AND id < ?", (job_id,)
-        ) as cur:
+        async with (
+            self._lock,
+            self._db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND message_id IS NOT NULL AND id < ?", (job_id,)
+            ) as cur,
+        ):
             row = await cur.fetchone()
         return int(row[0]) + 1 if row else 1
 
     async def guild_report(self, guild_id: int, *, now: float | None = None) -> GuildReport:
         """Today's usage on one server: images, jobs and failures per member, and jobs open now."""
         since = day_start(_now(now))
-        async with self._db.execute(
-            """SELECT user_id, COALESCE(SUM(count), 0), COUNT(*), SUM(status IN ('failed', 'timed_out'))
+        async with (
+            self._lock,
+            self._db.execute(
+                """SELECT user_id, COALESCE(SUM(count), 0), COUNT(*), SUM(status IN ('failed', 'timed_out'))
                FROM jobs WHERE guild_id = ? AND created_at >= ?
                GROUP BY user_id ORDER BY 2 DESC LIMIT 20""",
-            (guild_id, since),
-        ) as cur:
+                (guild_id, since),
+            ) as cur,
+        ):
             members = [MemberUsage(int(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in await cur.fetchall()]
-        async with self._db.execute(
-            f"SELECT status, COUNT(*) FROM jobs WHERE guild_id = ? AND status IN {_OPEN} GROUP BY status",  # noqa: S608
-            (guild_id,),
-        ) as cur:
+        async with (
+            self._lock,
+            self._db.execute(
+                f"SELECT status, COUNT(*) FROM jobs WHERE guild_id = ? AND status IN {_OPEN} GROUP BY status",  # noqa: S608
+                (guild_id,),
+            ) as cur,
+        ):
             open_jobs = {str(r[0]): int(r[1]) for r in await cur.fetchall()}
         return GuildReport(members, open_jobs)
 
@@ -299,18 +311,20 @@ class Store:
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         """A server's settings (all defaults when it never changed any)."""
-        async with self._db.execute("SELECT settings FROM guild_settings WHERE guild_id = ?", (guild_id,)) as cur:
+        async with (
+            self._lock,
+            self._db.execute("SELECT settings FROM guild_settings WHERE guild_id = ?", (guild_id,)) as cur,
+        ):
             row = await cur.fetchone()
         return GuildSettings.from_json(row[0]) if row else GuildSettings()
 
     async def save_guild_settings(self, guild_id: int, settings: GuildSettings) -> None:
         """Store a server's settings."""
-        await self._db.execute(
+        await self._write_returning(
             """INSERT INTO guild_settings (guild_id, settings) VALUES (?, ?)
                ON CONFLICT (guild_id) DO UPDATE SET settings = excluded.settings""",
             (guild_id, settings.to_json()),
         )
-        await self._db.commit()
 
     async def get_job(self, job_id: int) -> Job | None:
         """The job with this id, or None."""
@@ -380,7 +394,7 @@ class Store:
     async def recent_jobs(self, user_id: int, *, limit: int, offset: int = 0) -> tuple[list[Job], int]:
         """A member's jobs, newest first, one page of them, and how many there are in all."""
         jobs = await self._select("WHERE user_id = ? ORDER BY id DESC LIMIT ? OFFSET ?", (user_id, limit, offset))
-        async with self._db.execute("SELECT COUNT(*) FROM jobs WHERE user_id = ?", (user_id,)) as cur:
+        async with self._lock, self._db.execute("SELECT COUNT(*) FROM jobs WHERE user_id = ?", (user_id,)) as cur:
             row = await cur.fetchone()
         return jobs, int(row[0]) if row else 0
 
@@ -392,17 +406,19 @@ class Store:
         """Keep the images a member may edit (from a result or a message) until the edit prompt comes back."""
         payload = json.dumps([{"url": i.url, "ratio": i.ratio} for i in images])
         # A prompt left open for a day is not coming back.
-        await self._db.execute("DELETE FROM edit_sources WHERE created_at < ?", (_now(now) - 86_400,))
-        cur = await self._db.execute(
-            "INSERT INTO edit_sources (user_id, images, created_at) VALUES (?, ?, ?)", (user_id, payload, _now(now))
+        await self._write_returning("DELETE FROM edit_sources WHERE created_at < ?", (_now(now) - 86_400,))
+        row = await self._write_returning(
+            "INSERT INTO edit_sources (user_id, images, created_at) VALUES (?, ?, ?) RETURNING id",
+            (user_id, payload, _now(now)),
         )
-        await self._db.commit()
-        assert cur.lastrowid is not None
-        return cur.lastrowid
+        return int(row[0])
 
     async def get_edit_source(self, source_id: int) -> tuple[int, list[EditImage]] | None:
         """(member id, images) of an edit source, or None."""
-        async with self._db.execute("SELECT user_id, images FROM edit_sources WHERE id = ?", (source_id,)) as cur:
+        async with (
+            self._lock,
+            self._db.execute("SELECT user_id, images FROM edit_sources WHERE id = ?", (source_id,)) as cur,
+        ):
             row = await cur.fetchone()
         if row is None:
             return None
@@ -410,25 +426,44 @@ class Store:
 
     async def get_meta(self, key: str) -> str | None:
         """A value from the key/value table."""
-        async with self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
+        async with self._lock, self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
             row = await cur.fetchone()
         return str(row[0]) if row else None
 
     async def set_meta(self, key: str, value: str) -> None:
         """Store a value in the key/value table."""
-        await self._db.execute(
+        await self._write_returning(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
-        await self._db.commit()
 
     async def _update(self, clause: str, params: Iterable[Any]) -> bool:
-        cur = await self._db.execute(f"UPDATE jobs {clause}", tuple(params))
-        await self._db.commit()
-        return cur.rowcount == 1
+        return await self._write(f"UPDATE jobs {clause}", tuple(params)) == 1
+
+    async def _write(self, sql: str, params: Iterable[Any]) -> int:
+        """Run one changing statement and commit; returns how many rows it changed."""
+        async with self._lock:
+            cur = await self._db.execute(sql, tuple(params))
+            try:
+                changed = cur.rowcount
+            finally:
+                await cur.close()
+            await self._db.commit()
+        return changed
+
+    async def _write_returning(self, sql: str, params: Iterable[Any]) -> Any:
+        """Run one changing statement (with RETURNING) and commit; returns its first row, or None."""
+        async with self._lock:
+            cur = await self._db.execute(sql, tuple(params))
+            try:
+                rows = list(await cur.fetchall())
+            finally:
+                await cur.close()
+            await self._db.commit()
+        return rows[0] if rows else None
 
     async def _select(self, clause: str, params: Iterable[Any]) -> list[Job]:
-        async with self._db.execute(f"SELECT * FROM jobs {clause}", tuple(params)) as cur:  # noqa: S608
+        async with self._lock, self._db.execute(f"SELECT * FROM jobs {clause}", tuple(params)) as cur:  # noqa: S608
             rows = await cur.fetchall()
         return [_job_from_row(row) for row in rows]
 

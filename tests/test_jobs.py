@@ -484,3 +484,26 @@ def test_result_images_prefer_the_uploaded_copy_and_keep_the_ratio() -> None:
     assert may_delete(job, 1, manage_messages=False)
     assert not may_delete(job, 2, manage_messages=False)
     assert may_delete(job, 2, manage_messages=True)
+
+
+async def test_queued_cards_show_their_place_and_follow_the_line(
+    service: JobService, flux: FakeFlux, replier: RecordingReplier, clock: Clock
+) -> None:
+    flux.hold = True
+    service.max_in_flight = 1
+    first = await service.start(prepare_imagine("first", "flux-dev", None, 1), replace(REPLY, user_id=1))
+    second = await service.start(prepare_imagine("second", "flux-dev", None, 1), replace(REPLY, user_id=2))
+    third = await service.start(prepare_imagine("third", "flux-dev", None, 1), replace(REPLY, user_id=3))
+    assert [j.status for j in (first, second, third)] == [JobStatus.SUBMITTED, JobStatus.QUEUED, JobStatus.QUEUED]
+    assert replier.positions == [None, 1, 2]
+    assert [b["prompt"] for b in flux.submits] == ["first"]
+
+    assert first.task_id is not None
+    flux.finish(first.task_id)
+    clock.now += 3
+    await service.tick()  # the first finishes, the second starts
+    assert [b["prompt"] for b in flux.submits] == ["first", "second"]
+    clock.now += 3
+    await service.tick()  # the line moved: the third card shows it at once
+    assert replier.positions[-1] == 1
+    assert replier.progress[-1] == (third.id, None)

@@ -491,15 +491,32 @@ class FakeDiscord:
         user_id: int | None = None,
         guild: bool = True,
         wait_for_ack: bool = True,
+        channel_id: int | None = None,
+        permissions: int | None = None,
     ) -> SentInteraction:
-        """Dispatch a CHAT_INPUT application command interaction."""
+        """Dispatch a CHAT_INPUT application command interaction (in `channel_id`, with `permissions`)."""
         data = self._command_data(name, 1, guild=guild)
         if options:
             data["options"] = [_normalize_option(o) for o in options]
         resolved = self._resolve(data.get("options", []), attachments, guild=guild)
         if resolved:
             data["resolved"] = resolved
-        return await self._send_interaction(2, data, user_id=user_id, guild=guild, wait_for_ack=wait_for_ack)
+        return await self._send_interaction(
+            2,
+            data,
+            user_id=user_id,
+            guild=guild,
+            channel_id=channel_id,
+            permissions=permissions,
+            wait_for_ack=wait_for_ack,
+        )
+
+    async def add_text_channel(self, name: str) -> int:
+        """Create another text channel in the guild (announced with CHANNEL_CREATE, as Discord does)."""
+        channel_id = self.next_snowflake()
+        self._channels[channel_id] = {**self._text_channel_json(), "id": str(channel_id), "name": name}
+        await self.dispatch("CHANNEL_CREATE", self._channels[channel_id])
+        return channel_id
 
     async def send_autocomplete(
         self,

@@ -1,0 +1,144 @@
+"""End to end: member limits and the fair queue under simultaneous commands, and the moderator settings."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from tests.e2e import World, fields, final_reply, first_callback, option, running_bot
+from tests.fakes.discord_api import FakeDiscord, SentInteraction
+from tests.fakes.flux_api import FakeFlux
+
+EPHEMERAL = 64
+DEFERRED = 5
+ALICE, BOB = 333333333333333333, 444444444444444444
+
+
+async def at_once(world: World, commands: list[tuple[int, str]]) -> list[SentInteraction]:
+    """Send /imagine commands from several members at the same instant."""
+    return await asyncio.gather(
+        *(world.discord.send_slash_command("imagine", [option("prompt", p)], user_id=u) for u, p in commands)
+    )
+
+
+def answer(world: World, interaction: SentInteraction) -> dict[str, Any]:
+    body: dict[str, Any] = first_callback(world, interaction).json
+    return body
+
+
+async def place_in_line(world: World, interaction: SentInteraction, place: str) -> None:
+    def shown() -> bool:
+        message = world.discord.original_response(interaction)
+        embeds = (message or {}).get("embeds") or []
+        return bool(embeds) and fields(embeds[0]).get("Place in line", "").startswith(place)
+
+    await world.discord.wait_for(shown)
+
+
+async def test_limits_and_the_queue_hold_under_simultaneous_commands_and_a_restart(
+    fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path
+) -> None:
+    discord, flux = fakes
+    flux.hold = True
+    async with running_bot(discord, flux, tmp_path, MAX_JOBS_PER_MEMBER="2", MAX_JOBS_IN_FLIGHT="2") as world:
+        alice = await at_once(world, [(ALICE, f"alice {n}") for n in range(4)])
+        accepted = [i for i in alice if answer(world, i)["type"] == DEFERRED]
+        refused = [i for i in alice if answer(world, i)["type"] != DEFERRED]
+        assert len(accepted) == 2, "no member exceeds the limit, even at the same instant"
+        for interaction in refused:
+            data = answer(world, interaction)["data"]
+            assert data["flags"] & EPHEMERAL
+            assert "limit here is 2" in data["content"]
+        await flux.wait_for_submits(2)
+
+        bob = await at_once(world, [(BOB, "bob first")])
+        bob += await at_once(world, [(BOB, "bob second")])
+        assert all(answer(world, i)["type"] == DEFERRED for i in bob), "beyond the global cap, jobs are queued"
+        await place_in_line(world, bob[0], "#1")
+        await place_in_line(world, bob[1], "#2")
+        assert len(flux.submits) == 2, "nothing beyond the cap reaches the provider"
+
+        await world.restart()  # the queue lives in SQLite
+        first_alice = next(t for t in flux.tasks.values() if t.request["prompt"] == flux.submits[0]["prompt"])
+        flux.finish(first_alice.id)
+        await flux.wait_for_submits(3)
+        assert flux.submits[2]["prompt"] == "bob first", "the queue starts jobs in arrival order"
+        await place_in_line(world, bob[1], "#1")
+        second_alice = next(t for t in flux.tasks.values() if t.request["prompt"] == flux.submits[1]["prompt"])
+        flux.finish(second_alice.id)
+        await flux.wait_for_submits(4)
+        assert flux.submits[3]["prompt"] == "bob second"
+        flux.hold = False
+        for interaction in [*accepted, *bob]:
+            await final_reply(world, interaction, "Done")
+
+
+async def test_admin_commands_need_manage_server_at_run_time(world: World) -> None:
+    refused = await world.discord.send_slash_command("fluxadmin", [{"name": "show", "type": 1}], permissions=0)
+    data = answer(world, refused)["data"]
+    assert data["flags"] & EPHEMERAL
+    assert "Manage Server" in data["content"]
+    shown = await world.discord.send_slash_command("fluxadmin", [{"name": "show", "type": 1}])
+    assert answer(world, shown)["data"]["embeds"][0]["title"] == "fluxbot settings for this server"
+
+
+def admin(sub: str, *options: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"name": sub, "type": 1, "options": list(options)}]
+
+
+async def test_settings_changes_take_effect_at_once(world: World) -> None:
+    discord = world.discord
+    changed = await discord.send_slash_command("fluxadmin", admin("limits", option("daily_images", 1, kind=4)))
+    assert "Saved" in answer(world, changed)["data"]["embeds"][0]["description"]
+    first = await discord.send_slash_command("imagine", [option("prompt", "my one image")])
+    await final_reply(world, first, "Done")
+    second = await discord.send_slash_command("imagine", [option("prompt", "one too many")])
+    assert "all 1 of your images for today" in answer(world, second)["data"]["content"]
+    overview = await discord.send_slash_command("flux")
+    card = fields(answer(world, overview)["data"]["embeds"][0])
+    assert card["Images today"].startswith("0 of 1 left")
+
+    await discord.send_slash_command("fluxadmin", admin("limits", option("reset", True, kind=5)))
+    await discord.send_slash_command("fluxadmin", admin("models", option("allowed", "flux-pro-1.1, flux-2-pro")))
+    picked = await discord.send_slash_command("imagine", [option("prompt", "x"), option("model", "flux-dev")])
+    assert "`flux-dev` is not enabled on this server" in answer(world, picked)["data"]["content"]
+    default = await discord.send_slash_command("imagine", [option("prompt", "the server's default model")])
+    await final_reply(world, default, "Done")
+    assert flux_models(world) == ["flux-dev", "flux-pro-1.1"]
+
+    art = await discord.add_text_channel("art")
+    added = await discord.send_slash_command("fluxadmin", admin("channels", option("add", str(art), kind=7)))
+    assert f"<#{art}>" in fields(answer(world, added)["data"]["embeds"][0])["Channels"]
+    elsewhere = await discord.send_slash_command("imagine", [option("prompt", "wrong place")])
+    assert f"you can use me in <#{art}>" in answer(world, elsewhere)["data"]["content"]
+    there = await discord.send_slash_command("imagine", [option("prompt", "right place")], channel_id=art)
+    assert answer(world, there)["type"] == DEFERRED
+    await world.flux.wait_for_submits(3)
+
+
+def flux_models(world: World) -> list[str]:
+    return [body["model"] for body in world.flux.submits]
+
+
+async def test_moderators_cancel_queued_jobs_and_see_usage(fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path) -> None:
+    discord, flux = fakes
+    flux.hold = True
+    async with running_bot(discord, flux, tmp_path, MAX_JOBS_IN_FLIGHT="1", MAX_JOBS_PER_MEMBER="5") as world:
+        running = await discord.send_slash_command("imagine", [option("prompt", "at the provider")])
+        await final_reply(world, running, "Flux is working on it")
+        waiting = await discord.send_slash_command("imagine", [option("prompt", "in line")])
+        await place_in_line(world, waiting, "#1")
+
+        cancel = await discord.send_slash_command(
+            "fluxadmin", admin("cancel", option("member", str(discord.user_id), kind=6))
+        )
+        await discord.wait_for(lambda: len(discord.callbacks_for(cancel)) == 1)
+        cancelled = await final_reply(world, waiting, "Failed")
+        assert "moderator cancelled this job" in fields(cancelled["embeds"][0])["What happened"]
+        assert len(flux.submits) == 1
+
+        usage = await discord.send_slash_command("fluxadmin", admin("usage"))
+        report = answer(world, usage)["data"]["embeds"][0]
+        assert f"<@{discord.user_id}>: 2 image(s) in 2 job(s), 1 failed" in report["description"]
+        assert fields(report)["Jobs open now"] == "1 submitted"

@@ -1,0 +1,119 @@
+"""Member limits, per-server policy and the queue: the rules, and their atomicity on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from fluxbot.limits import GuildSettings, Limits, Refused, Usage, day_start, next_utc_midnight, policy_for, refusal
+from fluxbot.providers.base import JobRequest
+from fluxbot.store import JobStatus, Reply, Store
+
+NOON = datetime(2026, 11, 21, 12, 0, tzinfo=UTC).timestamp()
+REQUEST = JobRequest("generate", "a cat", "flux-dev", "1024x1024", count=2)
+
+
+def reply(user_id: int, message_id: int | None = 1) -> Reply:
+    return Reply(
+        user_id=user_id, guild_id=7, channel_id=8, application_id=9, interaction_token="t", message_id=message_id
+    )
+
+
+def policy(guild: GuildSettings | None, *, channels: list[int] | None = None, roles: list[int] | None = None):
+    return policy_for(
+        guild,
+        defaults=Limits(2, 0, 0),
+        default_model="flux-dev",
+        serve_dms=False,
+        channel_ids=channels or [100],
+        role_ids=roles or [],
+    )
+
+
+def test_places_roles_and_dms() -> None:
+    with pytest.raises(Refused, match="direct messages"):
+        policy(None)
+    only_art = GuildSettings(allowed_channels=(200, 300))
+    with pytest.raises(Refused, match="you can use me in <#200>, <#300>"):
+        policy(only_art, channels=[100])
+    assert policy(only_art, channels=[555, 300]).limits == Limits(2, 0, 0), "a thread inside an allowed channel"
+    artists = GuildSettings(required_role=42)
+    with pytest.raises(Refused, match="<@&42> role"):
+        policy(artists, roles=[1, 2])
+    assert policy(artists, roles=[42]).default_model == "flux-dev"
+
+
+def test_models_and_limits_follow_the_server() -> None:
+    server = GuildSettings(allowed_models=("flux-pro-1.1", "flux-2-pro"), member_jobs=5, daily_images=10)
+    applied = policy(server)
+    assert applied.default_model == "flux-pro-1.1", "the default falls back to an allowed model"
+    assert applied.limits == Limits(5, 0, 10)
+    applied.check_model("flux-2-pro")
+    with pytest.raises(Refused, match="`flux-dev` is not enabled on this server"):
+        applied.check_model("flux-dev")
+    assert GuildSettings.from_json(server.to_json()) == server
+
+
+def test_refusals_say_when_to_try_again() -> None:
+    limits = Limits(member_jobs=2, cooldown_seconds=30, daily_images=10)
+    assert refusal(Usage(1, NOON - 60, 4), limits, images=2, now=NOON) is None
+    assert "limit here is 2" in (refusal(Usage(2, None, 0), limits, images=1, now=NOON) or "")
+    cooldown = refusal(Usage(0, NOON - 10, 0), limits, images=1, now=NOON) or ""
+    assert f"<t:{int(NOON) + 21}:R>" in cooldown
+    spent = refusal(Usage(0, None, 10), limits, images=1, now=NOON) or ""
+    assert "all 10 of your images" in spent
+    assert f"<t:{int(next_utc_midnight(NOON))}:R>" in spent
+    assert "you have 3 left today" in (refusal(Usage(0, None, 7), limits, images=4, now=NOON) or "")
+    assert day_start(NOON) == datetime(2026, 11, 21, tzinfo=UTC).timestamp()
+
+
+async def test_simultaneous_commands_never_exceed_the_member_limit(store: Store) -> None:
+    limits = Limits(member_jobs=2)
+    results = await asyncio.gather(*(store.admit("acedata", REQUEST, reply(1), limits=limits) for _ in range(10)))
+    assert sum(job is not None for job in results) == 2
+    others = await asyncio.gather(*(store.admit("acedata", REQUEST, reply(2), limits=limits) for _ in range(3)))
+    assert sum(job is not None for job in others) == 2, "each member has their own limit"
+    usage = await store.usage(1)
+    assert usage.in_flight == 2
+
+
+async def test_cooldown_and_daily_images(store: Store) -> None:
+    limits = Limits(member_jobs=100, cooldown_seconds=30, daily_images=5)
+    first = await store.admit("acedata", REQUEST, reply(1), limits=limits, now=NOON)
+    assert first is not None
+    assert await store.admit("acedata", REQUEST, reply(1), limits=limits, now=NOON + 29) is None, "cooldown"
+    assert await store.admit("acedata", REQUEST, reply(1), limits=limits, now=NOON + 31) is not None
+    assert await store.admit("acedata", REQUEST, reply(1), limits=limits, now=NOON + 62) is None, "4 + 2 > 5"
+    await store.finish(first.id, JobStatus.FAILED, error_message="boom")
+    assert await store.admit("acedata", REQUEST, reply(1), limits=limits, now=NOON + 93) is not None, (
+        "failures are free"
+    )
+    tomorrow = next_utc_midnight(NOON) + 1
+    assert (await store.usage(1, now=tomorrow)).images_today == 0
+    assert await store.admit("acedata", REQUEST, reply(1), limits=limits, now=tomorrow) is not None
+
+
+async def test_the_queue_starts_jobs_in_order_within_the_cap(store: Store) -> None:
+    unlimited = Limits(member_jobs=100)
+    admitted = [await store.admit("acedata", REQUEST, reply(n), limits=unlimited) for n in range(5)]
+    ids = [job.id for job in admitted if job is not None]
+    not_answered = await store.admit("acedata", REQUEST, reply(9, message_id=None), limits=unlimited)
+    assert not_answered is not None
+    assert [await store.queue_position(i) for i in ids] == [1, 2, 3, 4, 5]
+
+    first, second, none = [await store.claim_next(2) for _ in range(3)]
+    assert none is None, "two at the provider already"
+    assert first is not None
+    assert second is not None
+    assert [first.id, second.id] == ids[:2]
+    assert await store.queue_position(ids[2]) == 1
+    await store.finish(second.id, JobStatus.SUCCEEDED)
+    third = await store.claim_next(2)
+    assert third is not None
+    assert third.id == ids[2]
+    claims = await asyncio.gather(*(store.claim_next(3) for _ in range(5)))
+    assert sum(c is not None for c in claims) == 1, "simultaneous claims respect the cap"
+    remaining = await store.jobs_with_status(JobStatus.QUEUED)
+    assert [j.id for j in remaining] == [ids[4], not_answered.id], "a job without a reply is never started"
