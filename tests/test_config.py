@@ -33,6 +33,8 @@ def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.log_level == "INFO"
     assert (settings.callback_base_url, settings.callback_host, settings.callback_port) == (None, "0.0.0.0", 8080)
     assert settings.image_delivery == "attachment"
+    assert (settings.max_jobs_per_member, settings.cooldown_seconds, settings.daily_images_per_member) == (2, 0, 0)
+    assert (settings.max_jobs_in_flight, settings.serve_dms) == (20, True)
 
 
 def test_values_are_parsed(tmp_path: Path) -> None:
@@ -77,6 +79,11 @@ def test_values_are_parsed(tmp_path: Path) -> None:
         ("CALLBACK_PORT", "http", "TCP port"),
         ("CALLBACK_PORT", "70000", "TCP port"),
         ("IMAGE_DELIVERY", "carrier-pigeon", "one of attachment, url"),
+        ("MAX_JOBS_PER_MEMBER", "0", "whole number from 1 to 100"),
+        ("MAX_JOBS_IN_FLIGHT", "many", "whole number from 1 to 1000"),
+        ("COOLDOWN_SECONDS", "-1", "whole number from 0"),
+        ("DAILY_IMAGES_PER_MEMBER", "1.5", "whole number from 0"),
+        ("SERVE_DMS", "maybe", "true or false"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, variable: str, value: str, expected: str) -> None:
