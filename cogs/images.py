@@ -84,11 +84,12 @@ class Images(commands.Cog):
     ) -> None:
         """Edit an attached image."""
         try:
-            request = prepare_edit(prompt, model or catalog.DEFAULT_EDIT_MODEL, size, attachment_info(image))
-        except InvalidRequest as exc:
+            policy = await self.bot.policy(interaction)
+            request = prepare_edit(prompt, model or policy.edit_model, size, attachment_info(image))
+        except (InvalidRequest, Refused) as exc:
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
-        await self.bot.run_job(interaction, request)
+        await self.bot.run_job(interaction, request, policy)
 
     @edit.autocomplete("size")
     async def edit_size(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:

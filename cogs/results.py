@@ -26,6 +26,7 @@ from fluxbot.jobs import (
     result_images,
     url_expired,
 )
+from fluxbot.limits import Refused
 from fluxbot.store import EditImage, Job
 
 log = logging.getLogger(__name__)
@@ -183,11 +184,12 @@ class Results(commands.Cog):
             await interaction.response.send_message(EXPIRED, ephemeral=True)
             return
         try:
-            request = edit_request(values.get("prompt", ""), image)
-        except InvalidRequest as exc:
+            policy = await self.bot.policy(interaction)
+            request = edit_request(values.get("prompt", ""), image, policy.edit_model)
+        except (InvalidRequest, Refused) as exc:
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
-        await self.bot.run_job(interaction, request)
+        await self.bot.run_job(interaction, request, policy)
 
     # -- /jobs and /job --------------------------------------------------------------------------------
 

@@ -121,7 +121,12 @@ class FluxBot(commands.Bot):
         except Refused as exc:
             await tell(interaction, str(exc))
             return
-        reply = await self.reply_for(interaction)
+        try:
+            reply = await self.reply_for(interaction)
+        except Exception:
+            # No reply to show it on: the job must not wait in line (and count against the member) forever.
+            await self.jobs.abandon(job, "the command could not be acknowledged in time")
+            raise
         assert reply.message_id is not None
         await self.jobs.launch(job, reply.message_id)
 
@@ -185,6 +190,9 @@ class FluxCommandTree(app_commands.CommandTree[discord.Client]):
 async def report_command_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
     """Tell the member the command failed and log why."""
     command = interaction.command.qualified_name if interaction.command else "?"
+    if isinstance(error, app_commands.CheckFailure):
+        log.info("/%s refused by a check for %s", command, interaction.user.id)
+        return  # the check answered the member itself
     if isinstance(error, app_commands.TransformerError):
         shown = str(error.value)[:50]
         message = f"`{shown}` is not a valid value for that option. Please check it and try again."

@@ -126,9 +126,9 @@ def reroll_request(job: Job) -> JobRequest:
     return JobRequest(action, job.prompt, job.model, job.size, count=job.count, image_url=job.image_url)
 
 
-def edit_request(prompt: str, image: EditImage) -> JobRequest:
+def edit_request(prompt: str, image: EditImage, model: str = catalog.DEFAULT_EDIT_MODEL) -> JobRequest:
     """A Kontext edit of an image the bot took from a result or a Discord message (never from typed text)."""
-    return JobRequest("edit", check_prompt(prompt), catalog.DEFAULT_EDIT_MODEL, image.ratio, image_url=image.url)
+    return JobRequest("edit", check_prompt(prompt), model, image.ratio, image_url=image.url)
 
 
 def result_images(job: Job, uploaded: dict[str, str]) -> list[EditImage]:
@@ -281,24 +281,30 @@ class JobService:
 
     async def launch(self, job: Job, message_id: int) -> Job:
         """The job's reply exists now: submit it if the provider has a free slot, else show its place in line."""
-        task = asyncio.current_task()
-        assert task is not None
-        self._starting.add(task)
-        try:
-            await self.store.set_message(job.id, message_id)
-            await self.dispatch()
-            job = await self._current(job)
-            if job.status is JobStatus.QUEUED:
-                await self._show_progress(job)
-            return job
-        finally:
-            self._starting.discard(task)
+        await self.store.set_message(job.id, message_id)
+        await self.dispatch()
+        job = await self._current(job)
+        if job.status is JobStatus.QUEUED:
+            await self._show_progress(job)
+        return job
+
+    async def abandon(self, job: Job, reason: str) -> None:
+        """Close a queued job that has no reply to show anything on."""
+        log.warning("job %d: abandoned before it started: %s", job.id, reason)
+        await self.store.finish(
+            job.id, JobStatus.FAILED, error_kind="abandoned", error_message=reason, only_queued=True
+        )
+        await self.store.mark_delivered(job.id, "none")
 
     async def dispatch(self) -> None:
         """Submit queued jobs, oldest first, while fewer than `max_in_flight` are at the provider."""
         while (job := await self.store.claim_next(self.max_in_flight)) is not None:
             self._queue_moved = True
-            await self._submit_claimed(job)
+            # Its own task, shielded: stopping the tracker must not cut a submit off halfway (it may bill).
+            submit = asyncio.create_task(self._submit_claimed(job), name=f"fluxbot-submit-{job.id}")
+            self._starting.add(submit)
+            submit.add_done_callback(self._starting.discard)
+            await asyncio.shield(submit)
 
     async def show_again(self, job: Job, reply: Reply) -> None:
         """Show a finished job's result once more, in a new reply (for /job); the job itself is not changed."""
@@ -454,7 +460,10 @@ class JobService:
         """Cancel a member's jobs that are still waiting in the queue; returns how many."""
         cancelled = 0
         for job in await self.store.queued_jobs_of(guild_id, user_id):
-            if await self.store.finish(job.id, JobStatus.FAILED, error_kind="cancelled", error_message=CANCELLED):
+            cancelled_now = await self.store.finish(
+                job.id, JobStatus.FAILED, error_kind="cancelled", error_message=CANCELLED, only_queued=True
+            )
+            if cancelled_now:
                 cancelled += 1
                 await self.deliver(job.id)
         return cancelled

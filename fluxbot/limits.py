@@ -54,13 +54,14 @@ class GuildSettings:
             known[key] = tuple(known.get(key) or ())
         return cls(**known)
 
-    def limits(self, defaults: Limits) -> Limits:
-        """These overrides applied to the operator's defaults."""
-        return Limits(
-            member_jobs=self.member_jobs if self.member_jobs is not None else defaults.member_jobs,
-            cooldown_seconds=self.cooldown_seconds if self.cooldown_seconds is not None else defaults.cooldown_seconds,
-            daily_images=self.daily_images if self.daily_images is not None else defaults.daily_images,
-        )
+    def limits(self, operator: Limits) -> Limits:
+        """These overrides applied to the operator's limits, which they can only make stricter."""
+        jobs = operator.member_jobs if self.member_jobs is None else min(self.member_jobs, operator.member_jobs)
+        cooldown = max(self.cooldown_seconds or 0, operator.cooldown_seconds)
+        quota = operator.daily_images
+        if self.daily_images:  # 0 = "no quota of our own": the operator's, if any, still applies
+            quota = min(self.daily_images, quota) if quota else self.daily_images
+        return Limits(member_jobs=jobs, cooldown_seconds=cooldown, daily_images=quota)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,13 @@ class Policy:
     allowed_models: tuple[str, ...]
     limits: Limits
     guild: GuildSettings = field(default_factory=GuildSettings)
+
+    @property
+    def edit_model(self) -> str:
+        """The model edits use here: the usual Kontext model unless the server allows only others."""
+        editors = [m.name for m in catalog.edit_models()]
+        allowed = [m for m in editors if not self.allowed_models or m in self.allowed_models]
+        return catalog.DEFAULT_EDIT_MODEL if catalog.DEFAULT_EDIT_MODEL in allowed else (allowed or editors)[0]
 
     def check_model(self, model: str) -> None:
         """Refuse a model this server does not allow."""

@@ -286,7 +286,8 @@ class Store:
         async with (
             self._lock,
             self._db.execute(
-                """SELECT user_id, COALESCE(SUM(count), 0), COUNT(*), SUM(status IN ('failed', 'timed_out'))
+                """SELECT user_id, COALESCE(SUM(CASE WHEN status != 'failed' THEN count ELSE 0 END), 0), COUNT(*),
+                      SUM(status IN ('failed', 'timed_out'))
                FROM jobs WHERE guild_id = ? AND created_at >= ?
                GROUP BY user_id ORDER BY 2 DESC LIMIT 20""",
                 (guild_id, since),
@@ -356,9 +357,13 @@ class Store:
         inference_seconds: float | None = None,
         error_kind: str | None = None,
         error_message: str | None = None,
+        only_queued: bool = False,
         now: float | None = None,
     ) -> bool:
-        """Give an open job its outcome; exactly one caller gets True for a job, whatever races."""
+        """Give an open job its outcome; exactly one caller gets True for a job, whatever races.
+
+        `only_queued`: only if it has not started yet (a cancel must not close a job whose submit is under way).
+        """
         if not status.finished:
             raise ValueError(f"{status} is not a final status")
         return await self._update(
@@ -367,7 +372,7 @@ class Store:
                WHERE id = ? AND status IN (?, ?, ?)""",
             (
                 status, _dump_images(images), inference_seconds, error_kind, error_message, _now(now),
-                job_id, *OPEN_STATUSES,
+                job_id, *((JobStatus.QUEUED,) * 3 if only_queued else OPEN_STATUSES),
             ),
         )  # fmt: skip
 

@@ -79,6 +79,10 @@ async def test_admin_commands_need_manage_server_at_run_time(world: World) -> No
     data = answer(world, refused)["data"]
     assert data["flags"] & EPHEMERAL
     assert "Manage Server" in data["content"]
+    await asyncio.sleep(0.3)
+    followups = [r for r in world.discord.requests if refused.token in r.path and "/callback" not in r.path]
+    assert followups == [], "the refusal is the only answer"
+    assert "ERROR" not in world.bot.output
     shown = await world.discord.send_slash_command("fluxadmin", [{"name": "show", "type": 1}])
     assert answer(world, shown)["data"]["embeds"][0]["title"] == "fluxbot settings for this server"
 
@@ -140,5 +144,20 @@ async def test_moderators_cancel_queued_jobs_and_see_usage(fakes: tuple[FakeDisc
 
         usage = await discord.send_slash_command("fluxadmin", admin("usage"))
         report = answer(world, usage)["data"]["embeds"][0]
-        assert f"<@{discord.user_id}>: 2 image(s) in 2 job(s), 1 failed" in report["description"]
+        assert f"<@{discord.user_id}>: 1 image(s) in 2 job(s), 1 failed" in report["description"]
         assert fields(report)["Jobs open now"] == "1 submitted"
+
+
+async def test_a_command_that_cannot_be_acknowledged_does_not_hold_a_place(
+    fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path
+) -> None:
+    discord, flux = fakes
+    async with running_bot(discord, flux, tmp_path, MAX_JOBS_PER_MEMBER="1") as world:
+        unknown = {"message": "Unknown interaction", "code": 10062}
+        discord.fail_next("POST", r"/callback$", 404, unknown)
+        await discord.send_slash_command("imagine", [option("prompt", "too late")])
+        await discord.wait_for(lambda: "abandoned before it started" in world.bot.output)
+        retry = await discord.send_slash_command("imagine", [option("prompt", "second try")])
+        assert answer(world, retry)["type"] == DEFERRED, "the lost command does not count against the limit"
+        await final_reply(world, retry, "Done")
+        assert [b["prompt"] for b in flux.submits] == ["second try"]

@@ -46,14 +46,25 @@ def test_places_roles_and_dms() -> None:
 
 
 def test_models_and_limits_follow_the_server() -> None:
-    server = GuildSettings(allowed_models=("flux-pro-1.1", "flux-2-pro"), member_jobs=5, daily_images=10)
+    server = GuildSettings(allowed_models=("flux-pro-1.1", "flux-2-pro"), member_jobs=1, daily_images=10)
     applied = policy(server)
     assert applied.default_model == "flux-pro-1.1", "the default falls back to an allowed model"
-    assert applied.limits == Limits(5, 0, 10)
+    assert applied.limits == Limits(1, 0, 10)
+    assert applied.edit_model == "flux-kontext-pro", "no Kontext model allowed: edits keep the usual one"
+    assert policy(GuildSettings(allowed_models=("flux-kontext-max",))).edit_model == "flux-kontext-max"
     applied.check_model("flux-2-pro")
     with pytest.raises(Refused, match="`flux-dev` is not enabled on this server"):
         applied.check_model("flux-dev")
     assert GuildSettings.from_json(server.to_json()) == server
+
+
+def test_a_server_can_only_make_the_operators_limits_stricter() -> None:
+    operator = Limits(member_jobs=2, cooldown_seconds=10, daily_images=50)
+    looser = GuildSettings(member_jobs=20, cooldown_seconds=0, daily_images=0)
+    assert looser.limits(operator) == operator
+    stricter = GuildSettings(member_jobs=1, cooldown_seconds=60, daily_images=5)
+    assert stricter.limits(operator) == Limits(1, 60, 5)
+    assert GuildSettings(daily_images=5).limits(Limits(2, 0, 0)) == Limits(2, 0, 5), "a quota where there was none"
 
 
 def test_refusals_say_when_to_try_again() -> None:
