@@ -11,6 +11,7 @@ from aiohttp import web
 from fluxbot.config import ConfigError
 from fluxbot.jobs import CallbackOutcome, JobService
 from fluxbot.logs import redact
+from fluxbot.providers.base import CallbackRefused
 from fluxbot.store import Store
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,11 @@ class CallbackServer:
             return web.json_response({"error": "body too large"}, status=413)
         except (ValueError, RecursionError):
             return web.json_response({"error": "body is not JSON"}, status=400)
-        task_id = self._jobs.provider.callback_task_id(body)
+        try:
+            task_id = self._jobs.provider.callback_task_id(body, request.headers)
+        except CallbackRefused as exc:
+            log.warning("callback from %s refused: %s", request.remote, exc)
+            return web.json_response({"error": str(exc)}, status=401)
         if task_id is None:
             return web.json_response({"error": "no task id"}, status=400)
         outcome = await self._jobs.hint(task_id)

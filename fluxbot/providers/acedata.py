@@ -83,8 +83,8 @@ class AceDataFlux:
                 statuses[status.task_id] = status
         return statuses
 
-    def callback_task_id(self, body: Any) -> str | None:
-        """The `task_id` of a callback body (the result body); the body itself is not trusted."""
+    def callback_task_id(self, body: Any, headers: Mapping[str, str]) -> str | None:
+        """The `task_id` of a callback body (the result body; the API does not sign it, nor is it trusted)."""
         task_id = body.get("task_id") if isinstance(body, dict) else None
         return task_id if isinstance(task_id, str) and 0 < len(task_id) <= 200 else None
 

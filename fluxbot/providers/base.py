@@ -21,6 +21,11 @@ class JobRequest:
     count: int = 1
     image_url: str | None = None
     callback_url: str | None = field(default=None, repr=False)
+    #: Options only some providers have (None = not asked for); see `catalog.ProviderInfo.options`.
+    output_format: str | None = None
+    prompt_upsampling: bool | None = None
+    safety_tolerance: int | None = None
+    translate: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,10 @@ class ProviderError(Exception):
         return self.kind in (ErrorKind.RATE_LIMITED, ErrorKind.UNAVAILABLE, ErrorKind.PROVIDER_FAILED)
 
 
+class CallbackRefused(Exception):
+    """A callback that must not be believed (e.g. its signature is wrong); the message says why."""
+
+
 class Provider(Protocol):
     """A remote image API: submit jobs, look tasks up."""
 
@@ -113,6 +122,6 @@ class Provider(Protocol):
         """Statuses of the given tasks (at most `max_batch`); ids the provider does not know are left out."""
         ...
 
-    def callback_task_id(self, body: Any) -> str | None:
-        """The task id a callback body is about, or None when the body is not a callback of this provider."""
+    def callback_task_id(self, body: Any, headers: Mapping[str, str]) -> str | None:
+        """The task id a callback is about; None when it is not a (validly signed) callback of this provider."""
         ...

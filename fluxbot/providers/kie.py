@@ -1,0 +1,233 @@
+"""Client for the Kie.ai Flux Kontext API (`/api/v1/flux/kontext/generate`, `/record-info`)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from fluxbot.config import Secret
+from fluxbot.logs import scrub
+from fluxbot.providers.base import (
+    CallbackRefused,
+    ErrorKind,
+    Image,
+    JobRequest,
+    ProviderError,
+    TaskState,
+    TaskStatus,
+)
+
+log = logging.getLogger(__name__)
+
+_OPERATOR = "Please tell the bot's operator."
+#: How far a signed callback's timestamp may be from now (replayed callbacks are refused).
+SIGNATURE_WINDOW_SECONDS = 15 * 60
+
+
+@dataclass
+class KieFlux:
+    """The Kie.ai Flux Kontext API, over an injected aiohttp session."""
+
+    session: aiohttp.ClientSession
+    token: Secret = field(repr=False)
+    base_url: str = "https://api.kie.ai"
+    webhook_key: Secret | None = field(default=None, repr=False)
+    request_timeout: float = 30.0
+    name: str = "kie"
+    #: record-info looks up one task a call.
+    max_batch: int = 1
+
+    async def submit(self, request: JobRequest) -> str:
+        """Start a generate (or, with `image_url`, an edit) job and return its task id."""
+        body: dict[str, Any] = {"prompt": request.prompt, "model": request.model, "aspectRatio": request.size}
+        if request.image_url:
+            body["inputImage"] = request.image_url
+        if request.output_format is not None:
+            body["outputFormat"] = request.output_format
+        if request.prompt_upsampling is not None:
+            body["promptUpsampling"] = request.prompt_upsampling
+        if request.safety_tolerance is not None:
+            body["safetyTolerance"] = request.safety_tolerance
+        if request.translate is not None:
+            body["enableTranslation"] = request.translate
+        if request.callback_url:
+            body["callBackUrl"] = request.callback_url
+        data = await self._call("POST", "/api/v1/flux/kontext/generate", body=body, action=request.action)
+        task_id = data.get("taskId") if isinstance(data, dict) else None
+        if not isinstance(task_id, str) or not task_id:
+            raise ProviderError(
+                ErrorKind.BAD_RESPONSE,
+                "The image provider accepted the job but sent no task id, so it cannot be followed. Please try again.",
+                detail="generate answer without data.taskId",
+            )
+        return task_id
+
+    async def lookup(self, task_ids: Sequence[str]) -> Mapping[str, TaskStatus]:
+        """Look tasks up with record-info, one call each (the API has no batch lookup)."""
+        if len(task_ids) > self.max_batch:
+            raise ValueError(f"at most {self.max_batch} task id per lookup, got {len(task_ids)}")
+        statuses: dict[str, TaskStatus] = {}
+        for task_id in task_ids:
+            data = await self._call("GET", "/api/v1/flux/kontext/record-info", params={"taskId": task_id})
+            status = parse_record(task_id, data) if isinstance(data, dict) else None
+            if status is not None:
+                statuses[task_id] = status
+        return statuses
+
+    def callback_task_id(self, body: Any, headers: Mapping[str, str]) -> str | None:
+        """The task id of a callback (`data.taskId`); with a webhook key, only when validly signed."""
+        data = body.get("data") if isinstance(body, dict) else None
+        task_id = data.get("taskId") if isinstance(data, dict) else None
+        if not isinstance(task_id, str) or not 0 < len(task_id) <= 200:
+            return None
+        if self.webhook_key is not None:
+            check_signature(self.webhook_key.reveal(), task_id, headers)
+        return task_id
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+        action: str | None = None,
+    ) -> Any:
+        headers = {"Authorization": f"Bearer {self.token.reveal()}", "Accept": "application/json"}
+        timeout = aiohttp.ClientTimeout(total=self.request_timeout)
+        try:
+            async with self.session.request(
+                method, self.base_url + path, json=body, params=params, headers=headers, timeout=timeout
+            ) as resp:
+                status = resp.status
+                try:
+                    answer = await resp.json(content_type=None)
+                except ValueError:
+                    answer = None
+        except aiohttp.ClientConnectorError as exc:
+            raise ProviderError(
+                ErrorKind.UNAVAILABLE,
+                "The bot could not reach the image provider. Please try again in a few minutes.",
+                detail=f"cannot connect to {self.base_url}: {exc.os_error}",
+                safe_to_resend=True,
+            ) from None
+        except TimeoutError:
+            raise ProviderError(
+                ErrorKind.UNAVAILABLE,
+                "The image provider took too long to answer. Please try again in a few minutes.",
+                detail=f"no answer from {path} within {self.request_timeout:g} s",
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise ProviderError(
+                ErrorKind.UNAVAILABLE,
+                "The connection to the image provider broke. Please try again in a few minutes.",
+                detail=f"{type(exc).__name__} on {path}",
+            ) from None
+        # Kie reports most errors as HTTP 200 with a non-200 `code` in the body; real HTTP errors happen too.
+        code = _as_int(answer.get("code")) if isinstance(answer, dict) else None
+        if status >= 400 or (code is not None and code != 200):
+            message = str(answer.get("msg") or "") if isinstance(answer, dict) else ""
+            raise error_for(code if code and code != 200 else status, message, http_status=status, action=action)
+        if not isinstance(answer, dict):
+            raise ProviderError(
+                ErrorKind.BAD_RESPONSE,
+                "The image provider sent an answer the bot could not read.",
+                http_status=status,
+                detail=f"non-JSON answer from {path}",
+            )
+        return answer.get("data")
+
+
+def check_signature(key: str, task_id: str, headers: Mapping[str, str], *, now: float | None = None) -> None:
+    """Raise CallbackRefused unless X-Webhook-Signature is base64(HMAC-SHA256(taskId + "." + timestamp, key))."""
+    timestamp = headers.get("X-Webhook-Timestamp") or headers.get("x-webhook-timestamp") or ""
+    signature = headers.get("X-Webhook-Signature") or headers.get("x-webhook-signature") or ""
+    if not timestamp or not signature:
+        raise CallbackRefused("the callback is not signed")
+    expected = base64.b64encode(hmac.new(key.encode(), f"{task_id}.{timestamp}".encode(), hashlib.sha256).digest())
+    if not hmac.compare_digest(expected, signature.strip().encode()):
+        raise CallbackRefused("the callback's signature does not match")
+    moment = _as_int(timestamp)
+    if moment is not None:
+        seconds = moment / 1000 if moment > 10**11 else moment  # milliseconds or seconds
+        if abs((time.time() if now is None else now) - seconds) > SIGNATURE_WINDOW_SECONDS:
+            raise CallbackRefused("the callback's signature is too old")
+
+
+def parse_record(task_id: str, data: Mapping[str, Any]) -> TaskStatus | None:
+    """Turn record-info's `data` into a TaskStatus; None for an empty record (an id the API does not know)."""
+    if not data or (_blank(data.get("taskId")) and _blank(data.get("successFlag"))):
+        return None
+    flag = _as_int(data.get("successFlag"))
+    if flag == 1:
+        response = data.get("response")
+        url = response.get("resultImageUrl") if isinstance(response, dict) else None
+        if isinstance(url, str) and url.startswith(("https://", "http://")):
+            return TaskStatus(task_id, TaskState.SUCCEEDED, images=(Image(url),))
+        return TaskStatus(
+            task_id,
+            TaskState.FAILED,
+            error=ProviderError(
+                ErrorKind.PROVIDER_FAILED,
+                "The image provider finished the job but returned no image. Please try again.",
+                detail="successFlag 1 without resultImageUrl",
+            ),
+        )
+    if flag in (2, 3):
+        code = _as_int(data.get("errorCode")) or (500 if flag == 2 else 501)
+        message = "" if _blank(data.get("errorMessage")) else str(data.get("errorMessage"))
+        return TaskStatus(task_id, TaskState.FAILED, error=error_for(code, message, http_status=None, action=None))
+    return TaskStatus(task_id, TaskState.RUNNING)
+
+
+def error_for(code: int | None, message: str, *, http_status: int | None, action: str | None) -> ProviderError:
+    """Map a Kie error code (in the body or as HTTP status) to a ProviderError with a member-facing message."""
+    detail = scrub(message)[:300]
+    said = f" The provider said: “{detail[:200]}”." if detail else ""
+    kind, text = {
+        401: (ErrorKind.AUTH, f"The bot's Kie.ai API key is missing or not valid. {_OPERATOR}"),
+        402: (ErrorKind.OUT_OF_CREDIT, f"The bot's Kie.ai account is out of credits. {_OPERATOR}"),
+        404: (
+            ErrorKind.MISCONFIGURED,
+            f"The bot is set up with a wrong Kie.ai address (KIE_API_BASE_URL). {_OPERATOR}",
+        ),
+        422: (ErrorKind.INVALID_REQUEST, f"The image provider refused the request.{said} Try rewording the prompt."),
+        429: (ErrorKind.RATE_LIMITED, "The image provider is busy right now. Please try again in a minute."),
+        455: (ErrorKind.UNAVAILABLE, "The image provider is down for maintenance. Please try again later."),
+        500: (ErrorKind.PROVIDER_FAILED, f"The image provider failed.{said} Please try again."),
+        501: (ErrorKind.PROVIDER_FAILED, f"The image could not be generated.{said} Please try again."),
+        505: (ErrorKind.MISCONFIGURED, f"This feature is disabled for the bot's Kie.ai account. {_OPERATOR}"),
+        400: (ErrorKind.REFUSED, f"The image provider refused this prompt or image (content policy).{said}"),
+    }.get(code or 0, (ErrorKind.PROVIDER_FAILED, f"The image job failed.{said} Please try again."))
+    if (action == "edit" and "download" in detail.lower()) or "fetch" in detail.lower():
+        kind, text = (
+            ErrorKind.IMAGE_UNREACHABLE,
+            ("The image provider could not download your image. Upload it again (Discord links expire) and retry."),
+        )
+    return ProviderError(
+        kind, text, code=str(code) if code else None, http_status=http_status, detail=detail,
+        safe_to_resend=kind is ErrorKind.RATE_LIMITED,
+    )  # fmt: skip
+
+
+def _blank(value: Any) -> bool:
+    # The API writes missing values as null, "" or the string "null".
+    return value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none"))
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None

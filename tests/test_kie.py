@@ -1,0 +1,153 @@
+"""The Kie.ai client against the in-process fake that speaks Kie's shapes, and callback signatures."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from fluxbot.config import Secret
+from fluxbot.providers.base import CallbackRefused, ErrorKind, JobRequest, ProviderError, TaskState
+from fluxbot.providers.kie import KieFlux, check_signature, parse_record
+from tests.fakes.kie_api import FakeKie
+
+GENERATE = JobRequest(
+    "generate", "a lighthouse", "flux-kontext-max", "16:9", output_format="png", prompt_upsampling=True,
+    safety_tolerance=4, translate=False,
+)  # fmt: skip
+EDIT = JobRequest("edit", "make it night", "flux-kontext-pro", "1:1", image_url="https://cdn.test/a.png")
+
+
+@pytest.fixture
+async def kie() -> AsyncIterator[FakeKie]:
+    fake = FakeKie(webhook_key="whsec-test")
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+def client(kie: FakeKie, session: aiohttp.ClientSession) -> KieFlux:
+    return KieFlux(session, Secret(kie.token), kie.base_url, webhook_key=Secret("whsec-test"), request_timeout=5)
+
+
+async def test_generate_and_edit_send_kies_fields(client: KieFlux, kie: FakeKie) -> None:
+    await client.submit(GENERATE)
+    await client.submit(EDIT)
+    assert kie.submits == [
+        {"prompt": "a lighthouse", "model": "flux-kontext-max", "aspectRatio": "16:9", "outputFormat": "png",
+         "promptUpsampling": True, "safetyTolerance": 4, "enableTranslation": False},
+        {"prompt": "make it night", "model": "flux-kontext-pro", "aspectRatio": "1:1",
+         "inputImage": "https://cdn.test/a.png"},
+    ]  # fmt: skip
+
+
+async def test_a_task_goes_from_generating_to_done(client: KieFlux, kie: FakeKie) -> None:
+    kie.hold = True
+    task_id = await client.submit(GENERATE)
+    assert (await client.lookup([task_id]))[task_id].state is TaskState.RUNNING
+    kie.finish(task_id)
+    done = (await client.lookup([task_id]))[task_id]
+    assert done.state is TaskState.SUCCEEDED
+    assert [i.url for i in done.images] == [f"{kie.base_url}/files/{task_id}/0.png"]
+    assert kie.lookups == [task_id, task_id]
+
+
+@pytest.mark.parametrize(("flag", "error", "kind"), [(2, (500, "create failed"), ErrorKind.PROVIDER_FAILED),
+                                                     (3, (501, "generation failed"), ErrorKind.PROVIDER_FAILED),
+                                                     (3, (400, "nsfw"), ErrorKind.REFUSED)])  # fmt: skip
+async def test_both_failure_flags_are_failures(
+    client: KieFlux, kie: FakeKie, flag: int, error: tuple[int, str], kind: ErrorKind
+) -> None:
+    kie.hold = True
+    task_id = await client.submit(GENERATE)
+    kie.finish(task_id, flag=flag, error=error)
+    status = (await client.lookup([task_id]))[task_id]
+    assert status.state is TaskState.FAILED
+    assert status.error is not None
+    assert status.error.kind is kind
+    assert status.error.code == str(error[0])
+
+
+def test_records_are_parsed_leniently() -> None:
+    running = parse_record("t", {"taskId": "t", "successFlag": "0", "response": None, "errorCode": "null"})
+    assert running is not None
+    assert running.state is TaskState.RUNNING
+    failed = parse_record("t", {"taskId": "t", "successFlag": "3", "errorCode": "null", "errorMessage": "null"})
+    assert failed is not None
+    assert failed.state is TaskState.FAILED
+    assert failed.error is not None
+    assert "“" not in failed.error.user_message, "a 'null' message is no message"
+    assert parse_record("t", {}) is None
+    no_image = parse_record("t", {"taskId": "t", "successFlag": 1, "response": {"resultImageUrl": "null"}})
+    assert no_image is not None
+    assert no_image.state is TaskState.FAILED
+
+
+async def test_an_unknown_task_is_left_out(client: KieFlux) -> None:
+    assert await client.lookup(["nope"]) == {}
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "says"),
+    [
+        (401, ErrorKind.AUTH, "API key"),
+        (402, ErrorKind.OUT_OF_CREDIT, "out of credits"),
+        (404, ErrorKind.MISCONFIGURED, "KIE_API_BASE_URL"),
+        (422, ErrorKind.INVALID_REQUEST, "refused the request"),
+        (429, ErrorKind.RATE_LIMITED, "try again in a minute"),
+        (455, ErrorKind.UNAVAILABLE, "maintenance"),
+        (500, ErrorKind.PROVIDER_FAILED, "failed"),
+        (501, ErrorKind.PROVIDER_FAILED, "could not be generated"),
+        (505, ErrorKind.MISCONFIGURED, "disabled"),
+        (400, ErrorKind.REFUSED, "content policy"),
+    ],
+)
+async def test_errors_in_an_http_200_body_get_their_own_message(
+    client: KieFlux, kie: FakeKie, code: int, kind: ErrorKind, says: str
+) -> None:
+    kie.script("generate", 200, {"code": code, "msg": "something", "data": None})
+    with pytest.raises(ProviderError) as info:
+        await client.submit(GENERATE)
+    assert (info.value.kind, info.value.code, info.value.http_status) == (kind, str(code), 200)
+    assert says in info.value.user_message
+    assert info.value.safe_to_resend is (code == 429)
+
+
+async def test_a_real_http_429_is_rate_limiting(client: KieFlux, kie: FakeKie) -> None:
+    kie.script("record", 429, {"code": 429, "msg": "Too Many Requests"})
+    with pytest.raises(ProviderError) as info:
+        await client.lookup(["x"])
+    assert (info.value.kind, info.value.http_status) == (ErrorKind.RATE_LIMITED, 429)
+
+
+async def test_a_wrong_key_is_refused_as_an_operator_problem(kie: FakeKie, session: aiohttp.ClientSession) -> None:
+    wrong = KieFlux(session, Secret("nope"), kie.base_url)
+    with pytest.raises(ProviderError) as info:
+        await wrong.submit(GENERATE)
+    assert info.value.kind.operator_problem
+    assert "nope" not in repr(wrong)
+
+
+async def test_callbacks_need_a_valid_signature_when_a_key_is_set(client: KieFlux, kie: FakeKie) -> None:
+    task_id = await client.submit(GENERATE)
+    kie.finish(task_id)
+    body = kie.callback_body(task_id)
+    assert client.callback_task_id(body, kie.signed_headers(task_id)) == task_id
+    with pytest.raises(CallbackRefused, match="not signed"):
+        client.callback_task_id(body, {})
+    with pytest.raises(CallbackRefused, match="does not match"):
+        client.callback_task_id(body, kie.signed_headers(task_id, key="another key"))
+    with pytest.raises(CallbackRefused, match="too old"):
+        client.callback_task_id(body, kie.signed_headers(task_id, timestamp=int(time.time()) - 3600))
+    unsigned = KieFlux(client.session, Secret("k"), kie.base_url)
+    assert unsigned.callback_task_id(body, {}) == task_id, "without a key, callbacks are hints confirmed by lookup"
+    assert client.callback_task_id({"code": 200}, {}) is None
+
+
+def test_signatures_in_milliseconds_are_accepted() -> None:
+    fake = FakeKie(webhook_key="k")
+    now = 1_800_000_000
+    check_signature("k", "t1", fake.signed_headers("t1", timestamp=now * 1000), now=now)
