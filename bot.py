@@ -12,10 +12,11 @@ import sys
 import aiohttp
 import discord
 
+from fluxbot import catalog
 from fluxbot.bot import FluxBot
 from fluxbot.config import ConfigError, Settings, load_settings
 from fluxbot.logs import setup_logging
-from fluxbot.providers.acedata import AceDataFlux
+from fluxbot.providers import build_providers
 from fluxbot.store import Store
 from fluxbot.web import CallbackServer, callback_secret, callback_url
 
@@ -28,10 +29,11 @@ async def run(settings: Settings) -> None:
         session = await resources.enter_async_context(aiohttp.ClientSession())
         store = await open_store(settings)
         resources.push_async_callback(store.close)
-        provider = AceDataFlux(session, settings.acedata_api_token, settings.flux_api_base_url)
+        catalog.use_provider(settings.provider)
+        clients = build_providers(settings, session)
         secret = await callback_secret(store) if settings.callback_base_url else None
         url = callback_url(settings.callback_base_url, secret) if settings.callback_base_url and secret else None
-        bot = FluxBot(settings=settings, store=store, provider=provider, session=session, callback_url=url)
+        bot = FluxBot(settings=settings, store=store, providers=clients, session=session, callback_url=url)
         await resources.enter_async_context(bot)
         if secret is not None:
             server = CallbackServer(bot.jobs, secret, host=settings.callback_host, port=settings.callback_port)

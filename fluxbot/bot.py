@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 
 import aiohttp
 import discord
@@ -35,7 +36,7 @@ class FluxBot(commands.Bot):
         *,
         settings: Settings,
         store: Store,
-        provider: Provider,
+        providers: Mapping[str, Provider],
         session: aiohttp.ClientSession,
         callback_url: str | None = None,
     ) -> None:
@@ -52,11 +53,12 @@ class FluxBot(commands.Bot):
         self.store = store
         self.jobs = JobService(
             store,
-            provider,
+            providers[settings.provider],
             Delivery(self, session, image_delivery=settings.image_delivery),
             poll_interval=settings.poll_interval_seconds,
             job_timeout=settings.job_timeout_seconds,
             max_in_flight=settings.max_jobs_in_flight,
+            other_providers=providers,
             callback_url=callback_url,
         )
         self._guild_settings: dict[int, GuildSettings] = {}

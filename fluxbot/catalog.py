@@ -52,7 +52,7 @@ class SizeRule:
     def describe(self) -> str:
         """Say in one sentence which sizes are valid."""
         if self.kind is SizeKind.RATIO:
-            return "an aspect ratio: " + ", ".join(ASPECT_RATIOS)
+            return "an aspect ratio: " + ", ".join(self.suggestions)
         upper = f" to {self.max_side}" if self.max_side else " or more"
         return f"WIDTHxHEIGHT, each side {self.min_side}{upper} and a multiple of {self.multiple} (e.g. 1024x768)"
 
@@ -62,7 +62,7 @@ class SizeRule:
         ratio = _RATIO.match(size)
         shown = size.strip()[:40]
         if self.kind is SizeKind.RATIO:
-            if ratio and f"{ratio[1]}:{ratio[2]}" in ASPECT_RATIOS:
+            if ratio and f"{ratio[1]}:{ratio[2]}" in self.suggestions:
                 return f"{ratio[1]}:{ratio[2]}"
             raise InvalidSize(f"`{shown}` is not a size this model takes. Use {self.describe()}.")
         if not pixels:
@@ -127,31 +127,79 @@ MODELS: tuple[Model, ...] = (
     Model("flux-2-max", "FLUX.2 [max]", _FLUX2),
     Model("flux-2-klein", "FLUX.2 [klein]", _FLUX2),
 )
-_BY_NAME = {m.name: m for m in MODELS}
+#: Kie.ai's Flux Kontext API takes fewer aspect ratios.
+KIE_RATIOS: tuple[str, ...] = ("21:9", "16:9", "4:3", "1:1", "3:4", "9:16")
+_KIE_RATIO = SizeRule(SizeKind.RATIO, suggestions=KIE_RATIOS)
+KIE_MODELS: tuple[Model, ...] = (
+    Model("flux-kontext-pro", "FLUX.1 Kontext [pro]", _KIE_RATIO, can_edit=True),
+    Model("flux-kontext-max", "FLUX.1 Kontext [max]", _KIE_RATIO, can_edit=True),
+)
+
+#: The options only some providers have, with what /imagine and /edit call them.
+EXTRA_OPTIONS = ("output_format", "prompt_upsampling", "safety_tolerance", "translate")
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """What one provider offers: its models (with their size rules) and its extra options."""
+
+    name: str
+    label: str
+    models: tuple[Model, ...]
+    options: frozenset[str] = frozenset()
+
+
+PROVIDERS: dict[str, ProviderInfo] = {
+    "acedata": ProviderInfo("acedata", "Ace Data Cloud", MODELS),
+    "kie": ProviderInfo("kie", "Kie.ai", KIE_MODELS, frozenset(EXTRA_OPTIONS)),
+}
+_active = PROVIDERS["acedata"]
 
 #: The model /edit uses when the member picks none.
 DEFAULT_EDIT_MODEL = "flux-kontext-pro"
 
 
+def use_provider(name: str) -> ProviderInfo:
+    """Make `name` the provider whose models and sizes the catalogue offers (once, at start-up)."""
+    global _active
+    _active = PROVIDERS[name]
+    return _active
+
+
+def active() -> ProviderInfo:
+    """The provider new jobs go to."""
+    return _active
+
+
 def model_names() -> tuple[str, ...]:
-    """Every model name in the catalogue."""
-    return tuple(_BY_NAME)
+    """Every model the active provider offers."""
+    return tuple(m.name for m in _active.models)
 
 
 def edit_models() -> tuple[Model, ...]:
-    """The models that can edit an image."""
-    return tuple(m for m in MODELS if m.can_edit)
+    """The active provider's models that can edit an image."""
+    return tuple(m for m in _active.models if m.can_edit)
 
 
 def get_model(name: str) -> Model:
-    """The model called `name`; KeyError when there is none."""
-    return _BY_NAME[name]
+    """The active provider's model called `name`; KeyError when there is none."""
+    for model in _active.models:
+        if model.name == name:
+            return model
+    raise KeyError(name)
+
+
+def label_of(name: str) -> str:
+    """A model's readable name, from any provider's catalogue (old jobs may name another provider's models)."""
+    every = {m.name: m.label for info in PROVIDERS.values() for m in info.models}
+    return every.get(name, name)
 
 
 def size_suggestions(model_name: str | None, typed: str, *, limit: int = 25) -> list[str]:
-    """Sizes to offer while a member types `typed` for the given model (any model when None)."""
-    model = _BY_NAME.get(model_name or "")
-    rule = model.size_rule if model else _CLASSIC
+    """Sizes to offer while a member types `typed` for the given model (the first model's when None)."""
+    known = {m.name: m for m in _active.models}
+    model = known.get(model_name or "") or _active.models[0]
+    rule = model.size_rule
     typed = typed.strip().lower().replace(" ", "")
     offers = [s for s in rule.suggestions if s.startswith(typed)] if typed else list(rule.suggestions)
     if typed and typed not in offers:
@@ -160,18 +208,28 @@ def size_suggestions(model_name: str | None, typed: str, *, limit: int = 25) -> 
     return offers[:limit]
 
 
-def closest_ratio(width: int, height: int) -> str:
-    """The documented aspect ratio nearest to `width` x `height`."""
+def closest_ratio(width: int, height: int, ratios: tuple[str, ...] = ASPECT_RATIOS) -> str:
+    """The aspect ratio of `ratios` nearest to `width` x `height`."""
     if width <= 0 or height <= 0:
         return "1:1"
     target = width / height
     g = gcd(width, height)
     exact = f"{width // g}:{height // g}"
-    if exact in ASPECT_RATIOS:
+    if exact in ratios:
         return exact
 
     def distance(ratio: str) -> float:
         w, h = (int(p) for p in ratio.split(":"))
         return abs(ln(w / h / target))
 
-    return min(ASPECT_RATIOS, key=distance)
+    return min(ratios, key=distance)
+
+
+def fit_ratio(ratio: str, model: Model) -> str:
+    """`ratio` if `model` takes it, else the nearest ratio it does take."""
+    if model.size_rule.kind is not SizeKind.RATIO or ratio in model.size_rule.suggestions:
+        return ratio
+    width, _, height = ratio.partition(":")
+    if not (width.isdigit() and height.isdigit()):
+        return model.default_size
+    return closest_ratio(int(width), int(height), model.size_rule.suggestions)

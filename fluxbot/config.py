@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 from dotenv import dotenv_values
 
@@ -56,7 +57,7 @@ class Settings:
     """Everything the bot is configured with."""
 
     discord_token: Secret = field(repr=False)
-    acedata_api_token: Secret = field(repr=False)
+    acedata_api_token: Secret | None = field(default=None, repr=False)
     flux_api_base_url: str = "https://api.acedata.cloud"
     database_path: Path = Path("data/fluxbot.db")
     default_model: str = "flux-dev"
@@ -73,6 +74,10 @@ class Settings:
     daily_images_per_member: int = 0
     max_jobs_in_flight: int = 20
     serve_dms: bool = True
+    provider: str = "acedata"
+    kie_api_token: Secret | None = field(default=None, repr=False)
+    kie_api_base_url: str = "https://api.kie.ai"
+    kie_webhook_hmac_key: Secret | None = field(default=None, repr=False)
 
     def limits(self) -> Limits:
         """The operator's default limits for every member."""
@@ -80,7 +85,8 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every secret value, for log redaction."""
-        return [s.reveal() for s in (self.discord_token, self.acedata_api_token) if s.reveal()]
+        tokens = (self.discord_token, self.acedata_api_token, self.kie_api_token, self.kie_webhook_hmac_key)
+        return [s.reveal() for s in tokens if s is not None and s.reveal()]
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
@@ -91,12 +97,22 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     values.update(os.environ if environ is None else environ)
     env = _Env(values)
 
+    provider = env.choice("FLUX_PROVIDER", "acedata", tuple(catalog.PROVIDERS))
+    models = tuple(m.name for m in catalog.PROVIDERS[provider].models)
     settings = Settings(
         discord_token=env.secret("DISCORD_TOKEN", "the bot token from the Discord developer portal"),
-        acedata_api_token=env.secret("ACEDATA_API_TOKEN", "your Ace Data Cloud API token"),
+        acedata_api_token=env.secret(
+            "ACEDATA_API_TOKEN", "your Ace Data Cloud API token", required=provider == "acedata"
+        ),
+        provider=provider,
+        kie_api_token=env.secret("KIE_API_TOKEN", "your Kie.ai API key", required=provider == "kie"),
+        kie_api_base_url=env.url("KIE_API_BASE_URL", "https://api.kie.ai"),
+        kie_webhook_hmac_key=env.secret(
+            "KIE_WEBHOOK_HMAC_KEY", "the webhook HMAC key of your Kie.ai account", required=False
+        ),
         flux_api_base_url=env.url("FLUX_API_BASE_URL", "https://api.acedata.cloud"),
         database_path=Path(env.text("DATABASE_PATH", "data/fluxbot.db")),
-        default_model=env.choice("DEFAULT_MODEL", "flux-dev", catalog.model_names()),
+        default_model=env.choice("DEFAULT_MODEL", models[0], models),
         poll_interval_seconds=env.number("POLL_INTERVAL_SECONDS", 3.0, low=0.05, high=300),
         job_timeout_seconds=env.number("JOB_TIMEOUT_SECONDS", 600.0, low=1, high=86_400),
         dev_guild_id=env.snowflake("DEV_GUILD_ID"),
@@ -137,8 +153,15 @@ class _Env:
     def text(self, name: str, default: str) -> str:
         return self.raw(name) or default
 
-    def secret(self, name: str, what: str) -> Secret:
+    @overload
+    def secret(self, name: str, what: str) -> Secret: ...
+    @overload
+    def secret(self, name: str, what: str, *, required: bool) -> Secret | None: ...
+
+    def secret(self, name: str, what: str, *, required: bool = True) -> Secret | None:
         value = self.raw(name)
+        if value is None and not required:
+            return None
         if value is None:
             raise ConfigError(name, f"missing. Set it to {what} (in .env or the environment)")
         if any(ch.isspace() for ch in value):

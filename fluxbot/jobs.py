@@ -7,7 +7,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from pathlib import PurePosixPath
@@ -235,6 +235,7 @@ class JobService:
         poll_interval: float,
         job_timeout: float,
         max_in_flight: int = 20,
+        other_providers: Mapping[str, Provider] | None = None,
         callback_url: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -246,6 +247,8 @@ class JobService:
         self._clock = clock
         self._callback_url = callback_url
         self.max_in_flight = max_in_flight
+        #: Every provider with a key, by name: jobs finish on the provider that started them.
+        self.providers: dict[str, Provider] = {**(other_providers or {}), provider.name: provider}
         self._hinted: set[str] = set()
         self._last_polled: dict[int, float] = {}
         self._wake = asyncio.Event()

@@ -36,10 +36,7 @@ def clip(text: str, limit: int = 1024) -> str:
 
 
 def _model_label(name: str) -> str:
-    try:
-        return f"{catalog.get_model(name).label} (`{name}`)"
-    except KeyError:
-        return f"`{name}`"
+    return f"{catalog.label_of(name)} (`{name}`)"
 
 
 def _quote(prompt: str, limit: int = 1000) -> str:

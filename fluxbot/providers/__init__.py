@@ -1,6 +1,17 @@
-"""Provider clients: one module per remote image API, all behind `providers.base.Provider`."""
+"""Provider clients: one module per remote image API, all behind `providers.base.Provider`.
 
+Adding a provider: a module with a client class that implements `Provider`, its models and extra options in
+`catalog.PROVIDERS`, its settings in `config.Settings`, and one line in `build_providers`.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+
+from fluxbot.config import Settings
+from fluxbot.providers.acedata import AceDataFlux
 from fluxbot.providers.base import (
+    CallbackRefused,
     ErrorKind,
     Image,
     JobRequest,
@@ -9,5 +20,28 @@ from fluxbot.providers.base import (
     TaskState,
     TaskStatus,
 )
+from fluxbot.providers.kie import KieFlux
 
-__all__ = ["ErrorKind", "Image", "JobRequest", "Provider", "ProviderError", "TaskState", "TaskStatus"]
+__all__ = [
+    "CallbackRefused",
+    "ErrorKind",
+    "Image",
+    "JobRequest",
+    "Provider",
+    "ProviderError",
+    "TaskState",
+    "TaskStatus",
+    "build_providers",
+]
+
+
+def build_providers(settings: Settings, session: aiohttp.ClientSession) -> dict[str, Provider]:
+    """A client for every provider that has a key: the active one takes new jobs, the others finish old ones."""
+    clients: dict[str, Provider] = {}
+    if settings.acedata_api_token is not None:
+        clients["acedata"] = AceDataFlux(session, settings.acedata_api_token, settings.flux_api_base_url)
+    if settings.kie_api_token is not None:
+        clients["kie"] = KieFlux(
+            session, settings.kie_api_token, settings.kie_api_base_url, webhook_key=settings.kie_webhook_hmac_key
+        )
+    return clients
