@@ -1,4 +1,9 @@
-"""/imagine and /edit: option parsing and replies; the job service does the rest."""
+"""/imagine and /edit: option parsing and replies; the job service does the rest.
+
+The commands are built for the active provider when the extension loads: its models are the choices, and the
+options only it has (Kie.ai: output format, prompt upsampling, safety tolerance, translation) are offered only
+when it has them.
+"""
 
 from __future__ import annotations
 
@@ -10,99 +15,187 @@ from discord.ext import commands
 
 from fluxbot import catalog
 from fluxbot.bot import FluxBot, attachment_info
-from fluxbot.jobs import (
-    PROMPT_MAX_CHARS,
-    InvalidRequest,
-    prepare_edit,
-    prepare_imagine,
-)
+from fluxbot.jobs import NO_EXTRAS, PROMPT_MAX_CHARS, Extras, InvalidRequest, prepare_edit, prepare_imagine
 from fluxbot.limits import Refused
 
 log = logging.getLogger(__name__)
 
-MODEL_CHOICES = [app_commands.Choice(name=f"{m.label} · {m.name}", value=m.name) for m in catalog.MODELS]
-EDIT_MODEL_CHOICES = [app_commands.Choice(name=f"{m.label} · {m.name}", value=m.name) for m in catalog.edit_models()]
+DESCRIBE_IMAGINE = {
+    "prompt": f"What to draw (up to {PROMPT_MAX_CHARS:,} characters)",
+    "model": "Which Flux model to use",
+    "size": "WIDTHxHEIGHT or an aspect ratio, depending on the model (suggestions follow the model)",
+    "count": "How many images (1-4)",
+}
+DESCRIBE_EDIT = {
+    "image": "The image to edit (PNG, JPEG or WebP)",
+    "prompt": f"What to change (up to {PROMPT_MAX_CHARS:,} characters)",
+    "model": "Which Kontext model to use",
+    "size": "Aspect ratio of the result (default: closest to the image)",
+}
+DESCRIBE_EXTRAS = {
+    "output_format": "jpeg (default) or png",
+    "prompt_upsampling": "Let the model elaborate the prompt (slower)",
+    "safety_tolerance": "How permissive the content filter is: 0 strict to 6 (edits: 0 to 2)",
+    "translate": "Translate a non-English prompt first (on by default)",
+}
+Choices = list[app_commands.Choice[str]]
+FORMATS = [app_commands.Choice(name="JPEG", value="jpeg"), app_commands.Choice(name="PNG", value="png")]
 
 
-class Images(commands.Cog):
-    """Text-to-image and image editing."""
+def _choices(models: tuple[catalog.Model, ...]) -> Choices:
+    return [app_commands.Choice(name=f"{m.label} · {m.name}", value=m.name) for m in models]
+
+
+class ImagesBase(commands.Cog, name="Images"):
+    """What /imagine and /edit do, whichever options the provider has."""
 
     def __init__(self, bot: FluxBot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="imagine", description="Create images from a text prompt with Flux")
-    @app_commands.describe(
-        prompt=f"What to draw (up to {PROMPT_MAX_CHARS:,} characters)",
-        model="Which Flux model to use",
-        size="WIDTHxHEIGHT or an aspect ratio, depending on the model (suggestions follow the model)",
-        count="How many images (1-4)",
-    )
-    @app_commands.choices(model=MODEL_CHOICES)
-    async def imagine(
+    async def imagine_job(
         self,
         interaction: discord.Interaction,
         prompt: str,
-        model: str | None = None,
-        size: str | None = None,
-        count: app_commands.Range[int, 1, 4] = 1,
+        model: str | None,
+        size: str | None,
+        count: int,
+        extras: Extras,
     ) -> None:
-        """Generate images from a prompt."""
+        """Check the options and start the job."""
         try:
             policy = await self.bot.policy(interaction)
-            request = prepare_imagine(prompt, model or policy.default_model, size, count)
+            request = prepare_imagine(prompt, model or policy.default_model, size, count, extras)
         except (InvalidRequest, Refused) as exc:
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
         await self.bot.run_job(interaction, request, policy)
 
-    @imagine.autocomplete("size")
-    async def imagine_size(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        """Sizes valid for the model picked so far."""
-        model = getattr(interaction.namespace, "model", None)
-        if not model:
-            try:
-                model = (await self.bot.policy(interaction)).default_model
-            except Refused:
-                model = self.bot.settings.default_model
-        return _size_choices(model, current)
-
-    @app_commands.command(name="edit", description="Edit an attached image with a prompt (Flux Kontext)")
-    @app_commands.describe(
-        image="The image to edit (PNG, JPEG or WebP)",
-        prompt=f"What to change (up to {PROMPT_MAX_CHARS:,} characters)",
-        model="Which Kontext model to use",
-        size="Aspect ratio of the result (default: closest to the image)",
-    )
-    @app_commands.choices(model=EDIT_MODEL_CHOICES)
-    async def edit(
+    async def edit_job(
         self,
         interaction: discord.Interaction,
         image: discord.Attachment,
         prompt: str,
-        model: str | None = None,
-        size: str | None = None,
+        model: str | None,
+        size: str | None,
+        extras: Extras,
     ) -> None:
-        """Edit an attached image."""
+        """Check the options and the attachment and start the edit."""
         try:
             policy = await self.bot.policy(interaction)
-            request = prepare_edit(prompt, model or policy.edit_model, size, attachment_info(image))
+            request = prepare_edit(prompt, model or policy.edit_model, size, attachment_info(image), extras)
         except (InvalidRequest, Refused) as exc:
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
         await self.bot.run_job(interaction, request, policy)
 
-    @edit.autocomplete("size")
-    async def edit_size(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        """Aspect ratios for the edit."""
-        model = getattr(interaction.namespace, "model", None) or catalog.DEFAULT_EDIT_MODEL
-        return _size_choices(model, current)
+    async def sizes_for(self, interaction: discord.Interaction, current: str, *, edit: bool) -> Choices:
+        """Sizes valid for the model picked so far (or the one the command would use)."""
+        model = getattr(interaction.namespace, "model", None)
+        if not model:
+            try:
+                policy = await self.bot.policy(interaction)
+                model = policy.edit_model if edit else policy.default_model
+            except Refused:
+                model = catalog.DEFAULT_EDIT_MODEL if edit else self.bot.settings.default_model
+        return [app_commands.Choice(name=s, value=s) for s in catalog.size_suggestions(model, current)]
 
 
-def _size_choices(model: str, current: str) -> list[app_commands.Choice[str]]:
-    return [app_commands.Choice(name=s, value=s) for s in catalog.size_suggestions(model, current)]
+def images_cog(info: catalog.ProviderInfo) -> type[ImagesBase]:
+    """The Images cog for a provider: its models as choices, its extra options where it has them."""
+    models, editors = _choices(info.models), _choices(tuple(m for m in info.models if m.can_edit))
+
+    if not info.options:
+
+        class Images(ImagesBase):
+            @app_commands.command(name="imagine", description="Create images from a text prompt with Flux")
+            @app_commands.describe(**DESCRIBE_IMAGINE)
+            @app_commands.choices(model=models)
+            async def imagine(
+                self,
+                interaction: discord.Interaction,
+                prompt: str,
+                model: str | None = None,
+                size: str | None = None,
+                count: app_commands.Range[int, 1, 4] = 1,
+            ) -> None:
+                """Generate images from a prompt."""
+                await self.imagine_job(interaction, prompt, model, size, count, NO_EXTRAS)
+
+            @app_commands.command(name="edit", description="Edit an attached image with a prompt (Flux Kontext)")
+            @app_commands.describe(**DESCRIBE_EDIT)
+            @app_commands.choices(model=editors)
+            async def edit(
+                self,
+                interaction: discord.Interaction,
+                image: discord.Attachment,
+                prompt: str,
+                model: str | None = None,
+                size: str | None = None,
+            ) -> None:
+                """Edit an attached image."""
+                await self.edit_job(interaction, image, prompt, model, size, NO_EXTRAS)
+
+            @imagine.autocomplete("size")
+            async def imagine_size(self, interaction: discord.Interaction, current: str) -> Choices:
+                return await self.sizes_for(interaction, current, edit=False)
+
+            @edit.autocomplete("size")
+            async def edit_size(self, interaction: discord.Interaction, current: str) -> Choices:
+                return await self.sizes_for(interaction, current, edit=True)
+
+        return Images
+
+    class ImagesWithOptions(ImagesBase):
+        @app_commands.command(name="imagine", description="Create images from a text prompt with Flux")
+        @app_commands.describe(**DESCRIBE_IMAGINE, **DESCRIBE_EXTRAS)
+        @app_commands.choices(model=models, output_format=FORMATS)
+        async def imagine(
+            self,
+            interaction: discord.Interaction,
+            prompt: str,
+            model: str | None = None,
+            size: str | None = None,
+            count: app_commands.Range[int, 1, 4] = 1,
+            output_format: str | None = None,
+            prompt_upsampling: bool | None = None,
+            safety_tolerance: app_commands.Range[int, 0, 6] | None = None,
+            translate: bool | None = None,
+        ) -> None:
+            """Generate images from a prompt."""
+            extras = Extras(output_format, prompt_upsampling, safety_tolerance, translate)
+            await self.imagine_job(interaction, prompt, model, size, count, extras)
+
+        @app_commands.command(name="edit", description="Edit an attached image with a prompt (Flux Kontext)")
+        @app_commands.describe(**DESCRIBE_EDIT, **DESCRIBE_EXTRAS)
+        @app_commands.choices(model=editors, output_format=FORMATS)
+        async def edit(
+            self,
+            interaction: discord.Interaction,
+            image: discord.Attachment,
+            prompt: str,
+            model: str | None = None,
+            size: str | None = None,
+            output_format: str | None = None,
+            prompt_upsampling: bool | None = None,
+            safety_tolerance: app_commands.Range[int, 0, 2] | None = None,
+            translate: bool | None = None,
+        ) -> None:
+            """Edit an attached image."""
+            extras = Extras(output_format, prompt_upsampling, safety_tolerance, translate)
+            await self.edit_job(interaction, image, prompt, model, size, extras)
+
+        @imagine.autocomplete("size")
+        async def imagine_size(self, interaction: discord.Interaction, current: str) -> Choices:
+            return await self.sizes_for(interaction, current, edit=False)
+
+        @edit.autocomplete("size")
+        async def edit_size(self, interaction: discord.Interaction, current: str) -> Choices:
+            return await self.sizes_for(interaction, current, edit=True)
+
+    return ImagesWithOptions
 
 
 async def setup(bot: commands.Bot) -> None:
-    """Load the cog (discord.py extension entry point)."""
+    """Load the cog for the active provider (discord.py extension entry point)."""
     assert isinstance(bot, FluxBot)
-    await bot.add_cog(Images(bot))
+    await bot.add_cog(images_cog(catalog.active())(bot))

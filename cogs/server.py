@@ -15,7 +15,7 @@ from fluxbot.limits import GuildSettings, Limits, Refused, next_utc_midnight, wi
 
 log = logging.getLogger(__name__)
 
-MODEL_CHOICES = [app_commands.Choice(name=f"{m.label} · {m.name}", value=m.name) for m in catalog.MODELS]
+
 NEEDS_MANAGE_SERVER = "Only members with the **Manage Server** permission can change fluxbot's settings here."
 
 
@@ -89,16 +89,21 @@ class Server(commands.Cog):
         default="The model /imagine uses when a member picks none",
         allowed="Comma-separated model names members may use, or 'all'",
     )
-    @app_commands.choices(default=MODEL_CHOICES)
     async def models(
         self, interaction: discord.Interaction, default: str | None = None, allowed: str | None = None
     ) -> None:
         """Set the default and allowed models."""
         guild_id, settings = await self._current(interaction)
+        if default is not None and default not in catalog.model_names():
+            known = ", ".join(f"`{n}`" for n in catalog.model_names())
+            await interaction.response.send_message(
+                f"`{default[:40]}` is not a model of this bot's provider. Pick one of {known}.", ephemeral=True
+            )
+            return
         allowed_models = settings.allowed_models
         if allowed is not None:
             names = [n.strip() for n in allowed.split(",") if n.strip()]
-            unknown = [n for n in names if n not in catalog.model_names()]
+            unknown = [n for n in names if n not in catalog.model_names()] if names != ["all"] else []
             if unknown or not names:
                 valid = ", ".join(f"`{n}`" for n in catalog.model_names())
                 shown = ", ".join(f"`{n[:40]}`" for n in unknown) or "nothing"
@@ -115,6 +120,12 @@ class Server(commands.Cog):
             return
         changed = with_changes(settings, default_model=new_default, allowed_models=allowed_models)
         await self._save_and_show(interaction, guild_id, changed)
+
+    @models.autocomplete("default")
+    async def model_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        """The active provider's models."""
+        names = [n for n in catalog.model_names() if current.lower() in n]
+        return [app_commands.Choice(name=n, value=n) for n in names[:25]]
 
     @admin.command(name="channels", description="Limit fluxbot to some channels (none listed = every channel)")
     @app_commands.describe(add="Allow this channel", remove="Stop allowing this channel", clear="Allow every channel")

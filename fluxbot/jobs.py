@@ -28,6 +28,10 @@ MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 EDITABLE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP"}
 _EXTENSION_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 
+PROVIDER_SWITCHED = (
+    "The bot now uses another image provider and has no key for the one that had this job, so it cannot be "
+    "followed any more. Please run the command again."
+)
 #: For callers that apply no member limits (tests, tools).
 NO_LIMITS = Limits(member_jobs=1_000_000)
 CANCELLED = "A moderator cancelled this job before it started. Nothing was made or charged."
@@ -85,19 +89,52 @@ def check_prompt(prompt: str) -> str:
     return text
 
 
-def prepare_imagine(prompt: str, model: str, size: str | None, count: int) -> JobRequest:
+@dataclass(frozen=True)
+class Extras:
+    """Options only some providers have; None means "not asked for"."""
+
+    output_format: str | None = None
+    prompt_upsampling: bool | None = None
+    safety_tolerance: int | None = None
+    translate: bool | None = None
+
+    def check(self, action: str) -> None:
+        """Refuse an option the active provider lacks, or a value it does not take."""
+        provider = catalog.active()
+        for name, value in asdict(self).items():
+            if value is not None and name not in provider.options:
+                raise InvalidRequest(
+                    f"`{name}` is not available with this bot's image provider ({provider.label}). "
+                    "Leave it out and try again."
+                )
+        if self.output_format is not None and self.output_format not in ("jpeg", "png"):
+            raise InvalidRequest(f"`output_format` must be jpeg or png, not `{self.output_format[:20]}`.")
+        highest = 2 if action == "edit" else 6
+        if self.safety_tolerance is not None and not 0 <= self.safety_tolerance <= highest:
+            what = "an edit" if action == "edit" else "a new image"
+            raise InvalidRequest(f"`safety_tolerance` must be from 0 to {highest} for {what}.")
+
+
+NO_EXTRAS = Extras()
+
+
+def prepare_imagine(prompt: str, model: str, size: str | None, count: int, extras: Extras = NO_EXTRAS) -> JobRequest:
     """Check an /imagine request and return what to submit; raises InvalidRequest."""
     text = check_prompt(prompt)
     flux_model = _model(model)
     if not 1 <= count <= MAX_COUNT:
         raise InvalidRequest(f"`count` must be between 1 and {MAX_COUNT}; you asked for {count}.")
-    return JobRequest("generate", text, flux_model.name, _size(flux_model, size), count=count)
+    extras.check("generate")
+    return JobRequest("generate", text, flux_model.name, _size(flux_model, size), count=count, **asdict(extras))
 
 
-def prepare_edit(prompt: str, model: str, size: str | None, image: AttachmentInfo) -> JobRequest:
+def prepare_edit(
+    prompt: str, model: str, size: str | None, image: AttachmentInfo, extras: Extras = NO_EXTRAS
+) -> JobRequest:
     """Check an /edit request and return what to submit; raises InvalidRequest."""
     text = check_prompt(prompt)
     flux_model = _model(model)
+    extras.check("edit")
     if not flux_model.can_edit:
         names = ", ".join(f"`{m.name}`" for m in catalog.edit_models())
         raise InvalidRequest(f"`{flux_model.name}` cannot edit images. Pick one of {names}.")
@@ -114,21 +151,23 @@ def prepare_edit(prompt: str, model: str, size: str | None, image: AttachmentInf
             f"{MAX_ATTACHMENT_BYTES // 1048576} MB. Attach a smaller image."
         )
     if size is None or not size.strip():
-        chosen = catalog.closest_ratio(image.width or 1, image.height or 1)
+        chosen = catalog.closest_ratio(image.width or 1, image.height or 1, flux_model.size_rule.suggestions)
     else:
         chosen = _size(flux_model, size)
-    return JobRequest("edit", text, flux_model.name, chosen, count=1, image_url=image.url)
+    return JobRequest("edit", text, flux_model.name, chosen, count=1, image_url=image.url, **asdict(extras))
 
 
 def reroll_request(job: Job) -> JobRequest:
     """The request that made `job`, to run again."""
     action: Action = "edit" if job.action == "edit" else "generate"
-    return JobRequest(action, job.prompt, job.model, job.size, count=job.count, image_url=job.image_url)
+    extras = {k: v for k, v in job.options.items() if k in Extras.__dataclass_fields__}
+    return JobRequest(action, job.prompt, job.model, job.size, count=job.count, image_url=job.image_url, **extras)
 
 
 def edit_request(prompt: str, image: EditImage, model: str = catalog.DEFAULT_EDIT_MODEL) -> JobRequest:
     """A Kontext edit of an image the bot took from a result or a Discord message (never from typed text)."""
-    return JobRequest("edit", check_prompt(prompt), model, image.ratio, image_url=image.url)
+    ratio = catalog.fit_ratio(image.ratio, _model(model))
+    return JobRequest("edit", check_prompt(prompt), model, ratio, image_url=image.url)
 
 
 def result_images(job: Job, uploaded: dict[str, str]) -> list[EditImage]:
@@ -327,6 +366,9 @@ class JobService:
             await asyncio.wait(set(self._starting), timeout=within)
 
     async def _submit_claimed(self, job: Job) -> None:
+        if job.provider not in self.providers:
+            await self._finish(job, JobStatus.FAILED, error=("provider_switched", PROVIDER_SWITCHED))
+            return
         request = replace(reroll_request(job), callback_url=self._callback_url if job.expects_callback else None)
         try:
             task_id = await self._submit(job, request)
@@ -347,7 +389,7 @@ class JobService:
         delays = list(self.submit_retry_delays)
         while True:
             try:
-                return await self.provider.submit(request)
+                return await self.providers[job.provider].submit(request)
             except ProviderError as exc:
                 # Only a request that surely started nothing is sent again: a resend could bill twice.
                 if not exc.safe_to_resend or not delays:
@@ -437,7 +479,9 @@ class JobService:
         work: list[Coroutine[Any, Any, None]] = []
         for job in submitted:
             status = statuses.get(job.task_id or "")
-            if status is not None and status.state is not TaskState.RUNNING:
+            if job.provider not in self.providers:
+                work.append(self._finish(job, JobStatus.FAILED, error=("provider_switched", PROVIDER_SWITCHED)))
+            elif status is not None and status.state is not TaskState.RUNNING:
                 work.append(self._finish_from_status(job, status))
             elif now - (job.submitted_at or job.created_at) > self.job_timeout:
                 work.append(self._time_out(job))
@@ -513,18 +557,20 @@ class JobService:
             return {}, False
         if not jobs:
             return {}, True
-        ids = [j.task_id for j in jobs if j.task_id]
-        size = self.provider.max_batch
-        chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+        chunks: list[tuple[Provider, list[str]]] = []
+        for name, provider in self.providers.items():
+            ids = [j.task_id for j in jobs if j.task_id and j.provider == name]
+            size = provider.max_batch
+            chunks += [(provider, ids[i : i + size]) for i in range(0, len(ids), size)]
         gate = asyncio.Semaphore(self.lookup_concurrency)
 
-        async def one(chunk: list[str]) -> dict[str, TaskStatus]:
+        async def one(provider: Provider, chunk: list[str]) -> dict[str, TaskStatus]:
             async with gate:
-                return dict(await self.provider.lookup(chunk))
+                return dict(await provider.lookup(chunk))
 
         for job in jobs:
             self._last_polled[job.id] = now
-        results = await asyncio.gather(*(one(c) for c in chunks), return_exceptions=True)
+        results = await asyncio.gather(*(one(p, c) for p, c in chunks), return_exceptions=True)
         statuses: dict[str, TaskStatus] = {}
         failure: ProviderError | None = None
         complete = True

@@ -91,6 +91,9 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE guild_settings (guild_id INTEGER PRIMARY KEY, settings TEXT NOT NULL);
     CREATE INDEX jobs_guild_created ON jobs (guild_id, created_at);
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+    """,
 )
 
 
@@ -166,6 +169,8 @@ class Job:
     upload_limit: int | None = None
     expects_callback: bool = False
     deleted_at: float | None = None
+    #: Provider-specific options the job was asked with (output_format, ...).
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 class Store:
@@ -221,8 +226,8 @@ class Store:
         row = await self._write_returning(
             f"""INSERT INTO jobs (status, action, provider, model, prompt, size, count, image_url, user_id,
                    guild_id, channel_id, application_id, interaction_token, message_id, created_at,
-                   upload_limit, expects_callback)
-               SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+                   upload_limit, expects_callback, options)
+               SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
                WHERE (SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN {_OPEN}) < ?
                  AND (? = 0 OR COALESCE((SELECT MAX(created_at) FROM jobs WHERE user_id = ?), 0) <= ?)
                  AND (? = 0 OR COALESCE((SELECT SUM(count) FROM jobs WHERE user_id = ? AND created_at >= ?
@@ -232,7 +237,7 @@ class Store:
                 JobStatus.QUEUED, request.action, provider, request.model, request.prompt, request.size,
                 request.count, request.image_url, reply.user_id, reply.guild_id, reply.channel_id,
                 reply.application_id, reply.interaction_token, reply.message_id, created, reply.upload_limit,
-                expects_callback,
+                expects_callback, _dump_options(request),
                 reply.user_id, limits.member_jobs,
                 limits.cooldown_seconds, reply.user_id, created - limits.cooldown_seconds,
                 limits.daily_images, reply.user_id, since, request.count, limits.daily_images,
@@ -477,6 +482,16 @@ def _now(now: float | None) -> float:
     return time.time() if now is None else now
 
 
+def _dump_options(request: JobRequest) -> str:
+    chosen = {
+        "output_format": request.output_format,
+        "prompt_upsampling": request.prompt_upsampling,
+        "safety_tolerance": request.safety_tolerance,
+        "translate": request.translate,
+    }
+    return json.dumps({k: v for k, v in chosen.items() if v is not None})
+
+
 def _dump_images(images: Sequence[Image]) -> str:
     return json.dumps([{"url": i.url, "seed": i.seed} for i in images])
 
@@ -485,5 +500,6 @@ def _job_from_row(row: aiosqlite.Row) -> Job:
     data = dict(row)
     data["status"] = JobStatus(data["status"])
     data["expects_callback"] = bool(data["expects_callback"])
+    data["options"] = json.loads(data["options"])
     data["images"] = tuple(Image(url=i["url"], seed=i.get("seed")) for i in json.loads(data["images"]))
     return Job(**data)

@@ -25,7 +25,7 @@ class BotProcess:
     async def start(self) -> None:
         """Start the process (it keeps running until killed or stopped)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ACEDATA_", "FLUX_"))}
-        env.update(self.env)
+        env.update({k: v for k, v in self.env.items() if v})
         env["PYTHONPATH"] = str(ROOT)
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import pytest
 
+from fluxbot import catalog
 from fluxbot.delivery import DeliveryError
 from fluxbot.jobs import (
     NO_LIMITS,
@@ -14,6 +16,7 @@ from fluxbot.jobs import (
     RESTARTED_BEFORE_SUBMIT,
     AttachmentInfo,
     CallbackOutcome,
+    Extras,
     InvalidRequest,
     JobService,
     may_delete,
@@ -507,3 +510,35 @@ async def test_queued_cards_show_their_place_and_follow_the_line(
     await service.tick()  # the line moved: the third card shows it at once
     assert replier.positions[-1] == 1
     assert replier.progress[-1] == (third.id, None)
+
+
+@pytest.fixture
+def on_kie() -> Iterator[None]:
+    catalog.use_provider("kie")
+    yield
+    catalog.use_provider("acedata")
+
+
+def test_options_only_some_providers_have_are_refused_elsewhere() -> None:
+    with pytest.raises(InvalidRequest, match="`output_format` is not available with this bot's image provider"):
+        prepare_imagine("cat", "flux-dev", None, 1, Extras(output_format="png"))
+
+
+@pytest.mark.usefixtures("on_kie")
+def test_with_kie_the_kontext_models_ratios_and_options_apply() -> None:
+    request = prepare_imagine("cat", "flux-kontext-max", "21:9", 1, Extras("png", True, 6, False))
+    assert (request.size, request.output_format, request.safety_tolerance, request.translate) == (
+        "21:9",
+        "png",
+        6,
+        False,
+    )
+    with pytest.raises(InvalidRequest, match="not a model this bot knows"):
+        prepare_imagine("cat", "flux-dev", None, 1)
+    with pytest.raises(InvalidRequest, match="aspect ratio: 21:9, 16:9, 4:3, 1:1, 3:4, 9:16"):
+        prepare_imagine("cat", "flux-kontext-pro", "3:2", 1)
+    with pytest.raises(InvalidRequest, match="from 0 to 2 for an edit"):
+        prepare_edit("x", "flux-kontext-pro", None, PNG, Extras(safety_tolerance=3))
+    assert prepare_edit("x", "flux-kontext-pro", None, PNG).size == "16:9"
+    portrait = AttachmentInfo("https://x/p.png", "p.png", "image/png", 10, 1000, 1500)  # 2:3 is not Kie's
+    assert prepare_edit("x", "flux-kontext-pro", None, portrait).size == "3:4"
