@@ -477,8 +477,13 @@ class JobService:
             # Only hints that this lookup answered; one that arrived meanwhile waits for the next round.
             self._hinted -= answered
         work: list[Coroutine[Any, Any, None]] = []
+        ending = 0
         for job in submitted:
             status = statuses.get(job.task_id or "")
+            ending += job.provider not in self.providers or (
+                status is not None and status.state is not TaskState.RUNNING
+            )
+            ending += now - (job.submitted_at or job.created_at) > self.job_timeout
             if job.provider not in self.providers:
                 work.append(self._finish(job, JobStatus.FAILED, error=("provider_switched", PROVIDER_SWITCHED)))
             elif status is not None and status.state is not TaskState.RUNNING:
@@ -488,11 +493,8 @@ class JobService:
             elif now - self._card_shown.get(job.id, job.submitted_at or 0.0) >= self.card_refresh_seconds:
                 work.append(self._show_progress(job))
         await self._bounded(work)
-        if any(job.status.finished for job in await self._fresh(submitted)):
+        if ending:
             await self.dispatch()  # slots were freed
-
-    async def _fresh(self, jobs: Sequence[Job]) -> list[Job]:
-        return [j for j in [await self.store.get_job(job.id) for job in jobs] if j is not None]
 
     async def _refresh_queue_cards(self) -> None:
         """Queued cards show the new place in line as soon as the line moves, else at the usual cadence."""
