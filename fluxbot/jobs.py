@@ -476,23 +476,19 @@ class JobService:
         if looked_up:
             # Only hints that this lookup answered; one that arrived meanwhile waits for the next round.
             self._hinted -= answered
-        work: list[Coroutine[Any, Any, None]] = []
-        ending = 0
+        ending: list[Coroutine[Any, Any, None]] = []
+        refreshes: list[Coroutine[Any, Any, None]] = []
         for job in submitted:
             status = statuses.get(job.task_id or "")
-            ending += job.provider not in self.providers or (
-                status is not None and status.state is not TaskState.RUNNING
-            )
-            ending += now - (job.submitted_at or job.created_at) > self.job_timeout
             if job.provider not in self.providers:
-                work.append(self._finish(job, JobStatus.FAILED, error=("provider_switched", PROVIDER_SWITCHED)))
+                ending.append(self._finish(job, JobStatus.FAILED, error=("provider_switched", PROVIDER_SWITCHED)))
             elif status is not None and status.state is not TaskState.RUNNING:
-                work.append(self._finish_from_status(job, status))
+                ending.append(self._finish_from_status(job, status))
             elif now - (job.submitted_at or job.created_at) > self.job_timeout:
-                work.append(self._time_out(job))
+                ending.append(self._time_out(job))
             elif now - self._card_shown.get(job.id, job.submitted_at or 0.0) >= self.card_refresh_seconds:
-                work.append(self._show_progress(job))
-        await self._bounded(work)
+                refreshes.append(self._show_progress(job))
+        await self._bounded([*ending, *refreshes])
         if ending:
             await self.dispatch()  # slots were freed
 
