@@ -18,7 +18,7 @@ from fluxbot.config import ConfigError, Settings, load_settings
 from fluxbot.logs import setup_logging
 from fluxbot.providers import build_providers
 from fluxbot.store import Store
-from fluxbot.web import CallbackServer, callback_secret, callback_url
+from fluxbot.web import WebServer, callback_secret, callback_url
 
 log = logging.getLogger("fluxbot")
 
@@ -35,13 +35,29 @@ async def run(settings: Settings) -> None:
         url = callback_url(settings.callback_base_url, secret) if settings.callback_base_url and secret else None
         bot = FluxBot(settings=settings, store=store, providers=clients, session=session, callback_url=url)
         await resources.enter_async_context(bot)
-        if secret is not None:
-            server = CallbackServer(bot.jobs, secret, host=settings.callback_host, port=settings.callback_port)
+        for server in web_servers(settings, bot, secret):
             await server.start()
             resources.push_async_callback(server.close)
         with contextlib.suppress(NotImplementedError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(bot.close()))
+            for stop in (signal.SIGTERM, signal.SIGINT):
+                asyncio.get_running_loop().add_signal_handler(stop, lambda: asyncio.ensure_future(bot.close()))
         await bot.start(settings.discord_token.reveal())
+
+
+def web_servers(settings: Settings, bot: FluxBot, secret: str | None) -> list[WebServer]:
+    """The servers to run: callbacks when CALLBACK_BASE_URL is set, health/metrics on METRICS_PORT (or with them)."""
+    servers: list[WebServer] = []
+    if secret is not None:
+        callbacks = WebServer(host=settings.callback_host, port=settings.callback_port, setting="CALLBACK_PORT")
+        callbacks.serve_callbacks(bot.jobs, secret)
+        if settings.metrics_port in (None, settings.callback_port):
+            callbacks.serve_health(bot)
+        servers.append(callbacks)
+    if settings.metrics_port is not None and (secret is None or settings.metrics_port != settings.callback_port):
+        health = WebServer(host=settings.metrics_host, port=settings.metrics_port, setting="METRICS_PORT")
+        health.serve_health(bot)
+        servers.append(health)
+    return servers
 
 
 async def open_store(settings: Settings) -> Store:

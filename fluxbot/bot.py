@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Mapping
 
 import aiohttp
@@ -22,6 +23,7 @@ from fluxbot.store import Reply, Store
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.images", "cogs.results", "cogs.server")
+RESTARTING = "The bot is restarting right now. Please try again in a moment; nothing of yours was lost."
 GENERIC_ERROR = (
     "Something went wrong on the bot's side and this command did not run. "
     "Please try again in a moment; if it keeps happening, tell the bot's operator."
@@ -62,6 +64,8 @@ class FluxBot(commands.Bot):
             callback_url=callback_url,
         )
         self._guild_settings: dict[int, GuildSettings] = {}
+        #: Set when shutdown starts: from then on commands are answered "restarting".
+        self.closing = False
 
     async def setup_hook(self) -> None:
         """Load the cogs, sync the commands, resume unfinished jobs and start tracking."""
@@ -116,6 +120,9 @@ class FluxBot(commands.Bot):
 
         A refusal (place, role, model, member limits) is answered privately before anything else.
         """
+        if self.closing:  # buttons and prompts do not pass the command tree's check
+            await tell(interaction, RESTARTING)
+            return
         try:
             policy = policy or await self.policy(interaction)
             policy.check_model(request.model)
@@ -169,13 +176,32 @@ class FluxBot(commands.Bot):
         await self.store.save_guild_settings(guild_id, settings)
         self._guild_settings[guild_id] = settings
 
+    async def health(self) -> dict[str, bool]:
+        """The checks /healthz reports: gateway connected, database writable, tracker alive."""
+        try:
+            await self.store.set_meta("health_checked_at", str(time.time()))
+            database = True
+        except Exception:
+            log.exception("health check: the database is not writable")
+            database = False
+        gateway = self.is_ready() and not self.is_closed() and self.ws is not None and self.ws.open
+        return {"gateway": gateway, "database": database, "tracker": self.jobs.tracker_alive()}
+
+    async def jobs_by_state(self) -> dict[str, int]:
+        """How many jobs are in each state (for /metrics)."""
+        return await self.store.count_by_status()
+
     async def on_ready(self) -> None:
         """Log who we are once connected."""
         assert self.user is not None
         log.info("connected as %s (id %s) in %d server(s)", self.user, self.user.id, len(self.guilds))
 
     async def close(self) -> None:
-        """Stop tracking and let submits under way finish before the connection goes away."""
+        """Stop taking commands, stop tracking, let submits under way finish, then disconnect."""
+        if self.closing:
+            return
+        self.closing = True
+        log.info("shutting down: new commands are refused; waiting for submits under way")
         await self.jobs.stop_tracker()
         await self.jobs.drain(within=10)
         await super().close()
@@ -183,6 +209,13 @@ class FluxBot(commands.Bot):
 
 class FluxCommandTree(app_commands.CommandTree[discord.Client]):
     """The command tree, with the one error handler every app command shares."""
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Refuse new commands while the bot shuts down; they would only be cut off."""
+        if getattr(interaction.client, "closing", False):
+            await tell(interaction, RESTARTING)
+            return False
+        return True
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """A short message for the member, a traceback in the log."""

@@ -78,6 +78,8 @@ class Settings:
     kie_api_token: Secret | None = field(default=None, repr=False)
     kie_api_base_url: str = "https://api.kie.ai"
     kie_webhook_hmac_key: Secret | None = field(default=None, repr=False)
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - Prometheus and Docker's health check reach it from outside
+    metrics_port: int | None = None
 
     def limits(self) -> Limits:
         """The operator's default limits for every member."""
@@ -126,6 +128,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         daily_images_per_member=env.whole("DAILY_IMAGES_PER_MEMBER", 0, low=0, high=100_000),
         max_jobs_in_flight=env.whole("MAX_JOBS_IN_FLIGHT", 20, low=1, high=1000),
         serve_dms=env.flag("SERVE_DMS", True),
+        metrics_host=env.text("METRICS_HOST", "0.0.0.0"),  # noqa: S104
+        metrics_port=env.port("METRICS_PORT", 0) or None,
     )
     _prepare_database_folder(settings.database_path)
     return settings

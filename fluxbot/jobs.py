@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from fluxbot import catalog
 from fluxbot.delivery import DeliveryError
 from fluxbot.limits import Limits, Refused, refusal
+from fluxbot.metrics import METRICS
 from fluxbot.providers.base import Action, Image, JobRequest, Provider, ProviderError, TaskState, TaskStatus
 from fluxbot.store import EditImage, Job, JobStatus, Reply, Store
 
@@ -299,6 +300,8 @@ class JobService:
         self._task: asyncio.Task[None] | None = None
         self._starting: set[asyncio.Task[Any]] = set()
         self._queue_moved = False
+        #: When the tracker last finished a round (for /healthz).
+        self.last_round = clock()
 
     # -- commands --------------------------------------------------------------------------------
 
@@ -381,6 +384,7 @@ class JobService:
             await self._finish(job, JobStatus.FAILED, error=("internal", UNEXPECTED_ERROR))
             return
         await self.store.mark_submitted(job.id, task_id, now=self._clock())
+        METRICS.jobs_submitted.inc(job.provider, job.model)
         job = await self._current(job)
         log.info("job %d: submitted as task %s", job.id, task_id)
         await self._show_progress(job)
@@ -389,8 +393,10 @@ class JobService:
         delays = list(self.submit_retry_delays)
         while True:
             try:
+                METRICS.provider_calls.inc(job.provider, "submit")
                 return await self.providers[job.provider].submit(request)
             except ProviderError as exc:
+                METRICS.provider_errors.inc(job.provider, "submit", exc.code or exc.kind.value)
                 # Only a request that surely started nothing is sent again: a resend could bill twice.
                 if not exc.safe_to_resend or not delays:
                     raise
@@ -440,10 +446,17 @@ class JobService:
                 await self._task
             self._task = None
 
+    def tracker_alive(self) -> bool:
+        """True while the tracker runs and has finished a round recently."""
+        recent = max(60.0, 5 * self.poll_interval)
+        running = self._task is not None and not self._task.done()
+        return running and self._clock() - self.last_round < recent
+
     async def _run(self) -> None:
         while True:
             try:
                 await self.tick()
+                self.last_round = self._clock()
             except Exception:
                 log.exception("tracker tick failed; trying again next interval")
             with contextlib.suppress(TimeoutError):
@@ -564,7 +577,12 @@ class JobService:
 
         async def one(provider: Provider, chunk: list[str]) -> dict[str, TaskStatus]:
             async with gate:
-                return dict(await provider.lookup(chunk))
+                METRICS.provider_calls.inc(provider.name, "lookup")
+                try:
+                    return dict(await provider.lookup(chunk))
+                except ProviderError as exc:
+                    METRICS.provider_errors.inc(provider.name, "lookup", exc.code or exc.kind.value)
+                    raise
 
         for job in jobs:
             self._last_polled[job.id] = now
@@ -624,6 +642,7 @@ class JobService:
         self._card_shown.pop(job.id, None)
         self._last_polled.pop(job.id, None)
         if won:
+            METRICS.jobs_finished.inc(job.provider, job.model, status.value)
             await self.deliver(job.id)
 
     # -- delivery --------------------------------------------------------------------------------
@@ -640,6 +659,7 @@ class JobService:
                 if not isinstance(exc, DeliveryError):
                     log.exception("job %d: unexpected error while delivering", job_id)
                     exc = DeliveryError(f"unexpected {type(exc).__name__}", retryable=True)
+                METRICS.discord_edit_failures.inc("result", str(exc.retryable).lower())
                 retry = self._delivery_retry.get(job_id, _Retry())
                 if exc.retryable and retry.attempts < self.delivery_attempts:
                     pause = min(300.0, 2.0 * 2**retry.attempts)
@@ -652,6 +672,9 @@ class JobService:
             delivered = await self.store.mark_delivered(job_id, via, now=self._clock())
             if delivered:
                 log.info("job %d: delivered (%s, %s)", job_id, job.status, via)
+                now = self._clock()
+                METRICS.job_latency.observe(now - job.created_at)
+                METRICS.delivery_latency.observe(now - (job.finished_at or now))
         self._reply_locks.pop(job_id, None)
         return delivered
 
@@ -674,6 +697,7 @@ class JobService:
             try:
                 await asyncio.wait_for(edit, self.progress_edit_timeout)
             except DeliveryError as exc:
+                METRICS.discord_edit_failures.inc("progress", str(exc.retryable).lower())
                 log.info("job %d: progress card not updated (%s)", job.id, exc)
             except TimeoutError:
                 log.info("job %d: progress card edit took over %.0f s; skipped", job.id, self.progress_edit_timeout)

@@ -434,6 +434,12 @@ class Store:
             return None
         return int(row[0]), [EditImage(i["url"], i["ratio"]) for i in json.loads(row[1])]
 
+    async def count_by_status(self) -> dict[str, int]:
+        """How many jobs are in each state (delivered ones counted as "delivered")."""
+        query = "SELECT CASE WHEN delivered_at IS NULL THEN status ELSE 'delivered' END, COUNT(*) FROM jobs GROUP BY 1"
+        async with self._lock, self._db.execute(query) as cur:
+            return {str(r[0]): int(r[1]) for r in await cur.fetchall()}
+
     async def get_meta(self, key: str) -> str | None:
         """A value from the key/value table."""
         async with self._lock, self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
