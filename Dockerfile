@@ -4,7 +4,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    DATABASE_PATH=/data/fluxbot.db
+    DATABASE_PATH=/data/fluxbot.db \
+    METRICS_PORT=9090
 
 WORKDIR /app
 
@@ -22,4 +23,8 @@ COPY cogs ./cogs
 
 USER fluxbot
 VOLUME ["/data"]
+EXPOSE 9090
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['METRICS_PORT']}/healthz\", timeout=4)"]
+STOPSIGNAL SIGTERM
 CMD ["python", "bot.py"]

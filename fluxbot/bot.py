@@ -184,7 +184,8 @@ class FluxBot(commands.Bot):
         except Exception:
             log.exception("health check: the database is not writable")
             database = False
-        gateway = self.is_ready() and not self.is_closed() and self.ws is not None and self.ws.open
+        # Connected is enough: discord.py answers interactions before on_ready (which waits for guild data).
+        gateway = not self.is_closed() and self.ws is not None and self.ws.open
         return {"gateway": gateway, "database": database, "tracker": self.jobs.tracker_alive()}
 
     async def jobs_by_state(self) -> dict[str, int]:

@@ -300,6 +300,7 @@ class JobService:
         self._task: asyncio.Task[None] | None = None
         self._starting: set[asyncio.Task[Any]] = set()
         self._queue_moved = False
+        self._launching: set[asyncio.Task[Any]] = set()
         #: When the tracker last finished a round (for /healthz).
         self.last_round = clock()
 
@@ -326,12 +327,18 @@ class JobService:
 
     async def launch(self, job: Job, message_id: int) -> Job:
         """The job's reply exists now: submit it if the provider has a free slot, else show its place in line."""
-        await self.store.set_message(job.id, message_id)
-        await self.dispatch()
-        job = await self._current(job)
-        if job.status is JobStatus.QUEUED:
-            await self._show_progress(job)
-        return job
+        task = asyncio.current_task()
+        assert task is not None
+        self._launching.add(task)
+        try:
+            await self.store.set_message(job.id, message_id)
+            await self.dispatch()
+            job = await self._current(job)
+            if job.status is JobStatus.QUEUED:
+                await self._show_progress(job)
+            return job
+        finally:
+            self._launching.discard(task)
 
     async def abandon(self, job: Job, reason: str) -> None:
         """Close a queued job that has no reply to show anything on."""
@@ -366,7 +373,9 @@ class JobService:
         """Wait (up to `within` seconds) for jobs that are being submitted right now, e.g. before shutdown."""
         if self._starting:
             log.info("waiting for %d job(s) being submitted", len(self._starting))
-            await asyncio.wait(set(self._starting), timeout=within)
+        pending = self._starting | self._launching
+        if pending:
+            await asyncio.wait(pending, timeout=within)
 
     async def _submit_claimed(self, job: Job) -> None:
         if job.provider not in self.providers:

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.botprocess import BotProcess
+from tests.botprocess import ROOT, BotProcess
 from tests.fakes.discord_api import FakeDiscord, RecordedRequest, SentInteraction
 from tests.fakes.flux_api import FakeFlux
+
+__all__ = ["ROOT"]
 
 EPHEMERAL = 64
 DEFERRED_CHANNEL_MESSAGE = 5

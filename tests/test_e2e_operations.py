@@ -1,0 +1,158 @@
+"""End to end: /healthz, /metrics, a graceful shutdown that refuses new commands, and the Docker files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+from pathlib import Path
+
+import aiohttp
+
+from tests.e2e import ROOT, World, fields, final_reply, first_callback, option, running_bot
+from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.flux_api import FakeFlux
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def get(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        return resp.status, await resp.text()
+
+
+def sample(metrics: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus exposition."""
+    for line in metrics.splitlines():
+        if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            head = line.split(" ")[0]
+            if head.split("{")[0] == name:
+                return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no sample {name} {labels} in:\n{metrics}")
+
+
+async def test_health_and_metrics_show_what_happened(fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path) -> None:
+    discord, flux = fakes
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with running_bot(discord, flux, tmp_path, METRICS_PORT=str(port), METRICS_HOST="127.0.0.1") as world:
+        await discord.wait_for(lambda: "listening for health and metrics" in world.bot.output)
+        status, body = await get(f"{base}/healthz")
+        assert status == 200
+        assert json.loads(body) == {"healthy": True, "gateway": True, "database": True, "tracker": True}
+
+        done = await discord.send_slash_command("imagine", [option("prompt", "counted"), option("count", 2, kind=4)])
+        await final_reply(world, done, "Done")
+        flux.task_errors.append(("api_error", "model crashed"))
+        failed = await discord.send_slash_command("imagine", [option("prompt", "counted too")])
+        await final_reply(world, failed, "Failed")
+        flux.script("/flux/images", 429, {"success": False, "error": {"code": "too_many_requests", "message": "x"}}, 3)
+        busy = await discord.send_slash_command("imagine", [option("prompt", "rate limited")])
+        await final_reply(world, busy, "Failed")
+
+        await asyncio.sleep(0.3)
+        status, metrics = await get(f"{base}/metrics")
+        assert status == 200
+        assert sample(metrics, "fluxbot_jobs", state="delivered") == 3
+        assert sample(metrics, "fluxbot_jobs_submitted_total", provider="acedata", model="flux-dev") == 2
+        assert sample(metrics, "fluxbot_jobs_finished_total", status="succeeded") == 1
+        assert sample(metrics, "fluxbot_jobs_finished_total", status="failed") == 2
+        assert sample(metrics, "fluxbot_provider_calls_total", call="submit") == 5
+        assert sample(metrics, "fluxbot_provider_errors_total", call="submit", code="too_many_requests") == 3
+        assert sample(metrics, "fluxbot_provider_calls_total", call="lookup") >= 2
+        assert sample(metrics, "fluxbot_job_seconds_count") == 3
+        assert sample(metrics, "fluxbot_delivery_seconds_count") == 3
+        assert sample(metrics, "fluxbot_delivery_seconds_bucket", le="+Inf") == 3
+        assert re.search(r"^# TYPE fluxbot_job_seconds histogram$", metrics, re.M)
+
+        world.flux.hold = True
+        unknown = {"message": "Unknown Message", "code": 10008}
+        held = await discord.send_slash_command("imagine", [option("prompt", "its reply is gone")])
+        queued = await final_reply(world, held, "Flux is working on it")
+        discord.fail_next("PATCH", rf"/messages/{queued['id']}$", 404, unknown, times=5)
+        world.flux.finish(list(world.flux.tasks)[-1])
+        await discord.wait_for(lambda: "not posting it again" in world.bot.output)
+        _, metrics = await get(f"{base}/metrics")
+        assert sample(metrics, "fluxbot_discord_edit_failures_total", kind="result", retryable="false") == 1
+
+
+async def test_health_turns_red_when_the_gateway_is_gone(fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path) -> None:
+    discord, flux = fakes
+    port = free_port()
+    async with running_bot(discord, flux, tmp_path, METRICS_PORT=str(port), METRICS_HOST="127.0.0.1") as world:
+        await discord.wait_for(lambda: "listening for health and metrics" in world.bot.output)
+        await discord.close()  # Discord goes away: the bot keeps running, its health says so
+
+        async def unhealthy() -> bool:
+            status, body = await get(f"http://127.0.0.1:{port}/healthz")
+            return status == 503 and json.loads(body)["gateway"] is False
+
+        for _ in range(100):
+            if await unhealthy():
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("/healthz stayed green without a gateway")
+        await discord.start()  # let the fixture's shutdown find a Discord again
+
+
+async def test_shutdown_refuses_new_commands_and_loses_nothing(world: World) -> None:
+    world.flux.submit_delay = 2
+    first = await world.discord.send_slash_command("imagine", [option("prompt", "under way at shutdown")])
+    await world.flux.wait_for_submits(1)
+    stopping = asyncio.create_task(world.bot.stop())
+    await world.discord.wait_for(lambda: "shutting down" in world.bot.output)
+    late = await world.discord.send_slash_command("imagine", [option("prompt", "too late")])
+    answer = first_callback(world, late).json["data"]
+    assert answer["flags"] & 64
+    assert "restarting" in answer["content"]
+    assert await stopping == 0
+    assert "Traceback" not in world.bot.output
+    world.flux.submit_delay = 0
+    await world.restart()
+    done = await final_reply(world, first, "Done")
+    assert "under way at shutdown" in done["embeds"][0]["description"]
+    assert [b["prompt"] for b in world.flux.submits] == ["under way at shutdown"]
+
+
+def test_the_docker_image_runs_the_documented_command_as_non_root_with_a_health_check() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.\d+-slim$", dockerfile, re.M)
+    steps = [dockerfile.index(s) for s in ("COPY requirements.txt", "RUN pip install", "COPY fluxbot")]
+    assert steps == sorted(steps), "dependencies are installed before the source is copied"
+    assert re.search(r"^USER fluxbot$", dockerfile, re.M)
+    assert 'VOLUME ["/data"]' in dockerfile
+    assert "DATABASE_PATH=/data/fluxbot.db" in dockerfile
+    assert re.search(r'^CMD \["python", "bot.py"\]$', dockerfile, re.M)
+    health = re.search(r"^HEALTHCHECK .*\n\s+CMD (.*)$", dockerfile, re.M)
+    assert health is not None
+    assert "/healthz" in health.group(1)
+    assert "METRICS_PORT" in health.group(1)
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert "env_file: .env" in compose
+    assert "fluxbot-data:/data" in compose
+
+
+async def test_the_image_command_starts_with_the_documented_environment(
+    fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path
+) -> None:
+    """What the image runs (`python bot.py`, DATABASE_PATH on a volume, METRICS_PORT) starts and is healthy."""
+    discord, flux = fakes
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "METRICS_PORT=9090" in dockerfile
+    port = free_port()
+    volume = tmp_path / "data-volume"
+    env = {"DATABASE_PATH": str(volume / "fluxbot.db"), "METRICS_PORT": str(port)}
+    async with running_bot(discord, flux, tmp_path, **env) as world:
+        await discord.wait_for(lambda: "listening for health and metrics" in world.bot.output)
+        status, _ = await get(f"http://127.0.0.1:{port}/healthz")
+        assert status == 200
+        interaction = await discord.send_slash_command("imagine", [option("prompt", "in a container")])
+        done = await final_reply(world, interaction, "Done")
+        assert fields(done["embeds"][0])["Model"]
+    assert (volume / "fluxbot.db").is_file()
