@@ -232,7 +232,7 @@ class Store:
                  AND (? = 0 OR COALESCE((SELECT MAX(created_at) FROM jobs WHERE user_id = ?), 0) <= ?)
                  AND (? = 0 OR COALESCE((SELECT SUM(count) FROM jobs WHERE user_id = ? AND created_at >= ?
                                          AND status != 'failed'), 0) + ? <= ?)
-               RETURNING id""",  # noqa: S608 - _OPEN is a constant
+               RETURNING *""",  # noqa: S608 - _OPEN is a constant
             (
                 JobStatus.QUEUED, request.action, provider, request.model, request.prompt, request.size,
                 request.count, request.image_url, reply.user_id, reply.guild_id, reply.channel_id,
@@ -243,7 +243,7 @@ class Store:
                 limits.daily_images, reply.user_id, since, request.count, limits.daily_images,
             ),
         )  # fmt: skip
-        return await self.get_job(int(row[0])) if row else None
+        return _job_from_row(row) if row else None
 
     async def usage(self, user_id: int, *, now: float | None = None) -> Usage:
         """A member's open jobs, last command and images today (UTC), across every server."""
@@ -269,10 +269,10 @@ class Store:
                 WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND message_id IS NOT NULL
                             ORDER BY id LIMIT 1)
                   AND (SELECT COUNT(*) FROM jobs WHERE status IN {_AT_PROVIDER}) < ?
-                RETURNING id""",  # noqa: S608
+                RETURNING *""",  # noqa: S608
             (cap,),
         )
-        return await self.get_job(int(row[0])) if row else None
+        return _job_from_row(row) if row else None
 
     async def queue_position(self, job_id: int) -> int:
         """1 for the next queued job to start, 2 for the one after it, ..."""

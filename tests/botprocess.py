@@ -44,6 +44,12 @@ class BotProcess:
             self.output += line.decode(errors="replace")
 
     @property
+    def pid(self) -> int:
+        """The process id (while it runs)."""
+        assert self._proc is not None
+        return self._proc.pid
+
+    @property
     def running(self) -> bool:
         """True while the process is alive."""
         return self._proc is not None and self._proc.returncode is None

@@ -73,6 +73,8 @@ class RecordedRequest:
     files: list[RecordedFile]
     headers: dict[str, str]
     status: int = 0
+    #: time.monotonic() when the fake received it (for latency figures).
+    received_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -82,6 +84,8 @@ class SentInteraction:
     id: int
     token: str
     payload: dict[str, Any]
+    #: time.monotonic() when it was dispatched on the gateway.
+    sent_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
