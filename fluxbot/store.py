@@ -186,12 +186,17 @@ class Store:
     async def open(cls, path: Path | str) -> Store:
         """Open (and create or migrate) the database at `path`."""
         db = await aiosqlite.connect(path)
-        db.row_factory = aiosqlite.Row
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA busy_timeout=5000")
-        store = cls(db)
-        await store._migrate()
+        try:
+            db.row_factory = aiosqlite.Row
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA busy_timeout=5000")
+            store = cls(db)
+            await store._migrate()
+        except BaseException:
+            # aiosqlite's worker thread is not a daemon: left open, it would keep the process from exiting.
+            await db.close()
+            raise
         return store
 
     async def close(self) -> None:

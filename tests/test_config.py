@@ -132,8 +132,8 @@ def test_a_database_path_that_cannot_be_opened_is_one_line(tmp_path: Path) -> No
     (tmp_path / "a-folder.db").mkdir()
     done = run_bot(tmp_path, DATABASE_PATH=str(tmp_path / "a-folder.db"))
     assert done.returncode == 2
-    [line] = done.stderr.strip().splitlines()
-    assert line.startswith("fluxbot: configuration error: DATABASE_PATH: a SQLite file the bot can open")
+    [line] = done.stderr.strip().splitlines() or [""]
+    assert line.startswith("fluxbot: configuration error: DATABASE_PATH: a SQLite file the bot can open"), done.stderr
     assert "Traceback" not in done.stderr
 
 
