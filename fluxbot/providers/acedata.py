@@ -18,6 +18,7 @@ from fluxbot.providers.base import (
     ProviderError,
     TaskState,
     TaskStatus,
+    fetch_json,
 )
 
 log = logging.getLogger(__name__)
@@ -94,37 +95,9 @@ class AceDataFlux:
             "content-type": "application/json",
             "accept": "application/json",
         }
-        url = self.base_url + path
-        try:
-            async with self.session.post(
-                url, json=body, headers=headers, timeout=aiohttp.ClientTimeout(total=self.request_timeout)
-            ) as resp:
-                try:
-                    data = await resp.json(content_type=None)
-                except ValueError:
-                    data = None
-                status = resp.status
-        except aiohttp.ClientConnectorError as exc:
-            # Nothing reached the provider: resending is safe.
-            raise ProviderError(
-                ErrorKind.UNAVAILABLE,
-                "The bot could not reach the image provider. Please try again in a few minutes.",
-                detail=f"cannot connect to {self.base_url}: {exc.os_error}",
-                safe_to_resend=True,
-            ) from None
-        except TimeoutError:
-            raise ProviderError(
-                ErrorKind.UNAVAILABLE,
-                "The image provider took too long to answer. Please try again in a few minutes.",
-                detail=f"no answer from {path} within {self.request_timeout:g} s",
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise ProviderError(
-                ErrorKind.UNAVAILABLE,
-                "The connection to the image provider broke. Please try again in a few minutes.",
-                detail=f"{type(exc).__name__} on {path}",
-            ) from None
-
+        status, data = await fetch_json(
+            self.session, "POST", self.base_url + path, seconds=self.request_timeout, headers=headers, json=body
+        )
         if status >= 400 or (isinstance(data, dict) and data.get("success") is False and "error" in data):
             raise error_from_answer(status, data, action=action)
         if not isinstance(data, dict):

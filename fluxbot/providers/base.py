@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
+import aiohttp
+
 Action = Literal["generate", "edit"]
 
 
@@ -101,6 +103,47 @@ class ProviderError(Exception):
     def retryable(self) -> bool:
         """True when the same call may work later without anyone changing anything."""
         return self.kind in (ErrorKind.RATE_LIMITED, ErrorKind.UNAVAILABLE, ErrorKind.PROVIDER_FAILED)
+
+
+async def fetch_json(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    seconds: float,
+    headers: Mapping[str, str],
+    json: Any = None,
+    params: Mapping[str, str] | None = None,
+) -> tuple[int, Any]:
+    """(HTTP status, parsed JSON body or None) of one request within `seconds`; network failures: ProviderError."""
+    try:
+        async with session.request(
+            method, url, json=json, params=params, headers=headers, timeout=aiohttp.ClientTimeout(total=seconds)
+        ) as resp:
+            try:
+                return resp.status, await resp.json(content_type=None)
+            except ValueError:
+                return resp.status, None
+    except aiohttp.ClientConnectorError as exc:
+        # Nothing reached the provider: resending is safe.
+        raise ProviderError(
+            ErrorKind.UNAVAILABLE,
+            "The bot could not reach the image provider. Please try again in a few minutes.",
+            detail=f"cannot connect: {exc.os_error}",
+            safe_to_resend=True,
+        ) from None
+    except TimeoutError:
+        raise ProviderError(
+            ErrorKind.UNAVAILABLE,
+            "The image provider took too long to answer. Please try again in a few minutes.",
+            detail=f"no answer within {seconds:g} s",
+        ) from None
+    except aiohttp.ClientError as exc:
+        raise ProviderError(
+            ErrorKind.UNAVAILABLE,
+            "The connection to the image provider broke. Please try again in a few minutes.",
+            detail=type(exc).__name__,
+        ) from None
 
 
 class CallbackRefused(Exception):

@@ -23,6 +23,7 @@ from fluxbot.providers.base import (
     ProviderError,
     TaskState,
     TaskStatus,
+    fetch_json,
 )
 
 log = logging.getLogger(__name__)
@@ -102,35 +103,15 @@ class KieFlux:
         action: str | None = None,
     ) -> Any:
         headers = {"Authorization": f"Bearer {self.token.reveal()}", "Accept": "application/json"}
-        timeout = aiohttp.ClientTimeout(total=self.request_timeout)
-        try:
-            async with self.session.request(
-                method, self.base_url + path, json=body, params=params, headers=headers, timeout=timeout
-            ) as resp:
-                status = resp.status
-                try:
-                    answer = await resp.json(content_type=None)
-                except ValueError:
-                    answer = None
-        except aiohttp.ClientConnectorError as exc:
-            raise ProviderError(
-                ErrorKind.UNAVAILABLE,
-                "The bot could not reach the image provider. Please try again in a few minutes.",
-                detail=f"cannot connect to {self.base_url}: {exc.os_error}",
-                safe_to_resend=True,
-            ) from None
-        except TimeoutError:
-            raise ProviderError(
-                ErrorKind.UNAVAILABLE,
-                "The image provider took too long to answer. Please try again in a few minutes.",
-                detail=f"no answer from {path} within {self.request_timeout:g} s",
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise ProviderError(
-                ErrorKind.UNAVAILABLE,
-                "The connection to the image provider broke. Please try again in a few minutes.",
-                detail=f"{type(exc).__name__} on {path}",
-            ) from None
+        status, answer = await fetch_json(
+            self.session,
+            method,
+            self.base_url + path,
+            seconds=self.request_timeout,
+            headers=headers,
+            json=body,
+            params=params,
+        )
         # Kie reports most errors as HTTP 200 with a non-200 `code` in the body; real HTTP errors happen too.
         code = _as_int(answer.get("code")) if isinstance(answer, dict) else None
         if status >= 400 or (code is not None and code != 200):
