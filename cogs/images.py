@@ -145,9 +145,10 @@ def images_cog(info: catalog.ProviderInfo) -> type[ImagesBase]:
 
         return Images
 
+    # The provider with extra options (Kie.ai) makes one image per job, so this variant has no `count`.
     class ImagesWithOptions(ImagesBase):
         @app_commands.command(name="imagine", description="Create images from a text prompt with Flux")
-        @app_commands.describe(**DESCRIBE_IMAGINE, **DESCRIBE_EXTRAS)
+        @app_commands.describe(**{k: v for k, v in DESCRIBE_IMAGINE.items() if k != "count"}, **DESCRIBE_EXTRAS)
         @app_commands.choices(model=models, output_format=FORMATS)
         async def imagine(
             self,
@@ -155,15 +156,14 @@ def images_cog(info: catalog.ProviderInfo) -> type[ImagesBase]:
             prompt: str,
             model: str | None = None,
             size: str | None = None,
-            count: app_commands.Range[int, 1, 4] = 1,
             output_format: str | None = None,
             prompt_upsampling: bool | None = None,
             safety_tolerance: app_commands.Range[int, 0, 6] | None = None,
             translate: bool | None = None,
         ) -> None:
-            """Generate images from a prompt."""
+            """Generate an image from a prompt (one per job with this provider)."""
             extras = Extras(output_format, prompt_upsampling, safety_tolerance, translate)
-            await self.imagine_job(interaction, prompt, model, size, count, extras)
+            await self.imagine_job(interaction, prompt, model, size, 1, extras)
 
         @app_commands.command(name="edit", description="Edit an attached image with a prompt (Flux Kontext)")
         @app_commands.describe(**DESCRIBE_EDIT, **DESCRIBE_EXTRAS)

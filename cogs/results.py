@@ -19,6 +19,7 @@ from fluxbot.buttons import JobAction, JobButton, JobsPageButton, jobs_page_view
 from fluxbot.jobs import (
     PROMPT_MAX_CHARS,
     InvalidRequest,
+    check_reroll,
     edit_request,
     may_delete,
     message_images,
@@ -100,6 +101,11 @@ class Results(commands.Cog):
         if action is JobAction.REROLL:
             if job.image_url and url_expired(job.image_url, now=time.time()):
                 await interaction.response.send_message(EXPIRED, ephemeral=True)
+                return
+            try:
+                check_reroll(job)
+            except InvalidRequest as exc:
+                await interaction.response.send_message(str(exc), ephemeral=True)
                 return
             await self.bot.run_job(interaction, reroll_request(job))
         elif action is JobAction.DETAILS:

@@ -214,7 +214,8 @@ class FluxCommandTree(app_commands.CommandTree[discord.Client]):
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         """Refuse new commands while the bot shuts down; they would only be cut off."""
         if getattr(interaction.client, "closing", False):
-            await tell(interaction, RESTARTING)
+            if interaction.type is not discord.InteractionType.autocomplete:  # those cannot take a message
+                await tell(interaction, RESTARTING)
             return False
         return True
 

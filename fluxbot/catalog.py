@@ -147,13 +147,20 @@ class ProviderInfo:
     label: str
     models: tuple[Model, ...]
     options: frozenset[str] = frozenset()
+    #: Images one job can make.
+    max_count: int = 4
+    #: Whether an edit without a size keeps the input's aspect ratio (the size is then not sent).
+    keeps_ratio_on_edit: bool = False
 
 
 PROVIDERS: dict[str, ProviderInfo] = {
     "acedata": ProviderInfo("acedata", "Ace Data Cloud", MODELS),
-    "kie": ProviderInfo("kie", "Kie.ai", KIE_MODELS, frozenset(EXTRA_OPTIONS)),
+    "kie": ProviderInfo("kie", "Kie.ai", KIE_MODELS, frozenset(EXTRA_OPTIONS), max_count=1, keeps_ratio_on_edit=True),
 }
 _active = PROVIDERS["acedata"]
+
+#: The size of an edit that keeps the input image's aspect ratio (providers with `keeps_ratio_on_edit`).
+KEEP_RATIO = "auto"
 
 #: The model /edit uses when the member picks none.
 DEFAULT_EDIT_MODEL = "flux-kontext-pro"

@@ -123,8 +123,9 @@ def prepare_imagine(prompt: str, model: str, size: str | None, count: int, extra
     """Check an /imagine request and return what to submit; raises InvalidRequest."""
     text = check_prompt(prompt)
     flux_model = _model(model)
-    if not 1 <= count <= MAX_COUNT:
-        raise InvalidRequest(f"`count` must be between 1 and {MAX_COUNT}; you asked for {count}.")
+    most = min(MAX_COUNT, catalog.active().max_count)
+    if not 1 <= count <= most:
+        raise InvalidRequest(f"`count` must be between 1 and {most} with this bot's provider; you asked for {count}.")
     extras.check("generate")
     return JobRequest("generate", text, flux_model.name, _size(flux_model, size), count=count, **asdict(extras))
 
@@ -151,11 +152,24 @@ def prepare_edit(
             f"`{image.filename}` is {image.size / 1048576:.1f} MB; the limit is "
             f"{MAX_ATTACHMENT_BYTES // 1048576} MB. Attach a smaller image."
         )
-    if size is None or not size.strip():
+    if (size is None or not size.strip()) and catalog.active().keeps_ratio_on_edit:
+        chosen = catalog.KEEP_RATIO
+    elif size is None or not size.strip():
         chosen = catalog.closest_ratio(image.width or 1, image.height or 1, flux_model.size_rule.suggestions)
     else:
         chosen = _size(flux_model, size)
     return JobRequest("edit", text, flux_model.name, chosen, count=1, image_url=image.url, **asdict(extras))
+
+
+def check_reroll(job: Job) -> None:
+    """Refuse to re-run a job made with a provider new jobs no longer go to (its model or options may not exist)."""
+    active = catalog.active()
+    if job.provider != active.name:
+        maker = catalog.PROVIDERS[job.provider].label if job.provider in catalog.PROVIDERS else job.provider
+        raise InvalidRequest(
+            f"This job was made with {maker}, but new jobs now go to {active.label}, so it cannot be re-rolled "
+            "as it was. Please run `/imagine` again."
+        )
 
 
 def reroll_request(job: Job) -> JobRequest:
@@ -464,6 +478,7 @@ class JobService:
     async def _run(self) -> None:
         while True:
             try:
+                self.last_round = self._clock()  # alive while rounds start, however long one takes
                 await self.tick()
                 self.last_round = self._clock()
             except Exception:

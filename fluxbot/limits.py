@@ -109,8 +109,10 @@ def policy_for(
         raise Refused(f"I can't be used in this channel. On this server you can use me in {places}.")
     if guild.required_role is not None and guild.required_role not in role_ids:
         raise Refused(f"On this server you need the <@&{guild.required_role}> role to use me. Ask a moderator.")
+    # Settings chosen under another provider may name models this one lacks: those names are ignored (a list
+    # naming none of them allows every model, as if unset) until a moderator chooses again.
     allowed = tuple(m for m in guild.allowed_models if m in catalog.model_names())
-    model = guild.default_model or default_model
+    model = guild.default_model if guild.default_model in catalog.model_names() else default_model
     if allowed and model not in allowed:
         model = allowed[0]
     return Policy(model, allowed, guild.limits(defaults), guild)

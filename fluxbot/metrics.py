@@ -115,7 +115,8 @@ class Metrics:
     )
     delivery_latency: Histogram = field(
         default_factory=lambda: Histogram(
-            "fluxbot_delivery_seconds", "From the provider finishing a job to the reply showing it."
+            "fluxbot_delivery_seconds",
+            "From the bot learning a job finished (poll or callback) to the reply showing it.",
         )
     )
 

@@ -109,7 +109,7 @@ class WebServer:
     async def _metrics(self, request: web.Request) -> web.Response:
         assert self._health is not None
         text = METRICS.render(await self._health.jobs_by_state())
-        return web.Response(text=text, content_type="text/plain", charset="utf-8", headers={"X-Format": "0.0.4"})
+        return web.Response(body=text.encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     async def _callback(self, request: web.Request) -> web.Response:
         if not hmac.compare_digest(request.match_info["secret"].encode(), self._secret.encode()):

@@ -45,6 +45,7 @@ async def test_with_kie_the_commands_offer_kontext_models_and_kies_options(
         imagine = {o["name"]: o for o in commands["imagine"]["options"]}
         assert [c["value"] for c in imagine["model"]["choices"]] == ["flux-kontext-pro", "flux-kontext-max"]
         assert {"output_format", "prompt_upsampling", "safety_tolerance", "translate"} <= set(imagine)
+        assert "count" not in imagine, "Kie makes one image per job: the option is not offered"
         assert imagine["safety_tolerance"]["max_value"] == 6
         edit = {o["name"]: o for o in commands["edit"]["options"]}
         assert edit["safety_tolerance"]["max_value"] == 2
@@ -76,8 +77,9 @@ async def test_imagine_and_edit_run_on_kie(fakes: tuple[FakeDiscord, FakeFlux], 
             "edit", [option("image", photo["id"], kind=11), option("prompt", "at night")], attachments=[photo]
         )
         await final_reply(world, edited, "Done")
-        assert kie.submits[1] == {"prompt": "at night", "model": "flux-kontext-pro", "aspectRatio": "4:3",
-                                  "inputImage": photo["url"]}  # fmt: skip
+        assert kie.submits[1] == {"prompt": "at night", "model": "flux-kontext-pro", "inputImage": photo["url"]}, (
+            "without a size, Kie keeps the image's own ratio"
+        )
 
         too_loose = await discord.send_slash_command(
             "edit",
@@ -137,6 +139,11 @@ async def test_jobs_finish_on_the_provider_that_started_them(
         now_kie = await discord.send_slash_command("imagine", [option("prompt", "on kie")])
         await final_reply(world, now_kie, "Done")
         assert [b["prompt"] for b in kie.submits] == ["on kie"]
+        ace_result: Any = world.discord.original_response(on_ace)
+        reroll = await discord.send_component(int(ace_result["id"]), "fluxbot:job:reroll:1")
+        refused = first_callback(world, reroll).json["data"]
+        assert "made with Ace Data Cloud, but new jobs now go to Kie.ai" in refused["content"]
+        assert len(kie.submits) == 1, "an Ace Data request is not sent to Kie as it was"
 
         world.bot.env["ACEDATA_API_TOKEN"] = ""  # the Ace Data key is gone: its last job is closed clearly
         await world.restart()

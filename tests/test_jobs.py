@@ -19,6 +19,7 @@ from fluxbot.jobs import (
     Extras,
     InvalidRequest,
     JobService,
+    edit_request,
     may_delete,
     message_images,
     prepare_edit,
@@ -29,7 +30,7 @@ from fluxbot.jobs import (
 )
 from fluxbot.providers.acedata import AceDataFlux
 from fluxbot.providers.base import Image
-from fluxbot.store import Job, JobStatus, Reply, Store
+from fluxbot.store import EditImage, Job, JobStatus, Reply, Store
 from tests.fakes.flux_api import FakeFlux, envelope
 
 REPLY = Reply(user_id=42, guild_id=7, channel_id=8, application_id=9, interaction_token="tok", message_id=1001)
@@ -539,6 +540,8 @@ def test_with_kie_the_kontext_models_ratios_and_options_apply() -> None:
         prepare_imagine("cat", "flux-kontext-pro", "3:2", 1)
     with pytest.raises(InvalidRequest, match="from 0 to 2 for an edit"):
         prepare_edit("x", "flux-kontext-pro", None, PNG, Extras(safety_tolerance=3))
-    assert prepare_edit("x", "flux-kontext-pro", None, PNG).size == "16:9"
-    portrait = AttachmentInfo("https://x/p.png", "p.png", "image/png", 10, 1000, 1500)  # 2:3 is not Kie's
-    assert prepare_edit("x", "flux-kontext-pro", None, portrait).size == "3:4"
+    assert prepare_edit("x", "flux-kontext-pro", None, PNG).size == catalog.KEEP_RATIO, "Kie keeps the image's ratio"
+    with pytest.raises(InvalidRequest, match="between 1 and 1 with this bot's provider"):
+        prepare_imagine("cat", "flux-kontext-pro", None, 2)
+    portrait = EditImage("https://x/p.png", "2:3")  # 2:3 is not one of Kie's ratios
+    assert edit_request("warmer", portrait).size == "3:4"

@@ -151,3 +151,21 @@ def test_signatures_in_milliseconds_are_accepted() -> None:
     fake = FakeKie(webhook_key="k")
     now = 1_800_000_000
     check_signature("k", "t1", fake.signed_headers("t1", timestamp=now * 1000), now=now)
+
+
+async def test_a_task_record_info_refuses_is_left_out_without_failing_the_round(client: KieFlux, kie: FakeKie) -> None:
+    kie.script("record", 200, {"code": 422, "msg": "record not found", "data": None})
+    assert await client.lookup(["expired-task"]) == {}
+    kie.script("record", 200, {"code": 401, "msg": "bad key", "data": None})
+    with pytest.raises(ProviderError) as info:
+        await client.lookup(["any"])
+    assert info.value.kind is ErrorKind.AUTH, "key problems still fail the round"
+
+
+def test_only_a_failed_edit_blames_the_input_image() -> None:
+    from fluxbot.providers.kie import error_for
+
+    assert error_for(500, "failed to fetch image", http_status=None, action=None).kind is ErrorKind.IMAGE_UNREACHABLE
+    assert error_for(401, "could not fetch credentials", http_status=401, action=None).kind is ErrorKind.AUTH
+    generate = error_for(500, "fetch timeout", http_status=None, action="generate")
+    assert generate.kind is ErrorKind.PROVIDER_FAILED

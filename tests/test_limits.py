@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from fluxbot import catalog
 from fluxbot.limits import GuildSettings, Limits, Refused, Usage, day_start, next_utc_midnight, policy_for, refusal
 from fluxbot.providers.base import JobRequest
 from fluxbot.store import JobStatus, Reply, Store
@@ -128,3 +129,16 @@ async def test_the_queue_starts_jobs_in_order_within_the_cap(store: Store) -> No
     assert sum(c is not None for c in claims) == 1, "simultaneous claims respect the cap"
     remaining = await store.jobs_with_status(JobStatus.QUEUED)
     assert [j.id for j in remaining] == [ids[4], not_answered.id], "a job without a reply is never started"
+
+
+def test_settings_made_under_another_provider_do_not_break_commands() -> None:
+    catalog.use_provider("kie")
+    try:
+        stale = GuildSettings(default_model="flux-dev", allowed_models=("flux-dev", "flux-pro-1.1"))
+        applied = policy_for(
+            stale, defaults=Limits(), default_model="flux-kontext-pro", serve_dms=True, channel_ids=[1], role_ids=[]
+        )
+        assert applied.default_model == "flux-kontext-pro", "the operator's default replaces a model Kie lacks"
+        assert applied.allowed_models == (), "a list naming none of this provider's models allows them all"
+    finally:
+        catalog.use_provider("acedata")

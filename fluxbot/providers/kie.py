@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 
+from fluxbot.catalog import KEEP_RATIO
 from fluxbot.config import Secret
 from fluxbot.logs import scrub
 from fluxbot.providers.base import (
@@ -48,7 +49,9 @@ class KieFlux:
 
     async def submit(self, request: JobRequest) -> str:
         """Start a generate (or, with `image_url`, an edit) job and return its task id."""
-        body: dict[str, Any] = {"prompt": request.prompt, "model": request.model, "aspectRatio": request.size}
+        body: dict[str, Any] = {"prompt": request.prompt, "model": request.model}
+        if request.size != KEEP_RATIO:  # without it, Kie keeps an edited image's own ratio
+            body["aspectRatio"] = request.size
         if request.image_url:
             body["inputImage"] = request.image_url
         if request.output_format is not None:
@@ -77,7 +80,13 @@ class KieFlux:
             raise ValueError(f"at most {self.max_batch} task id per lookup, got {len(task_ids)}")
         statuses: dict[str, TaskStatus] = {}
         for task_id in task_ids:
-            data = await self._call("GET", "/api/v1/flux/kontext/record-info", params={"taskId": task_id})
+            try:
+                data = await self._call("GET", "/api/v1/flux/kontext/record-info", params={"taskId": task_id})
+            except ProviderError as exc:
+                if exc.code not in ("404", "422"):
+                    raise
+                log.info("record-info does not know task %s (%s); leaving it out", task_id, exc.code)
+                continue
             status = parse_record(task_id, data) if isinstance(data, dict) else None
             if status is not None:
                 statuses[task_id] = status
@@ -188,7 +197,9 @@ def error_for(code: int | None, message: str, *, http_status: int | None, action
         505: (ErrorKind.MISCONFIGURED, f"This feature is disabled for the bot's Kie.ai account. {_OPERATOR}"),
         400: (ErrorKind.REFUSED, f"The image provider refused this prompt or image (content policy).{said}"),
     }.get(code or 0, (ErrorKind.PROVIDER_FAILED, f"The image job failed.{said} Please try again."))
-    if (action == "edit" and "download" in detail.lower()) or "fetch" in detail.lower():
+    lowered = detail.lower()
+    failed = kind in (ErrorKind.PROVIDER_FAILED, ErrorKind.INVALID_REQUEST)
+    if failed and action != "generate" and ("download" in lowered or "fetch" in lowered):
         kind, text = (
             ErrorKind.IMAGE_UNREACHABLE,
             ("The image provider could not download your image. Upload it again (Discord links expire) and retry."),
