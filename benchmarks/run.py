@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.botprocess import BotProcess
-from tests.e2e import World, bot_env
+from tests.e2e import World, bot_env, free_port
 from tests.fakes.discord_api import FakeDiscord, SentInteraction
 from tests.fakes.flux_api import FakeFlux
 
@@ -228,7 +228,7 @@ async def main(quick: bool) -> None:
         print(f"acknowledgement, burst of 200 commands:      {ms(acks)}")
         polled, _ = await completion_to_delivery(tmp / "poll", POLL_INTERVAL_SECONDS="3")
         print(f"completion → delivery, polling every 3 s:    {ms(polled)}")
-        port = _free_port()
+        port = free_port()
         called, _ = await completion_to_delivery(
             tmp / "callback", POLL_INTERVAL_SECONDS="3", CALLBACK_BASE_URL=f"http://127.0.0.1:{port}",
             CALLBACK_HOST="127.0.0.1", CALLBACK_PORT=str(port),
@@ -252,14 +252,6 @@ async def main(quick: bool) -> None:
             f"start-up with {backlog} unfinished jobs: resumed after {resumed:.2f} s, "
             f"all looked up after {first_round:.2f} s ({math.ceil(backlog / 50)} batched lookups)"
         )
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":

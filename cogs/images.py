@@ -88,6 +88,14 @@ class ImagesBase(commands.Cog, name="Images"):
             return
         await self.bot.run_job(interaction, request, policy)
 
+    async def imagine_size(self, interaction: discord.Interaction, current: str) -> Choices:
+        """/imagine's size suggestions."""
+        return await self.sizes_for(interaction, current, edit=False)
+
+    async def edit_size(self, interaction: discord.Interaction, current: str) -> Choices:
+        """/edit's size suggestions."""
+        return await self.sizes_for(interaction, current, edit=True)
+
     async def sizes_for(self, interaction: discord.Interaction, current: str, *, edit: bool) -> Choices:
         """Sizes valid for the model picked so far (or the one the command would use)."""
         model = getattr(interaction.namespace, "model", None)
@@ -98,6 +106,18 @@ class ImagesBase(commands.Cog, name="Images"):
             except Refused:
                 model = catalog.DEFAULT_EDIT_MODEL if edit else self.bot.settings.default_model
         return [app_commands.Choice(name=s, value=s) for s in catalog.size_suggestions(model, current)]
+
+
+def _with_size_suggestions(cog: type[ImagesBase]) -> type[ImagesBase]:
+    """Give both commands of a variant the size autocomplete (defined once, in ImagesBase)."""
+    imagine = cog.__cog_app_commands__[0]
+    edit = cog.__cog_app_commands__[1]
+    assert isinstance(imagine, app_commands.Command)
+    assert isinstance(edit, app_commands.Command)
+    assert (imagine.name, edit.name) == ("imagine", "edit")
+    imagine.autocomplete("size")(ImagesBase.imagine_size)
+    edit.autocomplete("size")(ImagesBase.edit_size)
+    return cog
 
 
 def images_cog(info: catalog.ProviderInfo) -> type[ImagesBase]:
@@ -135,15 +155,7 @@ def images_cog(info: catalog.ProviderInfo) -> type[ImagesBase]:
                 """Edit an attached image."""
                 await self.edit_job(interaction, image, prompt, model, size, NO_EXTRAS)
 
-            @imagine.autocomplete("size")
-            async def imagine_size(self, interaction: discord.Interaction, current: str) -> Choices:
-                return await self.sizes_for(interaction, current, edit=False)
-
-            @edit.autocomplete("size")
-            async def edit_size(self, interaction: discord.Interaction, current: str) -> Choices:
-                return await self.sizes_for(interaction, current, edit=True)
-
-        return Images
+        return _with_size_suggestions(Images)
 
     # The provider with extra options (Kie.ai) makes one image per job, so this variant has no `count`.
     class ImagesWithOptions(ImagesBase):
@@ -184,15 +196,7 @@ def images_cog(info: catalog.ProviderInfo) -> type[ImagesBase]:
             extras = Extras(output_format, prompt_upsampling, safety_tolerance, translate)
             await self.edit_job(interaction, image, prompt, model, size, extras)
 
-        @imagine.autocomplete("size")
-        async def imagine_size(self, interaction: discord.Interaction, current: str) -> Choices:
-            return await self.sizes_for(interaction, current, edit=False)
-
-        @edit.autocomplete("size")
-        async def edit_size(self, interaction: discord.Interaction, current: str) -> Choices:
-            return await self.sizes_for(interaction, current, edit=True)
-
-    return ImagesWithOptions
+    return _with_size_suggestions(ImagesWithOptions)
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -182,19 +182,14 @@ class _Env:
         return self.url(name, "https://bot.example.org") if self.raw(name) else None
 
     def port(self, name: str, default: int) -> int:
-        value = self.raw(name)
-        if value is None:
-            return default
-        if not value.isdigit() or not 0 <= int(value) <= 65535:
-            raise ConfigError(name, f"expects a TCP port number (0-65535), got {value!r}")
-        return int(value)
+        return self.whole(name, default, low=0, high=65535, what="a TCP port number")
 
-    def whole(self, name: str, default: int, *, low: int, high: int) -> int:
+    def whole(self, name: str, default: int, *, low: int, high: int, what: str = "a whole number") -> int:
         value = self.raw(name)
         if value is None:
             return default
         if not value.isdigit() or not low <= int(value) <= high:
-            raise ConfigError(name, f"expects a whole number from {low} to {high}, got {value!r}")
+            raise ConfigError(name, f"expects {what} from {low} to {high}, got {value!r}")
         return int(value)
 
     def flag(self, name: str, default: bool) -> bool:

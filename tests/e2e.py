@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.botprocess import ROOT, BotProcess
+from tests.botprocess import BotProcess
 from tests.fakes.discord_api import FakeDiscord, RecordedRequest, SentInteraction
 from tests.fakes.flux_api import FakeFlux
-
-__all__ = ["ROOT"]
 
 EPHEMERAL = 64
 DEFERRED_CHANNEL_MESSAGE = 5
@@ -68,6 +67,13 @@ async def running_bot(discord: FakeDiscord, flux: FakeFlux, tmp_path: Path, **en
         secrets = [discord.bot_token, flux.token, *(i.token for i in discord.interactions)]
         leaked = [s for s in secrets if s in bot.output]
         assert not leaked, "a token reached the bot's log output"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def option(name: str, value: Any, kind: int = 3) -> dict[str, Any]:

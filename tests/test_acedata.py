@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import aiohttp
 import pytest
@@ -13,6 +12,7 @@ from fluxbot.config import Secret
 from fluxbot.logs import redact
 from fluxbot.providers.acedata import AceDataFlux, error_from_answer, parse_result, parse_task_record
 from fluxbot.providers.base import ErrorKind, JobRequest, ProviderError, TaskState
+from tests.e2e import free_port
 from tests.fakes.flux_api import FakeFlux, envelope
 
 GENERATE = JobRequest("generate", "a white siamese cat", "flux-pro-1.1", "1024x768", count=4)
@@ -183,12 +183,6 @@ async def test_a_submit_answer_without_task_id_is_reported(client: AceDataFlux, 
     with pytest.raises(ProviderError) as info:
         await client.submit(GENERATE)
     assert info.value.kind is ErrorKind.BAD_RESPONSE
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_connection_refused_is_safe_to_resend(session: aiohttp.ClientSession) -> None:

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import sqlite3
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.e2e import World, delivered_via, fields, final_reply, held_job, option, reply_edits, running_bot
+from tests.e2e import World, delivered_via, fields, final_reply, free_port, held_job, option, reply_edits, running_bot
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.flux_api import FakeFlux
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def stored_delivery(tmp_path: Path, job_id: int) -> tuple[str | None, float | None, str]:

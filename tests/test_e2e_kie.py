@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e import fields, final_reply, first_callback, option, running_bot
+from tests.e2e import fields, final_reply, first_callback, free_port, option, running_bot
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.flux_api import FakeFlux
 from tests.fakes.kie_api import FakeKie
@@ -28,12 +27,6 @@ async def kie() -> AsyncIterator[FakeKie]:
 def kie_env(kie: FakeKie, **extra: str) -> dict[str, str]:
     return {"FLUX_PROVIDER": "kie", "KIE_API_TOKEN": kie.token, "KIE_API_BASE_URL": kie.base_url,
             "ACEDATA_API_TOKEN": "", **extra}  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_with_kie_the_commands_offer_kontext_models_and_kies_options(

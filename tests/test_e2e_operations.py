@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
-import socket
+import sys
 from pathlib import Path
 
 import aiohttp
 
-from tests.e2e import ROOT, World, fields, final_reply, first_callback, option, running_bot
+from tests.botprocess import ROOT
+from tests.e2e import World, fields, final_reply, first_callback, free_port, option, running_bot
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.flux_api import FakeFlux
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def get(url: str) -> tuple[int, str]:
@@ -138,21 +134,35 @@ def test_the_docker_image_runs_the_documented_command_as_non_root_with_a_health_
     assert "fluxbot-data:/data" in compose
 
 
+async def run_health_check(command: list[str], port: int) -> int:
+    """Run the image's HEALTHCHECK command (exec form, as Docker does) against `port`; its exit code."""
+    env = {**os.environ, "METRICS_PORT": str(port)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *command[1:], env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    return await process.wait()
+
+
 async def test_the_image_command_starts_with_the_documented_environment(
     fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path
 ) -> None:
-    """What the image runs (`python bot.py`, DATABASE_PATH on a volume, METRICS_PORT) starts and is healthy."""
+    """What the image runs (`python bot.py`, DATABASE_PATH on a volume, METRICS_PORT) starts, and its own
+    HEALTHCHECK command reports it healthy while it runs and unhealthy once it is gone."""
     discord, flux = fakes
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "METRICS_PORT=9090" in dockerfile
+    health = re.search(r"^HEALTHCHECK .*\n\s+CMD (\[.*\])$", dockerfile, re.M)
+    assert health is not None
+    check = json.loads(health.group(1))
+    assert check[0] == "python"
     port = free_port()
     volume = tmp_path / "data-volume"
     env = {"DATABASE_PATH": str(volume / "fluxbot.db"), "METRICS_PORT": str(port)}
     async with running_bot(discord, flux, tmp_path, **env) as world:
         await discord.wait_for(lambda: "listening for health and metrics" in world.bot.output)
-        status, _ = await get(f"http://127.0.0.1:{port}/healthz")
-        assert status == 200
+        assert await run_health_check(check, port) == 0
         interaction = await discord.send_slash_command("imagine", [option("prompt", "in a container")])
         done = await final_reply(world, interaction, "Done")
         assert fields(done["embeds"][0])["Model"]
     assert (volume / "fluxbot.db").is_file()
+    assert await run_health_check(check, port) != 0, "the health check fails once the bot is gone"

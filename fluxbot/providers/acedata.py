@@ -12,6 +12,7 @@ import aiohttp
 from fluxbot.config import Secret
 from fluxbot.logs import scrub
 from fluxbot.providers.base import (
+    TELL_OPERATOR,
     ErrorKind,
     Image,
     JobRequest,
@@ -22,8 +23,6 @@ from fluxbot.providers.base import (
 )
 
 log = logging.getLogger(__name__)
-
-_OPERATOR = "Please tell the bot's operator."
 
 
 @dataclass
@@ -177,13 +176,13 @@ def _classify(status: int | None, code: str, detail: str, action: str | None) ->
             "token_expired": "has expired",
             "no_token": "is missing",
         }.get(code, "is not valid for the Flux API")
-        return ErrorKind.AUTH, f"The bot's image-provider API key {reason}. {_OPERATOR}"
+        return ErrorKind.AUTH, f"The bot's image-provider API key {reason}. {TELL_OPERATOR}"
     if code == "api_not_implemented":
-        return ErrorKind.AUTH, f"The bot's API key is not enabled for the Flux API. {_OPERATOR}"
+        return ErrorKind.AUTH, f"The bot's API key is not enabled for the Flux API. {TELL_OPERATOR}"
     if code == "disabled":
-        return ErrorKind.AUTH, f"The bot's image-provider application is disabled. {_OPERATOR}"
+        return ErrorKind.AUTH, f"The bot's image-provider application is disabled. {TELL_OPERATOR}"
     if code == "used_up":
-        return ErrorKind.OUT_OF_CREDIT, f"The bot's image-provider account is out of credit. {_OPERATOR}"
+        return ErrorKind.OUT_OF_CREDIT, f"The bot's image-provider account is out of credit. {TELL_OPERATOR}"
     if status == 403:
         return (
             ErrorKind.REFUSED,
@@ -193,7 +192,7 @@ def _classify(status: int | None, code: str, detail: str, action: str | None) ->
     if code == "no_api" or status == 404:
         return (
             ErrorKind.MISCONFIGURED,
-            f"The bot is set up with a wrong image-provider address (FLUX_API_BASE_URL). {_OPERATOR}",
+            f"The bot is set up with a wrong image-provider address (FLUX_API_BASE_URL). {TELL_OPERATOR}",
         )
     if code == "too_many_requests" or status == 429:
         return ErrorKind.RATE_LIMITED, "The image provider is busy right now. Please try again in a minute."

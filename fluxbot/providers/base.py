@@ -57,6 +57,10 @@ class TaskStatus:
     inference_seconds: float | None = None
 
 
+#: Ends every message about a problem only the bot's operator can fix.
+TELL_OPERATOR = "Please tell the bot's operator."
+
+
 class ErrorKind(StrEnum):
     """What went wrong, in terms of who can fix it."""
 

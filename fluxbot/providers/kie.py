@@ -17,6 +17,7 @@ from fluxbot.catalog import KEEP_RATIO
 from fluxbot.config import Secret
 from fluxbot.logs import scrub
 from fluxbot.providers.base import (
+    TELL_OPERATOR,
     CallbackRefused,
     ErrorKind,
     Image,
@@ -29,7 +30,6 @@ from fluxbot.providers.base import (
 
 log = logging.getLogger(__name__)
 
-_OPERATOR = "Please tell the bot's operator."
 #: How far a signed callback's timestamp may be from now (replayed callbacks are refused).
 SIGNATURE_WINDOW_SECONDS = 15 * 60
 
@@ -183,18 +183,18 @@ def error_for(code: int | None, message: str, *, http_status: int | None, action
     detail = scrub(message)[:300]
     said = f" The provider said: “{detail[:200]}”." if detail else ""
     kind, text = {
-        401: (ErrorKind.AUTH, f"The bot's Kie.ai API key is missing or not valid. {_OPERATOR}"),
-        402: (ErrorKind.OUT_OF_CREDIT, f"The bot's Kie.ai account is out of credits. {_OPERATOR}"),
+        401: (ErrorKind.AUTH, f"The bot's Kie.ai API key is missing or not valid. {TELL_OPERATOR}"),
+        402: (ErrorKind.OUT_OF_CREDIT, f"The bot's Kie.ai account is out of credits. {TELL_OPERATOR}"),
         404: (
             ErrorKind.MISCONFIGURED,
-            f"The bot is set up with a wrong Kie.ai address (KIE_API_BASE_URL). {_OPERATOR}",
+            f"The bot is set up with a wrong Kie.ai address (KIE_API_BASE_URL). {TELL_OPERATOR}",
         ),
         422: (ErrorKind.INVALID_REQUEST, f"The image provider refused the request.{said} Try rewording the prompt."),
         429: (ErrorKind.RATE_LIMITED, "The image provider is busy right now. Please try again in a minute."),
         455: (ErrorKind.UNAVAILABLE, "The image provider is down for maintenance. Please try again later."),
         500: (ErrorKind.PROVIDER_FAILED, f"The image provider failed.{said} Please try again."),
         501: (ErrorKind.PROVIDER_FAILED, f"The image could not be generated.{said} Please try again."),
-        505: (ErrorKind.MISCONFIGURED, f"This feature is disabled for the bot's Kie.ai account. {_OPERATOR}"),
+        505: (ErrorKind.MISCONFIGURED, f"This feature is disabled for the bot's Kie.ai account. {TELL_OPERATOR}"),
         400: (ErrorKind.REFUSED, f"The image provider refused this prompt or image (content policy).{said}"),
     }.get(code or 0, (ErrorKind.PROVIDER_FAILED, f"The image job failed.{said} Please try again."))
     lowered = detail.lower()
