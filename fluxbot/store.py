@@ -185,7 +185,14 @@ class Store:
     @classmethod
     async def open(cls, path: Path | str) -> Store:
         """Open (and create or migrate) the database at `path`."""
-        db = await aiosqlite.connect(path)
+        connection = aiosqlite.connect(path)
+        try:
+            db = await connection
+        except BaseException:
+            # A failed connect queues the worker thread's stop without waiting for it; if the event loop closed
+            # first, the thread would die printing a traceback. Wait for it here instead.
+            await asyncio.to_thread(connection._thread.join, 5)
+            raise
         try:
             db.row_factory = aiosqlite.Row
             await db.execute("PRAGMA journal_mode=WAL")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -127,3 +128,12 @@ async def test_a_version_1_database_with_jobs_is_upgraded(tmp_path: Path) -> Non
         await store.close()
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA user_version").fetchone()[0] == len(_MIGRATIONS)
+
+
+async def test_a_path_that_cannot_be_opened_leaves_no_worker_thread(tmp_path: Path) -> None:
+    (tmp_path / "a-folder.db").mkdir()
+    with pytest.raises(sqlite3.OperationalError):
+        await Store.open(tmp_path / "a-folder.db")
+    # A worker left running would print "Event loop is closed" from its thread once asyncio.run() returns.
+    workers = [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
+    assert workers == []
