@@ -12,6 +12,7 @@ from discord.ext import commands
 from fluxbot import catalog
 from fluxbot.bot import FluxBot
 from fluxbot.limits import GuildSettings, Limits, Refused, next_utc_midnight, with_changes
+from fluxbot.store import GuildReport
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,29 @@ NEEDS_MANAGE_SERVER = "Only members with the **Manage Server** permission can ch
 
 def _limit_text(value: int, unit: str) -> str:
     return f"{value} {unit}" if value else "off"
+
+
+def _tally(images: int, jobs: int, failures: int) -> str:
+    return f"{images} image(s) in {jobs} job(s), {failures} failed"
+
+
+def usage_card(report: GuildReport) -> discord.Embed:
+    """A server's usage per member and per day, and its open jobs."""
+    span = "today" if report.days == 1 else f"the last {report.days} days"
+    embed = discord.Embed(title=f"fluxbot usage, {span} (UTC)", colour=discord.Colour.blurple())
+    if not report.members:
+        embed.description = f"Nobody has used fluxbot here {span}."
+    else:
+        lines = ["**Per member**"]
+        lines += [f"<@{m.user_id}>: {_tally(m.images, m.jobs, m.failures)}" for m in report.members]
+        if report.more_members:
+            lines.append(f"… and {report.more_members} more member(s)")
+        lines.append("**Per day**")
+        lines += [f"{d.day.isoformat()}: {_tally(d.images, d.jobs, d.failures)}" for d in report.per_day]
+        embed.description = "\n".join(lines)
+    open_jobs = ", ".join(f"{count} {status}" for status, count in sorted(report.open_jobs.items())) or "none"
+    embed.add_field(name="Jobs open now", value=open_jobs, inline=False)
+    return embed
 
 
 def settings_card(settings: GuildSettings, limits: Limits, default_model: str) -> discord.Embed:
@@ -177,17 +201,13 @@ class Server(commands.Cog):
         settings = with_changes(settings, **{k: v for k, v in changes.items() if v is not None})
         await self._save_and_show(interaction, guild_id, settings)
 
-    @admin.command(name="usage", description="Images per member today, jobs running or waiting, failures")
-    async def usage(self, interaction: discord.Interaction) -> None:
-        """Today's usage on this server."""
+    @admin.command(name="usage", description="Images per member and per day, jobs running or waiting, failures")
+    @app_commands.describe(days="How many UTC days to cover, today included (default 7)")
+    async def usage(self, interaction: discord.Interaction, days: app_commands.Range[int, 1, 31] = 7) -> None:
+        """Usage on this server over the last days."""
         guild_id, _ = await self._current(interaction)
-        report = await self.bot.store.guild_report(guild_id)
-        embed = discord.Embed(title="fluxbot usage today (UTC)", colour=discord.Colour.blurple())
-        lines = [f"<@{m.user_id}>: {m.images} image(s) in {m.jobs} job(s), {m.failures} failed" for m in report.members]
-        embed.description = "\n".join(lines) or "Nobody has used fluxbot here today."
-        open_jobs = ", ".join(f"{count} {status}" for status, count in sorted(report.open_jobs.items())) or "none"
-        embed.add_field(name="Jobs open now", value=open_jobs, inline=False)
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+        report = await self.bot.store.guild_report(guild_id, days=days)
+        await interaction.response.send_message(embed=usage_card(report), ephemeral=True)
 
     @admin.command(name="cancel", description="Cancel a member's jobs that are still waiting in line")
     @app_commands.describe(member="Whose waiting jobs to cancel")

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from fluxbot.limits import GuildSettings, Limits, Usage, day_start
 from fluxbot.providers.base import Image, JobRequest
 
 log = logging.getLogger(__name__)
+
+_DAY = 86_400  # seconds
 
 
 class JobStatus(StrEnum):
@@ -99,7 +102,7 @@ _MIGRATIONS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class MemberUsage:
-    """One member's day on one server."""
+    """One member's jobs on one server over the report's days."""
 
     user_id: int
     images: int
@@ -108,11 +111,27 @@ class MemberUsage:
 
 
 @dataclass(frozen=True)
-class GuildReport:
-    """A server's usage today and its open jobs by status."""
+class DayUsage:
+    """One UTC day's jobs on one server."""
 
-    members: list[MemberUsage]
+    day: date
+    images: int
+    jobs: int
+    failures: int
+
+
+@dataclass(frozen=True)
+class GuildReport:
+    """A server's usage over the last `days` UTC days (today included), and its open jobs by status."""
+
+    days: int
+    members: list[MemberUsage]  # the busiest first, at most REPORT_MEMBERS
+    more_members: int  # members left out of `members`
+    per_day: list[DayUsage]  # days with at least one job, newest first
     open_jobs: dict[str, int]
+
+
+REPORT_MEMBERS = 20
 
 
 @dataclass(frozen=True)
@@ -297,20 +316,34 @@ class Store:
             row = await cur.fetchone()
         return int(row[0]) + 1 if row else 1
 
-    async def guild_report(self, guild_id: int, *, now: float | None = None) -> GuildReport:
-        """Today's usage on one server: images, jobs and failures per member, and jobs open now."""
-        since = day_start(_now(now))
+    async def guild_report(self, guild_id: int, *, days: int = 1, now: float | None = None) -> GuildReport:
+        """Usage on one server over the last `days` UTC days: per member, per day, and the jobs open now."""
+        since = day_start(_now(now)) - (days - 1) * _DAY
+        # Images count unless the job failed; a timed-out job may still have been billed, so it counts too.
+        totals = """COALESCE(SUM(CASE WHEN status != 'failed' THEN count ELSE 0 END), 0), COUNT(*),
+                    COALESCE(SUM(status IN ('failed', 'timed_out')), 0)"""
         async with (
             self._lock,
             self._db.execute(
-                """SELECT user_id, COALESCE(SUM(CASE WHEN status != 'failed' THEN count ELSE 0 END), 0), COUNT(*),
-                      SUM(status IN ('failed', 'timed_out'))
-               FROM jobs WHERE guild_id = ? AND created_at >= ?
-               GROUP BY user_id ORDER BY 2 DESC LIMIT 20""",
+                f"""SELECT user_id, {totals} FROM jobs WHERE guild_id = ? AND created_at >= ?
+                    GROUP BY user_id ORDER BY 2 DESC, 3 DESC""",  # noqa: S608
                 (guild_id, since),
             ) as cur,
         ):
             members = [MemberUsage(int(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in await cur.fetchall()]
+        async with (
+            self._lock,
+            self._db.execute(
+                f"""SELECT CAST((created_at - ?) / {_DAY} AS INTEGER) AS day, {totals}
+                    FROM jobs WHERE guild_id = ? AND created_at >= ? GROUP BY day ORDER BY day DESC""",  # noqa: S608
+                (since, guild_id, since),
+            ) as cur,
+        ):
+            first = datetime.fromtimestamp(since, tz=UTC).date()
+            per_day = [
+                DayUsage(first + timedelta(days=int(r[0])), int(r[1]), int(r[2]), int(r[3]))
+                for r in await cur.fetchall()
+            ]
         async with (
             self._lock,
             self._db.execute(
@@ -319,7 +352,8 @@ class Store:
             ) as cur,
         ):
             open_jobs = {str(r[0]): int(r[1]) for r in await cur.fetchall()}
-        return GuildReport(members, open_jobs)
+        shown = members[:REPORT_MEMBERS]
+        return GuildReport(days, shown, len(members) - len(shown), per_day, open_jobs)
 
     async def queued_jobs_of(self, guild_id: int, user_id: int) -> list[Job]:
         """A member's jobs still waiting in the queue on one server."""
@@ -428,7 +462,7 @@ class Store:
         """Keep the images a member may edit (from a result or a message) until the edit prompt comes back."""
         payload = json.dumps([{"url": i.url, "ratio": i.ratio} for i in images])
         # A prompt left open for a day is not coming back.
-        await self._write_returning("DELETE FROM edit_sources WHERE created_at < ?", (_now(now) - 86_400,))
+        await self._write_returning("DELETE FROM edit_sources WHERE created_at < ?", (_now(now) - _DAY,))
         row = await self._write_returning(
             "INSERT INTO edit_sources (user_id, images, created_at) VALUES (?, ?, ?) RETURNING id",
             (user_id, payload, _now(now)),

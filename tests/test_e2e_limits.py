@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,10 @@ async def test_settings_changes_take_effect_at_once(world: World) -> None:
     await world.flux.wait_for_submits(3)
 
 
+def utc_today() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
 def flux_models(world: World) -> list[str]:
     return [body["model"] for body in world.flux.submits]
 
@@ -128,6 +133,7 @@ def flux_models(world: World) -> list[str]:
 async def test_moderators_cancel_queued_jobs_and_see_usage(fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path) -> None:
     discord, flux = fakes
     flux.hold = True
+    started = utc_today()  # either date is right for a test that runs across midnight
     async with running_bot(discord, flux, tmp_path, MAX_JOBS_IN_FLIGHT="1", MAX_JOBS_PER_MEMBER="5") as world:
         running = await discord.send_slash_command("imagine", [option("prompt", "at the provider")])
         await final_reply(world, running, "Flux is working on it")
@@ -144,8 +150,13 @@ async def test_moderators_cancel_queued_jobs_and_see_usage(fakes: tuple[FakeDisc
 
         usage = await discord.send_slash_command("fluxadmin", admin("usage"))
         report = answer(world, usage)["data"]["embeds"][0]
-        assert f"<@{discord.user_id}>: 1 image(s) in 2 job(s), 1 failed" in report["description"]
+        assert report["title"] == "fluxbot usage, the last 7 days (UTC)"
+        member, per_day = report["description"].split("**Per day**")
+        assert member.splitlines() == ["**Per member**", f"<@{discord.user_id}>: 1 image(s) in 2 job(s), 1 failed"]
+        assert per_day.strip() in {f"{day}: 1 image(s) in 2 job(s), 1 failed" for day in (started, utc_today())}
         assert fields(report)["Jobs open now"] == "1 submitted"
+        one_day = await discord.send_slash_command("fluxadmin", admin("usage", option("days", 1, kind=4)))
+        assert answer(world, one_day)["data"]["embeds"][0]["title"] == "fluxbot usage, today (UTC)"
 
 
 async def test_a_command_that_cannot_be_acknowledged_does_not_hold_a_place(

@@ -10,7 +10,7 @@ import pytest
 from fluxbot import catalog
 from fluxbot.limits import GuildSettings, Limits, Refused, Usage, day_start, next_utc_midnight, policy_for, refusal
 from fluxbot.providers.base import JobRequest
-from fluxbot.store import JobStatus, Reply, Store
+from fluxbot.store import REPORT_MEMBERS, JobStatus, Reply, Store
 
 NOON = datetime(2026, 11, 21, 12, 0, tzinfo=UTC).timestamp()
 REQUEST = JobRequest("generate", "a cat", "flux-dev", "1024x1024", count=2)
@@ -142,3 +142,41 @@ def test_settings_made_under_another_provider_do_not_break_commands() -> None:
         assert applied.allowed_models == (), "a list naming none of this provider's models allows them all"
     finally:
         catalog.use_provider("acedata")
+
+
+async def test_the_usage_report_counts_per_member_and_per_utc_day(store: Store) -> None:
+    unlimited = Limits(member_jobs=100)
+    day = 86_400
+    plan = [(1, NOON - 3 * day), (1, NOON - day), (2, NOON - day + 60), (1, NOON), (2, NOON + 60), (2, NOON + 120)]
+    jobs = [await store.admit("acedata", REQUEST, reply(user), limits=unlimited, now=at) for user, at in plan]
+    failed = jobs[4]
+    assert failed is not None
+    await store.finish(failed.id, JobStatus.FAILED, error_message="boom")
+    elsewhere = Reply(user_id=3, guild_id=99, channel_id=8, application_id=9, interaction_token="t", message_id=1)
+    await store.admit("acedata", REQUEST, elsewhere, limits=unlimited, now=NOON)
+
+    week = await store.guild_report(7, days=7, now=NOON + 600)
+    assert week.days == 7
+    assert [(m.user_id, m.images, m.jobs, m.failures) for m in week.members] == [(1, 6, 3, 0), (2, 4, 3, 1)]
+    assert week.more_members == 0
+    assert [(d.day.isoformat(), d.images, d.jobs, d.failures) for d in week.per_day] == [
+        ("2026-11-21", 4, 3, 1),
+        ("2026-11-20", 4, 2, 0),
+        ("2026-11-18", 2, 1, 0),
+    ], "newest first, days without jobs left out, failed jobs cost no images"
+    assert week.open_jobs == {"queued": 5}
+
+    today = await store.guild_report(7, days=1, now=NOON + 600)
+    assert [(m.user_id, m.images, m.jobs) for m in today.members] == [(2, 2, 2), (1, 2, 1)], "ties: more jobs first"
+    assert [d.day.isoformat() for d in today.per_day] == ["2026-11-21"]
+    two_days = await store.guild_report(7, days=2, now=NOON + 600)
+    assert [d.day.isoformat() for d in two_days.per_day] == ["2026-11-21", "2026-11-20"], "the 18th is outside"
+
+
+async def test_the_usage_report_names_the_busiest_members_and_counts_the_rest(store: Store) -> None:
+    for user in range(1, REPORT_MEMBERS + 3):
+        for _ in range(user):
+            await store.admit("acedata", REQUEST, reply(user), limits=Limits(member_jobs=100), now=NOON)
+    report = await store.guild_report(7, now=NOON)
+    assert [m.user_id for m in report.members] == list(range(REPORT_MEMBERS + 2, 2, -1))
+    assert report.more_members == 2
