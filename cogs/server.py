@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import discord
 from discord import app_commands
@@ -90,9 +91,15 @@ class Server(commands.Cog):
         assert interaction.guild_id is not None
         return interaction.guild_id, await self.bot.guild_settings(interaction.guild_id)
 
-    async def _save_and_show(self, interaction: discord.Interaction, guild_id: int, settings: GuildSettings) -> None:
-        await self.bot.save_guild_settings(guild_id, settings)
-        log.info("server %s settings changed by %s: %s", guild_id, interaction.user.id, settings.to_json())
+    async def _change(self, interaction: discord.Interaction, change: Callable[[GuildSettings], GuildSettings]) -> None:
+        """Apply `change` to this server's settings and show the result; a `Refused` from it is the answer instead."""
+        assert interaction.guild_id is not None
+        try:
+            settings = await self.bot.change_guild_settings(interaction.guild_id, change)
+        except Refused as exc:
+            await interaction.response.send_message(str(exc), ephemeral=True)
+            return
+        log.info("server %s settings changed by %s: %s", interaction.guild_id, interaction.user.id, settings.to_json())
         await self._show(interaction, settings, saved=True)
 
     async def _show(self, interaction: discord.Interaction, settings: GuildSettings, *, saved: bool = False) -> None:
@@ -117,33 +124,33 @@ class Server(commands.Cog):
         self, interaction: discord.Interaction, default: str | None = None, allowed: str | None = None
     ) -> None:
         """Set the default and allowed models."""
-        guild_id, settings = await self._current(interaction)
-        if default is not None and default not in catalog.model_names():
-            known = ", ".join(f"`{n}`" for n in catalog.model_names())
+        names = catalog.model_names()
+        if default is not None and default not in names:
+            known = ", ".join(f"`{n}`" for n in names)
             await interaction.response.send_message(
                 f"`{default[:40]}` is not a model of this bot's provider. Pick one of {known}.", ephemeral=True
             )
             return
-        allowed_models = settings.allowed_models
-        if allowed is not None:
-            names = [n.strip() for n in allowed.split(",") if n.strip()]
-            unknown = [n for n in names if n not in catalog.model_names()] if names != ["all"] else []
-            if unknown or not names:
-                valid = ", ".join(f"`{n}`" for n in catalog.model_names())
-                shown = ", ".join(f"`{n[:40]}`" for n in unknown) or "nothing"
-                await interaction.response.send_message(
-                    f"{shown} is not a model I know. Use `all`, or names from: {valid}.", ephemeral=True
-                )
+        picked = [n.strip() for n in allowed.split(",") if n.strip()] if allowed is not None else None
+        if picked is not None and picked != ["all"]:
+            unknown = [n for n in picked if n not in names]
+            if unknown or not picked:
+                valid = ", ".join(f"`{n}`" for n in names)
+                shown = ", ".join(f"`{n[:40]}`" for n in unknown)
+                problem = f"{shown} is not a model I know." if unknown else "Name at least one model."
+                await interaction.response.send_message(f"{problem} Use `all`, or names from: {valid}.", ephemeral=True)
                 return
-            allowed_models = () if names == ["all"] else tuple(dict.fromkeys(names))
-        new_default = default if default is not None else settings.default_model
-        if new_default and allowed_models and new_default not in allowed_models:
-            await interaction.response.send_message(
-                f"The default model `{new_default}` must be one of the allowed models.", ephemeral=True
-            )
-            return
-        changed = with_changes(settings, default_model=new_default, allowed_models=allowed_models)
-        await self._save_and_show(interaction, guild_id, changed)
+
+        def change(settings: GuildSettings) -> GuildSettings:
+            allowed_models = settings.allowed_models
+            if picked is not None:
+                allowed_models = () if picked == ["all"] else tuple(dict.fromkeys(picked))
+            new_default = default if default is not None else settings.default_model
+            if new_default and allowed_models and new_default not in allowed_models:
+                raise Refused(f"The default model `{new_default}` must be one of the allowed models.")
+            return with_changes(settings, default_model=new_default, allowed_models=allowed_models)
+
+        await self._change(interaction, change)
 
     @models.autocomplete("default")
     async def model_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -161,21 +168,23 @@ class Server(commands.Cog):
         clear: bool = False,
     ) -> None:
         """Change the allowed channels."""
-        guild_id, settings = await self._current(interaction)
-        channels = [] if clear else list(settings.allowed_channels)
-        if add is not None and add.id not in channels:
-            channels.append(add.id)
-        if remove is not None and remove.id in channels:
-            channels.remove(remove.id)
-        await self._save_and_show(interaction, guild_id, with_changes(settings, allowed_channels=tuple(channels)))
+
+        def change(settings: GuildSettings) -> GuildSettings:
+            channels = [] if clear else list(settings.allowed_channels)
+            if add is not None and add.id not in channels:
+                channels.append(add.id)
+            if remove is not None and remove.id in channels:
+                channels.remove(remove.id)
+            return with_changes(settings, allowed_channels=tuple(channels))
+
+        await self._change(interaction, change)
 
     @admin.command(name="role", description="Require a role to use fluxbot (leave empty for everyone)")
     @app_commands.describe(role="Members need this role; leave it out to let everyone use the bot")
     async def role(self, interaction: discord.Interaction, role: discord.Role | None = None) -> None:
         """Set or clear the required role."""
-        guild_id, settings = await self._current(interaction)
-        await self._save_and_show(
-            interaction, guild_id, with_changes(settings, required_role=role.id if role else None)
+        await self._change(
+            interaction, lambda settings: with_changes(settings, required_role=role.id if role else None)
         )
 
     @admin.command(name="limits", description="Change the per-member limits on this server")
@@ -194,12 +203,14 @@ class Server(commands.Cog):
         reset: bool = False,
     ) -> None:
         """Change the limits."""
-        guild_id, settings = await self._current(interaction)
-        if reset:
-            settings = with_changes(settings, member_jobs=None, cooldown_seconds=None, daily_images=None)
         changes = {"member_jobs": member_jobs, "cooldown_seconds": cooldown_seconds, "daily_images": daily_images}
-        settings = with_changes(settings, **{k: v for k, v in changes.items() if v is not None})
-        await self._save_and_show(interaction, guild_id, settings)
+
+        def change(settings: GuildSettings) -> GuildSettings:
+            if reset:
+                settings = with_changes(settings, member_jobs=None, cooldown_seconds=None, daily_images=None)
+            return with_changes(settings, **{k: v for k, v in changes.items() if v is not None})
+
+        await self._change(interaction, change)
 
     @admin.command(name="usage", description="Images per member and per day, jobs running or waiting, failures")
     @app_commands.describe(days="How many UTC days to cover, today included (default 7)")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import aiohttp
 import discord
@@ -64,6 +65,7 @@ class FluxBot(commands.Bot):
             callback_url=callback_url,
         )
         self._guild_settings: dict[int, GuildSettings] = {}
+        self._settings_locks: dict[int, asyncio.Lock] = {}
         #: Set when shutdown starts: from then on commands are answered "restarting".
         self.closing = False
 
@@ -166,15 +168,24 @@ class FluxBot(commands.Bot):
         )
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:
-        """A server's settings (cached; saving through `save_guild_settings` keeps the cache right)."""
+        """A server's settings (cached; `change_guild_settings` keeps the cache right)."""
         if guild_id not in self._guild_settings:
             self._guild_settings[guild_id] = await self.store.guild_settings(guild_id)
         return self._guild_settings[guild_id]
 
-    async def save_guild_settings(self, guild_id: int, settings: GuildSettings) -> None:
-        """Store a server's settings; they apply to the next command."""
-        await self.store.save_guild_settings(guild_id, settings)
-        self._guild_settings[guild_id] = settings
+    async def change_guild_settings(
+        self, guild_id: int, change: Callable[[GuildSettings], GuildSettings]
+    ) -> GuildSettings:
+        """Apply `change` to a server's settings and save the result; they apply to the next command.
+
+        Read, change and save happen under one lock per server, so two moderators' edits never undo each other.
+        An exception from `change` (a `Refused` with the reason) leaves the settings as they were.
+        """
+        async with self._settings_locks.setdefault(guild_id, asyncio.Lock()):
+            changed = change(await self.guild_settings(guild_id))
+            await self.store.save_guild_settings(guild_id, changed)
+            self._guild_settings[guild_id] = changed
+        return changed
 
     async def health(self) -> dict[str, bool]:
         """The checks /healthz reports: gateway connected, database writable, tracker alive."""

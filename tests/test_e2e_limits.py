@@ -122,6 +122,44 @@ async def test_settings_changes_take_effect_at_once(world: World) -> None:
     await world.flux.wait_for_submits(3)
 
 
+async def test_two_moderators_changing_settings_at_once_keep_both_changes(world: World) -> None:
+    discord = world.discord
+    art = await discord.add_text_channel("art")
+    await asyncio.gather(
+        discord.send_slash_command("fluxadmin", admin("channels", option("add", str(art), kind=7))),
+        discord.send_slash_command("fluxadmin", admin("limits", option("daily_images", 3, kind=4)), user_id=BOB),
+        discord.send_slash_command("fluxadmin", admin("models", option("default", "flux-pro")), user_id=ALICE),
+    )
+    shown = await discord.send_slash_command("fluxadmin", admin("show"))
+    card = fields(answer(world, shown)["data"]["embeds"][0])
+    assert (card["Channels"], card["Images per member per day"], card["Default model"]) == (
+        f"<#{art}>",
+        "3 (UTC day)",
+        "`flux-pro`",
+    )
+
+
+async def test_invalid_model_settings_are_refused_and_change_nothing(world: World) -> None:
+    discord = world.discord
+
+    async def refusal(*options: dict[str, Any]) -> str:
+        sent = await discord.send_slash_command("fluxadmin", admin("models", *options))
+        data = answer(world, sent)["data"]
+        assert data["flags"] & EPHEMERAL
+        return str(data["content"])
+
+    assert "`flux-9` is not a model of this bot's provider" in await refusal(option("default", "flux-9"))
+    assert "`flux-9` is not a model I know. Use `all`" in await refusal(option("allowed", "flux-dev, flux-9"))
+    assert "Name at least one model. Use `all`" in await refusal(option("allowed", " , "))
+    await discord.send_slash_command("fluxadmin", admin("models", option("allowed", "flux-pro, flux-dev")))
+    assert "The default model `flux-2-pro` must be one of the allowed models" in await refusal(
+        option("default", "flux-2-pro")
+    )
+    shown = await discord.send_slash_command("fluxadmin", admin("show"))
+    card = fields(answer(world, shown)["data"]["embeds"][0])
+    assert (card["Default model"], card["Allowed models"]) == ("`flux-dev`", "`flux-pro`, `flux-dev`")
+
+
 def utc_today() -> str:
     return datetime.now(UTC).date().isoformat()
 
