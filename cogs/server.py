@@ -48,7 +48,7 @@ def usage_card(report: GuildReport) -> discord.Embed:
     return embed
 
 
-def settings_card(settings: GuildSettings, limits: Limits, default_model: str) -> discord.Embed:
+def settings_card(settings: GuildSettings, limits: Limits, default_model: str, *, serve_dms: bool) -> discord.Embed:
     """This server's settings, as moderators see them."""
     embed = discord.Embed(title="fluxbot settings for this server", colour=discord.Colour.blurple())
     models = ", ".join(f"`{m}`" for m in settings.allowed_models) or "all models"
@@ -61,7 +61,11 @@ def settings_card(settings: GuildSettings, limits: Limits, default_model: str) -
     embed.add_field(name="Jobs at once per member", value=str(limits.member_jobs), inline=True)
     embed.add_field(name="Cooldown", value=_limit_text(limits.cooldown_seconds, "seconds"), inline=True)
     embed.add_field(name="Images per member per day", value=_limit_text(limits.daily_images, "(UTC day)"), inline=True)
-    embed.set_footer(text="Change with /fluxadmin models · channels · role · limits")
+    dms = "members may use it in DMs, under these rules" if settings.dms else "off for this server's members"
+    if not serve_dms:
+        dms = "off: the bot's operator does not serve DMs (SERVE_DMS)"
+    embed.add_field(name="Direct messages", value=dms, inline=False)
+    embed.set_footer(text="Change with /fluxadmin models · channels · role · limits · dms")
     return embed
 
 
@@ -104,7 +108,7 @@ class Server(commands.Cog):
 
     async def _show(self, interaction: discord.Interaction, settings: GuildSettings, *, saved: bool = False) -> None:
         policy = await self.bot.policy_for_settings(settings)
-        embed = settings_card(settings, policy.limits, policy.default_model)
+        embed = settings_card(settings, policy.limits, policy.default_model, serve_dms=self.bot.settings.serve_dms)
         if saved:
             embed.description = "✅ Saved. The change applies to the next command."
         await interaction.response.send_message(embed=embed, ephemeral=True)
@@ -186,6 +190,12 @@ class Server(commands.Cog):
         await self._change(
             interaction, lambda settings: with_changes(settings, required_role=role.id if role else None)
         )
+
+    @admin.command(name="dms", description="Let this server's members use fluxbot in direct messages, or not")
+    @app_commands.describe(allowed="True: members may use the bot in DMs under this server's rules; False: not")
+    async def dms(self, interaction: discord.Interaction, allowed: bool) -> None:
+        """Allow or refuse DMs for this server's members."""
+        await self._change(interaction, lambda settings: with_changes(settings, dms=allowed))
 
     @admin.command(name="limits", description="Change the per-member limits on this server")
     @app_commands.describe(

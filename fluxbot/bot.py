@@ -17,13 +17,15 @@ from discord.ext import commands
 from fluxbot.config import Settings
 from fluxbot.delivery import Delivery
 from fluxbot.jobs import AttachmentInfo, JobService
-from fluxbot.limits import GuildSettings, Policy, Refused, policy_for, with_changes
+from fluxbot.limits import NO_DMS, GuildSettings, Policy, Refused, SharedServer, dm_policy, policy_for, with_changes
 from fluxbot.providers.base import JobRequest, Provider
 from fluxbot.store import Reply, Store
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.images", "cogs.results", "cogs.server")
+MEMBERSHIP_TTL_SECONDS = 60.0  # how long a DM member's servers and roles are trusted before asking again
+MEMBERSHIP_CACHE_SIZE = 10_000
 RESTARTING = "The bot is restarting right now. Please try again in a moment; nothing of yours was lost."
 GENERIC_ERROR = (
     "Something went wrong on the bot's side and this command did not run. "
@@ -66,6 +68,8 @@ class FluxBot(commands.Bot):
         )
         self._guild_settings: dict[int, GuildSettings] = {}
         self._settings_locks: dict[int, asyncio.Lock] = {}
+        #: (server, user) → (until when it is valid, the member's role ids or None when not a member); for DMs.
+        self._memberships: dict[tuple[int, int], tuple[float, tuple[int, ...] | None]] = {}
         #: Set when shutdown starts: from then on commands are answered "restarting".
         self.closing = False
 
@@ -143,7 +147,9 @@ class FluxBot(commands.Bot):
 
     async def policy(self, interaction: discord.Interaction) -> Policy:
         """What applies to this member here; Refused when they may not use the bot here at all."""
-        guild = await self.guild_settings(interaction.guild_id) if interaction.guild_id else None
+        if interaction.guild_id is None:
+            return await self._dm_policy(interaction.user.id)
+        guild = await self.guild_settings(interaction.guild_id)
         channel = interaction.channel
         parent = getattr(channel, "parent_id", None)
         roles = [role.id for role in getattr(interaction.user, "roles", [])]
@@ -151,10 +157,49 @@ class FluxBot(commands.Bot):
             guild,
             defaults=self.settings.limits(),
             default_model=self.settings.default_model,
-            serve_dms=self.settings.serve_dms,
             channel_ids=[c for c in (interaction.channel_id, parent) if c is not None],
             role_ids=roles,
         )
+
+    async def _dm_policy(self, user_id: int) -> Policy:
+        if not self.settings.serve_dms:
+            raise Refused(NO_DMS)
+        servers = []
+        for guild in sorted(self.guilds, key=lambda g: g.id):
+            roles = await self._member_roles(guild, user_id)
+            if roles is None:
+                continue
+            settings = await self.guild_settings(guild.id)
+            role = guild.get_role(settings.required_role) if settings.required_role else None
+            servers.append(SharedServer(guild.name, settings, roles, role.name if role else ""))
+        return dm_policy(
+            servers, defaults=self.settings.limits(), default_model=self.settings.default_model, serve_dms=True
+        )
+
+    async def _member_roles(self, guild: discord.Guild, user_id: int) -> tuple[int, ...] | None:
+        """The member's role ids on `guild`, None when not a member; asked of Discord at most every few minutes."""
+        now = time.monotonic()
+        cached = self._memberships.get((guild.id, user_id))
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        # Without the privileged members intent the cache rarely has the member; REST does not need the intent.
+        member = guild.get_member(user_id)
+        if member is None:
+            try:
+                member = await guild.fetch_member(user_id)
+            except discord.NotFound:
+                member = None
+            except discord.HTTPException as exc:
+                log.warning("could not look up member %s on server %s: %s %s", user_id, guild.id, exc.status, exc.text)
+                raise Refused(
+                    "I couldn't check which servers we share just now. Please try again in a minute, "
+                    "or use me in a channel of your server."
+                ) from None
+        roles = tuple(role.id for role in member.roles) if member is not None else None
+        if len(self._memberships) > MEMBERSHIP_CACHE_SIZE:
+            self._memberships.clear()
+        self._memberships[(guild.id, user_id)] = (now + MEMBERSHIP_TTL_SECONDS, roles)
+        return roles
 
     async def policy_for_settings(self, settings: GuildSettings) -> Policy:
         """The policy a server's settings give, ignoring place and role (for showing the settings)."""
@@ -162,7 +207,6 @@ class FluxBot(commands.Bot):
             with_changes(settings, allowed_channels=(), required_role=None),
             defaults=self.settings.limits(),
             default_model=self.settings.default_model,
-            serve_dms=True,
             channel_ids=[],
             role_ids=[],
         )

@@ -40,6 +40,7 @@ class GuildSettings:
     member_jobs: int | None = None
     cooldown_seconds: int | None = None
     daily_images: int | None = None
+    dms: bool = True  # whether this server's members may use the bot in direct messages
 
     def to_json(self) -> str:
         """The settings as stored."""
@@ -87,23 +88,21 @@ class Policy:
             raise Refused(f"`{model}` is not enabled on this server. Models you can use here: {allowed}.")
 
 
+NO_DMS = "I don't take commands in direct messages. Please use me in a server we share."
+
+
 def policy_for(
-    guild: GuildSettings | None,
+    guild: GuildSettings,
     *,
     defaults: Limits,
     default_model: str,
-    serve_dms: bool,
     channel_ids: Sequence[int],
     role_ids: Sequence[int],
 ) -> Policy:
-    """The policy for a command, or Refused when the member may not use the bot here.
+    """The policy for a command on a server, or Refused when the member may not use the bot here.
 
-    `guild` is None in DMs. `channel_ids` are the channel and, for a thread, its parent.
+    `channel_ids` are the channel and, for a thread, its parent.
     """
-    if guild is None:
-        if not serve_dms:
-            raise Refused("I don't take commands in direct messages. Please use me in a server we share.")
-        return Policy(default_model, (), defaults)
     if guild.allowed_channels and not set(channel_ids) & set(guild.allowed_channels):
         places = ", ".join(f"<#{c}>" for c in guild.allowed_channels)
         raise Refused(f"I can't be used in this channel. On this server you can use me in {places}.")
@@ -116,6 +115,48 @@ def policy_for(
     if allowed and model not in allowed:
         model = allowed[0]
     return Policy(model, allowed, guild.limits(defaults), guild)
+
+
+@dataclass(frozen=True)
+class SharedServer:
+    """A server that the member writing to the bot in a DM shares with it, and the member's roles there."""
+
+    name: str
+    settings: GuildSettings
+    role_ids: tuple[int, ...]
+    required_role_name: str = ""  # the name of `settings.required_role`, as the DM cannot mention it
+
+
+def dm_policy(servers: Sequence[SharedServer], *, defaults: Limits, default_model: str, serve_dms: bool) -> Policy:
+    """The policy for a command in a DM: the rules of the first shared server that lets the member use DMs.
+
+    The operator's `serve_dms` comes first. A member who shares no server with the bot gets the operator's defaults.
+    A server's channel list does not apply in DMs; its role, models and limits do.
+    """
+    if not serve_dms:
+        raise Refused(NO_DMS)
+    if not servers:
+        return Policy(default_model, (), defaults)
+    for server in servers:
+        rules = server.settings
+        if rules.dms and (rules.required_role is None or rules.required_role in server.role_ids):
+            return policy_for(
+                with_changes(rules, allowed_channels=()),
+                defaults=defaults,
+                default_model=default_model,
+                channel_ids=[],
+                role_ids=server.role_ids,
+            )
+    open_to_dms = [server for server in servers if server.settings.dms]
+    if not open_to_dms:
+        names = ", ".join(f"**{server.name}**" for server in servers)
+        raise Refused(
+            f"The moderators of {names} have turned off fluxbot in direct messages. Please use me in a channel there."
+        )
+    roles = "; or ".join(
+        f"the **{server.required_role_name or 'required'}** role on **{server.name}**" for server in open_to_dms
+    )
+    raise Refused(f"To use me in direct messages you need {roles}. Ask a moderator, or use me in a channel there.")
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,66 @@ async def test_invalid_model_settings_are_refused_and_change_nothing(world: Worl
     assert (card["Default model"], card["Allowed models"]) == ("`flux-dev`", "`flux-pro`, `flux-dev`")
 
 
+async def test_each_server_chooses_whether_its_members_use_the_bot_in_dms(
+    fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path
+) -> None:
+    discord, flux = fakes
+    async with running_bot(discord, flux, tmp_path, DEV_GUILD_ID="", DAILY_IMAGES_PER_MEMBER="50") as world:
+        in_dm = await discord.send_slash_command("imagine", [option("prompt", "a quiet harbour")], guild=False)
+        assert answer(world, in_dm)["type"] == DEFERRED
+        await final_reply(world, in_dm, "Done")
+        assert [r.path for r in discord.requests if "/members/" in r.path] == [
+            f"/api/v10/guilds/{discord.guild_id}/members/{discord.user_id}"
+        ], "the bot asks Discord which servers the member shares with it"
+
+        await discord.send_slash_command("fluxadmin", admin("limits", option("daily_images", 2, kind=4)))
+        overview = await discord.send_slash_command("flux", guild=False)
+        card = fields(answer(world, overview)["data"]["embeds"][0])
+        assert card["Images today"].startswith("1 of 2 left"), "a DM follows the member's server's limits"
+
+        await discord.send_slash_command("fluxadmin", admin("dms", option("allowed", False, kind=5)))
+        closed = await discord.send_slash_command("imagine", [option("prompt", "another harbour")], guild=False)
+        data = answer(world, closed)["data"]
+        assert data["flags"] & EPHEMERAL
+        assert data["content"] == (
+            "The moderators of **Fluxbot Test Guild** have turned off fluxbot in direct messages. "
+            "Please use me in a channel there."
+        )
+        shown = await discord.send_slash_command("fluxadmin", admin("show"))
+        assert fields(answer(world, shown)["data"]["embeds"][0])["Direct messages"] == "off for this server's members"
+
+        artist = await discord.add_role("Artist")
+        await discord.send_slash_command("fluxadmin", admin("dms", option("allowed", True, kind=5)))
+        await discord.send_slash_command("fluxadmin", admin("role", option("role", str(artist), kind=8)))
+        discord.set_member(BOB, [])
+        no_role = await discord.send_slash_command(
+            "imagine", [option("prompt", "bob's boat")], guild=False, user_id=BOB
+        )
+        assert answer(world, no_role)["data"]["content"] == (
+            "To use me in direct messages you need the **Artist** role on **Fluxbot Test Guild**. "
+            "Ask a moderator, or use me in a channel there."
+        )
+        discord.set_member(ALICE, [artist])
+        has_role = await discord.send_slash_command(
+            "imagine", [option("prompt", "alice's boat")], guild=False, user_id=ALICE
+        )
+        await final_reply(world, has_role, "Done")
+        assert [body["prompt"] for body in flux.submits] == ["a quiet harbour", "alice's boat"]
+
+
+async def test_the_operator_can_refuse_all_direct_messages(fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path) -> None:
+    discord, flux = fakes
+    async with running_bot(discord, flux, tmp_path, DEV_GUILD_ID="", SERVE_DMS="false") as world:
+        in_dm = await discord.send_slash_command("imagine", [option("prompt", "a quiet harbour")], guild=False)
+        assert answer(world, in_dm)["data"]["content"] == (
+            "I don't take commands in direct messages. Please use me in a server we share."
+        )
+        shown = await discord.send_slash_command("fluxadmin", admin("show"))
+        card = fields(answer(world, shown)["data"]["embeds"][0])
+        assert card["Direct messages"] == "off: the bot's operator does not serve DMs (SERVE_DMS)"
+        assert flux.submits == []
+
+
 def utc_today() -> str:
     return datetime.now(UTC).date().isoformat()
 

@@ -8,7 +8,19 @@ from datetime import UTC, datetime
 import pytest
 
 from fluxbot import catalog
-from fluxbot.limits import GuildSettings, Limits, Refused, Usage, day_start, next_utc_midnight, policy_for, refusal
+from fluxbot.limits import (
+    GuildSettings,
+    Limits,
+    Policy,
+    Refused,
+    SharedServer,
+    Usage,
+    day_start,
+    dm_policy,
+    next_utc_midnight,
+    policy_for,
+    refusal,
+)
 from fluxbot.providers.base import JobRequest
 from fluxbot.store import REPORT_MEMBERS, JobStatus, Reply, Store
 
@@ -22,20 +34,17 @@ def reply(user_id: int, message_id: int | None = 1) -> Reply:
     )
 
 
-def policy(guild: GuildSettings | None, *, channels: list[int] | None = None, roles: list[int] | None = None):
+def policy(guild: GuildSettings, *, channels: list[int] | None = None, roles: list[int] | None = None) -> Policy:
     return policy_for(
-        guild,
-        defaults=Limits(2, 0, 0),
-        default_model="flux-dev",
-        serve_dms=False,
-        channel_ids=channels or [100],
-        role_ids=roles or [],
+        guild, defaults=Limits(2, 0, 0), default_model="flux-dev", channel_ids=channels or [100], role_ids=roles or []
     )
 
 
-def test_places_roles_and_dms() -> None:
-    with pytest.raises(Refused, match="direct messages"):
-        policy(None)
+def in_dm(*servers: SharedServer, serve_dms: bool = True) -> Policy:
+    return dm_policy(servers, defaults=Limits(2, 0, 0), default_model="flux-dev", serve_dms=serve_dms)
+
+
+def test_places_and_roles() -> None:
     only_art = GuildSettings(allowed_channels=(200, 300))
     with pytest.raises(Refused, match="you can use me in <#200>, <#300>"):
         policy(only_art, channels=[100])
@@ -44,6 +53,26 @@ def test_places_roles_and_dms() -> None:
     with pytest.raises(Refused, match="<@&42> role"):
         policy(artists, roles=[1, 2])
     assert policy(artists, roles=[42]).default_model == "flux-dev"
+
+
+def test_direct_messages_follow_the_operator_then_the_members_servers() -> None:
+    open_server = SharedServer("Open", GuildSettings(daily_images=5, allowed_channels=(200,)), role_ids=())
+    with pytest.raises(Refused, match="I don't take commands in direct messages"):
+        in_dm(open_server, serve_dms=False)
+    assert in_dm() == Policy("flux-dev", (), Limits(2, 0, 0)), "no shared server: the operator's defaults"
+    assert in_dm(open_server).limits == Limits(2, 0, 5), "the server's limits; its channel list does not apply"
+
+    closed = SharedServer("Closed Club", GuildSettings(dms=False, member_jobs=1), role_ids=())
+    with pytest.raises(Refused, match=r"The moderators of \*\*Closed Club\*\* have turned off fluxbot in direct"):
+        in_dm(closed)
+    assert in_dm(closed, open_server).limits == Limits(2, 0, 5), "a server that allows DMs is enough"
+
+    artists = GuildSettings(required_role=42, allowed_models=("flux-pro",))
+    without_role = SharedServer("Art", artists, role_ids=(1,), required_role_name="Artist")
+    with pytest.raises(Refused, match=r"you need the \*\*Artist\*\* role on \*\*Art\*\*"):
+        in_dm(closed, without_role)
+    with_role = SharedServer("Art", artists, role_ids=(1, 42), required_role_name="Artist")
+    assert in_dm(closed, with_role).allowed_models == ("flux-pro",), "the server's models apply in its members' DMs"
 
 
 def test_models_and_limits_follow_the_server() -> None:
@@ -135,9 +164,7 @@ def test_settings_made_under_another_provider_do_not_break_commands() -> None:
     catalog.use_provider("kie")
     try:
         stale = GuildSettings(default_model="flux-dev", allowed_models=("flux-dev", "flux-pro-1.1"))
-        applied = policy_for(
-            stale, defaults=Limits(), default_model="flux-kontext-pro", serve_dms=True, channel_ids=[1], role_ids=[]
-        )
+        applied = policy_for(stale, defaults=Limits(), default_model="flux-kontext-pro", channel_ids=[1], role_ids=[])
         assert applied.default_model == "flux-kontext-pro", "the operator's default replaces a model Kie lacks"
         assert applied.allowed_models == (), "a list naming none of this provider's models allows them all"
     finally:

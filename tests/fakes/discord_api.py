@@ -304,6 +304,9 @@ class FakeDiscord:
         self._image_sizes: dict[int, tuple[int, int]] = {}
         self._verify_key = secrets.token_hex(32)
         self._bot_role_id = self.next_snowflake()
+        self._extra_roles: dict[int, str] = {}
+        #: The guild's members and their roles (besides @everyone); sending a guild interaction makes one a member.
+        self._members: dict[int, list[int]] = {bot_user_id: [self._bot_role_id], user_id: []}
         self._users: dict[int, dict[str, Any]] = {
             bot_user_id: _user_json(bot_user_id, "fluxbot", bot=True),
             user_id: _user_json(user_id, "tester"),
@@ -522,6 +525,21 @@ class FakeDiscord:
         await self.dispatch("CHANNEL_CREATE", self._channels[channel_id])
         return channel_id
 
+    async def add_role(self, name: str) -> int:
+        """Create a role in the guild (announced with GUILD_ROLE_CREATE, as Discord does)."""
+        role_id = self.next_snowflake()
+        self._extra_roles[role_id] = name
+        role = next(r for r in self._roles_json() if r["id"] == str(role_id))
+        await self.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": role})
+        return role_id
+
+    def set_member(self, user_id: int, roles: list[int] | None) -> None:
+        """Make `user_id` a member of the guild with these roles, or (None) not a member at all."""
+        if roles is None:
+            self._members.pop(user_id, None)
+        else:
+            self._members[user_id] = list(roles)
+
     async def send_autocomplete(
         self,
         name: str,
@@ -723,6 +741,7 @@ class FakeDiscord:
         }
         if guild:
             channel = self._channels[channel_id or self.channel_id]
+            self._members.setdefault(user_id, [])
             member = self._member_json(user_id)
             member["permissions"] = str(ALL_BUT_ADMIN if permissions is None else permissions)
             payload.update(
@@ -765,7 +784,7 @@ class FakeDiscord:
         """Build a guild member object (with user)."""
         return {
             "user": self._user(user_id),
-            "roles": [str(self._bot_role_id)] if user_id == self.bot_user_id else [],
+            "roles": [str(r) for r in self._members.get(user_id, [])],
             "nick": None,
             "avatar": None,
             "banner": None,
@@ -836,6 +855,7 @@ class FakeDiscord:
         return [
             role(self.guild_id, "@everyone", EVERYONE_PERMISSIONS, 0),
             role(self._bot_role_id, "fluxbot", ALL_BUT_ADMIN, 1, managed=True, tags={"bot_id": str(self.bot_user_id)}),
+            *(role(r, name, 0, 2 + n) for n, (r, name) in enumerate(self._extra_roles.items())),
         ]
 
     def _guild_json(self) -> dict[str, Any]:
@@ -891,7 +911,7 @@ class FakeDiscord:
             "large": False,
             "unavailable": False,
             "lazy": True,
-            "member_count": 2,
+            "member_count": len(self._members),
             "voice_states": [],
             "members": [self._member_json(self.bot_user_id)],
             "channels": [channel],
@@ -1352,7 +1372,7 @@ class FakeDiscord:
 
     async def _request_members(self, conn: _Connection, data: dict[str, Any]) -> None:
         """Answer REQUEST_GUILD_MEMBERS with a single GUILD_MEMBERS_CHUNK."""
-        known = [self.bot_user_id, self.user_id]
+        known = list(self._members)
         wanted = [int(u) for u in data.get("user_ids") or known]
         chunk: dict[str, Any] = {
             "guild_id": str(self.guild_id),
@@ -1473,7 +1493,7 @@ class FakeDiscord:
     async def _get_member(self, record: RecordedRequest, match: re.Match[str]) -> web.StreamResponse:
         """GET /guilds/{id}/members/{user}."""
         user_id = int(match["user"])
-        if int(match["guild"]) != self.guild_id or user_id not in (self.bot_user_id, self.user_id):
+        if int(match["guild"]) != self.guild_id or user_id not in self._members:
             return _error(404, "Unknown Member", 10007)
         return _json_response(self._member_json(user_id))
 
