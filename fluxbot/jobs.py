@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 PROMPT_MAX_CHARS = 1500
 MAX_COUNT = 4
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+#: Past JOB_TIMEOUT_SECONDS, how long a job whose lookups keep failing waits for one answer before timing out.
+TIMEOUT_GRACE_SECONDS = 300.0
 EDITABLE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP"}
 _EXTENSION_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 
@@ -38,6 +40,10 @@ NO_LIMITS = Limits(member_jobs=1_000_000)
 CANCELLED = "A moderator cancelled this job before it started. Nothing was made or charged."
 RESTARTED_BEFORE_SUBMIT = (
     "The bot restarted before this job reached the image provider, so no image was made. Please run the command again."
+)
+RESTARTED_DURING_SUBMIT = (
+    "The bot restarted while it was sending this job to the image provider, before the provider confirmed it, so the "
+    "bot cannot follow it. If an image was made, it cannot be shown here. Please run the command again."
 )
 UNEXPECTED_ERROR = "Something went wrong inside the bot while starting this job. Please try again."
 
@@ -433,12 +439,13 @@ class JobService:
         """Close jobs that never reached the provider; submitted and undelivered ones are picked up by `tick`."""
         stranded = await self.store.jobs_with_status(JobStatus.PENDING)
         for job in stranded:
-            log.warning("job %d: found unsent after a restart, closing it", job.id)
+            # The provider may have received (and billed) the submit; without its task id there is nothing to follow.
+            log.warning("job %d: the bot stopped while its submit was under way; closing it unfollowed", job.id)
             await self.store.finish(
                 job.id,
                 JobStatus.FAILED,
                 error_kind="restarted",
-                error_message=RESTARTED_BEFORE_SUBMIT,
+                error_message=RESTARTED_DURING_SUBMIT,
                 now=self._clock(),
             )
         for job in await self.store.jobs_with_status(JobStatus.QUEUED):
@@ -508,11 +515,10 @@ class JobService:
             return
         now = self._clock()
         due = [job for job in submitted if self._lookup_due(job, now)]
-        answered = {job.task_id for job in due if job.task_id in self._hinted}
-        statuses, looked_up = await self._lookup_all(due)
-        if looked_up:
-            # Only hints that this lookup answered; one that arrived meanwhile waits for the next round.
-            self._hinted -= answered
+        hinted = {job.task_id for job in due if job.task_id in self._hinted}
+        statuses, looked_at = await self._lookup_all(due)
+        # Only hints that this lookup answered; one that arrived meanwhile waits for the next round.
+        self._hinted -= hinted & looked_at
         ending: list[Coroutine[Any, Any, None]] = []
         refreshes: list[Coroutine[Any, Any, None]] = []
         for job in submitted:
@@ -521,7 +527,7 @@ class JobService:
                 ending.append(self._finish(job, JobStatus.FAILED, error=("provider_switched", PROVIDER_SWITCHED)))
             elif status is not None and status.state is not TaskState.RUNNING:
                 ending.append(self._finish_from_status(job, status))
-            elif now - (job.submitted_at or job.created_at) > self.job_timeout:
+            elif self._past_deadline(job, now, looked_at):
                 ending.append(self._time_out(job))
             elif now - self._card_shown.get(job.id, job.submitted_at or 0.0) >= self.card_refresh_seconds:
                 refreshes.append(self._show_progress(job))
@@ -559,6 +565,21 @@ class JobService:
             return True  # one last look before timing it out
         return now - self._last_polled.get(job.id, started) >= self.callback_poll_interval
 
+    def _past_deadline(self, job: Job, now: float, looked_at: set[str]) -> bool:
+        """Past the timeout, and this round's lookup saw the job still running (or lookups cannot help any more).
+
+        A job is not timed out while lookups are failing or backing off: it may have finished meanwhile.
+        """
+        age = now - (job.submitted_at or job.created_at)
+        if age <= self.job_timeout:
+            return False
+        cause = self._last_lookup_error
+        return (
+            job.task_id in looked_at
+            or age > self.job_timeout + TIMEOUT_GRACE_SECONDS
+            or (cause is not None and cause.kind.operator_problem)
+        )
+
     async def _bounded(self, work: Sequence[Coroutine[Any, Any, object]]) -> None:
         """Run Discord-facing work a few at a time, so one slow edit does not hold up the rest."""
         gate = asyncio.Semaphore(self.discord_concurrency)
@@ -585,13 +606,11 @@ class JobService:
             message = f"The bot could not check on this job: {cause.user_message}"
         await self._finish(job, JobStatus.TIMED_OUT, error=("timed_out", message))
 
-    async def _lookup_all(self, jobs: Sequence[Job]) -> tuple[dict[str, TaskStatus], bool]:
-        """Statuses of the jobs' tasks, batched; the flag says whether every lookup was made and answered."""
+    async def _lookup_all(self, jobs: Sequence[Job]) -> tuple[dict[str, TaskStatus], set[str]]:
+        """Statuses of the jobs' tasks, batched, and the task ids whose lookup was made and answered."""
         now = self._clock()
-        if now < self._lookup_retry.not_before:
-            return {}, False
-        if not jobs:
-            return {}, True
+        if now < self._lookup_retry.not_before or not jobs:
+            return {}, set()
         chunks: list[tuple[Provider, list[str]]] = []
         for name, provider in self.providers.items():
             ids = [j.task_id for j in jobs if j.task_id and j.provider == name]
@@ -612,16 +631,16 @@ class JobService:
             self._last_polled[job.id] = now
         results = await asyncio.gather(*(one(p, c) for p, c in chunks), return_exceptions=True)
         statuses: dict[str, TaskStatus] = {}
+        looked_at: set[str] = set()
         failure: ProviderError | None = None
-        complete = True
-        for result in results:
+        for (_, chunk), result in zip(chunks, results, strict=True):
             if isinstance(result, ProviderError):
-                failure, complete = result, False
+                failure = result
             elif isinstance(result, BaseException):
                 log.error("lookup failed unexpectedly", exc_info=result)
-                complete = False
             else:
                 statuses.update(result)
+                looked_at.update(chunk)
         self._last_lookup_error = failure
         if failure is None:
             self._lookup_retry = _Retry()
@@ -632,7 +651,7 @@ class JobService:
             log.warning("task lookup failed (%s); next lookup in %.0f s", failure, pause)
             if failure.kind.operator_problem:
                 log.error("operator action needed: %s", failure.user_message)
-        return statuses, complete
+        return statuses, looked_at
 
     async def _finish_from_status(self, job: Job, status: TaskStatus) -> None:
         if status.state is TaskState.SUCCEEDED:

@@ -215,7 +215,7 @@ async def test_a_job_killed_before_its_task_id_was_stored_is_closed_clearly(worl
     await world.restart()
 
     failed = await final_reply(world, interaction, "Failed")
-    assert "restarted before this job reached the image provider" in fields(failed["embeds"][0])["What happened"]
+    assert "restarted while it was sending this job" in fields(failed["embeds"][0])["What happened"]
     assert "run the command again" in fields(failed["embeds"][0])["What happened"]
 
 

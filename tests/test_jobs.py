@@ -13,7 +13,8 @@ from fluxbot.delivery import DeliveryError
 from fluxbot.jobs import (
     NO_LIMITS,
     PROMPT_MAX_CHARS,
-    RESTARTED_BEFORE_SUBMIT,
+    RESTARTED_DURING_SUBMIT,
+    TIMEOUT_GRACE_SECONDS,
     AttachmentInfo,
     CallbackOutcome,
     Extras,
@@ -253,6 +254,41 @@ async def test_a_job_past_the_timeout_ends_as_timed_out(
     assert "within 10 minutes" in (done.error_message or "")
 
 
+async def test_a_job_is_not_timed_out_while_lookups_back_off(
+    service: JobService, flux: FakeFlux, replier: RecordingReplier, clock: Clock
+) -> None:
+    flux.hold = True
+    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
+    flux.script("/flux/tasks", 429, envelope("too_many_requests", "slow down"), times=1)
+    clock.now += 599
+    await service.tick()  # rate limited: the next lookup waits 3 s
+    assert job.task_id is not None
+    flux.finish(job.task_id)
+    clock.now += 2
+    await service.tick()  # past the timeout but inside the back-off: no lookup, so no verdict
+    assert replier.outcomes == []
+    clock.now += 2
+    await service.tick()
+    [done] = replier.outcomes
+    assert done.status is JobStatus.SUCCEEDED, "the finished job is delivered, not timed out"
+
+
+async def test_a_job_whose_lookups_keep_failing_times_out_after_a_grace(
+    service: JobService, flux: FakeFlux, replier: RecordingReplier, clock: Clock
+) -> None:
+    flux.hold = True
+    await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
+    flux.script("/flux/tasks", 502, {"error": {"code": "api_error", "message": "bad gateway"}}, times=1000)
+    for _ in range(30):
+        clock.now += 30
+        await service.tick()
+    assert replier.outcomes == [], "900 s: the lookups failed, so the job is not judged yet"
+    clock.now += TIMEOUT_GRACE_SECONDS
+    await service.tick()
+    [done] = replier.outcomes
+    assert done.status is JobStatus.TIMED_OUT
+
+
 async def test_cards_are_refreshed_at_a_modest_cadence(
     service: JobService, flux: FakeFlux, replier: RecordingReplier, clock: Clock
 ) -> None:
@@ -395,7 +431,7 @@ async def test_resume_closes_unsent_jobs_and_finishes_the_rest(
     by_id = {j.id: j for j in replier.outcomes}
     assert set(by_id) == {unsent.id, running.id, finished.id}
     assert by_id[unsent.id].status is JobStatus.FAILED
-    assert by_id[unsent.id].error_message == RESTARTED_BEFORE_SUBMIT
+    assert by_id[unsent.id].error_message == RESTARTED_DURING_SUBMIT
     assert by_id[running.id].status is JobStatus.SUCCEEDED
     assert await store.undelivered_jobs() == []
 
