@@ -245,7 +245,7 @@ class FluxBot(commands.Bot):
 
     async def jobs_by_state(self) -> dict[str, int]:
         """How many jobs are in each state (for /metrics)."""
-        return await self.store.count_by_status()
+        return await self.store.count_undelivered()
 
     async def on_ready(self) -> None:
         """Log who we are once connected."""

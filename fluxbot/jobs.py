@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 PROMPT_MAX_CHARS = 1500
 MAX_COUNT = 4
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+#: Queued cards up to this place in line show a new place at once; the others at the usual card cadence.
+QUEUE_LIVE_PLACES = 10
+#: At most this many queued cards are edited per tracker round.
+QUEUE_CARD_EDITS_PER_ROUND = 25
 #: Past JOB_TIMEOUT_SECONDS, how long a job whose lookups keep failing waits for one answer before timing out.
 TIMEOUT_GRACE_SECONDS = 300.0
 EDITABLE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP"}
@@ -319,7 +323,7 @@ class JobService:
         self._lookup_retry = _Retry()
         self._task: asyncio.Task[None] | None = None
         self._starting: set[asyncio.Task[Any]] = set()
-        self._queue_moved = False
+        self._shown_place: dict[int, int] = {}
         self._launching: set[asyncio.Task[Any]] = set()
         #: When the tracker last finished a round (for /healthz).
         self.last_round = clock()
@@ -371,7 +375,7 @@ class JobService:
     async def dispatch(self) -> None:
         """Submit queued jobs, oldest first, while fewer than `max_in_flight` are at the provider."""
         while (job := await self.store.claim_next(self.max_in_flight)) is not None:
-            self._queue_moved = True
+            self._shown_place.pop(job.id, None)
             # Its own task, shielded: stopping the tracker must not cut a submit off halfway (it may bill).
             submit = asyncio.create_task(self._submit_claimed(job), name=f"fluxbot-submit-{job.id}")
             self._starting.add(submit)
@@ -536,13 +540,25 @@ class JobService:
             await self.dispatch()  # slots were freed
 
     async def _refresh_queue_cards(self) -> None:
-        """Queued cards show the new place in line as soon as the line moves, else at the usual cadence."""
+        """Queued cards near the front show a new place in line at once; the others at the usual cadence.
+
+        At most QUEUE_CARD_EDITS_PER_ROUND edits a round, the front of the line first, then the cards shown longest
+        ago: a long line moving by one must not turn into an edit of every card at every round.
+        """
         now = self._clock()
-        waiting = await self.store.jobs_with_status(JobStatus.QUEUED)
-        every = 0.0 if self._queue_moved else self.card_refresh_seconds
-        self._queue_moved = False
-        due = [j for j in waiting if j.message_id and now - self._card_shown.get(j.id, j.created_at) >= every]
-        await self._bounded([self._show_progress(job) for job in due])
+        places = await self.store.queue_positions()
+        waiting = [job for job in await self.store.jobs_with_status(JobStatus.QUEUED) if job.id in places]
+        moved = [
+            j for j in waiting if places[j.id] <= QUEUE_LIVE_PLACES and self._shown_place.get(j.id) != places[j.id]
+        ]
+        moved_ids = {j.id for j in moved}
+        every = self.card_refresh_seconds
+        stale = [
+            j for j in waiting if j.id not in moved_ids and now - self._card_shown.get(j.id, j.created_at) >= every
+        ]
+        stale.sort(key=lambda j: self._card_shown.get(j.id, j.created_at))
+        due = [*moved, *stale][:QUEUE_CARD_EDITS_PER_ROUND]
+        await self._bounded([self._show_progress(job, place=places[job.id]) for job in due])
 
     async def cancel_queued(self, guild_id: int, user_id: int) -> int:
         """Cancel a member's jobs that are still waiting in the queue; returns how many."""
@@ -683,6 +699,7 @@ class JobService:
             now=self._clock(),
         )
         self._card_shown.pop(job.id, None)
+        self._shown_place.pop(job.id, None)
         self._last_polled.pop(job.id, None)
         if won:
             METRICS.jobs_finished.inc(job.provider, job.model, status.value)
@@ -727,7 +744,7 @@ class JobService:
         due = [j.id for j in waiting if self._delivery_retry.get(j.id, _Retry()).not_before <= now]
         await self._bounded([self.deliver(job_id) for job_id in due])
 
-    async def _show_progress(self, job: Job) -> None:
+    async def _show_progress(self, job: Job, *, place: int | None = None) -> None:
         async with self._reply_lock(job.id):
             # The job may have finished (and been delivered) while this edit waited: never cover the result.
             current = await self.store.get_job(job.id)
@@ -735,7 +752,11 @@ class JobService:
                 return
             now = self._clock()
             self._card_shown[job.id] = now
-            position = await self.store.queue_position(job.id) if current.status is JobStatus.QUEUED else None
+            position = None
+            if current.status is JobStatus.QUEUED:
+                position = place or (await self.store.queue_positions()).get(current.id)
+                if position is not None:
+                    self._shown_place[current.id] = position
             edit = self.replier.show_progress(current, now=now, position=position)
             try:
                 await asyncio.wait_for(edit, self.progress_edit_timeout)

@@ -122,7 +122,7 @@ class Metrics:
 
     def render(self, jobs_by_state: dict[str, int]) -> str:
         """The whole exposition, with the current number of jobs in each state."""
-        lines = ["# HELP fluxbot_jobs Jobs in the database by state.", "# TYPE fluxbot_jobs gauge"]
+        lines = ["# HELP fluxbot_jobs Jobs open or awaiting delivery, by state.", "# TYPE fluxbot_jobs gauge"]
         lines += [f'fluxbot_jobs{{state="{_escape(state)}"}} {count}' for state, count in sorted(jobs_by_state.items())]
         for metric in (
             self.jobs_submitted, self.jobs_finished, self.provider_calls, self.provider_errors,

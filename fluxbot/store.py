@@ -296,25 +296,28 @@ class Store:
     async def claim_next(self, cap: int) -> Job | None:
         """Move the oldest queued job (with a reply) to pending if fewer than `cap` jobs are at the provider."""
         row = await self._write_returning(
+            # "delivered_at IS NULL" is always true for these states; it lets SQLite use the jobs_open index
+            # instead of scanning the whole history.
             f"""UPDATE jobs SET status = 'pending'
                 WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND message_id IS NOT NULL
+                            AND delivered_at IS NULL
                             ORDER BY id LIMIT 1)
-                  AND (SELECT COUNT(*) FROM jobs WHERE status IN {_AT_PROVIDER}) < ?
+                  AND (SELECT COUNT(*) FROM jobs WHERE status IN {_AT_PROVIDER} AND delivered_at IS NULL) < ?
                 RETURNING *""",  # noqa: S608
             (cap,),
         )
         return _job_from_row(row) if row else None
 
-    async def queue_position(self, job_id: int) -> int:
-        """1 for the next queued job to start, 2 for the one after it, ..."""
+    async def queue_positions(self) -> dict[int, int]:
+        """Every queued job's place in line: 1 for the next to start, 2 for the one after it, ..."""
         async with (
             self._lock,
             self._db.execute(
-                "SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND message_id IS NOT NULL AND id < ?", (job_id,)
+                """SELECT id, ROW_NUMBER() OVER (ORDER BY id) FROM jobs
+                   WHERE status = 'queued' AND message_id IS NOT NULL AND delivered_at IS NULL"""
             ) as cur,
         ):
-            row = await cur.fetchone()
-        return int(row[0]) + 1 if row else 1
+            return {int(r[0]): int(r[1]) for r in await cur.fetchall()}
 
     async def guild_report(self, guild_id: int, *, days: int = 1, now: float | None = None) -> GuildReport:
         """Usage on one server over the last `days` UTC days: per member, per day, and the jobs open now."""
@@ -480,11 +483,12 @@ class Store:
             return None
         return int(row[0]), [EditImage(i["url"], i["ratio"]) for i in json.loads(row[1])]
 
-    async def count_by_status(self) -> dict[str, int]:
-        """How many jobs are in each state (delivered ones counted as "delivered")."""
-        query = "SELECT CASE WHEN delivered_at IS NULL THEN status ELSE 'delivered' END, COUNT(*) FROM jobs GROUP BY 1"
+    async def count_undelivered(self) -> dict[str, int]:
+        """How many jobs are in each state among those still open or awaiting delivery (every state, zeros too)."""
+        query = "SELECT status, COUNT(*) FROM jobs WHERE delivered_at IS NULL GROUP BY status"  # the jobs_open index
         async with self._lock, self._db.execute(query) as cur:
-            return {str(r[0]): int(r[1]) for r in await cur.fetchall()}
+            counts = {str(r[0]): int(r[1]) for r in await cur.fetchall()}
+        return {state.value: counts.get(state.value, 0) for state in JobStatus}
 
     async def get_meta(self, key: str) -> str | None:
         """A value from the key/value table."""

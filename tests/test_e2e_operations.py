@@ -54,7 +54,8 @@ async def test_health_and_metrics_show_what_happened(fakes: tuple[FakeDiscord, F
         await asyncio.sleep(0.3)
         status, metrics = await get(f"{base}/metrics")
         assert status == 200
-        assert sample(metrics, "fluxbot_jobs", state="delivered") == 3
+        states = ("queued", "pending", "submitted", "succeeded", "failed", "timed_out")
+        assert [sample(metrics, "fluxbot_jobs", state=state) for state in states] == [0] * 6, "every state, zeros too"
         assert sample(metrics, "fluxbot_jobs_submitted_total", provider="acedata", model="flux-dev") == 2
         assert sample(metrics, "fluxbot_jobs_finished_total", status="succeeded") == 1
         assert sample(metrics, "fluxbot_jobs_finished_total", status="failed") == 2
@@ -70,6 +71,8 @@ async def test_health_and_metrics_show_what_happened(fakes: tuple[FakeDiscord, F
         unknown = {"message": "Unknown Message", "code": 10008}
         held = await discord.send_slash_command("imagine", [option("prompt", "its reply is gone")])
         queued = await final_reply(world, held, "Flux is working on it")
+        _, metrics = await get(f"{base}/metrics")
+        assert sample(metrics, "fluxbot_jobs", state="submitted") == 1
         discord.fail_next("PATCH", rf"/messages/{queued['id']}$", 404, unknown, times=5)
         world.flux.finish(list(world.flux.tasks)[-1])
         await discord.wait_for(lambda: "not posting it again" in world.bot.output)

@@ -13,6 +13,7 @@ from fluxbot.delivery import DeliveryError
 from fluxbot.jobs import (
     NO_LIMITS,
     PROMPT_MAX_CHARS,
+    QUEUE_CARD_EDITS_PER_ROUND,
     RESTARTED_DURING_SUBMIT,
     TIMEOUT_GRACE_SECONDS,
     AttachmentInfo,
@@ -547,6 +548,41 @@ async def test_queued_cards_show_their_place_and_follow_the_line(
     await service.tick()  # the line moved: the third card shows it at once
     assert replier.positions[-1] == 1
     assert replier.progress[-1] == (third.id, None)
+
+
+async def test_a_long_line_moving_does_not_edit_every_card_every_round(
+    service: JobService, flux: FakeFlux, replier: RecordingReplier, clock: Clock
+) -> None:
+    flux.hold = True
+    service.max_in_flight = 1
+    jobs = [
+        await service.start(prepare_imagine(f"job {n}", "flux-dev", None, 1), replace(REPLY, user_id=n))
+        for n in range(60)
+    ]
+    waiting = {job.id for job in jobs[2:]}
+
+    def queued_cards_edited_since(mark: int) -> list[int]:
+        return [job_id for job_id, task_id in replier.progress[mark:] if task_id is None]
+
+    assert jobs[0].task_id is not None
+    flux.finish(jobs[0].task_id)
+    clock.now += 3
+    await service.tick()  # the first job finishes and the second starts: everyone moves up one place
+    clock.now += 3
+    mark = len(replier.progress)
+    await service.tick()
+    assert sorted(queued_cards_edited_since(mark)) == [job.id for job in jobs[2:12]], "only the front shows it at once"
+
+    clock.now += 15  # every card is due for its refresh
+    mark = len(replier.progress)
+    await service.tick()
+    assert len(queued_cards_edited_since(mark)) == QUEUE_CARD_EDITS_PER_ROUND
+    for _ in range(2):
+        clock.now += 3
+        await service.tick()
+    edited = queued_cards_edited_since(mark)
+    assert set(edited) == waiting, "the cards shown longest ago go first, so none is starved"
+    assert len(edited) == len(waiting), "and none is edited twice meanwhile"
 
 
 @pytest.fixture

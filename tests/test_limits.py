@@ -142,14 +142,14 @@ async def test_the_queue_starts_jobs_in_order_within_the_cap(store: Store) -> No
     ids = [job.id for job in admitted if job is not None]
     not_answered = await store.admit("acedata", REQUEST, reply(9, message_id=None), limits=unlimited)
     assert not_answered is not None
-    assert [await store.queue_position(i) for i in ids] == [1, 2, 3, 4, 5]
+    assert await store.queue_positions() == {i: n for n, i in enumerate(ids, start=1)}, "a job without a reply waits"
 
     first, second, none = [await store.claim_next(2) for _ in range(3)]
     assert none is None, "two at the provider already"
     assert first is not None
     assert second is not None
     assert [first.id, second.id] == ids[:2]
-    assert await store.queue_position(ids[2]) == 1
+    assert await store.queue_positions() == {ids[2]: 1, ids[3]: 2, ids[4]: 3}
     await store.finish(second.id, JobStatus.SUCCEEDED)
     third = await store.claim_next(2)
     assert third is not None
