@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 EXTENSIONS = ("cogs.images", "cogs.results", "cogs.server")
 MEMBERSHIP_TTL_SECONDS = 60.0  # how long a DM member's servers and roles are trusted before asking again
 MEMBERSHIP_CACHE_SIZE = 10_000
+MEMBERSHIP_LOOKUP_SECONDS = 2.0
+MEMBERSHIP_UNKNOWN = (
+    "I couldn't check which servers we share just now. Please try again in a minute, or use me in a channel of your "
+    "server."
+)
 RESTARTING = "The bot is restarting right now. Please try again in a moment; nothing of yours was lost."
 GENERIC_ERROR = (
     "Something went wrong on the bot's side and this command did not run. "
@@ -164,9 +169,17 @@ class FluxBot(commands.Bot):
     async def _dm_policy(self, user_id: int) -> Policy:
         if not self.settings.serve_dms:
             raise Refused(NO_DMS)
+        guilds = sorted(self.guilds, key=lambda g: g.id)
+        try:
+            # All servers at once and within a bound: the command must still be acknowledged within 3 s.
+            memberships = await asyncio.wait_for(
+                asyncio.gather(*(self._member_roles(guild, user_id) for guild in guilds)), MEMBERSHIP_LOOKUP_SECONDS
+            )
+        except TimeoutError:
+            log.warning("looking up the servers of member %s took over %.1f s", user_id, MEMBERSHIP_LOOKUP_SECONDS)
+            raise Refused(MEMBERSHIP_UNKNOWN) from None
         servers = []
-        for guild in sorted(self.guilds, key=lambda g: g.id):
-            roles = await self._member_roles(guild, user_id)
+        for guild, roles in zip(guilds, memberships, strict=True):
             if roles is None:
                 continue
             settings = await self.guild_settings(guild.id)
@@ -191,10 +204,7 @@ class FluxBot(commands.Bot):
                 member = None
             except discord.HTTPException as exc:
                 log.warning("could not look up member %s on server %s: %s %s", user_id, guild.id, exc.status, exc.text)
-                raise Refused(
-                    "I couldn't check which servers we share just now. Please try again in a minute, "
-                    "or use me in a channel of your server."
-                ) from None
+                raise Refused(MEMBERSHIP_UNKNOWN) from None
         roles = tuple(role.id for role in member.roles) if member is not None else None
         if len(self._memberships) > MEMBERSHIP_CACHE_SIZE:
             self._memberships.clear()

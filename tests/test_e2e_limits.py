@@ -13,7 +13,7 @@ from tests.fakes.flux_api import FakeFlux
 
 EPHEMERAL = 64
 DEFERRED = 5
-ALICE, BOB = 333333333333333333, 444444444444444444
+ALICE, BOB, CAROL = 333333333333333333, 444444444444444444, 555555555555555555
 
 
 async def at_once(world: World, commands: list[tuple[int, str]]) -> list[SentInteraction]:
@@ -205,6 +205,11 @@ async def test_each_server_chooses_whether_its_members_use_the_bot_in_dms(
         )
         await final_reply(world, has_role, "Done")
         assert [body["prompt"] for body in flux.submits] == ["a quiet harbour", "alice's boat"]
+
+        discord.fail_next("GET", r"/members/\d+$", 403, {"message": "Missing Access", "code": 50001})
+        unknown = await discord.send_slash_command("imagine", [option("prompt", "x")], guild=False, user_id=CAROL)
+        assert answer(world, unknown)["data"]["content"].startswith("I couldn't check which servers we share just now.")
+        assert len(flux.submits) == 2
 
 
 async def test_the_operator_can_refuse_all_direct_messages(fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path) -> None:
