@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 EXTENSIONS = ("cogs.images", "cogs.results", "cogs.server")
 MEMBERSHIP_TTL_SECONDS = 60.0  # how long a DM member's servers and roles are trusted before asking again
 MEMBERSHIP_CACHE_SIZE = 10_000
+SUBMIT_DRAIN_SECONDS = 35.0  # a provider request times out after 30 s
 MEMBERSHIP_LOOKUP_SECONDS = 2.0
 MEMBERSHIP_UNKNOWN = (
     "I couldn't check which servers we share just now. Please try again in a minute, or use me in a channel of your "
@@ -269,7 +270,8 @@ class FluxBot(commands.Bot):
         self.closing = True
         log.info("shutting down: new commands are refused; waiting for submits under way")
         await self.jobs.stop_tracker()
-        await self.jobs.drain(within=10)
+        # As long as one submit may take: one cut off would leave a job the provider may bill but the bot lost.
+        await self.jobs.drain(within=SUBMIT_DRAIN_SECONDS)
         await super().close()
 
 

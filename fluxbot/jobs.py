@@ -322,6 +322,7 @@ class JobService:
         self._last_lookup_error: ProviderError | None = None
         self._lookup_retry = _Retry()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._starting: set[asyncio.Task[Any]] = set()
         self._shown_place: dict[int, int] = {}
         self._launching: set[asyncio.Task[Any]] = set()
@@ -472,13 +473,24 @@ class JobService:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="fluxbot-tracker")
 
-    async def stop_tracker(self) -> None:
-        """Stop the background task and wait for it."""
-        if self._task is not None:
+    async def stop_tracker(self, within: float = 5.0) -> None:
+        """Let the round under way finish (up to `within` seconds, so a delivery is not cut off), then stop."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), within)
+        except TimeoutError:
+            log.warning("the tracker round took over %.0f s at shutdown; stopping it there", within)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            self._task = None
+        self._task = None
+
+    def stopping(self) -> bool:
+        """True once `stop_tracker` was called: the round under way is the last one."""
+        return self._stopping
 
     def tracker_alive(self) -> bool:
         """True while the tracker runs and has finished a round recently."""
@@ -487,13 +499,15 @@ class JobService:
         return running and self._clock() - self.last_round < recent
 
     async def _run(self) -> None:
-        while True:
+        while not self.stopping():
             try:
                 self.last_round = self._clock()  # alive while rounds start, however long one takes
                 await self.tick()
                 self.last_round = self._clock()
             except Exception:
                 log.exception("tracker tick failed; trying again next interval")
+            if self.stopping():
+                break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
             self._wake.clear()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 
+from fluxbot.bot import SUBMIT_DRAIN_SECONDS
 from tests.botprocess import ROOT
 from tests.e2e import World, fields, final_reply, first_callback, free_port, option, running_bot
 from tests.fakes.discord_api import FakeDiscord
@@ -135,6 +136,9 @@ def test_the_docker_image_runs_the_documented_command_as_non_root_with_a_health_
     compose = (ROOT / "docker-compose.yml").read_text()
     assert "env_file: .env" in compose
     assert "fluxbot-data:/data" in compose
+    grace = re.search(r"stop_grace_period: (\d+)s", compose)
+    assert grace is not None
+    assert int(grace.group(1)) > SUBMIT_DRAIN_SECONDS + 5, "Docker must not kill the bot while it drains submits"
 
 
 async def run_health_check(command: list[str], port: int) -> int:

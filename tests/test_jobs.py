@@ -585,6 +585,27 @@ async def test_a_long_line_moving_does_not_edit_every_card_every_round(
     assert len(edited) == len(waiting), "and none is edited twice meanwhile"
 
 
+async def test_stopping_the_tracker_lets_the_delivery_under_way_finish(
+    service: JobService, flux: FakeFlux, replier: RecordingReplier, store: Store
+) -> None:
+    flux.hold = True
+    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
+    assert job.task_id is not None
+    flux.finish(job.task_id)
+    replier.delay = 0.3
+    service.start_tracker()
+    while not flux.lookups:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)  # the first round found it finished and is editing the reply (0.3 s)
+    assert replier.outcomes == []
+    await service.stop_tracker()
+    assert [j.id for j in replier.outcomes] == [job.id], "the edit was not cut off"
+    delivered = await store.get_job(job.id)
+    assert delivered is not None
+    assert delivered.delivered_via == "interaction"
+    assert not service.tracker_alive()
+
+
 @pytest.fixture
 def on_kie() -> Iterator[None]:
     catalog.use_provider("kie")
