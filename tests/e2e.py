@@ -64,7 +64,8 @@ async def running_bot(discord: FakeDiscord, flux: FakeFlux, tmp_path: Path, **en
         yield World(discord, flux, bot)
     finally:
         assert await bot.stop() == 0, "SIGTERM ends the bot cleanly"
-        secrets = [discord.bot_token, flux.token, *(i.token for i in discord.interactions)]
+        kie_secrets = (bot.env.get(name, "") for name in ("KIE_API_TOKEN", "KIE_WEBHOOK_HMAC_KEY"))
+        secrets = [discord.bot_token, flux.token, *(i.token for i in discord.interactions), *filter(None, kie_secrets)]
         leaked = [s for s in secrets if s in bot.output]
         assert not leaked, "a token reached the bot's log output"
 

@@ -116,6 +116,69 @@ async def test_errors_in_an_http_200_body_get_their_own_message(
     assert info.value.safe_to_resend is (code == 429)
 
 
+@pytest.mark.parametrize(
+    ("status", "kind", "says"),
+    [
+        (401, ErrorKind.AUTH, "Kie.ai API key is missing or not valid"),
+        (402, ErrorKind.OUT_OF_CREDIT, "Kie.ai account is out of credits"),
+        (422, ErrorKind.INVALID_REQUEST, "refused the request"),
+        (429, ErrorKind.RATE_LIMITED, "busy right now"),
+        (455, ErrorKind.UNAVAILABLE, "down for maintenance"),
+        (500, ErrorKind.PROVIDER_FAILED, "The image provider failed."),
+        (501, ErrorKind.PROVIDER_FAILED, "could not be generated"),
+        (505, ErrorKind.MISCONFIGURED, "feature is disabled for the bot's Kie.ai account"),
+    ],
+)
+@pytest.mark.parametrize("kies_json", [True, False], ids=["kie-json", "not-json"])
+async def test_real_http_errors_get_their_own_message(
+    client: KieFlux, kie: FakeKie, status: int, kind: ErrorKind, says: str, kies_json: bool
+) -> None:
+    body = {"code": status, "msg": "something"} if kies_json else f"<html><h1>{status} Error</h1></html>"
+    kie.script("generate", status, body)
+    with pytest.raises(ProviderError) as info:
+        await client.submit(GENERATE)
+    assert (info.value.kind, info.value.http_status) == (kind, status)
+    assert info.value.code == (str(status) if kies_json else None), "only Kie's own answer carries its code"
+    assert says in info.value.user_message
+    assert "<html" not in info.value.user_message
+    assert info.value.safe_to_resend is (status == 429)
+
+
+@pytest.mark.parametrize("http_status", [200, 404])
+async def test_a_404_in_kies_json_answer_is_an_unknown_task(client: KieFlux, kie: FakeKie, http_status: int) -> None:
+    kie.script("record", http_status, {"code": 404, "msg": "task not found", "data": None})
+    assert await client.lookup(["gone"]) == {}
+
+
+@pytest.mark.parametrize(
+    "body", ["<html><body><h1>404 Not Found</h1>nginx</body></html>", {"detail": "Not Found"}, {"code": 404}]
+)
+async def test_an_http_404_that_is_not_kies_answer_is_a_wrong_base_url(
+    client: KieFlux, kie: FakeKie, body: object
+) -> None:
+    kie.script("record", 404, body)
+    with pytest.raises(ProviderError) as info:
+        await client.lookup(["t"])
+    assert (info.value.kind, info.value.http_status, info.value.code) == (ErrorKind.MISCONFIGURED, 404, None)
+    assert info.value.kind.operator_problem
+    assert "KIE_API_BASE_URL" in info.value.user_message
+    assert "not Kie's JSON answer" in str(info.value), "the log line says why"
+
+
+async def test_a_base_url_with_a_wrong_path_is_reported_not_taken_for_unknown_tasks(
+    kie: FakeKie, session: aiohttp.ClientSession
+) -> None:
+    wrong = KieFlux(session, Secret(kie.token), kie.base_url + "/proxy", request_timeout=5)
+    with pytest.raises(ProviderError) as looked_up:
+        await wrong.lookup(["t"])
+    with pytest.raises(ProviderError) as submitted:
+        await wrong.submit(GENERATE)
+    for info in (looked_up, submitted):
+        assert info.value.kind is ErrorKind.MISCONFIGURED
+        assert "KIE_API_BASE_URL" in info.value.user_message
+    assert kie.lookups == [], "nothing reached the real endpoints"
+
+
 async def test_a_real_http_429_is_rate_limiting(client: KieFlux, kie: FakeKie) -> None:
     kie.script("record", 429, {"code": 429, "msg": "Too Many Requests"})
     with pytest.raises(ProviderError) as info:
@@ -145,6 +208,15 @@ async def test_callbacks_need_a_valid_signature_when_a_key_is_set(client: KieFlu
     unsigned = KieFlux(client.session, Secret("k"), kie.base_url)
     assert unsigned.callback_task_id(body, {}) == task_id, "without a key, callbacks are hints confirmed by lookup"
     assert client.callback_task_id({"code": 200}, {}) is None
+
+
+@pytest.mark.parametrize("stamp", ["soon", "nan", "inf", "-inf", "1e999", "2026-01-06 08:17:04"])
+async def test_a_signed_timestamp_that_is_not_a_number_is_refused(client: KieFlux, kie: FakeKie, stamp: str) -> None:
+    task_id = await client.submit(GENERATE)
+    kie.finish(task_id)
+    headers = kie.signed_headers(task_id, timestamp=stamp)
+    with pytest.raises(CallbackRefused, match="not a number"):
+        client.callback_task_id(kie.callback_body(task_id), headers)
 
 
 def test_signatures_in_milliseconds_are_accepted() -> None:

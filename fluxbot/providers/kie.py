@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,8 @@ class KieFlux:
             try:
                 data = await self._call("GET", "/api/v1/flux/kontext/record-info", params={"taskId": task_id})
             except ProviderError as exc:
+                # `code` is only set when Kie itself answered (its JSON envelope): an HTTP 404 from a proxy or a wrong
+                # KIE_API_BASE_URL has none and is raised as the misconfiguration it is, not taken as an unknown task.
                 if exc.code not in ("404", "422"):
                     raise
                 log.info("record-info does not know task %s (%s); leaving it out", task_id, exc.code)
@@ -123,9 +126,14 @@ class KieFlux:
         )
         # Kie reports most errors as HTTP 200 with a non-200 `code` in the body; real HTTP errors happen too.
         code = _as_int(answer.get("code")) if isinstance(answer, dict) else None
+        if status >= 400 and not (isinstance(answer, dict) and "msg" in answer):
+            # Not Kie's {"code", "msg"} envelope (an HTML page, another API's JSON): a proxy or a wrong host answered.
+            raise error_for(
+                None, "", http_status=status, action=action, note=f"HTTP {status} from {path} is not Kie's JSON answer"
+            )
         if status >= 400 or (code is not None and code != 200):
             message = str(answer.get("msg") or "") if isinstance(answer, dict) else ""
-            raise error_for(code if code and code != 200 else status, message, http_status=status, action=action)
+            raise error_for(code if code != 200 else None, message, http_status=status, action=action)
         if not isinstance(answer, dict):
             raise ProviderError(
                 ErrorKind.BAD_RESPONSE,
@@ -145,11 +153,16 @@ def check_signature(key: str, task_id: str, headers: Mapping[str, str], *, now: 
     expected = base64.b64encode(hmac.new(key.encode(), f"{task_id}.{timestamp}".encode(), hashlib.sha256).digest())
     if not hmac.compare_digest(expected, signature.strip().encode()):
         raise CallbackRefused("the callback's signature does not match")
-    moment = _as_int(timestamp)
-    if moment is not None:
-        seconds = moment / 1000 if moment > 10**11 else moment  # milliseconds or seconds
-        if abs((time.time() if now is None else now) - seconds) > SIGNATURE_WINDOW_SECONDS:
-            raise CallbackRefused("the callback's signature is too old")
+    try:
+        moment = float(timestamp)
+    except ValueError:
+        moment = math.nan
+    # A signed timestamp that is no time (nan, inf, text) cannot prove the callback is fresh: refuse it like an old one.
+    if not math.isfinite(moment):
+        raise CallbackRefused("the callback's signature has a timestamp that is not a number")
+    seconds = moment / 1000 if moment > 10**11 else moment  # milliseconds or seconds
+    if abs((time.time() if now is None else now) - seconds) > SIGNATURE_WINDOW_SECONDS:
+        raise CallbackRefused("the callback's signature is too old")
 
 
 def parse_record(task_id: str, data: Mapping[str, Any]) -> TaskStatus | None:
@@ -178,8 +191,10 @@ def parse_record(task_id: str, data: Mapping[str, Any]) -> TaskStatus | None:
     return TaskStatus(task_id, TaskState.RUNNING)
 
 
-def error_for(code: int | None, message: str, *, http_status: int | None, action: str | None) -> ProviderError:
-    """Map a Kie error code (in the body or as HTTP status) to a ProviderError with a member-facing message."""
+def error_for(
+    code: int | None, message: str, *, http_status: int | None, action: str | None, note: str = ""
+) -> ProviderError:
+    """Map Kie's own error code, else the HTTP status, to a ProviderError with a member-facing message."""
     detail = scrub(message)[:300]
     said = f" The provider said: “{detail[:200]}”." if detail else ""
     kind, text = {
@@ -196,7 +211,7 @@ def error_for(code: int | None, message: str, *, http_status: int | None, action
         501: (ErrorKind.PROVIDER_FAILED, f"The image could not be generated.{said} Please try again."),
         505: (ErrorKind.MISCONFIGURED, f"This feature is disabled for the bot's Kie.ai account. {TELL_OPERATOR}"),
         400: (ErrorKind.REFUSED, f"The image provider refused this prompt or image (content policy).{said}"),
-    }.get(code or 0, (ErrorKind.PROVIDER_FAILED, f"The image job failed.{said} Please try again."))
+    }.get(code or http_status or 0, (ErrorKind.PROVIDER_FAILED, f"The image job failed.{said} Please try again."))
     lowered = detail.lower()
     failed = kind in (ErrorKind.PROVIDER_FAILED, ErrorKind.INVALID_REQUEST)
     if failed and action != "generate" and ("download" in lowered or "fetch" in lowered):
@@ -205,7 +220,7 @@ def error_for(code: int | None, message: str, *, http_status: int | None, action
             ("The image provider could not download your image. Upload it again (Discord links expire) and retry."),
         )
     return ProviderError(
-        kind, text, code=str(code) if code else None, http_status=http_status, detail=detail,
+        kind, text, code=str(code) if code else None, http_status=http_status, detail=detail or note,
         safe_to_resend=kind is ErrorKind.RATE_LIMITED,
     )  # fmt: skip
 
@@ -220,6 +235,7 @@ def _as_int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    # isdecimal (not isdigit, true for "²") and the length cap keep int() from raising on odd strings.
+    if isinstance(value, str) and value.strip().lstrip("-").isdecimal() and len(value) < 24:
         return int(value.strip())
     return None

@@ -78,7 +78,7 @@ class FakeKie:
             await self._runner.cleanup()
 
     def script(self, endpoint: str, http_status: int, body: Any, times: int = 1) -> None:
-        """Answer the next `times` calls to "generate" or "record" with this status and body."""
+        """Answer the next `times` calls to "generate" or "record" with this status and body (a str: as HTML)."""
         self._scripted[endpoint].extend([(http_status, body)] * times)
 
     def finish(self, task_id: str, *, flag: int = 1, error: tuple[int, str] | None = None) -> None:
@@ -86,7 +86,9 @@ class FakeKie:
         task = self.tasks[task_id]
         task.flag, task.error = flag, error
 
-    def signed_headers(self, task_id: str, *, key: str | None = None, timestamp: int | None = None) -> dict[str, str]:
+    def signed_headers(
+        self, task_id: str, *, key: str | None = None, timestamp: int | str | None = None
+    ) -> dict[str, str]:
         """The X-Webhook-* headers Kie sends when signing is on."""
         stamp = str(timestamp if timestamp is not None else int(time.time()))
         secret = (key or self.webhook_key or "").encode()
@@ -119,6 +121,12 @@ class FakeKie:
             return web.json_response({"code": 401, "msg": "You do not have access permissions"})
         return None
 
+    def _scripted_answer(self, endpoint: str) -> web.Response:
+        status, answer = self._scripted[endpoint].pop(0)
+        if isinstance(answer, str):  # what a proxy or another server sends: not Kie's JSON
+            return web.Response(status=status, text=answer, content_type="text/html")
+        return web.json_response(answer, status=status)
+
     async def _generate(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.submits.append(body)
@@ -126,8 +134,7 @@ class FakeKie:
         if refused is not None:
             return refused
         if self._scripted["generate"]:
-            status, answer = self._scripted["generate"].pop(0)
-            return web.json_response(answer, status=status)
+            return self._scripted_answer("generate")
         if not body.get("prompt"):
             return web.json_response({"code": 422, "msg": "prompt is required"})
         task = KieTask(id=uuid.uuid4().hex, body=body)
@@ -141,8 +148,7 @@ class FakeKie:
         if refused is not None:
             return refused
         if self._scripted["record"]:
-            status, answer = self._scripted["record"].pop(0)
-            return web.json_response(answer, status=status)
+            return self._scripted_answer("record")
         task = self.tasks.get(task_id)
         if task is None:
             return web.json_response({"code": 200, "msg": "success", "data": None})
