@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_BOT = Path(__file__).resolve().parent / "run_bot.py"
+#: Every setting `.env.example` documents: a test bot never inherits one from the developer's shell.
+SETTINGS = frozenset(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+
+
+def clean_environ() -> dict[str, str]:
+    """This process's environment without any of the bot's settings."""
+    return {k: v for k, v in os.environ.items() if k not in SETTINGS}
 
 
 class BotProcess:
@@ -24,7 +32,7 @@ class BotProcess:
 
     async def start(self) -> None:
         """Start the process (it keeps running until killed or stopped)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ACEDATA_", "FLUX_"))}
+        env = clean_environ()
         env.update({k: v for k, v in self.env.items() if v})
         env["PYTHONPATH"] = str(ROOT)
         self._proc = await asyncio.create_subprocess_exec(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import re
 import socket
 import subprocess
 import sys
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from fluxbot.config import ConfigError, Secret, load_settings
+from tests.botprocess import ROOT, SETTINGS, clean_environ
 
-ROOT = Path(__file__).resolve().parent.parent
 BASE = {"DISCORD_TOKEN": "discord-secret-token", "ACEDATA_API_TOKEN": "acedata-secret-token"}
 
 
@@ -112,7 +112,7 @@ def test_secrets_never_show(tmp_path: Path) -> None:
 
 
 def run_bot(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "ACEDATA_", "DATABASE_"))}
+    env = clean_environ()
     env.update(DISCORD_TOKEN="abc", ACEDATA_API_TOKEN="x-token", **settings)
     return subprocess.run(
         [sys.executable, str(ROOT / "bot.py")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
@@ -155,3 +155,10 @@ def test_a_callback_port_in_use_is_one_line(tmp_path: Path) -> None:
         f"fluxbot: configuration error: CALLBACK_PORT: a port the bot can listen on at 127.0.0.1 ({port}"
     )
     assert "Traceback" not in done.stderr
+
+
+def test_env_example_documents_every_setting_the_bot_reads() -> None:
+    read = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', (ROOT / "fluxbot" / "config.py").read_text()))
+    settings = read - {"DEBUG", "INFO", "WARNING", "ERROR"}  # log level values, not settings
+    assert settings - SETTINGS == set(), "every setting has a line (and a comment) in .env.example"
+    assert len(SETTINGS) >= 24
