@@ -54,6 +54,9 @@ def scrub(text: str) -> str:
 
 def setup_logging(level: str, secrets: Iterable[str]) -> None:
     """Send all logs to stderr at `level`, redacted; discord.py's noisy loggers one step quieter."""
+    secrets = list(secrets)
+    for secret in secrets:  # also from provider error text shown to members (`scrub`)
+        redact(secret)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter(secrets))
     root = logging.getLogger()

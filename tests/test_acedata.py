@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import aiohttp
 import pytest
 from aiohttp import web
 
 from fluxbot.config import Secret
-from fluxbot.logs import redact
+from fluxbot.logs import redact, setup_logging
 from fluxbot.providers.acedata import AceDataFlux, error_from_answer, parse_result, parse_task_record
 from fluxbot.providers.base import ErrorKind, JobRequest, ProviderError, TaskState
 from tests.e2e import free_port
@@ -212,6 +213,20 @@ async def test_a_timeout_is_ambiguous_and_not_safe_to_resend(session: aiohttp.Cl
         assert not info.value.safe_to_resend
     finally:
         await runner.cleanup()
+
+
+def test_the_api_key_echoed_in_a_provider_error_is_not_shown_to_members() -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        setup_logging("INFO", ["sk-operator-key-0123456789"])
+    finally:
+        root.handlers[:], root.level = handlers, level
+    error = error_from_answer(
+        400, envelope("bad_request", "token sk-operator-key-0123456789 is malformed"), action=None
+    )
+    assert "sk-operator-key-0123456789" not in error.user_message
+    assert "***" in error.user_message
 
 
 def test_a_secret_echoed_in_a_provider_error_is_not_shown() -> None:
