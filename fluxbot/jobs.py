@@ -150,11 +150,11 @@ def prepare_edit(
     if not flux_model.can_edit:
         names = ", ".join(f"`{m.name}`" for m in catalog.edit_models())
         raise InvalidRequest(f"`{flux_model.name}` cannot edit images. Pick one of {names}.")
-    content_type = (image.content_type or "").split(";")[0].strip().lower() or _EXTENSION_TYPES.get(
-        PurePosixPath(image.filename).suffix.lower(), ""
-    )
+    content_type = attachment_type(image)
     if content_type not in EDITABLE_TYPES:
         kinds = ", ".join(EDITABLE_TYPES.values())
+        if content_type.startswith("image/"):
+            raise InvalidRequest(f"`{image.filename}` is {content_type}; Flux can edit {kinds} images only.")
         shown = content_type or "an unknown type"
         raise InvalidRequest(f"`{image.filename}` is {shown}, not an image. Attach a {kinds} image.")
     if image.size > MAX_ATTACHMENT_BYTES:
@@ -208,6 +208,12 @@ def result_images(job: Job, uploaded: dict[str, str]) -> list[EditImage]:
     return images
 
 
+def attachment_type(attachment: AttachmentInfo) -> str:
+    """An attachment's media type as Discord gives it, else as its file name's extension suggests."""
+    given = (attachment.content_type or "").split(";")[0].strip().lower()
+    return given or _EXTENSION_TYPES.get(PurePosixPath(attachment.filename).suffix.lower(), "")
+
+
 def message_images(
     attachments: Sequence[AttachmentInfo], embedded: Sequence[tuple[str, int | None, int | None]], *, now: float
 ) -> list[EditImage]:
@@ -217,8 +223,7 @@ def message_images(
     """
     images = []
     for attachment in attachments:
-        content_type = (attachment.content_type or "").split(";")[0].strip().lower()
-        if content_type in EDITABLE_TYPES and attachment.size <= MAX_ATTACHMENT_BYTES:
+        if attachment_type(attachment) in EDITABLE_TYPES and attachment.size <= MAX_ATTACHMENT_BYTES:
             images.append(
                 EditImage(attachment.url, catalog.closest_ratio(attachment.width or 1, attachment.height or 1))
             )

@@ -83,7 +83,7 @@ def test_edit_takes_the_attachment_url_and_the_closest_ratio() -> None:
             None,
             "not an image",
         ),
-        (AttachmentInfo("https://x/a.gif", "a.gif", "image/gif", 10), None, None, "PNG, JPEG, WebP"),
+        (AttachmentInfo("https://x/a.gif", "a.gif", "image/gif", 10), None, None, "is image/gif; Flux can edit PNG"),
         (AttachmentInfo("https://x/doc", "doc", None, 10), None, None, "unknown type"),
         (AttachmentInfo("https://x/big.png", "big.png", "image/png", 30 * 1024 * 1024), None, None, "limit is 20 MB"),
         (PNG, "flux-dev", None, "cannot edit images"),
@@ -492,6 +492,8 @@ def test_message_images_take_image_attachments_else_embeds() -> None:
     assert [(i.url, i.ratio) for i in images] == [("https://x/wide.png", "21:9")], "embeds repeat the attachments"
     only_embeds = message_images([text], embedded, now=0)
     assert [(i.url, i.ratio) for i in only_embeds] == [("https://x/embed.jpg", "3:4")]
+    untyped = AttachmentInfo("https://x/photo.webp", "photo.webp", None, 10, 100, 100)
+    assert [i.url for i in message_images([untyped], [], now=0)] == [untyped.url], "typed by its name, as /edit does"
 
 
 def test_expired_discord_links_are_recognised_and_left_out() -> None:
