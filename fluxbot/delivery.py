@@ -210,6 +210,10 @@ class Delivery:
             async with self._session.get(url, timeout=timeout) as resp:
                 if resp.status != 200:
                     raise _DownloadFailed(f"image {index + 1}: HTTP {resp.status}")
+                # Image hosts often say application/octet-stream, so the bytes decide below; an HTML or JSON answer
+                # (an error page served with 200) is refused before its body is read.
+                if not resp.content_type.startswith("image/") and resp.content_type not in _BINARY_TYPES:
+                    raise _DownloadFailed(f"image {index + 1}: not an image ({resp.content_type})")
                 data = bytearray()
                 async for chunk in resp.content.iter_chunked(64 * 1024):
                     data += chunk
@@ -217,11 +221,13 @@ class Delivery:
                         raise _DownloadFailed(f"image {index + 1}: over the {limit // 1048576} MB upload limit")
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _DownloadFailed(f"image {index + 1}: {type(exc).__name__}") from None
-        # The bytes decide, not the Content-Type: image hosts often say application/octet-stream.
         extension = image_extension(bytes(data[:16]))
         if extension is None:
             raise _DownloadFailed(f"image {index + 1}: not an image ({resp.content_type})")
         return f"flux-{job.id}-{index + 1}.{extension}", bytes(data)
+
+
+_BINARY_TYPES = frozenset({"application/octet-stream", "binary/octet-stream"})
 
 
 def image_extension(head: bytes) -> str | None:

@@ -88,6 +88,7 @@ async def test_without_a_callback_url_nothing_listens(fakes: tuple[FakeDiscord, 
     ("problem", "logged"),
     [
         ("not an image", "image download failed (image 1: not an image"),
+        ("an HTML page", "image download failed (image 1: not an image (text/html))"),
         ("HTTP 404", "image download failed (image 1: HTTP 404)"),
         ("over the upload limit", "image download failed (image 1: over the"),
         ("Discord refuses the upload", "Discord refused the upload as too large"),
@@ -101,6 +102,8 @@ async def test_when_the_images_cannot_be_uploaded_the_reply_links_them_and_says_
     interaction, _, task_id = await held_job(world, "a broken link")
     if problem == "not an image":
         world.flux.image_bytes, world.flux.image_content_type = b"<html>gone</html>", "image/png"
+    elif problem == "an HTML page":
+        world.flux.image_bytes, world.flux.image_content_type = b"<html>sign in</html>", "text/html"
     elif problem == "HTTP 404":
         world.flux.image_status = 404
     elif problem == "Discord refuses the upload":
