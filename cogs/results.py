@@ -224,6 +224,11 @@ class Results(commands.Cog):
     @app_commands.describe(number="The job number, as shown in /jobs")
     async def job(self, interaction: discord.Interaction, number: app_commands.Range[int, 1]) -> None:
         """Re-post a finished job's result (like Midjourney's /show)."""
+        try:
+            await self.bot.policy(interaction)  # the server's channels and role apply to re-posts too
+        except Refused as exc:
+            await interaction.response.send_message(str(exc), ephemeral=True)
+            return
         job = await self.bot.store.get_job(number)
         if job is None or job.user_id != interaction.user.id:
             await interaction.response.send_message(NOT_YOURS if job else f"There is no job #{number}.", ephemeral=True)
@@ -235,7 +240,13 @@ class Results(commands.Cog):
                 ephemeral=True,
             )
             return
-        await self.bot.jobs.show_again(job, await self.bot.reply_for(interaction))
+        if not await self.bot.jobs.show_again(job, await self.bot.reply_for(interaction)):
+            link = render.jump_url(job)
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.edit_original_response(
+                    content=f"I couldn't show job #{job.id} again just now. Please try again in a minute"
+                    + (f"; its first reply is here: {link}" if link else ".")
+                )
 
 
 def _embedded_images(message: discord.Message) -> list[tuple[str, int | None, int | None]]:

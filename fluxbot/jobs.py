@@ -388,8 +388,8 @@ class JobService:
             submit.add_done_callback(self._starting.discard)
             await asyncio.shield(submit)
 
-    async def show_again(self, job: Job, reply: Reply) -> None:
-        """Show a finished job's result once more, in a new reply (for /job); the job itself is not changed."""
+    async def show_again(self, job: Job, reply: Reply) -> bool:
+        """Show a finished job's result once more, in a new reply (for /job); False when it could not be shown."""
         now = self._clock()
         took = (job.finished_at or job.created_at) - job.created_at
         # The new reply's token is fresh: the copy starts now (and keeps how long the job took).
@@ -398,6 +398,8 @@ class JobService:
             await self.replier.show_outcome(again)
         except DeliveryError as exc:
             log.warning("job %d: could not show it again (%s)", job.id, exc)
+            return False
+        return True
 
     async def drain(self, within: float) -> None:
         """Wait (up to `within` seconds) for jobs that are being submitted right now, e.g. before shutdown."""

@@ -230,6 +230,12 @@ async def test_job_shows_a_finished_result_again_for_its_owner(world: World) -> 
     missing = await world.discord.send_slash_command("job", [option("number", 42, kind=4)])
     assert "There is no job #42" in first_callback(world, missing).json["data"]["content"]
 
+    art = await world.discord.add_text_channel("art")
+    fluxadmin = [{"name": "channels", "type": 1, "options": [option("add", str(art), kind=7)]}]
+    await world.discord.send_slash_command("fluxadmin", fluxadmin)
+    elsewhere = await world.discord.send_slash_command("job", [option("number", 1, kind=4)])
+    assert f"you can use me in <#{art}>" in first_callback(world, elsewhere).json["data"]["content"]
+
 
 async def test_buttons_work_after_the_commands_token_expired(world: World) -> None:
     command, done = await finished_job(world, "an old result")

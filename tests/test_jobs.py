@@ -608,6 +608,23 @@ async def test_stopping_the_tracker_lets_the_delivery_under_way_finish(
     assert not service.tracker_alive()
 
 
+async def test_showing_a_result_again_leaves_the_job_alone_and_says_when_it_failed(
+    service: JobService, replier: RecordingReplier, store: Store
+) -> None:
+    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
+    await service.tick()
+    await service.tick()
+    done = await store.get_job(job.id)
+    assert done is not None
+    assert done.delivered_via == "interaction"
+    new_reply = replace(REPLY, interaction_token="fresh-token", message_id=2002)
+    assert await service.show_again(done, new_reply)
+    assert (replier.outcomes[-1].id, replier.outcomes[-1].message_id) == (job.id, 2002)
+    replier.failures.append(DeliveryError("Discord answered 503", retryable=True))
+    assert not await service.show_again(done, new_reply)
+    assert await store.get_job(job.id) == done, "the stored job is unchanged"
+
+
 @pytest.fixture
 def on_kie() -> Iterator[None]:
     catalog.use_provider("kie")
