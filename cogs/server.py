@@ -111,6 +111,9 @@ class Server(commands.Cog):
         embed = settings_card(settings, policy.limits, policy.default_model, serve_dms=self.bot.settings.serve_dms)
         if saved:
             embed.description = "✅ Saved. The change applies to the next command."
+            capped = settings.capped(self.bot.settings.limits())
+            if capped:
+                embed.description += "\nThe bot's operator sets the upper limits: " + "; ".join(capped) + "."
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @admin.command(name="show", description="Show this server's fluxbot settings")

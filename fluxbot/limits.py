@@ -64,6 +64,19 @@ class GuildSettings:
             quota = min(self.daily_images, quota) if quota else self.daily_images
         return Limits(member_jobs=jobs, cooldown_seconds=cooldown, daily_images=quota)
 
+    def capped(self, operator: Limits) -> list[str]:
+        """Overrides looser than the operator's limits (which win), each said in words."""
+        notes = []
+        if self.member_jobs is not None and self.member_jobs > operator.member_jobs:
+            notes.append(f"jobs at once: {self.member_jobs} is capped at the operator's {operator.member_jobs}")
+        if self.cooldown_seconds is not None and self.cooldown_seconds < operator.cooldown_seconds:
+            notes.append(
+                f"cooldown: {self.cooldown_seconds} s is raised to the operator's {operator.cooldown_seconds} s"
+            )
+        if self.daily_images and operator.daily_images and self.daily_images > operator.daily_images:
+            notes.append(f"images per day: {self.daily_images} is capped at the operator's {operator.daily_images}")
+        return notes
+
 
 @dataclass(frozen=True)
 class Policy:

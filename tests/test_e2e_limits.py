@@ -96,6 +96,10 @@ async def test_settings_changes_take_effect_at_once(world: World) -> None:
     discord = world.discord
     changed = await discord.send_slash_command("fluxadmin", admin("limits", option("daily_images", 1, kind=4)))
     assert "Saved" in answer(world, changed)["data"]["embeds"][0]["description"]
+    looser = await discord.send_slash_command("fluxadmin", admin("limits", option("member_jobs", 9, kind=4)))
+    card = answer(world, looser)["data"]["embeds"][0]
+    assert "jobs at once: 9 is capped at the operator's 2" in card["description"]
+    assert fields(card)["Jobs at once per member"] == "2"
     first = await discord.send_slash_command("imagine", [option("prompt", "my one image")])
     await final_reply(world, first, "Done")
     second = await discord.send_slash_command("imagine", [option("prompt", "one too many")])

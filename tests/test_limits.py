@@ -95,6 +95,12 @@ def test_a_server_can_only_make_the_operators_limits_stricter() -> None:
     stricter = GuildSettings(member_jobs=1, cooldown_seconds=60, daily_images=5)
     assert stricter.limits(operator) == Limits(1, 60, 5)
     assert GuildSettings(daily_images=5).limits(Limits(2, 0, 0)) == Limits(2, 0, 5), "a quota where there was none"
+    assert looser.capped(operator) == [
+        "jobs at once: 20 is capped at the operator's 2",
+        "cooldown: 0 s is raised to the operator's 10 s",
+    ], "a quota of 0 means 'no quota of our own', not a looser one"
+    assert GuildSettings(daily_images=80).capped(operator) == ["images per day: 80 is capped at the operator's 50"]
+    assert stricter.capped(operator) == []
 
 
 def test_refusals_say_when_to_try_again() -> None:
