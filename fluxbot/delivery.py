@@ -140,7 +140,9 @@ class Delivery:
         try:
             return await self._edit_reply(job, message)
         except _Gone as exc:
-            raise DeliveryError(f"the reply was deleted ({exc}); not posting it again", retryable=False) from None
+            if job.deleted_at is not None:  # the member removed it with the Delete button
+                raise DeliveryError("the member deleted the reply; not posting it again", retryable=False) from None
+            log.info("job %d: the reply is gone (%s); posting the result instead", job.id, exc)
         except _Refused as exc:
             log.info("job %d: the reply cannot be edited (%s); posting the result instead", job.id, exc)
         if job.channel_id is not None:

@@ -174,17 +174,23 @@ async def test_when_the_channel_is_closed_too_the_result_goes_by_dm(world: World
     await world.discord.wait_for(lambda: delivered_via(world) == "dm")
 
 
-async def test_a_reply_the_member_deleted_is_not_posted_again_and_the_bot_carries_on(world: World) -> None:
+async def test_a_deleted_reply_is_replaced_by_a_post_in_the_channel_and_the_bot_carries_on(world: World) -> None:
     _, queued, task_id = await held_job(world, "deleted on purpose")
     unknown = {"message": "Unknown Message", "code": 10008}
     world.discord.fail_next("PATCH", rf"/messages/{queued['id']}$", 404, unknown, times=50)
     world.flux.finish(task_id)
-    await world.discord.wait_for(lambda: "not posting it again" in world.bot.output)
-    assert not [r for r in world.discord.requests if r.method == "POST" and r.path.endswith("/messages")]
+    post = await world.discord.wait_for_request(
+        lambda r: r.method == "POST" and r.path == f"/api/v10/channels/{world.discord.channel_id}/messages"
+    )
+    assert post.json["content"].startswith(f"<@{world.discord.user_id}> Here is the result of your job #1")
+    await world.discord.wait_for(lambda: delivered_via(world) == "channel_post")
+    assert "the reply is gone (code 10008); posting the result instead" in world.bot.output
 
     world.flux.hold = False
     fine = await world.discord.send_slash_command("imagine", [option("prompt", "a reply that is still there")])
     await final_reply(world, fine, "Done")
+    posts = [r for r in world.discord.requests if r.method == "POST" and r.path.endswith("/messages")]
+    assert len(posts) == 1, "posted once; the next job's reply is edited as usual"
 
 
 async def test_killed_between_finalize_and_delivery_the_result_is_shown_once(world: World) -> None:

@@ -74,9 +74,13 @@ async def test_health_and_metrics_show_what_happened(fakes: tuple[FakeDiscord, F
         queued = await final_reply(world, held, "Flux is working on it")
         _, metrics = await get(f"{base}/metrics")
         assert sample(metrics, "fluxbot_jobs", state="submitted") == 1
+        missing_access = {"message": "Missing Access", "code": 50001}
+        cannot_dm = {"message": "Cannot send messages to this user", "code": 50007}
         discord.fail_next("PATCH", rf"/messages/{queued['id']}$", 404, unknown, times=5)
+        discord.fail_next("POST", rf"/channels/{discord.channel_id}/messages$", 403, missing_access, times=5)
+        discord.fail_next("POST", r"/channels/\d+/messages$", 403, cannot_dm, times=5)
         world.flux.finish(list(world.flux.tasks)[-1])
-        await discord.wait_for(lambda: "not posting it again" in world.bot.output)
+        await discord.wait_for(lambda: "no way left to reach the member" in world.bot.output)
         _, metrics = await get(f"{base}/metrics")
         assert sample(metrics, "fluxbot_discord_edit_failures_total", kind="result", retryable="false") == 1
 
