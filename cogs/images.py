@@ -1,13 +1,17 @@
 """/imagine and /edit: option parsing and replies; the job service does the rest.
 
-The commands are built for the active provider when the extension loads: its models are the choices, and the
-options only it has (Kie.ai: output format, prompt upsampling, safety tolerance, translation) are offered only
-when it has them.
+The commands are built from the active provider's data (`catalog.ProviderInfo`) when the extension loads: its
+models are the choices, `count` is offered when it makes several images a job, and the options only it has (Kie.ai:
+output format, prompt upsampling, safety tolerance, translation) are offered, with their values, only when it has
+them.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -15,8 +19,9 @@ from discord.ext import commands
 
 from fluxbot import catalog
 from fluxbot.bot import FluxBot, attachment_info
-from fluxbot.jobs import NO_EXTRAS, PROMPT_MAX_CHARS, Extras, InvalidRequest, prepare_edit, prepare_imagine
+from fluxbot.jobs import PROMPT_MAX_CHARS, InvalidRequest, prepare_edit, prepare_imagine
 from fluxbot.limits import Refused
+from fluxbot.providers.base import OptionValue
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +37,7 @@ DESCRIBE_EDIT = {
     "model": "Which Kontext model to use",
     "size": "Aspect ratio of the result (default: closest to the image)",
 }
-DESCRIBE_EXTRAS = {
-    "output_format": "jpeg (default) or png",
-    "prompt_upsampling": "Let the model elaborate the prompt (slower)",
-    "safety_tolerance": "How permissive the content filter is: 0 strict to 6 (edits: 0 to 2)",
-    "translate": "Translate a non-English prompt first (on by default)",
-}
 Choices = list[app_commands.Choice[str]]
-FORMATS = [app_commands.Choice(name="JPEG", value="jpeg"), app_commands.Choice(name="PNG", value="png")]
 
 
 def _choices(models: tuple[catalog.Model, ...]) -> Choices:
@@ -59,12 +57,12 @@ class ImagesBase(commands.Cog, name="Images"):
         model: str | None,
         size: str | None,
         count: int,
-        extras: Extras,
+        options: dict[str, OptionValue | None],
     ) -> None:
         """Check the options and start the job."""
         try:
             policy = await self.bot.policy(interaction)
-            request = prepare_imagine(prompt, model or policy.default_model, size, count, extras)
+            request = prepare_imagine(prompt, model or policy.default_model, size, count, options)
         except (InvalidRequest, Refused) as exc:
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
@@ -77,12 +75,12 @@ class ImagesBase(commands.Cog, name="Images"):
         prompt: str,
         model: str | None,
         size: str | None,
-        extras: Extras,
+        options: dict[str, OptionValue | None],
     ) -> None:
         """Check the options and the attachment and start the edit."""
         try:
             policy = await self.bot.policy(interaction)
-            request = prepare_edit(prompt, model or policy.edit_model, size, attachment_info(image), extras)
+            request = prepare_edit(prompt, model or policy.edit_model, size, attachment_info(image), options)
         except (InvalidRequest, Refused) as exc:
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
@@ -108,95 +106,87 @@ class ImagesBase(commands.Cog, name="Images"):
         return [app_commands.Choice(name=s, value=s) for s in catalog.size_suggestions(model, current)]
 
 
-def _with_size_suggestions(cog: type[ImagesBase]) -> type[ImagesBase]:
-    """Give both commands of a variant the size autocomplete (defined once, in ImagesBase)."""
-    imagine = cog.__cog_app_commands__[0]
-    edit = cog.__cog_app_commands__[1]
-    assert isinstance(imagine, app_commands.Command)
-    assert isinstance(edit, app_commands.Command)
-    assert (imagine.name, edit.name) == ("imagine", "edit")
-    imagine.autocomplete("size")(ImagesBase.imagine_size)
-    edit.autocomplete("size")(ImagesBase.edit_size)
-    return cog
-
-
 def images_cog(info: catalog.ProviderInfo) -> type[ImagesBase]:
-    """The Images cog for a provider: its models as choices, its extra options where it has them."""
+    """The Images cog for a provider, built from its data: its models as choices, `count` when it makes several
+    images a job, and the options only it has. A new provider needs no change here."""
     models, editors = _choices(info.models), _choices(tuple(m for m in info.models if m.can_edit))
+    imagine_options = [_parameter(option, "generate") for option in info.options]
+    edit_options = [_parameter(option, "edit") for option in info.options]
+    describe_options = {option.name: option.description for option in info.options}
+    option_choices = {
+        option.name: [app_commands.Choice(name=value, value=value) for value in option.choices]
+        for option in info.options
+        if option.choices
+    }
+    count = [] if info.max_count <= 1 else [_param("count", app_commands.Range[int, 1, min(4, info.max_count)], 1)]
+    describe_imagine = {k: v for k, v in DESCRIBE_IMAGINE.items() if k != "count" or count}
 
-    if not info.options:
+    async def imagine(self: ImagesBase, interaction: discord.Interaction, **values: Any) -> None:
+        """Generate images from a prompt."""
+        prompt, model, size = values.pop("prompt"), values.pop("model", None), values.pop("size", None)
+        await self.imagine_job(interaction, prompt, model, size, values.pop("count", 1) or 1, values)
 
-        class Images(ImagesBase):
-            @app_commands.command(name="imagine", description="Create images from a text prompt with Flux")
-            @app_commands.describe(**DESCRIBE_IMAGINE)
-            @app_commands.choices(model=models)
-            async def imagine(
-                self,
-                interaction: discord.Interaction,
-                prompt: str,
-                model: str | None = None,
-                size: str | None = None,
-                count: app_commands.Range[int, 1, 4] = 1,
-            ) -> None:
-                """Generate images from a prompt."""
-                await self.imagine_job(interaction, prompt, model, size, count, NO_EXTRAS)
+    async def edit(self: ImagesBase, interaction: discord.Interaction, **values: Any) -> None:
+        """Edit an attached image."""
+        image, prompt = values.pop("image"), values.pop("prompt")
+        await self.edit_job(interaction, image, prompt, values.pop("model", None), values.pop("size", None), values)
 
-            @app_commands.command(name="edit", description="Edit an attached image with a prompt (Flux Kontext)")
-            @app_commands.describe(**DESCRIBE_EDIT)
-            @app_commands.choices(model=editors)
-            async def edit(
-                self,
-                interaction: discord.Interaction,
-                image: discord.Attachment,
-                prompt: str,
-                model: str | None = None,
-                size: str | None = None,
-            ) -> None:
-                """Edit an attached image."""
-                await self.edit_job(interaction, image, prompt, model, size, NO_EXTRAS)
+    imagine_command = _command(
+        imagine,
+        "Create images from a text prompt with Flux",
+        [_param("prompt", str), _param("model", str | None, None), _param("size", str | None, None), *count],
+        imagine_options,
+        describe={**describe_imagine, **describe_options},
+        choices={"model": models, **option_choices},
+    )
+    edit_command = _command(
+        edit,
+        "Edit an attached image with a prompt (Flux Kontext)",
+        [
+            _param("image", discord.Attachment),
+            _param("prompt", str),
+            _param("model", str | None, None),
+            _param("size", str | None, None),
+        ],
+        edit_options,
+        describe={**DESCRIBE_EDIT, **describe_options},
+        choices={"model": editors, **option_choices},
+    )
+    imagine_command.autocomplete("size")(ImagesBase.imagine_size)
+    edit_command.autocomplete("size")(ImagesBase.edit_size)
+    return type("Images", (ImagesBase,), {"imagine": imagine_command, "edit": edit_command})
 
-        return _with_size_suggestions(Images)
 
-    # The provider with extra options (Kie.ai) makes one image per job, so this variant has no `count`.
-    class ImagesWithOptions(ImagesBase):
-        @app_commands.command(name="imagine", description="Create images from a text prompt with Flux")
-        @app_commands.describe(**{k: v for k, v in DESCRIBE_IMAGINE.items() if k != "count"}, **DESCRIBE_EXTRAS)
-        @app_commands.choices(model=models, output_format=FORMATS)
-        async def imagine(
-            self,
-            interaction: discord.Interaction,
-            prompt: str,
-            model: str | None = None,
-            size: str | None = None,
-            output_format: str | None = None,
-            prompt_upsampling: bool | None = None,
-            safety_tolerance: app_commands.Range[int, 0, 6] | None = None,
-            translate: bool | None = None,
-        ) -> None:
-            """Generate an image from a prompt (one per job with this provider)."""
-            extras = Extras(output_format, prompt_upsampling, safety_tolerance, translate)
-            await self.imagine_job(interaction, prompt, model, size, 1, extras)
+def _param(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
-        @app_commands.command(name="edit", description="Edit an attached image with a prompt (Flux Kontext)")
-        @app_commands.describe(**DESCRIBE_EDIT, **DESCRIBE_EXTRAS)
-        @app_commands.choices(model=editors, output_format=FORMATS)
-        async def edit(
-            self,
-            interaction: discord.Interaction,
-            image: discord.Attachment,
-            prompt: str,
-            model: str | None = None,
-            size: str | None = None,
-            output_format: str | None = None,
-            prompt_upsampling: bool | None = None,
-            safety_tolerance: app_commands.Range[int, 0, 2] | None = None,
-            translate: bool | None = None,
-        ) -> None:
-            """Edit an attached image."""
-            extras = Extras(output_format, prompt_upsampling, safety_tolerance, translate)
-            await self.edit_job(interaction, image, prompt, model, size, extras)
 
-    return _with_size_suggestions(ImagesWithOptions)
+def _parameter(option: catalog.Option, action: str) -> inspect.Parameter:
+    """A provider option as a command parameter: optional, typed, a number range for this action."""
+    limits = option.range_for(action)
+    kind: Any = app_commands.Range[int, limits[0], limits[1]] if option.kind is int and limits else option.kind
+    return _param(option.name, kind | None, None)
+
+
+def _command(
+    run: Callable[..., Coroutine[Any, Any, None]],
+    description: str,
+    fixed: list[inspect.Parameter],
+    options: list[inspect.Parameter],
+    *,
+    describe: dict[str, str],
+    choices: dict[str, Choices],
+) -> app_commands.Command[Any, ..., None]:
+    """A slash command whose options are given as data; discord.py reads them from the callback's signature."""
+    interaction = inspect.Parameter(
+        "interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=discord.Interaction
+    )
+    own = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    run.__signature__ = inspect.Signature([own, interaction, *fixed, *options])  # type: ignore[attr-defined]
+    run.__qualname__ = f"Images.{run.__name__}"  # a method: discord.py then passes the cog as `self`
+    app_commands.describe(**describe)(run)
+    app_commands.choices(**choices)(run)
+    return app_commands.command(name=run.__name__, description=description)(run)
 
 
 async def setup(bot: commands.Bot) -> None:

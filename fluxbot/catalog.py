@@ -135,8 +135,35 @@ KIE_MODELS: tuple[Model, ...] = (
     Model("flux-kontext-max", "FLUX.1 Kontext [max]", _KIE_RATIO, can_edit=True),
 )
 
-#: The options only some providers have, with what /imagine and /edit call them.
-EXTRA_OPTIONS = ("output_format", "prompt_upsampling", "safety_tolerance", "translate")
+
+@dataclass(frozen=True)
+class Option:
+    """An option only some providers have, as data: /imagine and /edit offer it, the job service checks it."""
+
+    name: str
+    description: str
+    kind: type[str] | type[bool] | type[int]
+    #: The values a text option takes (offered as choices).
+    choices: tuple[str, ...] = ()
+    #: The lowest and highest value of a number option, per action: (("generate", 0, 6), ("edit", 0, 2)).
+    ranges: tuple[tuple[str, int, int], ...] = ()
+
+    def range_for(self, action: str) -> tuple[int, int] | None:
+        """The (lowest, highest) value for `action`, or None when any number goes."""
+        return next(((low, high) for name, low, high in self.ranges if name == action), None)
+
+
+KIE_OPTIONS: tuple[Option, ...] = (
+    Option("output_format", "jpeg (default) or png", str, choices=("jpeg", "png")),
+    Option("prompt_upsampling", "Let the model elaborate the prompt (slower)", bool),
+    Option(
+        "safety_tolerance",
+        "How permissive the content filter is: 0 strict to 6 (edits: 0 to 2)",
+        int,
+        ranges=(("generate", 0, 6), ("edit", 0, 2)),
+    ),
+    Option("translate", "Translate a non-English prompt first (on by default)", bool),
+)
 
 
 @dataclass(frozen=True)
@@ -146,7 +173,7 @@ class ProviderInfo:
     name: str
     label: str
     models: tuple[Model, ...]
-    options: frozenset[str] = frozenset()
+    options: tuple[Option, ...] = ()
     #: Images one job can make.
     max_count: int = 4
     #: Whether an edit without a size keeps the input's aspect ratio (the size is then not sent).
@@ -155,7 +182,7 @@ class ProviderInfo:
 
 PROVIDERS: dict[str, ProviderInfo] = {
     "acedata": ProviderInfo("acedata", "Ace Data Cloud", MODELS),
-    "kie": ProviderInfo("kie", "Kie.ai", KIE_MODELS, frozenset(EXTRA_OPTIONS), max_count=1, keeps_ratio_on_edit=True),
+    "kie": ProviderInfo("kie", "Kie.ai", KIE_MODELS, KIE_OPTIONS, max_count=1, keeps_ratio_on_edit=True),
 }
 _active = PROVIDERS["acedata"]
 

@@ -18,7 +18,16 @@ from fluxbot import catalog
 from fluxbot.delivery import DeliveryError
 from fluxbot.limits import Limits, Refused, refusal
 from fluxbot.metrics import METRICS
-from fluxbot.providers.base import Action, Image, JobRequest, Provider, ProviderError, TaskState, TaskStatus
+from fluxbot.providers.base import (
+    Action,
+    Image,
+    JobRequest,
+    OptionValue,
+    Provider,
+    ProviderError,
+    TaskState,
+    TaskStatus,
+)
 from fluxbot.store import EditImage, Job, JobStatus, Reply, Store
 
 log = logging.getLogger(__name__)
@@ -100,53 +109,52 @@ def check_prompt(prompt: str) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class Extras:
-    """Options only some providers have; None means "not asked for"."""
-
-    output_format: str | None = None
-    prompt_upsampling: bool | None = None
-    safety_tolerance: int | None = None
-    translate: bool | None = None
-
-    def check(self, action: str) -> None:
-        """Refuse an option the active provider lacks, or a value it does not take."""
-        provider = catalog.active()
-        for name, value in asdict(self).items():
-            if value is not None and name not in provider.options:
-                raise InvalidRequest(
-                    f"`{name}` is not available with this bot's image provider ({provider.label}). "
-                    "Leave it out and try again."
-                )
-        if self.output_format is not None and self.output_format not in ("jpeg", "png"):
-            raise InvalidRequest(f"`output_format` must be jpeg or png, not `{self.output_format[:20]}`.")
-        highest = 2 if action == "edit" else 6
-        if self.safety_tolerance is not None and not 0 <= self.safety_tolerance <= highest:
+def check_options(options: Mapping[str, OptionValue | None], action: str) -> dict[str, OptionValue]:
+    """The options asked for (None = not asked), checked against the active provider's; raises InvalidRequest."""
+    provider = catalog.active()
+    offered = {option.name: option for option in provider.options}
+    chosen = {name: value for name, value in options.items() if value is not None}
+    for name, value in chosen.items():
+        option = offered.get(name)
+        if option is None:
+            raise InvalidRequest(
+                f"`{name}` is not available with this bot's image provider ({provider.label}). "
+                "Leave it out and try again."
+            )
+        if option.choices and value not in option.choices:
+            allowed = " or ".join(option.choices)
+            raise InvalidRequest(f"`{name}` must be {allowed}, not `{str(value)[:20]}`.")
+        limits = option.range_for(action)
+        if limits is not None and isinstance(value, int) and not limits[0] <= value <= limits[1]:
             what = "an edit" if action == "edit" else "a new image"
-            raise InvalidRequest(f"`safety_tolerance` must be from 0 to {highest} for {what}.")
+            raise InvalidRequest(f"`{name}` must be from {limits[0]} to {limits[1]} for {what}.")
+    return chosen
 
 
-NO_EXTRAS = Extras()
-
-
-def prepare_imagine(prompt: str, model: str, size: str | None, count: int, extras: Extras = NO_EXTRAS) -> JobRequest:
+def prepare_imagine(
+    prompt: str, model: str, size: str | None, count: int, options: Mapping[str, OptionValue | None] | None = None
+) -> JobRequest:
     """Check an /imagine request and return what to submit; raises InvalidRequest."""
     text = check_prompt(prompt)
     flux_model = _model(model)
     most = min(MAX_COUNT, catalog.active().max_count)
     if not 1 <= count <= most:
         raise InvalidRequest(f"`count` must be between 1 and {most} with this bot's provider; you asked for {count}.")
-    extras.check("generate")
-    return JobRequest("generate", text, flux_model.name, _size(flux_model, size), count=count, **asdict(extras))
+    chosen = check_options(options or {}, "generate")
+    return JobRequest("generate", text, flux_model.name, _size(flux_model, size), count=count, options=chosen)
 
 
 def prepare_edit(
-    prompt: str, model: str, size: str | None, image: AttachmentInfo, extras: Extras = NO_EXTRAS
+    prompt: str,
+    model: str,
+    size: str | None,
+    image: AttachmentInfo,
+    options: Mapping[str, OptionValue | None] | None = None,
 ) -> JobRequest:
     """Check an /edit request and return what to submit; raises InvalidRequest."""
     text = check_prompt(prompt)
     flux_model = _model(model)
-    extras.check("edit")
+    chosen_options = check_options(options or {}, "edit")
     if not flux_model.can_edit:
         names = ", ".join(f"`{m.name}`" for m in catalog.edit_models())
         raise InvalidRequest(f"`{flux_model.name}` cannot edit images. Pick one of {names}.")
@@ -168,7 +176,7 @@ def prepare_edit(
         chosen = catalog.closest_ratio(image.width or 1, image.height or 1, flux_model.size_rule.suggestions)
     else:
         chosen = _size(flux_model, size)
-    return JobRequest("edit", text, flux_model.name, chosen, count=1, image_url=image.url, **asdict(extras))
+    return JobRequest("edit", text, flux_model.name, chosen, count=1, image_url=image.url, options=chosen_options)
 
 
 def check_reroll(job: Job) -> None:
@@ -185,8 +193,9 @@ def check_reroll(job: Job) -> None:
 def reroll_request(job: Job) -> JobRequest:
     """The request that made `job`, to run again."""
     action: Action = "edit" if job.action == "edit" else "generate"
-    extras = {k: v for k, v in job.options.items() if k in Extras.__dataclass_fields__}
-    return JobRequest(action, job.prompt, job.model, job.size, count=job.count, image_url=job.image_url, **extras)
+    return JobRequest(
+        action, job.prompt, job.model, job.size, count=job.count, image_url=job.image_url, options=dict(job.options)
+    )
 
 
 def edit_request(prompt: str, image: EditImage, model: str = catalog.DEFAULT_EDIT_MODEL) -> JobRequest:

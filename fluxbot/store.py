@@ -539,13 +539,7 @@ def _now(now: float | None) -> float:
 
 
 def _dump_options(request: JobRequest) -> str:
-    chosen = {
-        "output_format": request.output_format,
-        "prompt_upsampling": request.prompt_upsampling,
-        "safety_tolerance": request.safety_tolerance,
-        "translate": request.translate,
-    }
-    return json.dumps({k: v for k, v in chosen.items() if v is not None})
+    return json.dumps(dict(request.options))
 
 
 def _dump_images(images: Sequence[Image]) -> str:

@@ -40,6 +40,8 @@ async def test_with_kie_the_commands_offer_kontext_models_and_kies_options(
         assert {"output_format", "prompt_upsampling", "safety_tolerance", "translate"} <= set(imagine)
         assert "count" not in imagine, "Kie makes one image per job: the option is not offered"
         assert imagine["safety_tolerance"]["max_value"] == 6
+        assert [c["value"] for c in imagine["output_format"]["choices"]] == ["jpeg", "png"]
+        assert imagine["translate"]["description"] == "Translate a non-English prompt first (on by default)"
         edit = {o["name"]: o for o in commands["edit"]["options"]}
         assert edit["safety_tolerance"]["max_value"] == 2
         sizes = await discord.send_autocomplete("imagine", [option("size", "")], "size")

@@ -18,7 +18,6 @@ from fluxbot.jobs import (
     TIMEOUT_GRACE_SECONDS,
     AttachmentInfo,
     CallbackOutcome,
-    Extras,
     InvalidRequest,
     JobService,
     edit_request,
@@ -31,7 +30,7 @@ from fluxbot.jobs import (
     url_expired,
 )
 from fluxbot.providers.acedata import AceDataFlux
-from fluxbot.providers.base import Image
+from fluxbot.providers.base import Image, OptionValue
 from fluxbot.store import EditImage, Job, JobStatus, Reply, Store
 from tests.fakes.flux_api import FakeFlux, envelope
 
@@ -634,24 +633,30 @@ def on_kie() -> Iterator[None]:
 
 def test_options_only_some_providers_have_are_refused_elsewhere() -> None:
     with pytest.raises(InvalidRequest, match="`output_format` is not available with this bot's image provider"):
-        prepare_imagine("cat", "flux-dev", None, 1, Extras(output_format="png"))
+        prepare_imagine("cat", "flux-dev", None, 1, {"output_format": "png"})
+    assert prepare_imagine("cat", "flux-dev", None, 1, {"output_format": None}).options == {}, "None: not asked for"
 
 
 @pytest.mark.usefixtures("on_kie")
 def test_with_kie_the_kontext_models_ratios_and_options_apply() -> None:
-    request = prepare_imagine("cat", "flux-kontext-max", "21:9", 1, Extras("png", True, 6, False))
-    assert (request.size, request.output_format, request.safety_tolerance, request.translate) == (
-        "21:9",
-        "png",
-        6,
-        False,
-    )
+    chosen: dict[str, OptionValue | None] = {
+        "output_format": "png",
+        "prompt_upsampling": True,
+        "safety_tolerance": 6,
+        "translate": False,
+    }
+    request = prepare_imagine("cat", "flux-kontext-max", "21:9", 1, chosen)
+    assert (request.size, request.options) == ("21:9", chosen)
+    with pytest.raises(InvalidRequest, match="`output_format` must be jpeg or png, not `gif`"):
+        prepare_imagine("cat", "flux-kontext-max", None, 1, {"output_format": "gif"})
+    with pytest.raises(InvalidRequest, match="from 0 to 6 for a new image"):
+        prepare_imagine("cat", "flux-kontext-max", None, 1, {"safety_tolerance": 7})
     with pytest.raises(InvalidRequest, match="not a model this bot knows"):
         prepare_imagine("cat", "flux-dev", None, 1)
     with pytest.raises(InvalidRequest, match="aspect ratio: 21:9, 16:9, 4:3, 1:1, 3:4, 9:16"):
         prepare_imagine("cat", "flux-kontext-pro", "3:2", 1)
     with pytest.raises(InvalidRequest, match="from 0 to 2 for an edit"):
-        prepare_edit("x", "flux-kontext-pro", None, PNG, Extras(safety_tolerance=3))
+        prepare_edit("x", "flux-kontext-pro", None, PNG, {"safety_tolerance": 3})
     assert prepare_edit("x", "flux-kontext-pro", None, PNG).size == catalog.KEEP_RATIO, "Kie keeps the image's ratio"
     with pytest.raises(InvalidRequest, match="between 1 and 1 with this bot's provider"):
         prepare_imagine("cat", "flux-kontext-pro", None, 2)

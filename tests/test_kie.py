@@ -14,8 +14,8 @@ from fluxbot.providers.kie import KieFlux, check_signature, parse_record
 from tests.fakes.kie_api import FakeKie
 
 GENERATE = JobRequest(
-    "generate", "a lighthouse", "flux-kontext-max", "16:9", output_format="png", prompt_upsampling=True,
-    safety_tolerance=4, translate=False,
+    "generate", "a lighthouse", "flux-kontext-max", "16:9",
+    options={"output_format": "png", "prompt_upsampling": True, "safety_tolerance": 4, "translate": False},
 )  # fmt: skip
 EDIT = JobRequest("edit", "make it night", "flux-kontext-pro", "1:1", image_url="https://cdn.test/a.png")
 

@@ -10,6 +10,8 @@ from typing import Any, Literal, Protocol
 import aiohttp
 
 Action = Literal["generate", "edit"]
+#: The value of a provider-specific option.
+OptionValue = str | bool | int
 
 
 @dataclass(frozen=True)
@@ -23,11 +25,8 @@ class JobRequest:
     count: int = 1
     image_url: str | None = None
     callback_url: str | None = field(default=None, repr=False)
-    #: Options only some providers have (None = not asked for); see `catalog.ProviderInfo.options`.
-    output_format: str | None = None
-    prompt_upsampling: bool | None = None
-    safety_tolerance: int | None = None
-    translate: bool | None = None
+    #: Options only some providers have, by name (only those asked for); see `catalog.ProviderInfo.options`.
+    options: Mapping[str, OptionValue] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,14 @@ from fluxbot.providers.base import (
 
 log = logging.getLogger(__name__)
 
+#: Kie's names for the options of `catalog.KIE_OPTIONS`.
+_BODY_NAMES = {
+    "output_format": "outputFormat",
+    "prompt_upsampling": "promptUpsampling",
+    "safety_tolerance": "safetyTolerance",
+    "translate": "enableTranslation",
+}
+
 #: How far a signed callback's timestamp may be from now (replayed callbacks are refused).
 SIGNATURE_WINDOW_SECONDS = 15 * 60
 
@@ -55,14 +63,7 @@ class KieFlux:
             body["aspectRatio"] = request.size
         if request.image_url:
             body["inputImage"] = request.image_url
-        if request.output_format is not None:
-            body["outputFormat"] = request.output_format
-        if request.prompt_upsampling is not None:
-            body["promptUpsampling"] = request.prompt_upsampling
-        if request.safety_tolerance is not None:
-            body["safetyTolerance"] = request.safety_tolerance
-        if request.translate is not None:
-            body["enableTranslation"] = request.translate
+        body.update({_BODY_NAMES[name]: value for name, value in request.options.items()})
         if request.callback_url:
             body["callBackUrl"] = request.callback_url
         data = await self._call("POST", "/api/v1/flux/kontext/generate", body=body, action=request.action)
