@@ -1,16 +1,21 @@
-"""The one app-command error handler and the log redaction."""
+"""The one app-command error handler, the log redaction, and what /healthz reports."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from unittest.mock import AsyncMock, MagicMock
 
+import aiohttp
 import discord
 import pytest
 from discord import app_commands
 
-from fluxbot.bot import GENERIC_ERROR, report_command_error
+from fluxbot.bot import GENERIC_ERROR, FluxBot, report_command_error
+from fluxbot.config import load_settings
 from fluxbot.logs import RedactingFormatter
+from fluxbot.providers import build_providers
+from fluxbot.store import Store
 
 
 def interaction(*, answered: bool) -> MagicMock:
@@ -75,3 +80,20 @@ def test_secrets_and_interaction_tokens_are_scrubbed_from_log_lines() -> None:
         for secret in ("discord-bot-token-1234", "flux-key-5678", token):
             assert secret not in shown
         assert "***" in shown
+
+
+async def test_health_reports_a_database_that_cannot_be_written_and_a_stopped_tracker(tmp_path: Path) -> None:
+    settings = load_settings({"DISCORD_TOKEN": "abc", "ACEDATA_API_TOKEN": "t"}, env_file=None)
+    store = await Store.open(tmp_path / "fluxbot.db")
+    async with aiohttp.ClientSession() as session:
+        bot = FluxBot(settings=settings, store=store, providers=build_providers(settings, session), session=session)
+        try:
+            bot.jobs.start_tracker()
+            healthy = await bot.health()
+            assert (healthy["database"], healthy["tracker"]) == (True, True)
+            assert healthy["gateway"] is False, "never connected"
+            await bot.jobs.stop_tracker()
+            await store.close()
+            assert await bot.health() == {"gateway": False, "database": False, "tracker": False}
+        finally:
+            await bot.close()

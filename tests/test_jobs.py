@@ -624,6 +624,24 @@ async def test_showing_a_result_again_leaves_the_job_alone_and_says_when_it_fail
     assert await store.get_job(job.id) == done, "the stored job is unchanged"
 
 
+async def test_a_tracker_stuck_in_a_round_is_reported_unhealthy(
+    service: JobService, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stuck = asyncio.Event()
+
+    async def never_returns() -> None:
+        await stuck.wait()
+
+    monkeypatch.setattr(service, "tick", never_returns)
+    service.start_tracker()
+    await asyncio.sleep(0)
+    assert service.tracker_alive()
+    clock.now += 61
+    assert not service.tracker_alive(), "a round that started over a minute ago and never ended"
+    stuck.set()
+    await service.stop_tracker()
+
+
 @pytest.fixture
 def on_kie() -> Iterator[None]:
     catalog.use_provider("kie")

@@ -126,6 +126,29 @@ async def test_simultaneous_commands_never_exceed_the_member_limit(store: Store)
     assert usage.in_flight == 2
 
 
+async def test_several_members_at_the_same_instant_each_stay_within_every_limit(store: Store) -> None:
+    limits = Limits(member_jobs=3, cooldown_seconds=0, daily_images=5)  # REQUEST makes 2 images a job
+    members = range(1, 7)
+    results = await asyncio.gather(
+        *(store.admit("acedata", REQUEST, reply(m), limits=limits, now=NOON) for m in members for _ in range(6))
+    )
+    admitted = [job for job in results if job is not None]
+    per_member = {m: sum(job.user_id == m for job in admitted) for m in members}
+    assert per_member == dict.fromkeys(members, 2), "the daily quota (5 images) allows two jobs of 2 images each"
+    for m in members:
+        assert (await store.usage(m, now=NOON)).images_today == 4
+
+    with_cooldown = Limits(member_jobs=10, cooldown_seconds=60)
+    later = await asyncio.gather(
+        *(
+            store.admit("acedata", REQUEST, reply(m + 10), limits=with_cooldown, now=NOON)
+            for m in members
+            for _ in range(4)
+        )
+    )
+    assert sum(job is not None for job in later) == len(members), "one command per member inside the cooldown"
+
+
 async def test_cooldown_and_daily_images(store: Store) -> None:
     limits = Limits(member_jobs=100, cooldown_seconds=30, daily_images=5)
     first = await store.admit("acedata", REQUEST, reply(1), limits=limits, now=NOON)
