@@ -36,6 +36,10 @@ PAGE_SIZE = 10
 #: Edit prompts: of a result's images (resolved from the job and its message at submit), or of a message's.
 EDIT_JOB_PREFIX = "fluxbot:edit-job:"
 EDIT_SOURCE_PREFIX = "fluxbot:edit-source:"
+PROMPT_GONE = (
+    "This edit prompt is too old (prompts are kept for a day) or was opened by someone else. "
+    "Right-click the message again and pick Apps → Edit with Flux."
+)
 GONE = (
     "This job is no longer in the bot's records, so this button cannot do anything. Run `/imagine` to make a new one."
 )
@@ -163,11 +167,13 @@ class Results(commands.Cog):
         async with _member_sees_failures(interaction, custom_id):
             if f"{prefix}:" == EDIT_JOB_PREFIX:
                 images = await self._result_images(int(number), interaction.message)
+                missing = GONE
             else:
                 source = await self.bot.store.get_edit_source(int(number))
                 images = source[1] if source and source[0] == interaction.user.id else None
+                missing = PROMPT_GONE
             if images is None:
-                await interaction.response.send_message(GONE, ephemeral=True)
+                await interaction.response.send_message(missing, ephemeral=True)
                 return
             await self._edit_submitted(interaction, images, _modal_values(data))
 

@@ -128,11 +128,20 @@ async def test_edit_asks_which_image_and_edits_the_uploaded_copy(world: World) -
 async def test_buttons_and_a_prompt_opened_before_a_restart_work_after_it(world: World) -> None:
     _, done = await finished_job(world, "before the restart")
     opened = await click(world, done, "edit")
+    photo = world.discord.make_attachment("harbour.png", "image/png", 50_000, width=1024, height=1024)
+    posted = world.discord.add_message(content="edit me later", attachments=[photo])
+    from_menu = await world.discord.send_message_command("Edit with Flux", int(posted["id"]))
     await world.restart()
 
     submitted = await submit_edit(world, opened, int(done["id"]), prompt="after the restart")
     await final_reply(world, submitted, "Done")
     assert world.flux.submits[-1]["prompt"] == "after the restart"
+    menu_edit = await submit_edit(world, from_menu, None, prompt="the context menu survived too")
+    await final_reply(world, menu_edit, "Done")
+    assert (world.flux.submits[-1]["prompt"], world.flux.submits[-1]["image_url"]) == (
+        "the context menu survived too",
+        photo["url"],
+    )
 
     details = await click(world, done, "details")
     assert "before the restart" in first_callback(world, details).json["data"]["embeds"][0]["description"]
@@ -142,6 +151,8 @@ async def test_buttons_and_a_prompt_opened_before_a_restart_work_after_it(world:
     reopened = await click(world, done, "edit")
     resubmitted = await submit_edit(world, reopened, int(done["id"]), prompt="and once more")
     await final_reply(world, resubmitted, "Done")
+    await click(world, done, "delete")
+    await world.discord.wait_for(lambda: int(done["id"]) not in world.discord.messages)
 
 
 async def test_a_button_whose_job_is_gone_says_so(world: World) -> None:
@@ -160,6 +171,9 @@ async def test_edit_with_flux_on_a_message_with_and_without_an_image(world: Worl
     opened = await world.discord.send_message_command("Edit with Flux", int(with_image["id"]))
     modal = first_callback(world, opened).json["data"]
     assert [c["custom_id"] for row in modal["components"] for c in row["components"]] == ["prompt"]
+    source_id = first_callback(world, opened).json["data"]["custom_id"]
+    by_someone_else = await world.discord.send_modal_submit(source_id, {"prompt": "mine now"}, user_id=OTHER_MEMBER)
+    assert "This edit prompt is too old" in first_callback(world, by_someone_else).json["data"]["content"]
     submitted = await submit_edit(world, opened, None, prompt="add a rainbow")
     await final_reply(world, submitted, "Done")
     body = world.flux.submits[-1]
