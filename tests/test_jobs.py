@@ -593,11 +593,11 @@ async def test_stopping_the_tracker_lets_the_delivery_under_way_finish(
     job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     assert job.task_id is not None
     flux.finish(job.task_id)
-    replier.delay = 0.3
+    replier.delay = 1.0
     service.start_tracker()
     while not flux.lookups:
         await asyncio.sleep(0.01)
-    await asyncio.sleep(0.1)  # the first round found it finished and is editing the reply (0.3 s)
+    await asyncio.sleep(0.1)  # the first round found it finished and is editing the reply (1 s)
     assert replier.outcomes == []
     await service.stop_tracker()
     assert [j.id for j in replier.outcomes] == [job.id], "the edit was not cut off"
