@@ -127,6 +127,9 @@ async def test_errors_in_an_http_200_body_get_their_own_message(
         (500, ErrorKind.PROVIDER_FAILED, "The image provider failed."),
         (501, ErrorKind.PROVIDER_FAILED, "could not be generated"),
         (505, ErrorKind.MISCONFIGURED, "feature is disabled for the bot's Kie.ai account"),
+        (502, ErrorKind.UNAVAILABLE, "cannot be reached right now"),
+        (503, ErrorKind.UNAVAILABLE, "cannot be reached right now"),
+        (504, ErrorKind.UNAVAILABLE, "cannot be reached right now"),
     ],
 )
 @pytest.mark.parametrize("kies_json", [True, False], ids=["kie-json", "not-json"])

@@ -208,6 +208,13 @@ def error_for(
         422: (ErrorKind.INVALID_REQUEST, f"The image provider refused the request.{said} Try rewording the prompt."),
         429: (ErrorKind.RATE_LIMITED, "The image provider is busy right now. Please try again in a minute."),
         455: (ErrorKind.UNAVAILABLE, "The image provider is down for maintenance. Please try again later."),
+        **dict.fromkeys(
+            (502, 503, 504),  # a gateway in front of Kie: the service itself is unreachable for now
+            (
+                ErrorKind.UNAVAILABLE,
+                "The image provider cannot be reached right now. Please try again in a few minutes.",
+            ),
+        ),
         500: (ErrorKind.PROVIDER_FAILED, f"The image provider failed.{said} Please try again."),
         501: (ErrorKind.PROVIDER_FAILED, f"The image could not be generated.{said} Please try again."),
         505: (ErrorKind.MISCONFIGURED, f"This feature is disabled for the bot's Kie.ai account. {TELL_OPERATOR}"),
