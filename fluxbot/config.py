@@ -188,7 +188,7 @@ class _Env:
         value = self.raw(name)
         if value is None:
             return default
-        if not value.isdigit() or not low <= int(value) <= high:
+        if not value.isdecimal() or not low <= int(value) <= high:
             raise ConfigError(name, f"expects {what} from {low} to {high}, got {value!r}")
         return int(value)
 
@@ -216,7 +216,7 @@ class _Env:
         value = self.raw(name)
         if value is None:
             return None
-        if not value.isdigit() or not 15 <= len(value) <= 21:
+        if not value.isdecimal() or not 15 <= len(value) <= 21:
             raise ConfigError(name, f"expects a Discord server id (a long number), got {value!r}")
         return int(value)
 

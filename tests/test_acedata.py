@@ -108,6 +108,7 @@ def test_results_are_parsed_leniently() -> None:
                 {"prompt": "no url"},
                 {"prompt": "not a web url", "image_url": "javascript:alert(1)"},
                 {"prompt": "seed too big", "image_url": "https://a/3.png", "seed": "9" * 40},
+                {"prompt": "a superscript is a digit but no number", "image_url": "https://a/4.png", "seed": "²"},
             ],
         },
     )
@@ -116,6 +117,7 @@ def test_results_are_parsed_leniently() -> None:
         ("https://a/1.png", None),
         ("https://a/2.png", 77),
         ("https://a/3.png", None),
+        ("https://a/4.png", None),
     ]
     assert status.inference_seconds is None
     empty = parse_result("t", {"success": True, "data": []})

@@ -83,6 +83,8 @@ def test_values_are_parsed(tmp_path: Path) -> None:
         ("MAX_JOBS_IN_FLIGHT", "many", "whole number from 1 to 1000"),
         ("COOLDOWN_SECONDS", "-1", "whole number from 0"),
         ("DAILY_IMAGES_PER_MEMBER", "1.5", "whole number from 0"),
+        ("MAX_JOBS_PER_MEMBER", "²", "whole number from 1 to 100"),
+        ("DEV_GUILD_ID", "¹²³⁴⁵⁶⁷⁸⁹¹²³⁴⁵⁶⁷⁸", "Discord server id"),
         ("SERVE_DMS", "maybe", "true or false"),
     ],
 )

@@ -12,6 +12,8 @@ import aiohttp
 from fluxbot.config import Secret
 from fluxbot.logs import scrub
 from fluxbot.providers.base import (
+    IMAGE_UNREACHABLE,
+    PROVIDER_BUSY,
     TELL_OPERATOR,
     ErrorKind,
     Image,
@@ -19,7 +21,14 @@ from fluxbot.providers.base import (
     ProviderError,
     TaskState,
     TaskStatus,
+    as_int,
     fetch_json,
+    is_image_url,
+    no_image,
+    no_task_id,
+    provider_said,
+    task_id_or_none,
+    unreadable,
 )
 
 log = logging.getLogger(__name__)
@@ -54,11 +63,7 @@ class AceDataFlux:
         answer = await self._post("/flux/images", body, action=request.action)
         task_id = answer.get("task_id")
         if not isinstance(task_id, str) or not task_id:
-            raise ProviderError(
-                ErrorKind.BAD_RESPONSE,
-                "The image provider accepted the job but sent no task id, so it cannot be followed. Please try again.",
-                detail=f"submit answer without task_id: keys {sorted(answer)}",
-            )
+            raise no_task_id(f"submit answer without task_id: keys {sorted(answer)}")
         return task_id
 
     async def lookup(self, task_ids: Sequence[str]) -> Mapping[str, TaskStatus]:
@@ -70,11 +75,7 @@ class AceDataFlux:
         answer = await self._post("/flux/tasks", {"action": "retrieve_batch", "ids": list(task_ids)})
         items = answer.get("items")
         if not isinstance(items, list):
-            raise ProviderError(
-                ErrorKind.BAD_RESPONSE,
-                "The image provider sent an answer the bot could not read.",
-                detail=f"retrieve_batch answer without items: keys {sorted(answer)}",
-            )
+            raise unreadable(f"retrieve_batch answer without items: keys {sorted(answer)}")
         wanted = set(task_ids)
         statuses: dict[str, TaskStatus] = {}
         for item in items:
@@ -85,8 +86,7 @@ class AceDataFlux:
 
     def callback_task_id(self, body: Any, headers: Mapping[str, str]) -> str | None:
         """The `task_id` of a callback body (the result body; the API does not sign it, nor is it trusted)."""
-        task_id = body.get("task_id") if isinstance(body, dict) else None
-        return task_id if isinstance(task_id, str) and 0 < len(task_id) <= 200 else None
+        return task_id_or_none(body.get("task_id")) if isinstance(body, dict) else None
 
     async def _post(self, path: str, body: dict[str, Any], *, action: str | None = None) -> dict[str, Any]:
         headers = {
@@ -100,12 +100,7 @@ class AceDataFlux:
         if status >= 400 or (isinstance(data, dict) and data.get("success") is False and "error" in data):
             raise error_from_answer(status, data, action=action)
         if not isinstance(data, dict):
-            raise ProviderError(
-                ErrorKind.BAD_RESPONSE,
-                "The image provider sent an answer the bot could not read.",
-                http_status=status,
-                detail=f"non-JSON answer from {path}",
-            )
+            raise unreadable(f"non-JSON answer from {path}", http_status=status)
         return data
 
 
@@ -118,7 +113,7 @@ def parse_task_record(record: Mapping[str, Any]) -> TaskStatus | None:
     if response is None:
         return TaskStatus(task_id, TaskState.RUNNING)
     if not isinstance(response, dict):
-        return TaskStatus(task_id, TaskState.FAILED, error=_unreadable(f"response of type {type(response)}"))
+        return TaskStatus(task_id, TaskState.FAILED, error=unreadable(f"response of type {type(response)}"))
     return parse_result(task_id, response)
 
 
@@ -130,22 +125,14 @@ def parse_result(task_id: str, result: Mapping[str, Any]) -> TaskStatus:
     images: list[Image] = []
     inference: float | None = None
     for item in items if isinstance(items, list) else []:
-        if not isinstance(item, dict) or not _is_image_url(item.get("image_url")):
+        if not isinstance(item, dict) or not is_image_url(item.get("image_url")):
             continue
-        images.append(Image(url=item["image_url"], seed=_as_int(item.get("seed"))))
+        images.append(Image(url=item["image_url"], seed=as_int(item.get("seed"))))
         timings = item.get("timings")
         if isinstance(timings, dict) and isinstance(timings.get("inference"), int | float):
             inference = float(timings["inference"])
     if not images:
-        return TaskStatus(
-            task_id,
-            TaskState.FAILED,
-            error=ProviderError(
-                ErrorKind.PROVIDER_FAILED,
-                "The image provider finished the job but returned no image. Please try again.",
-                detail="success without images",
-            ),
-        )
+        return TaskStatus(task_id, TaskState.FAILED, error=no_image("success without images"))
     return TaskStatus(task_id, TaskState.SUCCEEDED, images=tuple(images), inference_seconds=inference)
 
 
@@ -170,7 +157,7 @@ def error_from_answer(http_status: int | None, data: Any, *, action: str | None)
 
 
 def _classify(status: int | None, code: str, detail: str, action: str | None) -> tuple[ErrorKind, str]:
-    said = f" The provider said: “{detail[:200]}”." if detail else ""
+    said = provider_said(detail)
     if code in ("invalid_token", "token_expired", "token_mismatched", "no_token") or status == 401:
         reason = {
             "token_expired": "has expired",
@@ -195,14 +182,11 @@ def _classify(status: int | None, code: str, detail: str, action: str | None) ->
             f"The bot is set up with a wrong image-provider address (FLUX_API_BASE_URL). {TELL_OPERATOR}",
         )
     if code == "too_many_requests" or status == 429:
-        return ErrorKind.RATE_LIMITED, "The image provider is busy right now. Please try again in a minute."
+        return ErrorKind.RATE_LIMITED, PROVIDER_BUSY
     if code == "bad_request" or status == 400:
         return ErrorKind.INVALID_REQUEST, f"The image provider refused the request as invalid.{said}"
     if "fetch failed" in detail.lower() or (action == "edit" and "fetch" in detail.lower()):
-        return (
-            ErrorKind.IMAGE_UNREACHABLE,
-            "The image provider could not download your image. Upload it again (Discord links expire) and retry.",
-        )
+        return ErrorKind.IMAGE_UNREACHABLE, IMAGE_UNREACHABLE
     if code == "service_unavailable" or status == 503:
         return (
             ErrorKind.UNAVAILABLE,
@@ -216,24 +200,3 @@ def _classify(status: int | None, code: str, detail: str, action: str | None) ->
             f"The image provider failed to make the image.{said} Please try again.",
         )
     return ErrorKind.PROVIDER_FAILED, f"The image job failed.{said} Please try again."
-
-
-def _unreadable(detail: str) -> ProviderError:
-    return ProviderError(
-        ErrorKind.BAD_RESPONSE, "The image provider sent an answer the bot could not read.", detail=detail
-    )
-
-
-def _is_image_url(value: Any) -> bool:
-    # Discord refuses an embed whose image URL is not http(s) or longer than 2048 characters.
-    return isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) <= 2048
-
-
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 24:
-        return int(value)
-    return None

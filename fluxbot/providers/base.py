@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeGuard
 
 import aiohttp
 
@@ -58,6 +58,11 @@ class TaskStatus:
 
 #: Ends every message about a problem only the bot's operator can fix.
 TELL_OPERATOR = "Please tell the bot's operator."
+#: The member-facing words both providers use for the same situations.
+PROVIDER_BUSY = "The image provider is busy right now. Please try again in a minute."
+IMAGE_UNREACHABLE = (
+    "The image provider could not download your image. Upload it again (Discord links expire) and retry."
+)
 
 
 class ErrorKind(StrEnum):
@@ -106,6 +111,61 @@ class ProviderError(Exception):
     def retryable(self) -> bool:
         """True when the same call may work later without anyone changing anything."""
         return self.kind in (ErrorKind.RATE_LIMITED, ErrorKind.UNAVAILABLE, ErrorKind.PROVIDER_FAILED)
+
+
+def unreadable(detail: str, *, http_status: int | None = None) -> ProviderError:
+    """A provider answer the bot could not read."""
+    return ProviderError(
+        ErrorKind.BAD_RESPONSE,
+        "The image provider sent an answer the bot could not read.",
+        http_status=http_status,
+        detail=detail,
+    )
+
+
+def no_task_id(detail: str) -> ProviderError:
+    """A submit the provider accepted without saying which task it started."""
+    return ProviderError(
+        ErrorKind.BAD_RESPONSE,
+        "The image provider accepted the job but sent no task id, so it cannot be followed. Please try again.",
+        detail=detail,
+    )
+
+
+def no_image(detail: str) -> ProviderError:
+    """A task the provider reports done, with no usable image."""
+    return ProviderError(
+        ErrorKind.PROVIDER_FAILED,
+        "The image provider finished the job but returned no image. Please try again.",
+        detail=detail,
+    )
+
+
+def provider_said(detail: str) -> str:
+    """The provider's own words, quoted for a member-facing message (empty when it said nothing)."""
+    return f" The provider said: “{detail[:200]}”." if detail else ""
+
+
+def task_id_or_none(value: Any) -> str | None:
+    """`value` when it looks like a task id (a short non-empty string), else None."""
+    return value if isinstance(value, str) and 0 < len(value) <= 200 else None
+
+
+def is_image_url(value: Any) -> TypeGuard[str]:
+    """True for an http(s) URL Discord accepts in an embed (at most 2048 characters)."""
+    return isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) <= 2048
+
+
+def as_int(value: Any) -> int | None:
+    """An int from an int or a decimal string (as APIs write numbers either way); None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    # isdecimal (not isdigit, true for "²") and the length cap keep int() from raising on odd strings.
+    if isinstance(value, str) and value.strip().lstrip("-").isdecimal() and len(value) < 24:
+        return int(value.strip())
+    return None
 
 
 async def fetch_json(

@@ -18,6 +18,8 @@ from fluxbot.catalog import KEEP_RATIO
 from fluxbot.config import Secret
 from fluxbot.logs import scrub
 from fluxbot.providers.base import (
+    IMAGE_UNREACHABLE,
+    PROVIDER_BUSY,
     TELL_OPERATOR,
     CallbackRefused,
     ErrorKind,
@@ -26,7 +28,14 @@ from fluxbot.providers.base import (
     ProviderError,
     TaskState,
     TaskStatus,
+    as_int,
     fetch_json,
+    is_image_url,
+    no_image,
+    no_task_id,
+    provider_said,
+    task_id_or_none,
+    unreadable,
 )
 
 log = logging.getLogger(__name__)
@@ -69,11 +78,7 @@ class KieFlux:
         data = await self._call("POST", "/api/v1/flux/kontext/generate", body=body, action=request.action)
         task_id = data.get("taskId") if isinstance(data, dict) else None
         if not isinstance(task_id, str) or not task_id:
-            raise ProviderError(
-                ErrorKind.BAD_RESPONSE,
-                "The image provider accepted the job but sent no task id, so it cannot be followed. Please try again.",
-                detail="generate answer without data.taskId",
-            )
+            raise no_task_id("generate answer without data.taskId")
         return task_id
 
     async def lookup(self, task_ids: Sequence[str]) -> Mapping[str, TaskStatus]:
@@ -99,8 +104,8 @@ class KieFlux:
     def callback_task_id(self, body: Any, headers: Mapping[str, str]) -> str | None:
         """The task id of a callback (`data.taskId`); with a webhook key, only when validly signed."""
         data = body.get("data") if isinstance(body, dict) else None
-        task_id = data.get("taskId") if isinstance(data, dict) else None
-        if not isinstance(task_id, str) or not 0 < len(task_id) <= 200:
+        task_id = task_id_or_none(data.get("taskId")) if isinstance(data, dict) else None
+        if task_id is None:
             return None
         if self.webhook_key is not None:
             check_signature(self.webhook_key.reveal(), task_id, headers)
@@ -126,7 +131,7 @@ class KieFlux:
             params=params,
         )
         # Kie reports most errors as HTTP 200 with a non-200 `code` in the body; real HTTP errors happen too.
-        code = _as_int(answer.get("code")) if isinstance(answer, dict) else None
+        code = as_int(answer.get("code")) if isinstance(answer, dict) else None
         if status >= 400 and not (isinstance(answer, dict) and "msg" in answer):
             # Not Kie's {"code", "msg"} envelope (an HTML page, another API's JSON): a proxy or a wrong host answered.
             raise error_for(
@@ -136,12 +141,7 @@ class KieFlux:
             message = str(answer.get("msg") or "") if isinstance(answer, dict) else ""
             raise error_for(code if code != 200 else None, message, http_status=status, action=action)
         if not isinstance(answer, dict):
-            raise ProviderError(
-                ErrorKind.BAD_RESPONSE,
-                "The image provider sent an answer the bot could not read.",
-                http_status=status,
-                detail=f"non-JSON answer from {path}",
-            )
+            raise unreadable(f"non-JSON answer from {path}", http_status=status)
         return answer.get("data")
 
 
@@ -170,23 +170,15 @@ def parse_record(task_id: str, data: Mapping[str, Any]) -> TaskStatus | None:
     """Turn record-info's `data` into a TaskStatus; None for an empty record (an id the API does not know)."""
     if not data or (_blank(data.get("taskId")) and _blank(data.get("successFlag"))):
         return None
-    flag = _as_int(data.get("successFlag"))
+    flag = as_int(data.get("successFlag"))
     if flag == 1:
         response = data.get("response")
         url = response.get("resultImageUrl") if isinstance(response, dict) else None
-        if isinstance(url, str) and url.startswith(("https://", "http://")):
+        if is_image_url(url):
             return TaskStatus(task_id, TaskState.SUCCEEDED, images=(Image(url),))
-        return TaskStatus(
-            task_id,
-            TaskState.FAILED,
-            error=ProviderError(
-                ErrorKind.PROVIDER_FAILED,
-                "The image provider finished the job but returned no image. Please try again.",
-                detail="successFlag 1 without resultImageUrl",
-            ),
-        )
+        return TaskStatus(task_id, TaskState.FAILED, error=no_image("successFlag 1 without resultImageUrl"))
     if flag in (2, 3):
-        code = _as_int(data.get("errorCode")) or (500 if flag == 2 else 501)
+        code = as_int(data.get("errorCode")) or (500 if flag == 2 else 501)
         message = "" if _blank(data.get("errorMessage")) else str(data.get("errorMessage"))
         return TaskStatus(task_id, TaskState.FAILED, error=error_for(code, message, http_status=None, action=None))
     return TaskStatus(task_id, TaskState.RUNNING)
@@ -197,7 +189,7 @@ def error_for(
 ) -> ProviderError:
     """Map Kie's own error code, else the HTTP status, to a ProviderError with a member-facing message."""
     detail = scrub(message)[:300]
-    said = f" The provider said: “{detail[:200]}”." if detail else ""
+    said = provider_said(detail)
     kind, text = {
         401: (ErrorKind.AUTH, f"The bot's Kie.ai API key is missing or not valid. {TELL_OPERATOR}"),
         402: (ErrorKind.OUT_OF_CREDIT, f"The bot's Kie.ai account is out of credits. {TELL_OPERATOR}"),
@@ -206,7 +198,7 @@ def error_for(
             f"The bot is set up with a wrong Kie.ai address (KIE_API_BASE_URL). {TELL_OPERATOR}",
         ),
         422: (ErrorKind.INVALID_REQUEST, f"The image provider refused the request.{said} Try rewording the prompt."),
-        429: (ErrorKind.RATE_LIMITED, "The image provider is busy right now. Please try again in a minute."),
+        429: (ErrorKind.RATE_LIMITED, PROVIDER_BUSY),
         455: (ErrorKind.UNAVAILABLE, "The image provider is down for maintenance. Please try again later."),
         **dict.fromkeys(
             (502, 503, 504),  # a gateway in front of Kie: the service itself is unreachable for now
@@ -223,10 +215,7 @@ def error_for(
     lowered = detail.lower()
     failed = kind in (ErrorKind.PROVIDER_FAILED, ErrorKind.INVALID_REQUEST)
     if failed and action != "generate" and ("download" in lowered or "fetch" in lowered):
-        kind, text = (
-            ErrorKind.IMAGE_UNREACHABLE,
-            ("The image provider could not download your image. Upload it again (Discord links expire) and retry."),
-        )
+        kind, text = ErrorKind.IMAGE_UNREACHABLE, IMAGE_UNREACHABLE
     return ProviderError(
         kind, text, code=str(code) if code else None, http_status=http_status, detail=detail or note,
         safe_to_resend=kind is ErrorKind.RATE_LIMITED,
@@ -236,14 +225,3 @@ def error_for(
 def _blank(value: Any) -> bool:
     # The API writes missing values as null, "" or the string "null".
     return value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none"))
-
-
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    # isdecimal (not isdigit, true for "²") and the length cap keep int() from raising on odd strings.
-    if isinstance(value, str) and value.strip().lstrip("-").isdecimal() and len(value) < 24:
-        return int(value.strip())
-    return None
