@@ -16,14 +16,15 @@ _TOKEN_FIELD = re.compile(r"""(['"]token['"]\s*:\s*['"])[^'"]+""")
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
-#: Secrets learned after logging was set up (e.g. the callback secret); every formatter scrubs them too.
-_LATE_SECRETS: set[str] = set()
+#: Every secret to scrub, longest first (so a secret containing another is replaced whole).
+_SECRETS: list[str] = []
 
 
 def redact(secret: str) -> None:
-    """Scrub `secret` from every log line from now on."""
-    if len(secret) >= 4:
-        _LATE_SECRETS.add(secret)
+    """Scrub `secret` from every log line and from provider text shown to members, from now on."""
+    if len(secret) >= 4 and secret not in _SECRETS:
+        _SECRETS.append(secret)
+        _SECRETS.sort(key=len, reverse=True)
 
 
 class RedactingFormatter(logging.Formatter):
@@ -31,22 +32,17 @@ class RedactingFormatter(logging.Formatter):
 
     def __init__(self, secrets: Iterable[str], fmt: str = _FORMAT) -> None:
         super().__init__(fmt)
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        for secret in secrets:
+            redact(secret)
 
     def format(self, record: logging.LogRecord) -> str:
         """Format the record, then scrub it."""
-        return self.redact(super().format(record))
-
-    def redact(self, text: str) -> str:
-        """Remove every secret from `text`."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return scrub(text)
+        return scrub(super().format(record))
 
 
 def scrub(text: str) -> str:
-    """Remove late-registered secrets and interaction tokens from `text` (also for text shown to members)."""
-    for secret in _LATE_SECRETS:
+    """Remove every registered secret and interaction token from `text` (log lines and text shown to members)."""
+    for secret in _SECRETS:
         text = text.replace(secret, "***")
     text = _TOKEN_FIELD.sub(r"\1***", text)
     return _TOKEN_IN_URL.sub(r"\1***", text)
@@ -54,9 +50,6 @@ def scrub(text: str) -> str:
 
 def setup_logging(level: str, secrets: Iterable[str]) -> None:
     """Send all logs to stderr at `level`, redacted; discord.py's noisy loggers one step quieter."""
-    secrets = list(secrets)
-    for secret in secrets:  # also from provider error text shown to members (`scrub`)
-        redact(secret)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter(secrets))
     root = logging.getLogger()
