@@ -91,15 +91,15 @@ class Server(commands.Cog):
             return False
         return True
 
-    async def _current(self, interaction: discord.Interaction) -> tuple[int, GuildSettings]:
-        assert interaction.guild_id is not None
-        return interaction.guild_id, await self.bot.guild_settings(interaction.guild_id)
+    @staticmethod
+    def _guild_id(interaction: discord.Interaction) -> int:
+        assert interaction.guild_id is not None  # the group is guild-only
+        return interaction.guild_id
 
     async def _change(self, interaction: discord.Interaction, change: Callable[[GuildSettings], GuildSettings]) -> None:
         """Apply `change` to this server's settings and show the result; a `Refused` from it is the answer instead."""
-        assert interaction.guild_id is not None
         try:
-            settings = await self.bot.change_guild_settings(interaction.guild_id, change)
+            settings = await self.bot.change_guild_settings(self._guild_id(interaction), change)
         except Refused as exc:
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
@@ -107,7 +107,7 @@ class Server(commands.Cog):
         await self._show(interaction, settings, saved=True)
 
     async def _show(self, interaction: discord.Interaction, settings: GuildSettings, *, saved: bool = False) -> None:
-        policy = await self.bot.policy_for_settings(settings)
+        policy = self.bot.policy_for_settings(settings)
         embed = settings_card(settings, policy.limits, policy.default_model, serve_dms=self.bot.settings.serve_dms)
         if saved:
             embed.description = "✅ Saved. The change applies to the next command."
@@ -119,8 +119,7 @@ class Server(commands.Cog):
     @admin.command(name="show", description="Show this server's fluxbot settings")
     async def show(self, interaction: discord.Interaction) -> None:
         """Show the settings."""
-        _, settings = await self._current(interaction)
-        await self._show(interaction, settings)
+        await self._show(interaction, await self.bot.guild_settings(self._guild_id(interaction)))
 
     @admin.command(name="models", description="Choose the default model and which models members may use")
     @app_commands.describe(
@@ -229,7 +228,7 @@ class Server(commands.Cog):
     @app_commands.describe(days="How many UTC days to cover, today included (default 7)")
     async def usage(self, interaction: discord.Interaction, days: app_commands.Range[int, 1, 31] = 7) -> None:
         """Usage on this server over the last days."""
-        guild_id, _ = await self._current(interaction)
+        guild_id = self._guild_id(interaction)
         report = await self.bot.store.guild_report(guild_id, days=days)
         await interaction.response.send_message(embed=usage_card(report), ephemeral=True)
 
@@ -237,7 +236,7 @@ class Server(commands.Cog):
     @app_commands.describe(member="Whose waiting jobs to cancel")
     async def cancel(self, interaction: discord.Interaction, member: discord.Member) -> None:
         """Cancel a member's queued jobs."""
-        guild_id, _ = await self._current(interaction)
+        guild_id = self._guild_id(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
         cancelled = await self.bot.jobs.cancel_queued(guild_id, member.id)
         log.info("server %s: %s cancelled %d queued job(s) of %s", guild_id, interaction.user.id, cancelled, member.id)

@@ -186,9 +186,7 @@ class FluxBot(commands.Bot):
             settings = await self.guild_settings(guild.id)
             role = guild.get_role(settings.required_role) if settings.required_role else None
             servers.append(SharedServer(guild.name, settings, roles, role.name if role else ""))
-        return dm_policy(
-            servers, defaults=self.settings.limits(), default_model=self.settings.default_model, serve_dms=True
-        )
+        return dm_policy(servers, defaults=self.settings.limits(), default_model=self.settings.default_model)
 
     async def _member_roles(self, guild: discord.Guild, user_id: int) -> tuple[int, ...] | None:
         """The member's role ids on `guild`, None when not a member; asked of Discord at most every few minutes."""
@@ -212,7 +210,7 @@ class FluxBot(commands.Bot):
         self._memberships[(guild.id, user_id)] = (now + MEMBERSHIP_TTL_SECONDS, roles)
         return roles
 
-    async def policy_for_settings(self, settings: GuildSettings) -> Policy:
+    def policy_for_settings(self, settings: GuildSettings) -> Policy:
         """The policy a server's settings give, ignoring place and role (for showing the settings)."""
         return policy_for(
             with_changes(settings, allowed_channels=(), required_role=None),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from fluxbot import catalog
@@ -80,12 +80,11 @@ class GuildSettings:
 
 @dataclass(frozen=True)
 class Policy:
-    """What applies to one command: the place, the member, the server's settings and limits."""
+    """What applies to one command here: the models and the limits."""
 
     default_model: str
     allowed_models: tuple[str, ...]
     limits: Limits
-    guild: GuildSettings = field(default_factory=GuildSettings)
 
     @property
     def edit_model(self) -> str:
@@ -127,7 +126,7 @@ def policy_for(
     model = guild.default_model if guild.default_model in catalog.model_names() else default_model
     if allowed and model not in allowed:
         model = allowed[0]
-    return Policy(model, allowed, guild.limits(defaults), guild)
+    return Policy(model, allowed, guild.limits(defaults))
 
 
 @dataclass(frozen=True)
@@ -140,14 +139,12 @@ class SharedServer:
     required_role_name: str = ""  # the name of `settings.required_role`, as the DM cannot mention it
 
 
-def dm_policy(servers: Sequence[SharedServer], *, defaults: Limits, default_model: str, serve_dms: bool) -> Policy:
+def dm_policy(servers: Sequence[SharedServer], *, defaults: Limits, default_model: str) -> Policy:
     """The policy for a command in a DM: the rules of the first shared server that lets the member use DMs.
 
-    The operator's `serve_dms` comes first. A member who shares no server with the bot gets the operator's defaults.
-    A server's channel list does not apply in DMs; its role, models and limits do.
+    Only asked when the operator serves DMs (SERVE_DMS). A member who shares no server with the bot gets the
+    operator's defaults. A server's channel list does not apply in DMs; its role, models and limits do.
     """
-    if not serve_dms:
-        raise Refused(NO_DMS)
     if not servers:
         return Policy(default_model, (), defaults)
     for server in servers:

@@ -40,8 +40,8 @@ def policy(guild: GuildSettings, *, channels: list[int] | None = None, roles: li
     )
 
 
-def in_dm(*servers: SharedServer, serve_dms: bool = True) -> Policy:
-    return dm_policy(servers, defaults=Limits(2, 0, 0), default_model="flux-dev", serve_dms=serve_dms)
+def in_dm(*servers: SharedServer) -> Policy:
+    return dm_policy(servers, defaults=Limits(2, 0, 0), default_model="flux-dev")
 
 
 def test_places_and_roles() -> None:
@@ -55,10 +55,9 @@ def test_places_and_roles() -> None:
     assert policy(artists, roles=[42]).default_model == "flux-dev"
 
 
-def test_direct_messages_follow_the_operator_then_the_members_servers() -> None:
+def test_direct_messages_follow_the_members_servers() -> None:
+    # The operator's SERVE_DMS=false comes before any of this: test_the_operator_can_refuse_all_direct_messages.
     open_server = SharedServer("Open", GuildSettings(daily_images=5, allowed_channels=(200,)), role_ids=())
-    with pytest.raises(Refused, match="I don't take commands in direct messages"):
-        in_dm(open_server, serve_dms=False)
     assert in_dm() == Policy("flux-dev", (), Limits(2, 0, 0)), "no shared server: the operator's defaults"
     assert in_dm(open_server).limits == Limits(2, 0, 5), "the server's limits; its channel list does not apply"
 
