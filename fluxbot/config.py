@@ -54,7 +54,7 @@ class Secret:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the bot is configured with."""
+    """Everything the bot is configured with; the field defaults are the documented defaults `load_settings` uses."""
 
     discord_token: Secret = field(repr=False)
     acedata_api_token: Secret | None = field(default=None, repr=False)
@@ -99,7 +99,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     values.update(os.environ if environ is None else environ)
     env = _Env(values)
 
-    provider = env.choice("FLUX_PROVIDER", "acedata", tuple(catalog.PROVIDERS))
+    provider = env.choice("FLUX_PROVIDER", Settings.provider, tuple(catalog.PROVIDERS))
     models = tuple(m.name for m in catalog.PROVIDERS[provider].models)
     settings = Settings(
         discord_token=env.secret("DISCORD_TOKEN", "the bot token from the Discord developer portal"),
@@ -108,27 +108,29 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         ),
         provider=provider,
         kie_api_token=env.secret("KIE_API_TOKEN", "your Kie.ai API key", required=provider == "kie"),
-        kie_api_base_url=env.url("KIE_API_BASE_URL", "https://api.kie.ai"),
+        kie_api_base_url=env.url("KIE_API_BASE_URL", Settings.kie_api_base_url),
         kie_webhook_hmac_key=env.secret(
             "KIE_WEBHOOK_HMAC_KEY", "the webhook HMAC key of your Kie.ai account", required=False
         ),
-        flux_api_base_url=env.url("FLUX_API_BASE_URL", "https://api.acedata.cloud"),
-        database_path=Path(env.text("DATABASE_PATH", "data/fluxbot.db")),
+        flux_api_base_url=env.url("FLUX_API_BASE_URL", Settings.flux_api_base_url),
+        database_path=Path(env.text("DATABASE_PATH", str(Settings.database_path))),
         default_model=env.choice("DEFAULT_MODEL", models[0], models),
-        poll_interval_seconds=env.number("POLL_INTERVAL_SECONDS", 3.0, low=0.05, high=300),
-        job_timeout_seconds=env.number("JOB_TIMEOUT_SECONDS", 600.0, low=1, high=86_400),
+        poll_interval_seconds=env.number("POLL_INTERVAL_SECONDS", Settings.poll_interval_seconds, low=0.05, high=300),
+        job_timeout_seconds=env.number("JOB_TIMEOUT_SECONDS", Settings.job_timeout_seconds, low=1, high=86_400),
         dev_guild_id=env.snowflake("DEV_GUILD_ID"),
-        log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
+        log_level=env.choice("LOG_LEVEL", Settings.log_level, LOG_LEVELS, upper=True),
         callback_base_url=env.optional_url("CALLBACK_BASE_URL"),
-        callback_host=env.text("CALLBACK_HOST", "0.0.0.0"),  # noqa: S104
-        callback_port=env.port("CALLBACK_PORT", 8080),
-        image_delivery=env.choice("IMAGE_DELIVERY", "attachment", IMAGE_DELIVERY_MODES),
-        max_jobs_per_member=env.whole("MAX_JOBS_PER_MEMBER", 2, low=1, high=100),
-        cooldown_seconds=env.whole("COOLDOWN_SECONDS", 0, low=0, high=86_400),
-        daily_images_per_member=env.whole("DAILY_IMAGES_PER_MEMBER", 0, low=0, high=100_000),
-        max_jobs_in_flight=env.whole("MAX_JOBS_IN_FLIGHT", 20, low=1, high=1000),
-        serve_dms=env.flag("SERVE_DMS", True),
-        metrics_host=env.text("METRICS_HOST", "0.0.0.0"),  # noqa: S104
+        callback_host=env.text("CALLBACK_HOST", Settings.callback_host),
+        callback_port=env.port("CALLBACK_PORT", Settings.callback_port),
+        image_delivery=env.choice("IMAGE_DELIVERY", Settings.image_delivery, IMAGE_DELIVERY_MODES),
+        max_jobs_per_member=env.whole("MAX_JOBS_PER_MEMBER", Settings.max_jobs_per_member, low=1, high=100),
+        cooldown_seconds=env.whole("COOLDOWN_SECONDS", Settings.cooldown_seconds, low=0, high=86_400),
+        daily_images_per_member=env.whole(
+            "DAILY_IMAGES_PER_MEMBER", Settings.daily_images_per_member, low=0, high=100_000
+        ),
+        max_jobs_in_flight=env.whole("MAX_JOBS_IN_FLIGHT", Settings.max_jobs_in_flight, low=1, high=1000),
+        serve_dms=env.flag("SERVE_DMS", Settings.serve_dms),
+        metrics_host=env.text("METRICS_HOST", Settings.metrics_host),
         metrics_port=env.port("METRICS_PORT", 0) or None,
     )
     _prepare_database_folder(settings.database_path)
