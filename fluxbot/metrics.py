@@ -57,14 +57,15 @@ class Histogram:
     name: str
     help: str
     buckets: tuple[float, ...] = LATENCY_BUCKETS
-    counts: list[int] = field(default_factory=list)
+    counts: list[int] = field(init=False)
     total: float = 0.0
     observed: int = 0
 
+    def __post_init__(self) -> None:
+        self.counts = [0] * len(self.buckets)
+
     def observe(self, value: float) -> None:
         """Count one observation."""
-        if not self.counts:
-            self.counts = [0] * len(self.buckets)
         for index, bound in enumerate(self.buckets):
             if value <= bound:
                 self.counts[index] += 1
@@ -75,8 +76,7 @@ class Histogram:
         """Exposition lines."""
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} histogram"
-        counts = self.counts or [0] * len(self.buckets)
-        for bound, count in zip(self.buckets, counts, strict=True):
+        for bound, count in zip(self.buckets, self.counts, strict=True):
             yield f'{self.name}_bucket{{le="{_number(bound)}"}} {count}'
         yield f'{self.name}_bucket{{le="+Inf"}} {self.observed}'
         yield f"{self.name}_sum {_number(self.total)}"
