@@ -382,27 +382,30 @@ class JobService:
     async def abandon(self, job: Job, reason: str) -> None:
         """Close a queued job that has no reply to show anything on."""
         log.warning("job %d: abandoned before it started: %s", job.id, reason)
-        await self.store.finish(
-            job.id, JobStatus.FAILED, error_kind="abandoned", error_message=reason, only_queued=True
-        )
+        await self._finish(job, JobStatus.FAILED, error=("abandoned", reason), only_queued=True, deliver=False)
         await self.store.mark_delivered(job.id, "none")
 
     async def dispatch(self) -> None:
-        """Submit queued jobs, oldest first, while fewer than `max_in_flight` are at the provider."""
+        """Submit queued jobs, oldest first, while fewer than `max_in_flight` are at the provider; wait for them."""
+        started = []
         while (job := await self.store.claim_next(self.max_in_flight)) is not None:
             self._shown_place.pop(job.id, None)
-            # Its own task, shielded: stopping the tracker must not cut a submit off halfway (it may bill).
+            # Each submit is its own task, started at once (slots freed together fill together), and shielded:
+            # stopping the tracker must not cut a submit off halfway (it may bill).
             submit = asyncio.create_task(self._submit_claimed(job), name=f"fluxbot-submit-{job.id}")
             self._starting.add(submit)
             submit.add_done_callback(self._starting.discard)
-            await asyncio.shield(submit)
+            started.append(submit)
+        if started:
+            await asyncio.shield(asyncio.gather(*started))
 
     async def show_again(self, job: Job, reply: Reply) -> bool:
         """Show a finished job's result once more, in a new reply (for /job); False when it could not be shown."""
         now = self._clock()
         took = (job.finished_at or job.created_at) - job.created_at
         # The new reply's token is fresh: the copy starts now (and keeps how long the job took).
-        again = replace(job, **asdict(reply), created_at=now, finished_at=now + took)
+        # It is a new reply: whether the member deleted the first one does not matter to it.
+        again = replace(job, **asdict(reply), created_at=now, finished_at=now + took, deleted_at=None)
         try:
             await self.replier.show_outcome(again)
         except DeliveryError as exc:
@@ -435,7 +438,6 @@ class JobService:
             return
         await self.store.mark_submitted(job.id, task_id, now=self._clock())
         METRICS.jobs_submitted.inc(job.provider, job.model)
-        job = await self._current(job)
         log.info("job %d: submitted as task %s", job.id, task_id)
         await self._show_progress(job)
 
@@ -470,16 +472,15 @@ class JobService:
                 now=self._clock(),
             )
         for job in await self.store.jobs_with_status(JobStatus.QUEUED):
-            if job.message_id is None:  # the bot stopped before it could even answer the command
-                await self.store.finish(
-                    job.id, JobStatus.FAILED, error_kind="restarted", error_message=RESTARTED_BEFORE_SUBMIT
+            if job.message_id is None:  # the bot stopped before it could even answer the command: nothing to show
+                await self._finish(
+                    job, JobStatus.FAILED, error=("restarted", RESTARTED_BEFORE_SUBMIT), only_queued=True, deliver=False
                 )
-        submitted = await self.store.jobs_with_status(JobStatus.SUBMITTED)
-        undelivered = await self.store.undelivered_jobs()
+                await self.store.mark_delivered(job.id, "none")
+        counts = await self.store.count_undelivered()
+        finished = sum(counts[s.value] for s in JobStatus if s.finished)
         log.info(
-            "resuming: %d submitted job(s) to follow, %d finished job(s) to deliver",
-            len(submitted),
-            len(undelivered),
+            "resuming: %d submitted job(s) to follow, %d finished job(s) to deliver", counts["submitted"], finished
         )
 
     # -- tracking --------------------------------------------------------------------------------
@@ -553,7 +554,7 @@ class JobService:
         statuses, looked_at = await self._lookup_all(due)
         # Only hints that this lookup answered; one that arrived meanwhile waits for the next round.
         self._hinted -= hinted & looked_at
-        ending: list[Coroutine[Any, Any, None]] = []
+        ending: list[Coroutine[Any, Any, object]] = []
         refreshes: list[Coroutine[Any, Any, None]] = []
         for job in submitted:
             status = statuses.get(job.task_id or "")
@@ -576,8 +577,9 @@ class JobService:
         ago: a long line moving by one must not turn into an edit of every card at every round.
         """
         now = self._clock()
-        places = await self.store.queue_positions()
-        waiting = [job for job in await self.store.jobs_with_status(JobStatus.QUEUED) if job.id in places]
+        # The line, oldest first; a job whose command was not answered yet has no card and no place.
+        waiting = [job for job in await self.store.jobs_with_status(JobStatus.QUEUED) if job.message_id is not None]
+        places = {job.id: place for place, job in enumerate(waiting, start=1)}
         moved = [
             j for j in waiting if places[j.id] <= QUEUE_LIVE_PLACES and self._shown_place.get(j.id) != places[j.id]
         ]
@@ -594,12 +596,7 @@ class JobService:
         """Cancel a member's jobs that are still waiting in the queue; returns how many."""
         cancelled = 0
         for job in await self.store.queued_jobs_of(guild_id, user_id):
-            cancelled_now = await self.store.finish(
-                job.id, JobStatus.FAILED, error_kind="cancelled", error_message=CANCELLED, only_queued=True
-            )
-            if cancelled_now:
-                cancelled += 1
-                await self.deliver(job.id)
+            cancelled += await self._finish(job, JobStatus.FAILED, error=("cancelled", CANCELLED), only_queued=True)
         return cancelled
 
     def _lookup_due(self, job: Job, now: float) -> bool:
@@ -718,7 +715,10 @@ class JobService:
         images: Sequence[Image] = (),
         inference: float | None = None,
         error: tuple[str, str] | None = None,
-    ) -> None:
+        only_queued: bool = False,
+        deliver: bool = True,
+    ) -> bool:
+        """Give the job its outcome and show it; True when this call finished it (see `Store.finish`)."""
         won = await self.store.finish(
             job.id,
             status,
@@ -726,6 +726,7 @@ class JobService:
             inference_seconds=inference,
             error_kind=error[0] if error else None,
             error_message=error[1] if error else None,
+            only_queued=only_queued,
             now=self._clock(),
         )
         self._card_shown.pop(job.id, None)
@@ -733,7 +734,9 @@ class JobService:
         self._last_polled.pop(job.id, None)
         if won:
             METRICS.jobs_finished.inc(job.provider, job.model, status.value)
-            await self.deliver(job.id)
+            if deliver:
+                await self.deliver(job.id)
+        return won
 
     # -- delivery --------------------------------------------------------------------------------
 

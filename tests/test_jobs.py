@@ -613,12 +613,14 @@ async def test_showing_a_result_again_leaves_the_job_alone_and_says_when_it_fail
     job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     await service.tick()
     await service.tick()
+    await store.mark_reply_deleted(job.id)  # the member deleted the first reply
     done = await store.get_job(job.id)
     assert done is not None
     assert done.delivered_via == "interaction"
     new_reply = replace(REPLY, interaction_token="fresh-token", message_id=2002)
     assert await service.show_again(done, new_reply)
-    assert (replier.outcomes[-1].id, replier.outcomes[-1].message_id) == (job.id, 2002)
+    shown = replier.outcomes[-1]
+    assert (shown.id, shown.message_id, shown.deleted_at) == (job.id, 2002, None), "the copy is a new, live reply"
     replier.failures.append(DeliveryError("Discord answered 503", retryable=True))
     assert not await service.show_again(done, new_reply)
     assert await store.get_job(job.id) == done, "the stored job is unchanged"
