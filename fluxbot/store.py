@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -36,12 +36,22 @@ class JobStatus(StrEnum):
     @property
     def finished(self) -> bool:
         """True once the job has its final outcome."""
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT)
+        return self in FINISHED_STATUSES
 
 
 OPEN_STATUSES = (JobStatus.QUEUED, JobStatus.PENDING, JobStatus.SUBMITTED)
-_OPEN = "('queued', 'pending', 'submitted')"
+FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT)
+_OPEN = "({})".format(", ".join(f"'{s.value}'" for s in OPEN_STATUSES))
+_FINISHED = "({})".format(", ".join(f"'{s.value}'" for s in FINISHED_STATUSES))
 _AT_PROVIDER = "('pending', 'submitted')"
+
+# A member's open jobs, last command and images since a moment (failed jobs make none): what the limits count.
+# `admit` checks them in its INSERT and `usage` reports them, from these same subqueries.
+_MEMBER_OPEN_JOBS = f"SELECT COUNT(*) FROM jobs WHERE user_id = :user AND status IN {_OPEN}"  # noqa: S608
+_MEMBER_LAST_COMMAND = "SELECT MAX(created_at) FROM jobs WHERE user_id = :user"
+_MEMBER_IMAGES_SINCE = (
+    "SELECT COALESCE(SUM(count), 0) FROM jobs WHERE user_id = :user AND created_at >= :since AND status != 'failed'"
+)
 
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -258,21 +268,22 @@ class Store:
             f"""INSERT INTO jobs (status, action, provider, model, prompt, size, count, image_url, user_id,
                    guild_id, channel_id, application_id, interaction_token, message_id, created_at,
                    upload_limit, expects_callback, options)
-               SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-               WHERE (SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN {_OPEN}) < ?
-                 AND (? = 0 OR COALESCE((SELECT MAX(created_at) FROM jobs WHERE user_id = ?), 0) <= ?)
-                 AND (? = 0 OR COALESCE((SELECT SUM(count) FROM jobs WHERE user_id = ? AND created_at >= ?
-                                         AND status != 'failed'), 0) + ? <= ?)
-               RETURNING *""",  # noqa: S608 - _OPEN is a constant
-            (
-                JobStatus.QUEUED, request.action, provider, request.model, request.prompt, request.size,
-                request.count, request.image_url, reply.user_id, reply.guild_id, reply.channel_id,
-                reply.application_id, reply.interaction_token, reply.message_id, created, reply.upload_limit,
-                expects_callback, _dump_options(request),
-                reply.user_id, limits.member_jobs,
-                limits.cooldown_seconds, reply.user_id, created - limits.cooldown_seconds,
-                limits.daily_images, reply.user_id, since, request.count, limits.daily_images,
-            ),
+               SELECT :status, :action, :provider, :model, :prompt, :size, :count, :image_url, :user, :guild,
+                      :channel, :application, :token, :message, :created, :upload_limit, :expects_callback, :options
+               WHERE ({_MEMBER_OPEN_JOBS}) < :member_jobs
+                 AND (:cooldown = 0 OR COALESCE(({_MEMBER_LAST_COMMAND}), 0) <= :created - :cooldown)
+                 AND (:daily = 0 OR ({_MEMBER_IMAGES_SINCE}) + :count <= :daily)
+               RETURNING *""",
+            {
+                "status": JobStatus.QUEUED, "action": request.action, "provider": provider, "model": request.model,
+                "prompt": request.prompt, "size": request.size, "count": request.count,
+                "image_url": request.image_url, "user": reply.user_id, "guild": reply.guild_id,
+                "channel": reply.channel_id, "application": reply.application_id, "token": reply.interaction_token,
+                "message": reply.message_id, "created": created, "upload_limit": reply.upload_limit,
+                "expects_callback": expects_callback, "options": _dump_options(request),
+                "member_jobs": limits.member_jobs, "cooldown": limits.cooldown_seconds, "since": since,
+                "daily": limits.daily_images,
+            },
         )  # fmt: skip
         return _job_from_row(row) if row else None
 
@@ -282,11 +293,8 @@ class Store:
         async with (
             self._lock,
             self._db.execute(
-                f"""SELECT (SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN {_OPEN}),
-                       (SELECT MAX(created_at) FROM jobs WHERE user_id = ?),
-                       (SELECT COALESCE(SUM(count), 0) FROM jobs WHERE user_id = ? AND created_at >= ?
-                        AND status != 'failed')""",  # noqa: S608
-                (user_id, user_id, user_id, since),
+                f"SELECT ({_MEMBER_OPEN_JOBS}), ({_MEMBER_LAST_COMMAND}), ({_MEMBER_IMAGES_SINCE})",
+                {"user": user_id, "since": since},
             ) as cur,
         ):
             row = await cur.fetchone()
@@ -375,7 +383,7 @@ class Store:
 
     async def save_guild_settings(self, guild_id: int, settings: GuildSettings) -> None:
         """Store a server's settings."""
-        await self._write_returning(
+        await self._write(
             """INSERT INTO guild_settings (guild_id, settings) VALUES (?, ?)
                ON CONFLICT (guild_id) DO UPDATE SET settings = excluded.settings""",
             (guild_id, settings.to_json()),
@@ -421,22 +429,19 @@ class Store:
         if not status.finished:
             raise ValueError(f"{status} is not a final status")
         return await self._update(
-            """SET status = ?, images = ?, inference_seconds = ?, error_kind = ?, error_message = ?,
+            f"""SET status = ?, images = ?, inference_seconds = ?, error_kind = ?, error_message = ?,
                    finished_at = ?
-               WHERE id = ? AND status IN (?, ?, ?)""",
-            (
-                status, _dump_images(images), inference_seconds, error_kind, error_message, _now(now),
-                job_id, *((JobStatus.QUEUED,) * 3 if only_queued else OPEN_STATUSES),
-            ),
-        )  # fmt: skip
+               WHERE id = ? AND status IN {"('queued')" if only_queued else _OPEN}""",
+            (status, _dump_images(images), inference_seconds, error_kind, error_message, _now(now), job_id),
+        )
 
     async def mark_delivered(self, job_id: int, via: str, *, now: float | None = None) -> bool:
         """Record that the finished job's reply shows its outcome; False when it already did."""
         return await self._update(
             # The interaction token is useless once the outcome is shown; it is not kept.
-            """SET delivered_at = ?, delivered_via = ?, interaction_token = ''
-               WHERE id = ? AND delivered_at IS NULL AND status IN (?, ?, ?)""",
-            (_now(now), via, job_id, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT),
+            f"""SET delivered_at = ?, delivered_via = ?, interaction_token = ''
+               WHERE id = ? AND delivered_at IS NULL AND status IN {_FINISHED}""",
+            (_now(now), via, job_id),
         )
 
     async def jobs_with_status(self, status: JobStatus) -> list[Job]:
@@ -445,10 +450,7 @@ class Store:
 
     async def undelivered_jobs(self) -> list[Job]:
         """Finished jobs whose reply does not show the outcome yet, oldest first."""
-        return await self._select(
-            "WHERE status IN (?, ?, ?) AND delivered_at IS NULL ORDER BY id",
-            (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT),
-        )
+        return await self._select(f"WHERE status IN {_FINISHED} AND delivered_at IS NULL ORDER BY id", ())
 
     async def recent_jobs(self, user_id: int, *, limit: int, offset: int = 0) -> tuple[list[Job], int]:
         """A member's jobs, newest first, one page of them, and how many there are in all."""
@@ -464,12 +466,16 @@ class Store:
     async def add_edit_source(self, user_id: int, images: Sequence[EditImage], *, now: float | None = None) -> int:
         """Keep the images a member may edit (from a result or a message) until the edit prompt comes back."""
         payload = json.dumps([{"url": i.url, "ratio": i.ratio} for i in images])
-        # A prompt left open for a day is not coming back.
-        await self._write_returning("DELETE FROM edit_sources WHERE created_at < ?", (_now(now) - _DAY,))
-        row = await self._write_returning(
-            "INSERT INTO edit_sources (user_id, images, created_at) VALUES (?, ?, ?) RETURNING id",
-            (user_id, payload, _now(now)),
-        )
+        async with self._lock:  # one commit for both: this runs before the edit prompt can open
+            # A prompt left open for a day is not coming back.
+            await self._db.execute("DELETE FROM edit_sources WHERE created_at < ?", (_now(now) - _DAY,))
+            async with self._db.execute(
+                "INSERT INTO edit_sources (user_id, images, created_at) VALUES (?, ?, ?) RETURNING id",
+                (user_id, payload, _now(now)),
+            ) as cur:
+                row = await cur.fetchone()
+            await self._db.commit()
+        assert row is not None
         return int(row[0])
 
     async def get_edit_source(self, source_id: int) -> tuple[int, list[EditImage]] | None:
@@ -498,7 +504,7 @@ class Store:
 
     async def set_meta(self, key: str, value: str) -> None:
         """Store a value in the key/value table."""
-        await self._write_returning(
+        await self._write(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
@@ -517,10 +523,10 @@ class Store:
             await self._db.commit()
         return changed
 
-    async def _write_returning(self, sql: str, params: Iterable[Any]) -> Any:
+    async def _write_returning(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> Any:
         """Run one changing statement (with RETURNING) and commit; returns its first row, or None."""
         async with self._lock:
-            cur = await self._db.execute(sql, tuple(params))
+            cur = await self._db.execute(sql, params)
             try:
                 rows = list(await cur.fetchall())
             finally:
