@@ -40,8 +40,7 @@ def _model_label(name: str) -> str:
 
 
 def _quote(prompt: str, limit: int = 1000) -> str:
-    text = prompt if len(prompt) <= limit else prompt[: limit - 1] + "…"
-    return "\n".join("> " + line for line in text.splitlines() or [""])
+    return "\n".join("> " + line for line in clip(prompt, limit).splitlines() or [""])
 
 
 def _base(job: Job, title: str, colour: discord.Colour) -> discord.Embed:
