@@ -19,7 +19,7 @@ from discord.ext import commands
 
 from fluxbot import catalog
 from fluxbot.bot import FluxBot, attachment_info
-from fluxbot.jobs import PROMPT_MAX_CHARS, InvalidRequest, prepare_edit, prepare_imagine
+from fluxbot.jobs import PROMPT_MAX_CHARS, prepare_edit, prepare_imagine
 from fluxbot.limits import Refused
 from fluxbot.providers.base import OptionValue
 
@@ -60,13 +60,9 @@ class ImagesBase(commands.Cog, name="Images"):
         options: dict[str, OptionValue | None],
     ) -> None:
         """Check the options and start the job."""
-        try:
-            policy = await self.bot.policy(interaction)
-            request = prepare_imagine(prompt, model or policy.default_model, size, count, options)
-        except (InvalidRequest, Refused) as exc:
-            await interaction.response.send_message(str(exc), ephemeral=True)
-            return
-        await self.bot.run_job(interaction, request, policy)
+        await self.bot.run_job(
+            interaction, lambda policy: prepare_imagine(prompt, model or policy.default_model, size, count, options)
+        )
 
     async def edit_job(
         self,
@@ -78,13 +74,10 @@ class ImagesBase(commands.Cog, name="Images"):
         options: dict[str, OptionValue | None],
     ) -> None:
         """Check the options and the attachment and start the edit."""
-        try:
-            policy = await self.bot.policy(interaction)
-            request = prepare_edit(prompt, model or policy.edit_model, size, attachment_info(image), options)
-        except (InvalidRequest, Refused) as exc:
-            await interaction.response.send_message(str(exc), ephemeral=True)
-            return
-        await self.bot.run_job(interaction, request, policy)
+        info = attachment_info(image)
+        await self.bot.run_job(
+            interaction, lambda policy: prepare_edit(prompt, model or policy.edit_model, size, info, options)
+        )
 
     async def imagine_size(self, interaction: discord.Interaction, current: str) -> Choices:
         """/imagine's size suggestions."""

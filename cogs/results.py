@@ -106,12 +106,8 @@ class Results(commands.Cog):
             if job.image_url and url_expired(job.image_url, now=time.time()):
                 await interaction.response.send_message(EXPIRED, ephemeral=True)
                 return
-            try:
-                check_reroll(job)
-            except InvalidRequest as exc:
-                await interaction.response.send_message(str(exc), ephemeral=True)
-                return
-            await self.bot.run_job(interaction, reroll_request(job))
+            check_reroll(job)
+            await self.bot.run_job(interaction, lambda _: reroll_request(job))
         elif action is JobAction.DETAILS:
             await interaction.response.send_message(embed=render.details_card(job), ephemeral=True)
         elif action is JobAction.EDIT:
@@ -195,13 +191,8 @@ class Results(commands.Cog):
         if url_expired(image.url, now=time.time()):
             await interaction.response.send_message(EXPIRED, ephemeral=True)
             return
-        try:
-            policy = await self.bot.policy(interaction)
-            request = edit_request(values.get("prompt", ""), image, policy.edit_model)
-        except (InvalidRequest, Refused) as exc:
-            await interaction.response.send_message(str(exc), ephemeral=True)
-            return
-        await self.bot.run_job(interaction, request, policy)
+        prompt = values.get("prompt", "")
+        await self.bot.run_job(interaction, lambda policy: edit_request(prompt, image, policy.edit_model))
 
     # -- /jobs and /job --------------------------------------------------------------------------------
 
@@ -230,11 +221,7 @@ class Results(commands.Cog):
     @app_commands.describe(number="The job number, as shown in /jobs")
     async def job(self, interaction: discord.Interaction, number: app_commands.Range[int, 1]) -> None:
         """Re-post a finished job's result (like Midjourney's /show)."""
-        try:
-            await self.bot.policy(interaction)  # the server's channels and role apply to re-posts too
-        except Refused as exc:
-            await interaction.response.send_message(str(exc), ephemeral=True)
-            return
+        await self.bot.policy(interaction)  # the server's channels and role apply to re-posts too (Refused)
         job = await self.bot.store.get_job(number)
         if job is None or job.user_id != interaction.user.id:
             await interaction.response.send_message(NOT_YOURS if job else f"There is no job #{number}.", ephemeral=True)
@@ -267,9 +254,12 @@ def _embedded_images(message: discord.Message) -> list[tuple[str, int | None, in
 
 @contextlib.asynccontextmanager
 async def _member_sees_failures(interaction: discord.Interaction, what: str) -> AsyncIterator[None]:
-    """Log an unexpected failure and tell the member, instead of Discord's "interaction failed"."""
+    """Tell the member why a click or prompt was refused, or log an unexpected failure and say so, instead of
+    Discord's "interaction failed"."""
     try:
         yield
+    except (Refused, InvalidRequest) as exc:
+        await tell(interaction, str(exc))
     except Exception:
         log.exception("%s failed", what)
         await tell(interaction, GENERIC_ERROR)

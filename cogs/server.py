@@ -97,12 +97,8 @@ class Server(commands.Cog):
         return interaction.guild_id
 
     async def _change(self, interaction: discord.Interaction, change: Callable[[GuildSettings], GuildSettings]) -> None:
-        """Apply `change` to this server's settings and show the result; a `Refused` from it is the answer instead."""
-        try:
-            settings = await self.bot.change_guild_settings(self._guild_id(interaction), change)
-        except Refused as exc:
-            await interaction.response.send_message(str(exc), ephemeral=True)
-            return
+        """Apply `change` to this server's settings and show the result (a `Refused` from it is answered instead)."""
+        settings = await self.bot.change_guild_settings(self._guild_id(interaction), change)
         log.info("server %s settings changed by %s: %s", interaction.guild_id, interaction.user.id, settings.to_json())
         await self._show(interaction, settings, saved=True)
 
@@ -250,11 +246,7 @@ class Server(commands.Cog):
     @app_commands.command(name="flux", description="What fluxbot can do here, and how much of your quota is left")
     async def flux(self, interaction: discord.Interaction) -> None:
         """The member's overview."""
-        try:
-            policy = await self.bot.policy(interaction)
-        except Refused as exc:
-            await interaction.response.send_message(str(exc), ephemeral=True)
-            return
+        policy = await self.bot.policy(interaction)  # Refused when the member may not use the bot here
         usage = await self.bot.store.usage(interaction.user.id)
         limits = policy.limits
         embed = discord.Embed(title="fluxbot here", colour=discord.Colour.blurple())

@@ -16,7 +16,7 @@ from discord.ext import commands
 
 from fluxbot.config import Settings
 from fluxbot.delivery import Delivery
-from fluxbot.jobs import AttachmentInfo, JobService
+from fluxbot.jobs import AttachmentInfo, InvalidRequest, JobService
 from fluxbot.limits import NO_DMS, GuildSettings, Policy, Refused, SharedServer, dm_policy, policy_for, with_changes
 from fluxbot.providers.base import JobRequest, Provider
 from fluxbot.store import Reply, Store
@@ -125,23 +125,20 @@ class FluxBot(commands.Bot):
             upload_limit=interaction.filesize_limit,
         )
 
-    async def run_job(
-        self, interaction: discord.Interaction, request: JobRequest, policy: Policy | None = None
-    ) -> None:
-        """Start a checked request as a job whose reply is this interaction's response, within the limits.
+    async def run_job(self, interaction: discord.Interaction, build: Callable[[Policy], JobRequest]) -> None:
+        """Start the request `build` makes under this member's policy here, as a job whose reply is this interaction's
+        response, within the limits.
 
-        A refusal (place, role, model, member limits) is answered privately before anything else.
+        Raises Refused (place, role, model, member limits) or InvalidRequest before anything is answered; the one
+        error handler of commands and components answers them privately.
         """
         if self.closing:  # buttons and prompts do not pass the command tree's check
             await tell(interaction, RESTARTING)
             return
-        try:
-            policy = policy or await self.policy(interaction)
-            policy.check_model(request.model)
-            job = await self.jobs.admit(request, self._reply_to(interaction, message_id=None), policy.limits)
-        except Refused as exc:
-            await tell(interaction, str(exc))
-            return
+        policy = await self.policy(interaction)
+        request = build(policy)
+        policy.check_model(request.model)
+        job = await self.jobs.admit(request, self._reply_to(interaction, message_id=None), policy.limits)
         try:
             reply = await self.reply_for(interaction)
         except Exception:
@@ -295,12 +292,15 @@ async def report_command_error(interaction: discord.Interaction, error: app_comm
     if isinstance(error, app_commands.CheckFailure):
         log.info("/%s refused by a check for %s", command, interaction.user.id)
         return  # the check answered the member itself
+    original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     if isinstance(error, app_commands.TransformerError):
         shown = str(error.value)[:50]
         message = f"`{shown}` is not a valid value for that option. Please check it and try again."
         log.info("/%s: bad option value %r", command, error.value)
+    elif isinstance(original, Refused | InvalidRequest):
+        message = str(original)  # what the member asked for cannot be done (here, now): the message says why
+        log.info("/%s refused for %s: %s", command, interaction.user.id, message)
     else:
-        original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
         log.error("/%s failed", command, exc_info=original)
         message = GENERIC_ERROR
     await tell(interaction, message)

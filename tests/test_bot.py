@@ -13,6 +13,8 @@ from discord import app_commands
 
 from fluxbot.bot import GENERIC_ERROR, FluxBot, report_command_error
 from fluxbot.config import load_settings
+from fluxbot.jobs import InvalidRequest
+from fluxbot.limits import Refused
 from fluxbot.logs import RedactingFormatter
 from fluxbot.providers import build_providers
 from fluxbot.store import Store
@@ -44,6 +46,18 @@ async def test_an_unexpected_error_gets_a_short_message_and_a_logged_traceback(
     assert record.exc_info is not None
     assert "database is on fire" in str(record.exc_info[1])
     assert "database is on fire" not in GENERIC_ERROR
+
+
+@pytest.mark.parametrize(
+    "refusal", [Refused("You already have 2 job(s) running"), InvalidRequest("`size` 1000x1000 is not a multiple")]
+)
+async def test_a_refusal_is_told_to_the_member_as_it_is_and_logged_quietly(
+    caplog: pytest.LogCaptureFixture, refusal: Exception
+) -> None:
+    fresh = interaction(answered=False)
+    await report_command_error(fresh, invoke_error(refusal))
+    fresh.response.send_message.assert_awaited_once_with(str(refusal), ephemeral=True)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], "a refusal is not a failure"
 
 
 async def test_an_error_after_the_defer_is_sent_as_a_followup() -> None:
