@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import sqlite3
 from pathlib import Path
 
@@ -47,13 +48,15 @@ async def test_callbacks_deliver_once_and_forged_ones_change_nothing(
         assert await flux.send_callback(task_id, body=b"<html>not json") == 400
         assert await flux.send_callback(task_id, body={"no": "task id"}) == 400
         assert await flux.send_callback(task_id, body={"task_id": task_id, "pad": "x" * 400_000}) == 413
+        await asyncio.sleep(0.6)  # three poll rounds (POLL_INTERVAL_SECONDS=0.2) for any late effect to show
+        assert len(flux.lookups) == lookups_before + 1, "only the first (well-addressed) callback was looked up"
         unchanged = world.discord.original_response(interaction)
         assert unchanged is not None
         assert unchanged["embeds"][0]["title"].endswith("working on it")
 
         # The real callback: the job is delivered at once, long before the 30 s safety-net poll.
         flux.finish(task_id)
-        done = await final_reply(world, interaction, "Done", timeout=10)
+        done = copy.deepcopy(await final_reply(world, interaction, "Done", timeout=10))
         assert flux.callbacks[-1] == (url, 200)
         edits = len(reply_edits(world, interaction))
 

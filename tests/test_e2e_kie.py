@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,7 @@ async def test_kie_callbacks_need_their_signature(
         kie.finish(task_id)
         lookups = len(kie.lookups)
         assert await kie.send_callback(task_id, signed=False) == 401
+        await asyncio.sleep(0.6)  # three poll rounds (POLL_INTERVAL_SECONDS=0.2) for any late effect to show
         assert len(kie.lookups) == lookups, "an unsigned callback is not even looked up"
         message: Any = world.discord.original_response(interaction)
         assert message["embeds"][0]["title"].endswith("working on it")

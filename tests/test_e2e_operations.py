@@ -174,6 +174,7 @@ async def test_the_image_command_starts_with_the_documented_environment(
         assert await run_health_check(check, port) == 0
         interaction = await discord.send_slash_command("imagine", [option("prompt", "in a container")])
         done = await final_reply(world, interaction, "Done")
-        assert fields(done["embeds"][0])["Model"]
+        result = fields(done["embeds"][0])
+        assert ("`flux-dev`" in result["Model"], result["Size"]) == (True, "`1024x1024`")
     assert (volume / "fluxbot.db").is_file()
     assert await run_health_check(check, port) != 0, "the health check fails once the bot is gone"

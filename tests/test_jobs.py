@@ -355,8 +355,10 @@ async def test_a_slow_queued_card_never_covers_the_result(
             await asyncio.sleep(0.005)
         await service.tick()
 
-    await asyncio.gather(service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY), tick_soon())
+    started, _ = await asyncio.gather(service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY), tick_soon())
     assert replier.edits[-1] == "outcome"
+    await service._show_progress(started)  # a refresh that was decided before the job finished
+    assert replier.edits[-1] == "outcome", "a card refresh after the result leaves the result alone"
     assert replier.edits.count("outcome") == 1
 
 
