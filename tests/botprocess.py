@@ -66,9 +66,9 @@ class BotProcess:
         """SIGKILL: no cleanup at all, like a crash or a power cut."""
         await self._signal(signal.SIGKILL)
 
-    async def stop(self) -> int | None:
-        """SIGTERM and wait; returns the exit code."""
-        return await self._signal(signal.SIGTERM)
+    async def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        """SIGTERM (or `sig`, e.g. SIGINT for Ctrl-C) and wait; returns the exit code."""
+        return await self._signal(sig)
 
     async def _signal(self, sig: int) -> int | None:
         if self._proc is None:

@@ -97,7 +97,8 @@ def test_secrets_and_interaction_tokens_are_scrubbed_from_log_lines() -> None:
 
 
 async def test_health_reports_a_database_that_cannot_be_written_and_a_stopped_tracker(tmp_path: Path) -> None:
-    settings = load_settings({"DISCORD_TOKEN": "abc", "ACEDATA_API_TOKEN": "t"}, env_file=None)
+    environ = {"DISCORD_TOKEN": "abc", "ACEDATA_API_TOKEN": "t", "DATABASE_PATH": str(tmp_path / "fluxbot.db")}
+    settings = load_settings(environ, env_file=None)
     store = await Store.open(tmp_path / "fluxbot.db")
     async with aiohttp.ClientSession() as session:
         bot = FluxBot(settings=settings, store=store, providers=build_providers(settings, session), session=session)

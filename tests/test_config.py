@@ -35,6 +35,11 @@ def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.image_delivery == "attachment"
     assert (settings.max_jobs_per_member, settings.cooldown_seconds, settings.daily_images_per_member) == (2, 0, 0)
     assert (settings.max_jobs_in_flight, settings.serve_dms) == (20, True)
+    assert (settings.provider, settings.kie_api_base_url, settings.kie_api_token) == (
+        "acedata",
+        "https://api.kie.ai",
+        None,
+    )
 
 
 def test_values_are_parsed(tmp_path: Path) -> None:
@@ -86,6 +91,7 @@ def test_values_are_parsed(tmp_path: Path) -> None:
         ("MAX_JOBS_PER_MEMBER", "²", "whole number from 1 to 100"),
         ("DEV_GUILD_ID", "¹²³⁴⁵⁶⁷⁸⁹¹²³⁴⁵⁶⁷⁸", "Discord server id"),
         ("SERVE_DMS", "maybe", "true or false"),
+        ("FLUX_PROVIDER", "midjourney", "one of acedata, kie"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, variable: str, value: str, expected: str) -> None:
@@ -164,3 +170,14 @@ def test_env_example_documents_every_setting_the_bot_reads() -> None:
     settings = read - {"DEBUG", "INFO", "WARNING", "ERROR"}  # log level values, not settings
     assert settings - SETTINGS == set(), "every setting has a line (and a comment) in .env.example"
     assert len(SETTINGS) >= 24
+
+
+def test_only_the_chosen_providers_key_is_required(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, FLUX_PROVIDER="kie")
+    assert info.value.variable == "KIE_API_TOKEN"
+    on_kie = load_settings(
+        {"DISCORD_TOKEN": "d", "FLUX_PROVIDER": "kie", "KIE_API_TOKEN": "k", "DATABASE_PATH": str(tmp_path / "f.db")},
+        env_file=None,
+    )
+    assert (on_kie.provider, on_kie.acedata_api_token, on_kie.default_model) == ("kie", None, "flux-kontext-pro")

@@ -229,3 +229,30 @@ async def test_a_callback_after_a_restart_still_reaches_the_bot(
         assert flux.callbacks == [(flux.submits[0]["callback_url"], 200)], "the same URL works after the restart"
         async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/callbacks/flux/x") as resp:
             assert resp.status == 405
+
+
+async def test_a_job_that_outlived_its_interaction_token_is_delivered_with_the_bot_token(world: World) -> None:
+    interaction, _, task_id = await held_job(world, "a very slow glacier")
+    await world.bot.kill()
+    with sqlite3.connect(Path(world.bot.env["DATABASE_PATH"])) as db:
+        db.execute("UPDATE jobs SET created_at = created_at - 16 * 60 WHERE id = 1")  # the command was 16 min ago
+    world.flux.finish(task_id)
+    await world.restart()
+
+    await final_reply(world, interaction, "Done")
+    assert reply_edits(world, interaction)[-1].json["embeds"][0]["title"].endswith("working on it"), (
+        "the token (which the fake would still accept) was not used once Discord no longer would"
+    )
+    await world.discord.wait_for(lambda: delivered_via(world) == "channel")
+
+
+async def test_a_reply_the_member_deleted_is_not_posted_again(world: World) -> None:
+    _, queued, task_id = await held_job(world, "deleted by its member")
+    with sqlite3.connect(Path(world.bot.env["DATABASE_PATH"])) as db:
+        db.execute("UPDATE jobs SET deleted_at = 1 WHERE id = 1")  # as the Delete button records it
+    unknown = {"message": "Unknown Message", "code": 10008}
+    world.discord.fail_next("PATCH", rf"/messages/{queued['id']}$", 404, unknown, times=50)
+    world.flux.finish(task_id)
+    await world.discord.wait_for(lambda: "the member deleted the reply; not posting it again" in world.bot.output)
+    await asyncio.sleep(0.3)
+    assert not [r for r in world.discord.requests if r.method == "POST" and r.path.endswith("/messages")]

@@ -7,12 +7,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.e2e import World, fields, final_reply, first_callback, option, running_bot
+from tests.e2e import (
+    DEFERRED_CHANNEL_MESSAGE,
+    EPHEMERAL,
+    World,
+    fields,
+    final_reply,
+    first_callback,
+    option,
+    running_bot,
+)
 from tests.fakes.discord_api import FakeDiscord, SentInteraction
 from tests.fakes.flux_api import FakeFlux
 
-EPHEMERAL = 64
-DEFERRED = 5
 ALICE, BOB, CAROL = 333333333333333333, 444444444444444444, 555555555555555555
 
 
@@ -44,8 +51,8 @@ async def test_limits_and_the_queue_hold_under_simultaneous_commands_and_a_resta
     flux.hold = True
     async with running_bot(discord, flux, tmp_path, MAX_JOBS_PER_MEMBER="2", MAX_JOBS_IN_FLIGHT="2") as world:
         alice = await at_once(world, [(ALICE, f"alice {n}") for n in range(4)])
-        accepted = [i for i in alice if answer(world, i)["type"] == DEFERRED]
-        refused = [i for i in alice if answer(world, i)["type"] != DEFERRED]
+        accepted = [i for i in alice if answer(world, i)["type"] == DEFERRED_CHANNEL_MESSAGE]
+        refused = [i for i in alice if answer(world, i)["type"] != DEFERRED_CHANNEL_MESSAGE]
         assert len(accepted) == 2, "no member exceeds the limit, even at the same instant"
         for interaction in refused:
             data = answer(world, interaction)["data"]
@@ -55,7 +62,9 @@ async def test_limits_and_the_queue_hold_under_simultaneous_commands_and_a_resta
 
         bob = await at_once(world, [(BOB, "bob first")])
         bob += await at_once(world, [(BOB, "bob second")])
-        assert all(answer(world, i)["type"] == DEFERRED for i in bob), "beyond the global cap, jobs are queued"
+        assert all(answer(world, i)["type"] == DEFERRED_CHANNEL_MESSAGE for i in bob), (
+            "beyond the global cap, jobs are queued"
+        )
         await place_in_line(world, bob[0], "#1")
         await place_in_line(world, bob[1], "#2")
         assert len(flux.submits) == 2, "nothing beyond the cap reaches the provider"
@@ -112,6 +121,9 @@ async def test_settings_changes_take_effect_at_once(world: World) -> None:
     await discord.send_slash_command("fluxadmin", admin("models", option("allowed", "flux-pro-1.1, flux-2-pro")))
     picked = await discord.send_slash_command("imagine", [option("prompt", "x"), option("model", "flux-dev")])
     assert "`flux-dev` is not enabled on this server" in answer(world, picked)["data"]["content"]
+    overview = await discord.send_slash_command("flux")
+    card = fields(answer(world, overview)["data"]["embeds"][0])
+    assert (card["Models"], card["Default model"]) == ("`flux-pro-1.1`, `flux-2-pro`", "`flux-pro-1.1`")
     default = await discord.send_slash_command("imagine", [option("prompt", "the server's default model")])
     await final_reply(world, default, "Done")
     assert flux_models(world) == ["flux-dev", "flux-pro-1.1"]
@@ -122,7 +134,7 @@ async def test_settings_changes_take_effect_at_once(world: World) -> None:
     elsewhere = await discord.send_slash_command("imagine", [option("prompt", "wrong place")])
     assert f"you can use me in <#{art}>" in answer(world, elsewhere)["data"]["content"]
     there = await discord.send_slash_command("imagine", [option("prompt", "right place")], channel_id=art)
-    assert answer(world, there)["type"] == DEFERRED
+    assert answer(world, there)["type"] == DEFERRED_CHANNEL_MESSAGE
     await world.flux.wait_for_submits(3)
 
 
@@ -170,7 +182,7 @@ async def test_each_server_chooses_whether_its_members_use_the_bot_in_dms(
     discord, flux = fakes
     async with running_bot(discord, flux, tmp_path, DEV_GUILD_ID="", DAILY_IMAGES_PER_MEMBER="50") as world:
         in_dm = await discord.send_slash_command("imagine", [option("prompt", "a quiet harbour")], guild=False)
-        assert answer(world, in_dm)["type"] == DEFERRED
+        assert answer(world, in_dm)["type"] == DEFERRED_CHANNEL_MESSAGE
         await final_reply(world, in_dm, "Done")
         assert [r.path for r in discord.requests if "/members/" in r.path] == [
             f"/api/v10/guilds/{discord.guild_id}/members/{discord.user_id}"
@@ -276,6 +288,8 @@ async def test_a_command_that_cannot_be_acknowledged_does_not_hold_a_place(
         await discord.send_slash_command("imagine", [option("prompt", "too late")])
         await discord.wait_for(lambda: "abandoned before it started" in world.bot.output)
         retry = await discord.send_slash_command("imagine", [option("prompt", "second try")])
-        assert answer(world, retry)["type"] == DEFERRED, "the lost command does not count against the limit"
+        assert answer(world, retry)["type"] == DEFERRED_CHANNEL_MESSAGE, (
+            "the lost command does not count against the limit"
+        )
         await final_reply(world, retry, "Done")
         assert [b["prompt"] for b in flux.submits] == ["second try"]

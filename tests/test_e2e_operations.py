@@ -6,10 +6,12 @@ import asyncio
 import json
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from fluxbot.bot import SUBMIT_DRAIN_SECONDS
 from tests.botprocess import ROOT
@@ -105,11 +107,12 @@ async def test_health_turns_red_when_the_gateway_is_gone(fakes: tuple[FakeDiscor
         await discord.start()  # let the fixture's shutdown find a Discord again
 
 
-async def test_shutdown_refuses_new_commands_and_loses_nothing(world: World) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_shutdown_refuses_new_commands_and_loses_nothing(world: World, sig: signal.Signals) -> None:
     world.flux.submit_delay = 2
     first = await world.discord.send_slash_command("imagine", [option("prompt", "under way at shutdown")])
     await world.flux.wait_for_submits(1)
-    stopping = asyncio.create_task(world.bot.stop())
+    stopping = asyncio.create_task(world.bot.stop(sig))
     await world.discord.wait_for(lambda: "shutting down" in world.bot.output)
     late = await world.discord.send_slash_command("imagine", [option("prompt", "too late")])
     answer = first_callback(world, late).json["data"]

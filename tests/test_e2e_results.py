@@ -8,12 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.e2e import World, fields, final_reply, first_callback, option
+from tests.e2e import DEFERRED_CHANNEL_MESSAGE, EPHEMERAL, World, fields, final_reply, first_callback, option
 from tests.fakes.discord_api import SentInteraction
 
-EPHEMERAL = 64
 MODAL = 9
-DEFERRED_CHANNEL_MESSAGE = 5
 UPDATE_MESSAGE = 7
 MANAGE_MESSAGES = 1 << 13
 OTHER_MEMBER = 222222222222222222
