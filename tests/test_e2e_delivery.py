@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from tests.e2e import World, delivered_via, fields, final_reply, free_port, held_job, option, reply_edits, running_bot
-from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.discord_api import FakeDiscord, RecordedRequest
 from tests.fakes.flux_api import FakeFlux
 
 
@@ -20,6 +20,15 @@ def stored_delivery(tmp_path: Path, job_id: int) -> tuple[str | None, float | No
         row = db.execute("SELECT delivered_via, delivered_at, interaction_token FROM jobs WHERE id = ?", (job_id,))
         via, at, token = row.fetchone()
     return via, at, token
+
+
+async def result_posted_in_the_channel(world: World) -> RecordedRequest:
+    """Wait for the channel post that replaces a reply, and check that it mentions the member."""
+    post = await world.discord.wait_for_request(
+        lambda r: r.method == "POST" and r.path == f"/api/v10/channels/{world.discord.channel_id}/messages"
+    )
+    assert post.json["content"].startswith(f"<@{world.discord.user_id}> Here is the result of your job #1")
+    return post
 
 
 async def test_callbacks_deliver_once_and_forged_ones_change_nothing(
@@ -148,10 +157,7 @@ async def test_a_reply_that_cannot_be_edited_is_posted_in_the_channel_mentioning
     world.discord.fail_next("PATCH", rf"/channels/\d+/messages/{queued['id']}$", 403, missing_access, times=5)
     world.flux.finish(task_id)
 
-    post = await world.discord.wait_for_request(
-        lambda r: r.method == "POST" and r.path == f"/api/v10/channels/{world.discord.channel_id}/messages"
-    )
-    assert post.json["content"].startswith(f"<@{world.discord.user_id}> Here is the result of your job #1")
+    post = await result_posted_in_the_channel(world)
     assert post.json["embeds"][0]["title"] == "✅ Done"
     assert [f.data for f in post.files] == [world.flux.image_bytes]
     await world.discord.wait_for(lambda: "result posted in the channel, mentioning the member" in world.bot.output)
@@ -182,10 +188,7 @@ async def test_a_deleted_reply_is_replaced_by_a_post_in_the_channel_and_the_bot_
     unknown = {"message": "Unknown Message", "code": 10008}
     world.discord.fail_next("PATCH", rf"/messages/{queued['id']}$", 404, unknown, times=50)
     world.flux.finish(task_id)
-    post = await world.discord.wait_for_request(
-        lambda r: r.method == "POST" and r.path == f"/api/v10/channels/{world.discord.channel_id}/messages"
-    )
-    assert post.json["content"].startswith(f"<@{world.discord.user_id}> Here is the result of your job #1")
+    await result_posted_in_the_channel(world)
     await world.discord.wait_for(lambda: delivered_via(world) == "channel_post")
     assert "the reply is gone (code 10008); posting the result instead" in world.bot.output
 
