@@ -92,7 +92,7 @@ class ImagesBase(commands.Cog, name="Images"):
         model = getattr(interaction.namespace, "model", None)
         if not model:
             try:
-                policy = await self.bot.policy(interaction)
+                policy = await self.bot.policies.policy(interaction)
                 model = policy.edit_model if edit else policy.default_model
             except Refused:
                 model = catalog.DEFAULT_EDIT_MODEL if edit else self.bot.settings.default_model

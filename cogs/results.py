@@ -221,7 +221,7 @@ class Results(commands.Cog):
     @app_commands.describe(number="The job number, as shown in /jobs")
     async def job(self, interaction: discord.Interaction, number: app_commands.Range[int, 1]) -> None:
         """Re-post a finished job's result (like Midjourney's /show)."""
-        await self.bot.policy(interaction)  # the server's channels and role apply to re-posts too (Refused)
+        await self.bot.policies.policy(interaction)  # the server's channels and role apply to re-posts too (Refused)
         job = await self.bot.store.get_job(number)
         if job is None or job.user_id != interaction.user.id:
             await interaction.response.send_message(NOT_YOURS if job else f"There is no job #{number}.", ephemeral=True)

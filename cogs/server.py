@@ -98,12 +98,12 @@ class Server(commands.Cog):
 
     async def _change(self, interaction: discord.Interaction, change: Callable[[GuildSettings], GuildSettings]) -> None:
         """Apply `change` to this server's settings and show the result (a `Refused` from it is answered instead)."""
-        settings = await self.bot.change_guild_settings(self._guild_id(interaction), change)
+        settings = await self.bot.policies.change_guild_settings(self._guild_id(interaction), change)
         log.info("server %s settings changed by %s: %s", interaction.guild_id, interaction.user.id, settings.to_json())
         await self._show(interaction, settings, saved=True)
 
     async def _show(self, interaction: discord.Interaction, settings: GuildSettings, *, saved: bool = False) -> None:
-        policy = self.bot.policy_for_settings(settings)
+        policy = self.bot.policies.policy_for_settings(settings)
         embed = settings_card(settings, policy.limits, policy.default_model, serve_dms=self.bot.settings.serve_dms)
         if saved:
             embed.description = "✅ Saved. The change applies to the next command."
@@ -115,7 +115,7 @@ class Server(commands.Cog):
     @admin.command(name="show", description="Show this server's fluxbot settings")
     async def show(self, interaction: discord.Interaction) -> None:
         """Show the settings."""
-        await self._show(interaction, await self.bot.guild_settings(self._guild_id(interaction)))
+        await self._show(interaction, await self.bot.policies.guild_settings(self._guild_id(interaction)))
 
     @admin.command(name="models", description="Choose the default model and which models members may use")
     @app_commands.describe(
@@ -246,7 +246,7 @@ class Server(commands.Cog):
     @app_commands.command(name="flux", description="What fluxbot can do here, and how much of your quota is left")
     async def flux(self, interaction: discord.Interaction) -> None:
         """The member's overview."""
-        policy = await self.bot.policy(interaction)  # Refused when the member may not use the bot here
+        policy = await self.bot.policies.policy(interaction)  # Refused when the member may not use the bot here
         usage = await self.bot.store.usage(interaction.user.id)
         limits = policy.limits
         embed = discord.Embed(title="fluxbot here", colour=discord.Colour.blurple())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -17,21 +16,15 @@ from discord.ext import commands
 from fluxbot.config import Settings
 from fluxbot.delivery import Delivery
 from fluxbot.jobs import AttachmentInfo, InvalidRequest, JobService
-from fluxbot.limits import NO_DMS, GuildSettings, Policy, Refused, SharedServer, dm_policy, policy_for, with_changes
+from fluxbot.limits import Policy, Refused
+from fluxbot.policy import MemberPolicies
 from fluxbot.providers.base import JobRequest, Provider
 from fluxbot.store import Reply, Store
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.images", "cogs.results", "cogs.server")
-MEMBERSHIP_TTL_SECONDS = 60.0  # how long a DM member's servers and roles are trusted before asking again
-MEMBERSHIP_CACHE_SIZE = 10_000
 SUBMIT_DRAIN_SECONDS = 35.0  # a provider request times out after 30 s
-MEMBERSHIP_LOOKUP_SECONDS = 2.0
-MEMBERSHIP_UNKNOWN = (
-    "I couldn't check which servers we share just now. Please try again in a minute, or use me in a channel of your "
-    "server."
-)
 RESTARTING = "The bot is restarting right now. Please try again in a moment; nothing of yours was lost."
 GENERIC_ERROR = (
     "Something went wrong on the bot's side and this command did not run. "
@@ -72,10 +65,8 @@ class FluxBot(commands.Bot):
             other_providers=providers,
             callback_url=callback_url,
         )
-        self._guild_settings: dict[int, GuildSettings] = {}
-        self._settings_locks: dict[int, asyncio.Lock] = {}
-        #: (server, user) → (until when it is valid, the member's role ids or None when not a member); for DMs.
-        self._memberships: dict[tuple[int, int], tuple[float, tuple[int, ...] | None]] = {}
+        #: Which rules apply to a member where they asked (the cogs ask it; so does `run_job`).
+        self.policies = MemberPolicies(store, settings, self)
         #: Set when shutdown starts: from then on commands are answered "restarting".
         self.closing = False
 
@@ -135,7 +126,7 @@ class FluxBot(commands.Bot):
         if self.closing:  # buttons and prompts do not pass the command tree's check
             await tell(interaction, RESTARTING)
             return
-        policy = await self.policy(interaction)
+        policy = await self.policies.policy(interaction)
         request = build(policy)
         policy.check_model(request.model)
         job = await self.jobs.admit(request, self._reply_to(interaction, message_id=None), policy.limits)
@@ -147,95 +138,6 @@ class FluxBot(commands.Bot):
             raise
         assert reply.message_id is not None
         await self.jobs.launch(job, reply.message_id)
-
-    async def policy(self, interaction: discord.Interaction) -> Policy:
-        """What applies to this member here; Refused when they may not use the bot here at all."""
-        if interaction.guild_id is None:
-            return await self._dm_policy(interaction.user.id)
-        guild = await self.guild_settings(interaction.guild_id)
-        channel = interaction.channel
-        parent = getattr(channel, "parent_id", None)
-        roles = [role.id for role in getattr(interaction.user, "roles", [])]
-        return policy_for(
-            guild,
-            defaults=self.settings.limits(),
-            default_model=self.settings.default_model,
-            channel_ids=[c for c in (interaction.channel_id, parent) if c is not None],
-            role_ids=roles,
-        )
-
-    async def _dm_policy(self, user_id: int) -> Policy:
-        if not self.settings.serve_dms:
-            raise Refused(NO_DMS)
-        guilds = sorted(self.guilds, key=lambda g: g.id)
-        try:
-            # All servers at once and within a bound: the command must still be acknowledged within 3 s.
-            memberships = await asyncio.wait_for(
-                asyncio.gather(*(self._member_roles(guild, user_id) for guild in guilds)), MEMBERSHIP_LOOKUP_SECONDS
-            )
-        except TimeoutError:
-            log.warning("looking up the servers of member %s took over %.1f s", user_id, MEMBERSHIP_LOOKUP_SECONDS)
-            raise Refused(MEMBERSHIP_UNKNOWN) from None
-        servers = []
-        for guild, roles in zip(guilds, memberships, strict=True):
-            if roles is None:
-                continue
-            settings = await self.guild_settings(guild.id)
-            role = guild.get_role(settings.required_role) if settings.required_role else None
-            servers.append(SharedServer(guild.name, settings, roles, role.name if role else ""))
-        return dm_policy(servers, defaults=self.settings.limits(), default_model=self.settings.default_model)
-
-    async def _member_roles(self, guild: discord.Guild, user_id: int) -> tuple[int, ...] | None:
-        """The member's role ids on `guild`, None when not a member; asked of Discord at most every few minutes."""
-        now = time.monotonic()
-        cached = self._memberships.get((guild.id, user_id))
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        # Without the privileged members intent the cache rarely has the member; REST does not need the intent.
-        member = guild.get_member(user_id)
-        if member is None:
-            try:
-                member = await guild.fetch_member(user_id)
-            except discord.NotFound:
-                member = None
-            except discord.HTTPException as exc:
-                log.warning("could not look up member %s on server %s: %s %s", user_id, guild.id, exc.status, exc.text)
-                raise Refused(MEMBERSHIP_UNKNOWN) from None
-        roles = tuple(role.id for role in member.roles) if member is not None else None
-        if len(self._memberships) > MEMBERSHIP_CACHE_SIZE:
-            self._memberships.clear()
-        self._memberships[(guild.id, user_id)] = (now + MEMBERSHIP_TTL_SECONDS, roles)
-        return roles
-
-    def policy_for_settings(self, settings: GuildSettings) -> Policy:
-        """The policy a server's settings give, ignoring place and role (for showing the settings)."""
-        return policy_for(
-            with_changes(settings, allowed_channels=(), required_role=None),
-            defaults=self.settings.limits(),
-            default_model=self.settings.default_model,
-            channel_ids=[],
-            role_ids=[],
-        )
-
-    async def guild_settings(self, guild_id: int) -> GuildSettings:
-        """A server's settings (cached; `change_guild_settings` keeps the cache right)."""
-        if guild_id not in self._guild_settings:
-            self._guild_settings[guild_id] = await self.store.guild_settings(guild_id)
-        return self._guild_settings[guild_id]
-
-    async def change_guild_settings(
-        self, guild_id: int, change: Callable[[GuildSettings], GuildSettings]
-    ) -> GuildSettings:
-        """Apply `change` to a server's settings and save the result; they apply to the next command.
-
-        Read, change and save happen under one lock per server, so two moderators' edits never undo each other.
-        An exception from `change` (a `Refused` with the reason) leaves the settings as they were.
-        """
-        async with self._settings_locks.setdefault(guild_id, asyncio.Lock()):
-            changed = change(await self.guild_settings(guild_id))
-            await self.store.save_guild_settings(guild_id, changed)
-            self._guild_settings[guild_id] = changed
-        return changed
 
     async def health(self) -> dict[str, bool]:
         """The checks /healthz reports: gateway connected, database writable, tracker alive."""
