@@ -15,7 +15,7 @@ from discord.ext import commands
 
 from fluxbot import render
 from fluxbot.bot import GENERIC_ERROR, FluxBot, attachment_info, tell
-from fluxbot.buttons import JobAction, JobButton, JobsPageButton, jobs_page_view
+from fluxbot.buttons import JobAction, bind_handler, jobs_page_view
 from fluxbot.jobs import (
     PROMPT_MAX_CHARS,
     InvalidRequest,
@@ -79,15 +79,17 @@ class Results(commands.Cog):
     def __init__(self, bot: FluxBot) -> None:
         self.bot = bot
         self.edit_menu = app_commands.ContextMenu(name="Edit with Flux", callback=self.edit_with_flux)
+        #: The persistent buttons, bound to this cog: their clicks come here, not to a cog looked up by name.
+        self.buttons = bind_handler(self)
 
     async def cog_load(self) -> None:
         """Register the persistent buttons and the context menu."""
-        self.bot.add_dynamic_items(JobButton, JobsPageButton)
+        self.bot.add_dynamic_items(*self.buttons)
         self.bot.tree.add_command(self.edit_menu)
 
     async def cog_unload(self) -> None:
         """Undo `cog_load`."""
-        self.bot.remove_dynamic_items(JobButton, JobsPageButton)
+        self.bot.remove_dynamic_items(*self.buttons)
         self.bot.tree.remove_command(self.edit_menu.name, type=self.edit_menu.type)
 
     # -- result buttons ------------------------------------------------------------------------------

@@ -1,26 +1,19 @@
 """The buttons under results and job lists: custom ids that carry a job id (or a page), nothing else.
 
-They are `DynamicItem`s: discord.py matches a click to them by its custom id alone, so they keep working
-after a restart and after the interaction token expired. Everything else is looked up in SQLite by the
-cog that handles the click (`cogs/results.py`).
+A click is matched by its custom id alone to the `DynamicItem` classes that `bind_handler` makes for the click
+handler (the Results cog, `cogs/results.py`, registers them when it loads), so the buttons keep working after a
+restart and after the interaction token expired. Everything else is looked up in SQLite by that handler.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from enum import StrEnum
 from typing import Any, Protocol
 
 import discord
-from discord.ext import commands
 
 from fluxbot.store import Job, JobStatus
-
-log = logging.getLogger(__name__)
-
-#: The cog that answers clicks (see `cogs/results.py`).
-HANDLER_COG = "Results"
 
 
 class JobAction(StrEnum):
@@ -52,71 +45,74 @@ class ClickHandler(Protocol):
         ...
 
 
-def _handler(interaction: discord.Interaction) -> ClickHandler:
-    client = interaction.client
-    assert isinstance(client, commands.Bot)
-    cog: Any = client.get_cog(HANDLER_COG)
-    assert cog is not None, "the Results cog is not loaded"
-    return cog  # type: ignore[no-any-return]
+JOB_TEMPLATE = r"fluxbot:job:(?P<action>reroll|edit|details|delete):(?P<job_id>[0-9]{1,19})"
+PAGE_TEMPLATE = r"fluxbot:jobs:(?P<page>[0-9]{1,6}):(?P<label>prev|next)"
+
+Buttons = tuple[type[discord.ui.DynamicItem[discord.ui.Button[Any]]], ...]
 
 
-class JobButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"fluxbot:job:(?P<action>reroll|edit|details|delete):(?P<job_id>[0-9]{1,19})",
-):
-    """One of the four buttons under a finished job."""
-
-    def __init__(self, action: JobAction, job_id: int) -> None:
-        label, emoji, style = _LOOKS[action]
-        super().__init__(
-            discord.ui.Button(label=label, emoji=emoji, style=style, custom_id=f"fluxbot:job:{action}:{job_id}")
-        )
-        self.action = action
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> JobButton:
-        """Rebuild the button from a click."""
-        return cls(JobAction(match["action"]), int(match["job_id"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        """Hand the click to the Results cog."""
-        await _handler(interaction).on_job_button(interaction, self.action, self.job_id)
+def _job_button(action: JobAction, job_id: int) -> discord.ui.Button[Any]:
+    label, emoji, style = _LOOKS[action]
+    return discord.ui.Button(label=label, emoji=emoji, style=style, custom_id=f"fluxbot:job:{action}:{job_id}")
 
 
-class JobsPageButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"fluxbot:jobs:(?P<page>[0-9]{1,6}):(?P<label>prev|next)"
-):
-    """Previous / next page of /jobs."""
+def _page_button(page: int, label: str, *, disabled: bool = False) -> discord.ui.Button[Any]:
+    text = "◀ Newer" if label == "prev" else "Older ▶"
+    return discord.ui.Button(
+        label=text, style=discord.ButtonStyle.secondary, custom_id=f"fluxbot:jobs:{page}:{label}", disabled=disabled
+    )
 
-    def __init__(self, page: int, label: str, *, disabled: bool = False) -> None:
-        text = "◀ Newer" if label == "prev" else "Older ▶"
-        super().__init__(
-            discord.ui.Button(
-                label=text,
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"fluxbot:jobs:{page}:{label}",
-                disabled=disabled,
-            )
-        )
-        self.page = page
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> JobsPageButton:
-        """Rebuild the button from a click."""
-        return cls(int(match["page"]), match["label"])
+def bind_handler(handler: ClickHandler) -> Buttons:
+    """The persistent buttons, answering clicks by calling `handler`; register them with `add_dynamic_items`.
 
-    async def callback(self, interaction: discord.Interaction) -> None:
-        """Hand the click to the Results cog."""
-        await _handler(interaction).on_jobs_page(interaction, self.page)
+    Each call makes classes of its own, bound to its handler: discord.py rebuilds a clicked button from its custom
+    id with the class registered for its template, so a click reaches exactly the handler that registered it.
+    """
+
+    class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=JOB_TEMPLATE):
+        """One of the four buttons under a finished job."""
+
+        def __init__(self, action: JobAction, job_id: int) -> None:
+            super().__init__(_job_button(action, job_id))
+            self.action = action
+            self.job_id = job_id
+
+        @classmethod
+        async def from_custom_id(
+            cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+        ) -> JobButton:
+            """Rebuild the button from a click."""
+            return cls(JobAction(match["action"]), int(match["job_id"]))
+
+        async def callback(self, interaction: discord.Interaction) -> None:
+            """Hand the click to the handler."""
+            await handler.on_job_button(interaction, self.action, self.job_id)
+
+    class JobsPageButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=PAGE_TEMPLATE):
+        """Previous / next page of /jobs."""
+
+        def __init__(self, page: int, label: str) -> None:
+            super().__init__(_page_button(page, label))
+            self.page = page
+
+        @classmethod
+        async def from_custom_id(
+            cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+        ) -> JobsPageButton:
+            """Rebuild the button from a click."""
+            return cls(int(match["page"]), match["label"])
+
+        async def callback(self, interaction: discord.Interaction) -> None:
+            """Hand the click to the handler."""
+            await handler.on_jobs_page(interaction, self.page)
+
+    return JobButton, JobsPageButton
 
 
 def _sealed(view: discord.ui.View) -> discord.ui.View:
-    # The items dispatch by custom id; a stopped view is not also kept in discord.py's in-memory store.
+    # Clicks are dispatched by custom id to the bound classes; a stopped view is not also kept in discord.py's
+    # in-memory store (where its plain buttons would answer nothing).
     view.stop()
     return view
 
@@ -132,7 +128,7 @@ def result_view(job: Job) -> discord.ui.View | None:
     )
     view = discord.ui.View(timeout=None)
     for action in actions:
-        view.add_item(JobButton(action, job.id))
+        view.add_item(_job_button(action, job.id))
     return _sealed(view)
 
 
@@ -141,6 +137,6 @@ def jobs_page_view(page: int, pages: int) -> discord.ui.View | None:
     if pages <= 1:
         return None
     view = discord.ui.View(timeout=None)
-    view.add_item(JobsPageButton(max(page - 1, 0), "prev", disabled=page <= 0))
-    view.add_item(JobsPageButton(page + 1, "next", disabled=page >= pages - 1))
+    view.add_item(_page_button(max(page - 1, 0), "prev", disabled=page <= 0))
+    view.add_item(_page_button(page + 1, "next", disabled=page >= pages - 1))
     return _sealed(view)
