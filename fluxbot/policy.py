@@ -51,10 +51,13 @@ class Servers(Protocol):
 class MemberPolicies:
     """What applies to a member where they asked; keeps the servers' settings and DM members' roles cached."""
 
-    def __init__(self, store: SettingsStore, settings: Settings, servers: Servers) -> None:
+    def __init__(
+        self, store: SettingsStore, settings: Settings, servers: Servers, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._store = store
         self._settings = settings
         self._servers = servers
+        self._clock = clock
         self._guild_settings: dict[int, GuildSettings] = {}
         self._settings_locks: dict[int, asyncio.Lock] = {}
         #: (server, user) → (until when it is valid, the member's role ids or None when not a member); for DMs.
@@ -99,7 +102,7 @@ class MemberPolicies:
 
     async def _member_roles(self, guild: discord.Guild, user_id: int) -> tuple[int, ...] | None:
         """The member's role ids on `guild`, None when not a member; asked of Discord at most every few minutes."""
-        now = time.monotonic()
+        now = self._clock()
         cached = self._memberships.get((guild.id, user_id))
         if cached is not None and cached[0] > now:
             return cached[1]
