@@ -198,9 +198,11 @@ class Delivery:
     async def _download(self, job: Job) -> tuple[tuple[str, bytes], ...] | None:
         """The job's images as (filename, bytes), or None when any cannot be fetched within the limits."""
         limit = job.upload_limit or DEFAULT_UPLOAD_LIMIT
+        # No more than the result shows: the job may hold more images than it asked for.
+        images = render.shown_images(job)
         try:
             return tuple(
-                await asyncio.gather(*(self._fetch(job, i, image.url, limit) for i, image in enumerate(job.images)))
+                await asyncio.gather(*(self._fetch(job, i, image.url, limit) for i, image in enumerate(images)))
             )
         except _DownloadFailed as exc:
             log.warning("job %d: image download failed (%s); showing the provider's links", job.id, exc)

@@ -259,3 +259,19 @@ async def test_a_reply_the_member_deleted_is_not_posted_again(world: World) -> N
     await world.discord.wait_for(lambda: "the member deleted the reply; not posting it again" in world.bot.output)
     await asyncio.sleep(0.3)
     assert not [r for r in world.discord.requests if r.method == "POST" and r.path.endswith("/messages")]
+
+
+async def test_a_provider_that_returns_more_images_than_asked_shows_only_those_asked_for(world: World) -> None:
+    world.flux.hold = True
+    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "two"), option("count", 2, 4)])
+    await final_reply(world, interaction, "Flux is working on it")
+    [task] = world.flux.tasks.values()
+    task.request["count"] = 6  # the fake answers with as many images as the request asks for
+    world.flux.finish(task.id)
+
+    done = await final_reply(world, interaction, "Done")
+    assert task.response is not None
+    assert len(task.response["data"]) == 6
+    assert [a["filename"] for a in done["attachments"]] == ["flux-1-1.png", "flux-1-2.png"]
+    assert [e["image"]["url"] for e in done["embeds"]] == ["attachment://flux-1-1.png", "attachment://flux-1-2.png"]
+    assert fields(done["embeds"][0])["Originals"].count("](") == 2
