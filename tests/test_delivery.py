@@ -1,11 +1,12 @@
-"""Result downloads: no more images than the job asked for."""
+"""Result downloads: redirects go to public addresses only, within one deadline; no more images than asked for."""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -17,7 +18,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from fluxbot import render
-from fluxbot.delivery import Delivery
+from fluxbot.delivery import MAX_REDIRECTS, Delivery, redirect_refusal
 from fluxbot.providers.base import Image
 from fluxbot.store import Job, JobStatus
 from tests.fakes.png import make_png
@@ -157,6 +158,161 @@ def finished(*urls: str, count: int = 1, **changes: Any) -> Job:
 
 def download_log(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "image download failed" in r.getMessage()]
+
+
+# -- redirects that are refused -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        (lambda t: f"{t.base}/image.png?sig=secret", "127.0.0.1 is a loopback address"),
+        (lambda t: f"http://127.0.0.2:{t.port}/image.png", "127.0.0.2 is a loopback address"),
+        (lambda t: "http://10.0.0.1/image.png?sig=secret", "10.0.0.1 is a private address"),
+        (lambda t: f"http://[::1]:{t.port}/image.png", "::1 is a loopback address"),
+        (lambda t: "http://169.254.169.254/latest/meta-data", "169.254.169.254 is a link-local address"),
+    ],
+    ids=["loopback-other-port", "loopback-other-address", "private", "ipv6-loopback", "cloud-metadata"],
+)
+async def test_a_redirect_to_a_non_public_address_is_a_failed_download(
+    images: ImageHost,
+    target: ImageHost,
+    session: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+    where: Callable[[ImageHost], str],
+    reason: str,
+) -> None:
+    caplog.set_level(logging.INFO, logger="fluxbot.delivery")
+    redirect = f"{images.base}/to?url={where(target)}"
+
+    assert await delivery(session)._download(finished(redirect)) is None
+
+    assert images.hits == {"/to": 1}, "the provider's own link is fetched"
+    assert target.hits == {}, "the redirect is not followed"
+    [line] = download_log(caplog)
+    assert f"image 1: redirect to {URL(where(target)).origin()} refused, {reason}" in line
+    assert "secret" not in line, "the query string stays out of the log"
+    assert "?" not in line
+
+
+async def test_a_redirect_to_a_name_that_resolves_to_a_private_address_is_refused(
+    images: ImageHost, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One public address is not enough: the connection could use any of them.
+    resolver = MapResolver({"intranet.example": [PUBLIC, "10.1.2.3"]})
+    redirect = f"{images.base}/to?url=http://intranet.example:{images.port}/image.png?sig=secret"
+
+    assert await delivery(session, resolver=resolver)._download(finished(redirect)) is None
+
+    assert resolver.asked == ["intranet.example"]
+    assert images.hits == {"/to": 1}, "the name's server (this one, on loopback) is never asked for the image"
+    [line] = download_log(caplog)
+    assert f"redirect to http://intranet.example:{images.port} refused" in line
+    assert "intranet.example resolves to 10.1.2.3, a private address" in line
+    assert "secret" not in line
+
+
+# -- redirects that are followed, within the limits ---------------------------------------------------------
+
+
+async def test_a_redirect_to_a_public_address_is_followed(images: ImageHost, session: aiohttp.ClientSession) -> None:
+    resolver = MapResolver({"cdn.example": [PUBLIC, "2606:2800:220:1::1"]})
+    redirect = f"{images.base}/to?url=http://cdn.example:{images.port}/hops/{MAX_REDIRECTS - 1}"
+
+    files = await delivery(session, resolver=resolver)._download(finished(redirect))
+
+    assert files == (("flux-7-1.png", PNG),)
+    assert images.hits == {"/to": 1, "/hops/2": 1, "/hops/1": 1, "/image.png": 1}
+    assert resolver.asked == ["cdn.example"] * MAX_REDIRECTS, "every hop is judged"
+
+
+async def test_more_redirects_than_allowed_fail(
+    images: ImageHost, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    resolver = MapResolver({"cdn.example": [PUBLIC]})
+    first = f"http://cdn.example:{images.port}/hops/{MAX_REDIRECTS + 1}"
+
+    assert await delivery(session, resolver=resolver)._download(finished(first)) is None
+
+    assert "image 1: more than 3 redirects" in download_log(caplog)[0]
+    assert "/image.png" not in images.hits
+
+
+async def test_the_byte_limit_holds_after_a_redirect(
+    images: ImageHost, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    resolver = MapResolver({"cdn.example": [PUBLIC]})
+    redirect = f"{images.base}/to?url=http://cdn.example:{images.port}/big.png"
+
+    assert await delivery(session, resolver=resolver)._download(finished(redirect, upload_limit=100_000)) is None
+
+    assert "image 1: over the" in download_log(caplog)[0]
+    assert images.hits["/big.png"] == 1
+
+
+async def test_the_timeout_covers_all_the_hops_together(
+    images: ImageHost, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Each hop answers within the timeout (0.3 s of 0.5 s); the three together do not.
+    resolver = MapResolver({"cdn.example": [PUBLIC]})
+    quick = delivery(session, timeout=0.5, resolver=resolver)
+
+    assert await quick._download(finished(f"http://cdn.example:{images.port}/slow/3")) is None
+
+    assert "image 1: TimeoutError" in download_log(caplog)[0]
+    assert "/image.png" not in images.hits
+
+
+# -- the decision itself ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://cdn.example/a.png",
+        "https://cdn.example:8443/a.png?sig=1",
+        f"https://{PUBLIC}/a",
+        "http://[2606:4700::1]/",
+    ],
+)
+async def test_public_http_targets_are_allowed(url: str) -> None:
+    assert await redirect_refusal(URL(url), MapResolver({"cdn.example": [PUBLIC, "2606:4700::1111"]})) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://0.0.0.0/", "0.0.0.0 is an unspecified address"),
+        ("http://[::]/", ":: is an unspecified address"),
+        ("http://192.168.1.1/", "a private address"),
+        ("http://172.16.0.1/", "a private address"),
+        ("http://[fc00::1]/", "a private address"),
+        ("http://100.64.0.1/", "not a public address"),
+        ("http://[fe80::1]/", "a link-local address"),
+        ("http://224.0.0.1/", "a multicast address"),
+        ("http://[ff02::1]/", "a multicast address"),
+        ("http://240.0.0.1/", "a reserved address"),
+        ("http://[::ffff:127.0.0.1]/", "a loopback address"),
+        ("http://mixed.example/", "mixed.example resolves to 127.0.0.1, a loopback address"),
+        ("http://six.example/", "six.example resolves to fd00::5, a private address"),
+        ("http://unknown.example/", "unknown.example does not resolve"),
+        ("http://empty.example/", "empty.example does not resolve"),
+        ("file:///etc/passwd", "the scheme 'file' is not http or https"),
+        ("ftp://cdn.example/a.png", "the scheme 'ftp' is not http or https"),
+    ],
+)
+async def test_everything_else_is_refused_with_a_reason(url: str, reason: str) -> None:
+    table = {"mixed.example": [PUBLIC, "127.0.0.1"], "six.example": ["fd00::5"], "empty.example": []}
+    refusal = await redirect_refusal(URL(url), MapResolver(table))
+    assert refusal is not None
+    assert reason in refusal
+
+
+async def test_the_default_resolver_refuses_localhost() -> None:
+    refusal = await redirect_refusal(URL("http://localhost:8080/"), aiohttp.ThreadedResolver())
+    assert refusal is not None
+    assert "localhost resolves to" in refusal
+    assert "a loopback address" in refusal
 
 
 # -- no more images than the job asked for ------------------------------------------------------------------
