@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import discord
 
 from fluxbot import catalog
+from fluxbot.providers.base import Image
 from fluxbot.store import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -16,6 +17,8 @@ QUEUED_COLOUR = discord.Colour.blurple()
 DONE_COLOUR = discord.Colour.green()
 FAILED_COLOUR = discord.Colour.red()
 TIMED_OUT_COLOUR = discord.Colour.orange()
+#: The most images a result shows: the four that Discord lays out as one gallery (and the most a job may ask for).
+MAX_SHOWN = 4
 
 
 def elapsed_text(seconds: float) -> str:
@@ -33,6 +36,11 @@ def elapsed_text(seconds: float) -> str:
 def clip(text: str, limit: int = 1024) -> str:
     """`text` cut to `limit` characters (Discord's embed field limit by default)."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown_images(job: Job) -> tuple[Image, ...]:
+    """The images a result shows: no more than the job asked for (a provider may send more), and at most four."""
+    return job.images[: max(1, min(job.count, MAX_SHOWN))]
 
 
 def _model_label(name: str) -> str:
@@ -78,13 +86,17 @@ def result_card(job: Job, *, attachments: Sequence[str] = (), note: str | None =
     With `attachments` (uploaded file names, one per image) the embeds show the uploaded copies, which outlive
     the provider's links; the originals are linked too.
     """
-    if not job.images:
+    images = shown_images(job)
+    if not images:
         return failure_card(job)
-    shown = [f"attachment://{name}" for name in attachments] if attachments else [i.url for i in job.images]
-    gallery_url = job.images[0].url
+    if attachments:
+        shown = [f"attachment://{name}" for name in attachments[: len(images)]]
+    else:
+        shown = [image.url for image in images]
+    gallery_url = images[0].url
     first = _base(job, "✅ Done", DONE_COLOUR)
     first.url = gallery_url
-    seeds = [str(i.seed) for i in job.images if i.seed is not None]
+    seeds = [str(i.seed) for i in images if i.seed is not None]
     if seeds:
         first.add_field(name="Seed" if len(seeds) == 1 else "Seeds", value=clip(", ".join(seeds)), inline=True)
     took = elapsed_text((job.finished_at or job.created_at) - job.created_at)
@@ -93,14 +105,14 @@ def result_card(job: Job, *, attachments: Sequence[str] = (), note: str | None =
         timing += f", {job.inference_seconds:.1f}s of inference"
     first.add_field(name="Time", value=timing, inline=True)
     first.add_field(name="Task", value=f"`{clip(job.task_id or '?', 100)}`", inline=True)
-    links = " · ".join(f"[{n}]({image.url})" for n, image in enumerate(job.images, start=1))
+    links = " · ".join(f"[{n}]({image.url})" for n, image in enumerate(images, start=1))
     first.add_field(name="Originals", value=clip(links), inline=False)
     if note:
         first.add_field(name="Note", value=clip(note), inline=False)
     first.set_footer(text=f"Job #{job.id}")
     first.set_image(url=shown[0])
     embeds = [first]
-    for url in shown[1:4]:
+    for url in shown[1:]:
         extra = discord.Embed(url=gallery_url, colour=DONE_COLOUR)
         extra.set_image(url=url)
         embeds.append(extra)
@@ -149,8 +161,8 @@ def details_card(job: Job) -> discord.Embed:
     embed.add_field(name="Asked by", value=f"<@{job.user_id}>", inline=True)
     embed.add_field(name="Model", value=_model_label(job.model), inline=True)
     embed.add_field(name="Size", value=f"`{job.size}`", inline=True)
-    embed.add_field(name="Images", value=str(len(job.images) or job.count), inline=True)
-    seeds = ", ".join(str(i.seed) for i in job.images if i.seed is not None)
+    embed.add_field(name="Images", value=str(len(shown_images(job)) or job.count), inline=True)
+    seeds = ", ".join(str(i.seed) for i in shown_images(job) if i.seed is not None)
     embed.add_field(name="Seeds", value=clip(seeds) if seeds else "not reported", inline=True)
     embed.add_field(name="Task", value=f"`{clip(job.task_id or 'none', 100)}` ({job.provider})", inline=False)
     timing = f"asked <t:{int(job.created_at)}:f>"

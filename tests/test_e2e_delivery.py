@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from tests.e2e import World, delivered_via, fields, final_reply, free_port, held_job, option, reply_edits, running_bot
 from tests.fakes.discord_api import FakeDiscord, RecordedRequest
@@ -127,6 +129,51 @@ async def test_when_the_images_cannot_be_uploaded_the_reply_links_them_and_says_
     assert "Nothing is lost" in fields(done["embeds"][0])["Note"]
     assert done["attachments"] == []
     assert logged in world.bot.output
+
+
+@pytest.fixture
+async def redirecting_host() -> AsyncIterator[tuple[str, str, list[str]]]:
+    """An image host whose links redirect to an internal server; (its base, the internal base, internal hits)."""
+    hits: list[str] = []
+
+    async def internal(request: web.Request) -> web.Response:
+        hits.append(request.path_qs)
+        return web.Response(body=b"\x89PNG\r\n\x1a\n", content_type="image/png")
+
+    runners = [web.AppRunner(web.Application(), access_log=None, shutdown_timeout=0.5) for _ in range(2)]
+    inside, outside = runners
+    inside.app.router.add_get("/{path:.*}", internal)
+    await inside.setup()
+    await web.TCPSite(inside, "127.0.0.1", 0).start()
+    internal_base = f"http://127.0.0.1:{inside.addresses[0][1]}"
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"{internal_base}/admin/export.png?token=internal-secret")
+
+    outside.app.router.add_get("/{path:.*}", redirect)
+    await outside.setup()
+    await web.TCPSite(outside, "127.0.0.1", 0).start()
+    yield f"http://127.0.0.1:{outside.addresses[0][1]}", internal_base, hits
+    for runner in runners:
+        await runner.cleanup()
+
+
+async def test_an_image_link_that_redirects_to_an_internal_address_is_not_followed(
+    world: World, redirecting_host: tuple[str, str, list[str]]
+) -> None:
+    interaction, _, task_id = await held_job(world, "a link that points inside")
+    host, internal, hits = redirecting_host
+    world.flux.base_url = host  # the result's image links now point at the redirecting host
+    world.flux.finish(task_id)
+
+    done = await final_reply(world, interaction, "Done")
+    assert done["embeds"][0]["image"]["url"] == f"{host}/files/{task_id}/0.png", "the provider's link is shown"
+    assert "Nothing is lost" in fields(done["embeds"][0])["Note"]
+    assert done["attachments"] == []
+    assert hits == [], "the internal server was never asked"
+    refused = f"image 1: redirect to {internal} refused, 127.0.0.1 is a loopback address"
+    assert world.bot.output.count(refused) == 1
+    assert "internal-secret" not in world.bot.output
 
 
 async def test_an_image_served_as_octet_stream_is_still_uploaded(world: World) -> None:
@@ -259,3 +306,19 @@ async def test_a_reply_the_member_deleted_is_not_posted_again(world: World) -> N
     await world.discord.wait_for(lambda: "the member deleted the reply; not posting it again" in world.bot.output)
     await asyncio.sleep(0.3)
     assert not [r for r in world.discord.requests if r.method == "POST" and r.path.endswith("/messages")]
+
+
+async def test_a_provider_that_returns_more_images_than_asked_shows_only_those_asked_for(world: World) -> None:
+    world.flux.hold = True
+    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "two"), option("count", 2, 4)])
+    await final_reply(world, interaction, "Flux is working on it")
+    [task] = world.flux.tasks.values()
+    task.request["count"] = 6  # the fake answers with as many images as the request asks for
+    world.flux.finish(task.id)
+
+    done = await final_reply(world, interaction, "Done")
+    assert task.response is not None
+    assert len(task.response["data"]) == 6
+    assert [a["filename"] for a in done["attachments"]] == ["flux-1-1.png", "flux-1-2.png"]
+    assert [e["image"]["url"] for e in done["embeds"]] == ["attachment://flux-1-1.png", "attachment://flux-1-2.png"]
+    assert fields(done["embeds"][0])["Originals"].count("](") == 2
