@@ -202,6 +202,22 @@ class Job:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+class StoreError(Exception):
+    """The database cannot be used; the message says why and what to do, in one line."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was written by a newer fluxbot: its schema version is above every one this code knows."""
+
+    def __init__(self, path: Path | str, version: int, known: int) -> None:
+        super().__init__(
+            f"{path} has schema version {version}, but this fluxbot knows versions up to {known}; "
+            "run the newer fluxbot or restore a backup"
+        )
+        self.version = version
+        self.known = known
+
+
 class Store:
     """The jobs database. Open with `await Store.open(path)`, close with `await store.close()`."""
 
@@ -222,16 +238,16 @@ class Store:
             # first, the thread would die printing a traceback. Wait for it here instead.
             await asyncio.to_thread(connection._thread.join, 5)
             raise
+        store = cls(db)
         try:
             db.row_factory = aiosqlite.Row
+            await db.execute("PRAGMA busy_timeout=5000")
+            await store._migrate(path)  # first: a database this fluxbot cannot read is left as it was
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
-            await db.execute("PRAGMA busy_timeout=5000")
-            store = cls(db)
-            await store._migrate()
         except BaseException:
             # aiosqlite's worker thread is not a daemon: left open, it would keep the process from exiting.
-            await db.close()
+            await store.close()
             raise
         return store
 
@@ -239,10 +255,12 @@ class Store:
         """Close the connection."""
         await self._db.close()
 
-    async def _migrate(self) -> None:
+    async def _migrate(self, path: Path | str) -> None:
         async with self._lock, self._db.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
         version = int(row[0]) if row else 0
+        if version > len(_MIGRATIONS):
+            raise SchemaTooNew(path, version, len(_MIGRATIONS))
         for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
             await self._db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
             log.info("database migrated to schema version %d", number)

@@ -12,7 +12,7 @@ import pytest
 
 from fluxbot.jobs import NO_LIMITS
 from fluxbot.providers.base import Image, JobRequest
-from fluxbot.store import _MIGRATIONS, Job, JobStatus, Reply, Store
+from fluxbot.store import _MIGRATIONS, Job, JobStatus, Reply, SchemaTooNew, Store
 
 REQUEST = JobRequest("generate", "a white siamese cat", "flux-dev", "1024x1024", count=2)
 REPLY = Reply(user_id=42, guild_id=7, channel_id=8, application_id=9, interaction_token="interaction-token-secret",
@@ -137,3 +137,20 @@ async def test_a_path_that_cannot_be_opened_leaves_no_worker_thread(tmp_path: Pa
     # A worker left running would print "Event loop is closed" from its thread once asyncio.run() returns.
     workers = [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
     assert workers == []
+
+
+async def test_a_database_from_a_newer_schema_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    newer = len(_MIGRATIONS) + 4
+    with sqlite3.connect(path) as raw:
+        raw.executescript(f"CREATE TABLE jobs_v{newer} (id INTEGER PRIMARY KEY); PRAGMA user_version = {newer};")
+    raw.close()
+    before = path.read_bytes()
+    with pytest.raises(SchemaTooNew) as refused:
+        await Store.open(path)
+    assert str(refused.value) == (
+        f"{path} has schema version {newer}, but this fluxbot knows versions up to {len(_MIGRATIONS)}; "
+        "run the newer fluxbot or restore a backup"
+    )
+    assert path.read_bytes() == before, "not migrated, not switched to WAL: the newer fluxbot finds it as it was"
+    assert not (tmp_path / "jobs.db-wal").exists()
