@@ -13,7 +13,8 @@ import pytest
 
 from fluxbot.config import ConfigError, Secret, load_settings
 from fluxbot.store import _MIGRATIONS
-from tests.botprocess import ROOT, SETTINGS, clean_environ
+from tests.botprocess import ROOT, SETTINGS, BotProcess, clean_environ
+from tests.e2e import World, final_reply, option
 
 BASE = {"DISCORD_TOKEN": "discord-secret-token", "ACEDATA_API_TOKEN": "acedata-secret-token"}
 
@@ -161,6 +162,25 @@ def test_a_database_from_a_newer_fluxbot_is_one_line_and_left_untouched(tmp_path
     ], done.stderr
     assert "Traceback" not in done.stderr
     assert path.read_bytes() == before
+
+
+async def test_a_second_bot_on_the_same_database_is_refused_and_the_first_runs_on(world: World) -> None:
+    second = BotProcess(world.bot.env, world.bot.cwd)
+    await second.start()
+    try:
+        await world.discord.wait_for(lambda: not second.running, timeout=30)
+    finally:
+        code = await second.stop()
+    assert code == 2, second.output
+    path = world.bot.env["DATABASE_PATH"]
+    assert second.output.strip().splitlines()[-1:] == [
+        f"fluxbot: DATABASE_PATH: {path} is in use by another fluxbot process; stop it first "
+        "(SQLite serves one process; DATABASE_URL, for PostgreSQL, serves several)"
+    ], second.output
+    assert "Traceback" not in second.output
+    assert world.bot.running
+    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "still here")])
+    await final_reply(world, interaction, "Done")
 
 
 def test_a_callback_port_in_use_is_one_line(tmp_path: Path) -> None:
