@@ -17,7 +17,7 @@ from fluxbot.bot import FluxBot
 from fluxbot.config import ConfigError, Settings, load_settings
 from fluxbot.logs import setup_logging
 from fluxbot.providers import build_providers
-from fluxbot.store import Store
+from fluxbot.store import Store, StoreError
 from fluxbot.web import WebServer, callback_secret, callback_url
 
 log = logging.getLogger("fluxbot")
@@ -70,7 +70,7 @@ async def open_store(settings: Settings) -> Store:
 
 
 def main() -> int:
-    """Run the bot; configuration problems end with one line and exit code 2."""
+    """Run the bot; configuration and database problems end with one line and exit code 2."""
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -81,6 +81,9 @@ def main() -> int:
         asyncio.run(run(settings))
     except ConfigError as exc:
         print(f"fluxbot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"fluxbot: DATABASE_PATH: {exc}", file=sys.stderr)
         return 2
     except discord.LoginFailure:
         log.error("Discord rejected DISCORD_TOKEN: check the bot token in the developer portal")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,13 @@ import aiosqlite
 
 from fluxbot.limits import GuildSettings, Limits, Usage, day_start
 from fluxbot.providers.base import Image, JobRequest
+
+try:
+    import fcntl
+except ImportError:  # no flock on this platform (Windows): the store runs without its one-process lock
+    _HAS_FLOCK = False
+else:
+    _HAS_FLOCK = True
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +210,58 @@ class Job:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+class StoreError(Exception):
+    """The database cannot be used; the message says why and what to do, in one line."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was written by a newer fluxbot: its schema version is above every one this code knows."""
+
+    def __init__(self, path: Path | str, version: int, known: int) -> None:
+        super().__init__(
+            f"{path} has schema version {version}, but this fluxbot knows versions up to {known}; "
+            "run the newer fluxbot or restore a backup"
+        )
+        self.version = version
+        self.known = known
+
+
+class DatabaseInUse(StoreError):
+    """Another process has the SQLite file open."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(
+            f"{path} is in use by another fluxbot process; stop it first "
+            "(SQLite serves one process; DATABASE_URL, for PostgreSQL, serves several)"
+        )
+
+
+def _hold_process_lock(path: Path | str) -> int | None:
+    """Lock `<path>.lock` for this process, or raise DatabaseInUse; None where the platform has no flock.
+
+    Two processes on one file would each resume and deliver the other's jobs. An flock belongs to the open
+    file, so the kernel drops it when the process dies, however it dies: a lock is never left stale.
+    """
+    if not _HAS_FLOCK:
+        log.info("no file locking on this platform: nothing stops a second fluxbot from using %s", path)
+        return None
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DatabaseInUse(path) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _release_process_lock(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # closing the descriptor releases its flock
+
+
 class Store:
     """The jobs database. Open with `await Store.open(path)`, close with `await store.close()`."""
 
@@ -210,39 +270,49 @@ class Store:
         # One connection serves every coroutine: a statement and its fetch or commit must not interleave with
         # another coroutine's commit ("cannot commit transaction - SQL statements in progress").
         self._lock = asyncio.Lock()
+        self._process_lock: int | None = None  # the descriptor holding `<db>.lock`, see _hold_process_lock
 
     @classmethod
     async def open(cls, path: Path | str) -> Store:
-        """Open (and create or migrate) the database at `path`."""
+        """Open (and create or migrate) the database at `path`; refuse it while another process has it open."""
+        held = _hold_process_lock(path)
         connection = aiosqlite.connect(path)
         try:
             db = await connection
         except BaseException:
+            _release_process_lock(held)
             # A failed connect queues the worker thread's stop without waiting for it; if the event loop closed
             # first, the thread would die printing a traceback. Wait for it here instead.
             await asyncio.to_thread(connection._thread.join, 5)
             raise
+        store = cls(db)
+        store._process_lock = held
         try:
             db.row_factory = aiosqlite.Row
+            await db.execute("PRAGMA busy_timeout=5000")
+            await store._migrate(path)  # first: a database this fluxbot cannot read is left as it was
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
-            await db.execute("PRAGMA busy_timeout=5000")
-            store = cls(db)
-            await store._migrate()
         except BaseException:
             # aiosqlite's worker thread is not a daemon: left open, it would keep the process from exiting.
-            await db.close()
+            await store.close()
             raise
         return store
 
     async def close(self) -> None:
-        """Close the connection."""
-        await self._db.close()
+        """Close the connection, then let another process open the file."""
+        try:
+            await self._db.close()
+        finally:
+            _release_process_lock(self._process_lock)
+            self._process_lock = None
 
-    async def _migrate(self) -> None:
+    async def _migrate(self, path: Path | str) -> None:
         async with self._lock, self._db.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
         version = int(row[0]) if row else 0
+        if version > len(_MIGRATIONS):
+            raise SchemaTooNew(path, version, len(_MIGRATIONS))
         for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
             await self._db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
             log.info("database migrated to schema version %d", number)

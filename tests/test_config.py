@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from fluxbot.config import ConfigError, Secret, load_settings
-from tests.botprocess import ROOT, SETTINGS, clean_environ
+from fluxbot.store import _MIGRATIONS
+from tests.botprocess import ROOT, SETTINGS, BotProcess, clean_environ
+from tests.e2e import World, final_reply, option
 
 BASE = {"DISCORD_TOKEN": "discord-secret-token", "ACEDATA_API_TOKEN": "acedata-secret-token"}
 
@@ -143,6 +146,41 @@ def test_a_database_path_that_cannot_be_opened_is_one_line(tmp_path: Path) -> No
     [line] = done.stderr.strip().splitlines() or [""]
     assert line.startswith("fluxbot: configuration error: DATABASE_PATH: a SQLite file the bot can open"), done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_database_from_a_newer_fluxbot_is_one_line_and_left_untouched(tmp_path: Path) -> None:
+    path, newer = tmp_path / "jobs.db", len(_MIGRATIONS) + 4
+    with sqlite3.connect(path) as raw:
+        raw.execute(f"PRAGMA user_version = {newer}")
+    raw.close()
+    before = path.read_bytes()
+    done = run_bot(tmp_path, DATABASE_PATH=str(path))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1:] == [
+        f"fluxbot: DATABASE_PATH: {path} has schema version {newer}, but this fluxbot knows versions up to "
+        f"{len(_MIGRATIONS)}; run the newer fluxbot or restore a backup"
+    ], done.stderr
+    assert "Traceback" not in done.stderr
+    assert path.read_bytes() == before
+
+
+async def test_a_second_bot_on_the_same_database_is_refused_and_the_first_runs_on(world: World) -> None:
+    second = BotProcess(world.bot.env, world.bot.cwd)
+    await second.start()
+    try:
+        await world.discord.wait_for(lambda: not second.running, timeout=30)
+    finally:
+        code = await second.stop()
+    assert code == 2, second.output
+    path = world.bot.env["DATABASE_PATH"]
+    assert second.output.strip().splitlines()[-1:] == [
+        f"fluxbot: DATABASE_PATH: {path} is in use by another fluxbot process; stop it first "
+        "(SQLite serves one process; DATABASE_URL, for PostgreSQL, serves several)"
+    ], second.output
+    assert "Traceback" not in second.output
+    assert world.bot.running
+    interaction = await world.discord.send_slash_command("imagine", [option("prompt", "still here")])
+    await final_reply(world, interaction, "Done")
 
 
 def test_a_callback_port_in_use_is_one_line(tmp_path: Path) -> None:

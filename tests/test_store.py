@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 from dataclasses import replace
@@ -10,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from fluxbot import store as store_module
 from fluxbot.jobs import NO_LIMITS
 from fluxbot.providers.base import Image, JobRequest
-from fluxbot.store import _MIGRATIONS, Job, JobStatus, Reply, Store
+from fluxbot.store import _MIGRATIONS, DatabaseInUse, Job, JobStatus, Reply, SchemaTooNew, Store
 
 REQUEST = JobRequest("generate", "a white siamese cat", "flux-dev", "1024x1024", count=2)
 REPLY = Reply(user_id=42, guild_id=7, channel_id=8, application_id=9, interaction_token="interaction-token-secret",
@@ -137,3 +139,60 @@ async def test_a_path_that_cannot_be_opened_leaves_no_worker_thread(tmp_path: Pa
     # A worker left running would print "Event loop is closed" from its thread once asyncio.run() returns.
     workers = [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
     assert workers == []
+
+
+async def test_a_database_from_a_newer_schema_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    newer = len(_MIGRATIONS) + 4
+    with sqlite3.connect(path) as raw:
+        raw.executescript(f"CREATE TABLE jobs_v{newer} (id INTEGER PRIMARY KEY); PRAGMA user_version = {newer};")
+    raw.close()
+    before = path.read_bytes()
+    with pytest.raises(SchemaTooNew) as refused:
+        await Store.open(path)
+    assert str(refused.value) == (
+        f"{path} has schema version {newer}, but this fluxbot knows versions up to {len(_MIGRATIONS)}; "
+        "run the newer fluxbot or restore a backup"
+    )
+    assert path.read_bytes() == before, "not migrated, not switched to WAL: the newer fluxbot finds it as it was"
+    assert not (tmp_path / "jobs.db-wal").exists()
+    with pytest.raises(SchemaTooNew):  # not DatabaseInUse: the refusal released the lock
+        await Store.open(path)
+
+
+async def test_a_second_store_on_the_same_file_is_refused_until_the_first_closes(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    first = await Store.open(path)
+    try:
+        job = await create(first, prompt="the first one's")
+        with pytest.raises(DatabaseInUse) as refused:
+            await Store.open(path)
+        message = str(refused.value)
+        assert message.startswith(f"{path} is in use by another fluxbot process")
+        assert "SQLite serves one process" in message
+        assert "DATABASE_URL" in message
+        assert "\n" not in message
+        assert await first.mark_submitted(job.id, "task-1"), "the first store works on, unharmed"
+    finally:
+        await first.close()
+    second = await Store.open(path)
+    try:
+        again = await second.get_job(job.id)
+        assert again is not None
+        assert (again.status, again.task_id) == (JobStatus.SUBMITTED, "task-1")
+    finally:
+        await second.close()
+
+
+async def test_without_file_locks_the_store_opens_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(store_module, "_HAS_FLOCK", False)
+    caplog.set_level(logging.INFO, logger="fluxbot.store")
+    store = await Store.open(tmp_path / "jobs.db")
+    try:
+        await create(store)
+    finally:
+        await store.close()
+    assert any("no file locking on this platform" in r.getMessage() for r in caplog.records)
+    assert not (tmp_path / "jobs.db.lock").exists()
