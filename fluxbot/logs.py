@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,83 @@ def scrub(text: str) -> str:
         text = text.replace(secret, "***")
     text = _TOKEN_FIELD.sub(r"\1***", text)
     return _TOKEN_IN_URL.sub(r"\1***", text)
+
+
+class RateLimitedLog:
+    """At most one line per kind every `seconds`; how many were held back is told in the next line of that kind."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        seconds: float = 60.0,
+        level: int = logging.WARNING,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._seconds = seconds
+        self._level = level
+        self._clock = clock
+        self._last: dict[str, float] = {}  # when each kind last wrote a line
+        self._held: dict[str, int] = {}  # lines held back since then
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None  # a timer of a loop since closed never fires
+
+    def log(self, kind: str, msg: str, *args: object) -> bool:
+        """Log `msg % args` unless a line of `kind` went out less than `seconds` ago; True when it was logged."""
+        now = self._clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self._seconds:
+            self._held[kind] = self._held.get(kind, 0) + 1
+            self._flush_later()
+            return False
+        held = self._held.pop(kind, 0)
+        if held and last is not None:
+            msg += " (and %s more in the last %d s)"
+            args = (*args, f"{held:,}", _whole_seconds(now - last))
+        self._last[kind] = now
+        self._logger.log(self._level, msg, *args)
+        return True
+
+    def flush(self, *, force: bool = False) -> None:
+        """Write one count line for each kind with lines held back whose quiet period is over (any, with `force`)."""
+        now = self._clock()
+        for kind, held in list(self._held.items()):
+            last = self._last[kind]
+            if force or now - last >= self._seconds:
+                del self._held[kind]
+                self._last[kind] = now
+                seconds = _whole_seconds(now - last)
+                self._logger.log(self._level, "%s more %s in the last %d s", f"{held:,}", kind, seconds)
+
+    def close(self) -> None:
+        """Write the counts still held back and stop the timer that would have written them."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.flush(force=True)
+
+    def _flush_later(self) -> None:
+        # A flood that stops is still counted, in one line when its period ends (not only when the next one starts).
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no event loop (a plain script or test): the count goes into the next line or `close`
+        if self._timer is not None and self._timer_loop is loop:
+            return
+        self._timer_loop = loop
+        due = min(self._last[kind] for kind in self._held) + self._seconds
+        self._timer = loop.call_later(max(0.0, due - self._clock()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.flush()
+        if self._held:
+            self._flush_later()
+
+
+def _whole_seconds(seconds: float) -> int:
+    return max(1, round(seconds))  # "in the last 0 s" would read as "none"
 
 
 def setup_logging(level: str, secrets: Iterable[str]) -> None:

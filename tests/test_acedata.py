@@ -240,3 +240,13 @@ def test_a_secret_echoed_in_a_provider_error_is_not_shown() -> None:
     )
     assert "cb-secret-0123456789" not in error.user_message
     assert "cb-secret-0123456789" not in str(error)
+
+
+@pytest.mark.parametrize("task_id", ["a\nb", "a\r\nWARNING forged", "a b", "a\ud800", "é", "x" * 201, "", 12, None])
+def test_a_callback_task_id_that_could_forge_a_log_line_is_none(client: AceDataFlux, task_id: object) -> None:
+    assert client.callback_task_id({"task_id": task_id, "success": True}, {}) is None
+
+
+def test_a_callback_task_id_of_the_documented_form_is_read(client: AceDataFlux) -> None:
+    task_id = "6a97c1d2-8f4e-4b1a-9c3d-2e5f6a7b8c9d"
+    assert client.callback_task_id({"task_id": task_id, "success": True}, {}) == task_id

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import time
 from collections.abc import AsyncIterator
 
@@ -244,3 +247,47 @@ def test_only_a_failed_edit_blames_the_input_image() -> None:
     assert error_for(401, "could not fetch credentials", http_status=401, action=None).kind is ErrorKind.AUTH
     generate = error_for(500, "fetch timeout", http_status=None, action="generate")
     assert generate.kind is ErrorKind.PROVIDER_FAILED
+
+
+NOW = str(int(time.time()))
+GOOD_DIGEST = "A" * 43 + "="
+# Header values as aiohttp hands them over: bytes that are not UTF-8 arrive as lone surrogates (surrogateescape).
+MALFORMED_HEADERS = {
+    "a signature that was not UTF-8": {"X-Webhook-Timestamp": NOW, "X-Webhook-Signature": "\udcff\udcfe" + "A" * 42},
+    "a timestamp that was not UTF-8": {"X-Webhook-Timestamp": NOW + "\udcff", "X-Webhook-Signature": GOOD_DIGEST},
+    "a signature in non-ASCII text": {"X-Webhook-Timestamp": NOW, "X-Webhook-Signature": "é" * 44},
+    "a signature of 16 bytes": {"X-Webhook-Timestamp": NOW, "X-Webhook-Signature": "A" * 22 + "=="},
+    "a signature in hex": {"X-Webhook-Timestamp": NOW, "X-Webhook-Signature": "ab" * 32},
+    "no timestamp": {"X-Webhook-Signature": GOOD_DIGEST},
+    "no signature": {"X-Webhook-Timestamp": NOW},
+}
+
+
+@pytest.mark.parametrize("headers", MALFORMED_HEADERS.values(), ids=MALFORMED_HEADERS.keys())
+def test_every_malformed_signature_header_is_a_refusal(headers: dict[str, str]) -> None:
+    with pytest.raises(CallbackRefused, match=r"^the callback"):
+        check_signature("k", "t1", headers)
+
+
+@pytest.mark.parametrize("stamp", ["1_800_000_000", "١٨٠٠٠٠٠٠٠٠", "+1800000000", "1800000000.5", "18" * 10])
+def test_a_signed_timestamp_is_an_integer_in_ascii_digits(stamp: str) -> None:
+    # float() takes each of these (and the HMAC matches): only Kie's documented form proves the callback is fresh.
+    fake = FakeKie(webhook_key="k")
+    with pytest.raises(CallbackRefused, match="not a number"):
+        check_signature("k", "t1", fake.signed_headers("t1", timestamp=stamp), now=1_800_000_000)
+
+
+def test_a_key_read_from_the_environment_with_odd_bytes_still_checks() -> None:
+    # os.environ decodes a non-UTF-8 value with surrogateescape: the key's bytes are what Kie signs with.
+    digest = hmac.new(b"k\xff", b"t1.1800000000", hashlib.sha256).digest()
+    headers = {"X-Webhook-Timestamp": "1800000000", "X-Webhook-Signature": base64.b64encode(digest).decode()}
+    check_signature("k\udcff", "t1", headers, now=1_800_000_000)
+    unpadded = {**headers, "X-Webhook-Signature": headers["X-Webhook-Signature"].rstrip("=")}
+    check_signature("k\udcff", "t1", unpadded, now=1_800_000_000)
+
+
+@pytest.mark.parametrize("task_id", ["a\nb", "a b", "a\ud800", "é", "x" * 201, "", 12])
+def test_a_callback_task_id_that_could_forge_a_log_line_is_none(client: KieFlux, kie: FakeKie, task_id: object) -> None:
+    body = {"code": 200, "data": {"taskId": task_id}}
+    headers = kie.signed_headers(task_id) if isinstance(task_id, str) and "\ud800" not in task_id else {}
+    assert client.callback_task_id(body, headers) is None, "checked before the signature (or anything) uses it"

@@ -85,7 +85,7 @@ class AceDataFlux:
         return statuses
 
     def callback_task_id(self, body: Any, headers: Mapping[str, str]) -> str | None:
-        """The `task_id` of a callback body (the result body; the API does not sign it, nor is it trusted)."""
+        """The `task_id` of a callback body, None unless `valid_task_id` (the API does not sign it: only a hint)."""
         return task_id_or_none(body.get("task_id")) if isinstance(body, dict) else None
 
     async def _post(self, path: str, body: dict[str, Any], *, action: str | None = None) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -146,9 +147,22 @@ def provider_said(detail: str) -> str:
     return f" The provider said: “{detail[:200]}”." if detail else ""
 
 
+#: The longest task id a callback may name (both APIs use UUID-like ids of 32 to 36 characters).
+MAX_TASK_ID_LENGTH = 200
+# ASCII only (no re.UNICODE digits or letters), no spaces or line breaks: safe to log and to send back in a URL.
+_TASK_ID = re.compile(rf"[A-Za-z0-9_.:-]{{1,{MAX_TASK_ID_LENGTH}}}", re.ASCII)
+#: What `valid_task_id` accepts, in words for error messages.
+TASK_ID_RULE = f"1 to {MAX_TASK_ID_LENGTH} letters, digits, '-', '_', '.' or ':'"
+
+
+def valid_task_id(value: Any) -> TypeGuard[str]:
+    """True when `value` may be a task id: checked before a callback's id is logged, signed over or looked up."""
+    return isinstance(value, str) and _TASK_ID.fullmatch(value) is not None
+
+
 def task_id_or_none(value: Any) -> str | None:
-    """`value` when it looks like a task id (a short non-empty string), else None."""
-    return value if isinstance(value, str) and 0 < len(value) <= 200 else None
+    """`value` when it is a valid task id (see `valid_task_id`), else None."""
+    return value if valid_task_id(value) else None
 
 
 def is_image_url(value: Any) -> TypeGuard[str]:

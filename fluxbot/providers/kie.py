@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import logging
-import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from fluxbot.providers.base import (
     provider_said,
     task_id_or_none,
     unreadable,
+    valid_task_id,
 )
 
 log = logging.getLogger(__name__)
@@ -102,7 +104,7 @@ class KieFlux:
         return statuses
 
     def callback_task_id(self, body: Any, headers: Mapping[str, str]) -> str | None:
-        """The task id of a callback (`data.taskId`); with a webhook key, only when validly signed."""
+        """A callback's `data.taskId`, None unless `valid_task_id`; with a webhook key, only when validly signed."""
         data = body.get("data") if isinstance(body, dict) else None
         task_id = task_id_or_none(data.get("taskId")) if isinstance(data, dict) else None
         if task_id is None:
@@ -151,19 +153,42 @@ def check_signature(key: str, task_id: str, headers: Mapping[str, str], *, now: 
     signature = headers.get("X-Webhook-Signature") or headers.get("x-webhook-signature") or ""
     if not timestamp or not signature:
         raise CallbackRefused("the callback is not signed")
-    expected = base64.b64encode(hmac.new(key.encode(), f"{task_id}.{timestamp}".encode(), hashlib.sha256).digest())
-    if not hmac.compare_digest(expected, signature.strip().encode()):
-        raise CallbackRefused("the callback's signature does not match")
-    try:
-        moment = float(timestamp)
-    except ValueError:
-        moment = math.nan
+    # Headers arrive decoded with surrogateescape, so they may hold anything: check their form before any arithmetic.
     # A signed timestamp that is no time (nan, inf, text) cannot prove the callback is fresh: refuse it like an old one.
-    if not math.isfinite(moment):
-        raise CallbackRefused("the callback's signature has a timestamp that is not a number")
+    if not _TIMESTAMP.fullmatch(timestamp):
+        raise CallbackRefused("the callback's signature has a timestamp that is not a number (Unix seconds)")
+    given = _digest_of(signature.strip())
+    if given is None:
+        raise CallbackRefused("the callback's signature is not the base64 of an HMAC-SHA256")
+    if not valid_task_id(task_id):  # the caller checked it; a surrogate in it would make encode() raise below
+        raise CallbackRefused("the callback names no valid task id")
+    # surrogateescape gives back the bytes of a key read from the environment, whatever they are.
+    secret = key.encode("utf-8", "surrogateescape")
+    expected = hmac.new(secret, f"{task_id}.{timestamp}".encode("ascii"), hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, given):
+        raise CallbackRefused("the callback's signature does not match")
+    moment = int(timestamp)
     seconds = moment / 1000 if moment > 10**11 else moment  # milliseconds or seconds
     if abs((time.time() if now is None else now) - seconds) > SIGNATURE_WINDOW_SECONDS:
         raise CallbackRefused("the callback's signature is too old")
+
+
+# Kie documents an integer of Unix seconds; milliseconds (13 digits) are accepted too. ASCII digits only:
+# int() and float() would also take "١٢٣", "1_000", " 5" or "nan".
+_TIMESTAMP = re.compile(r"[0-9]{1,13}", re.ASCII)
+# base64 of the 32 bytes of an HMAC-SHA256: 43 characters and one "=" of padding (accepted without it too).
+_BASE64_DIGEST = re.compile(r"[A-Za-z0-9+/]{43}=?", re.ASCII)
+
+
+def _digest_of(signature: str) -> bytes | None:
+    """The 32 bytes a base64 signature header stands for; None when it is anything else."""
+    if not _BASE64_DIGEST.fullmatch(signature):
+        return None
+    try:
+        digest = base64.b64decode(signature.rstrip("=") + "=", validate=True)
+    except binascii.Error:
+        return None
+    return digest if len(digest) == hashlib.sha256().digest_size else None
 
 
 def parse_record(task_id: str, data: Mapping[str, Any]) -> TaskStatus | None:
