@@ -25,6 +25,7 @@ from fluxbot.providers.base import JobRequest
 from fluxbot.store import REPORT_MEMBERS, JobStatus, Reply, Store
 
 NOON = datetime(2026, 11, 21, 12, 0, tzinfo=UTC).timestamp()
+ACE = catalog.PROVIDERS["acedata"]
 REQUEST = JobRequest("generate", "a cat", "flux-dev", "1024x1024", count=2)
 
 
@@ -36,12 +37,12 @@ def reply(user_id: int, message_id: int | None = 1) -> Reply:
 
 def policy(guild: GuildSettings, *, channels: list[int] | None = None, roles: list[int] | None = None) -> Policy:
     return policy_for(
-        guild, defaults=Limits(2, 0, 0), default_model="flux-dev", channel_ids=channels or [100], role_ids=roles or []
+        guild, provider=ACE, defaults=Limits(2, 0, 0), default_model="flux-dev", channel_ids=channels or [100], role_ids=roles or []
     )
 
 
 def in_dm(*servers: SharedServer) -> Policy:
-    return dm_policy(servers, defaults=Limits(2, 0, 0), default_model="flux-dev")
+    return dm_policy(servers, provider=ACE, defaults=Limits(2, 0, 0), default_model="flux-dev")
 
 
 def test_places_and_roles() -> None:
@@ -189,14 +190,13 @@ async def test_the_queue_starts_jobs_in_order_within_the_cap(store: Store) -> No
 
 
 def test_settings_made_under_another_provider_do_not_break_commands() -> None:
-    catalog.use_provider("kie")
-    try:
-        stale = GuildSettings(default_model="flux-dev", allowed_models=("flux-dev", "flux-pro-1.1"))
-        applied = policy_for(stale, defaults=Limits(), default_model="flux-kontext-pro", channel_ids=[1], role_ids=[])
-        assert applied.default_model == "flux-kontext-pro", "the operator's default replaces a model Kie lacks"
-        assert applied.allowed_models == (), "a list naming none of this provider's models allows them all"
-    finally:
-        catalog.use_provider("acedata")
+    kie = catalog.PROVIDERS["kie"]
+    stale = GuildSettings(default_model="flux-dev", allowed_models=("flux-dev", "flux-pro-1.1"))
+    applied = policy_for(
+        stale, provider=kie, defaults=Limits(), default_model="flux-kontext-pro", channel_ids=[1], role_ids=[]
+    )
+    assert applied.default_model == "flux-kontext-pro", "the operator's default replaces a model Kie lacks"
+    assert applied.allowed_models == (), "a list naming none of this provider's models allows them all"
 
 
 async def test_the_usage_report_counts_per_member_and_per_utc_day(store: Store) -> None:

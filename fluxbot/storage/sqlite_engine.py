@@ -1,0 +1,162 @@
+"""The SQLite connections behind `SQLiteStore`: one writer that commits queued writes together, one reader.
+
+WAL mode lets the reader run while the writer writes, so reads never queue behind writes. Writes wait in a
+priority queue: a member's admission (the only write before the command is acknowledged) goes ahead of the
+background's writes, and whatever is queued when the writer is free is committed in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from fluxbot.storage.base import StoreUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Row = sqlite3.Row
+#: A write: statements on the writer connection, inside the transaction the writer opened.
+Write = Callable[[aiosqlite.Connection], Awaitable[Any]]
+
+#: Admissions go first: a member is waiting for them.
+URGENT, BACKGROUND = 0, 1
+#: The most writes one transaction commits, so an urgent write never waits long behind a batch.
+MAX_BATCH = 32
+#: Errors of one statement that leave the transaction usable (the others in the batch still commit).
+_STATEMENT_ERRORS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError, ValueError)
+
+
+@dataclass(order=True)
+class _Queued:
+    priority: int
+    order: int
+    write: Write = field(compare=False)
+    done: asyncio.Future[Any] = field(compare=False)
+
+
+async def connect(path: Path | str, *, readonly: bool = False) -> aiosqlite.Connection:
+    """Open one connection in autocommit mode (transactions are begun explicitly), WAL, with a busy timeout."""
+    connection = aiosqlite.connect(path, isolation_level=None)
+    try:
+        db = await connection
+    except BaseException:
+        # A failed connect queues the worker thread's stop without waiting for it; if the event loop closed
+        # first, the thread would die printing a traceback. Wait for it here instead.
+        await asyncio.to_thread(connection._thread.join, 5)
+        raise
+    try:
+        db.row_factory = aiosqlite.Row
+        if not readonly:
+            await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute("PRAGMA busy_timeout=5000")
+        if readonly:
+            await db.execute("PRAGMA query_only=1")
+    except BaseException:
+        # aiosqlite's worker thread is not a daemon: left open, it would keep the process from exiting.
+        await db.close()
+        raise
+    return db
+
+
+class Engine:
+    """Runs reads on the reader and writes, batched and by priority, on the writer."""
+
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._queue: asyncio.PriorityQueue[_Queued] = asyncio.PriorityQueue()
+        self._order = itertools.count()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start committing queued writes."""
+        self._task = asyncio.create_task(self._run(), name="fluxbot-db-writer")
+
+    async def close(self) -> None:
+        """Let queued writes finish, then close both connections."""
+        if self._task is not None:
+            await self._queue.join()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._reader.close()
+        await self._writer.close()
+
+    async def read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
+        """The rows of one query, on the reader."""
+        try:
+            return list(await self._reader.execute_fetchall(sql, params))
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"the database could not be read: {exc}") from exc
+
+    async def write(self, write: Write, *, priority: int = BACKGROUND) -> Any:
+        """Queue `write` and wait until it is committed; its result, or StoreUnavailable."""
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Queued(priority, next(self._order), write, done))
+        return await done
+
+    async def statement(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *, priority: int = BACKGROUND
+    ) -> list[Row]:
+        """Run one changing statement and commit it; its RETURNING rows."""
+
+        async def run(db: aiosqlite.Connection) -> list[Row]:
+            return list(await db.execute_fetchall(sql, params))
+
+        result: list[Row] = await self.write(run, priority=priority)
+        return result
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._commit(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _commit(self, batch: list[_Queued]) -> None:
+        """One transaction for the batch; a statement's own error fails that write alone."""
+        results: list[tuple[_Queued, Any, BaseException | None]] = []
+        try:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            for queued in batch:
+                try:
+                    results.append((queued, await queued.write(self._writer), None))
+                except _STATEMENT_ERRORS as exc:
+                    results.append((queued, None, exc))
+                except (sqlite3.Error, OSError):
+                    raise  # the transaction itself is in trouble
+                except Exception as exc:  # a fault of that write alone
+                    results.append((queued, None, exc))
+            await self._writer.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            with contextlib.suppress(sqlite3.Error):
+                await self._writer.execute("ROLLBACK")
+            log.warning("a database write failed: %s", exc)
+            error = StoreUnavailable(f"the database could not be written: {exc}")
+            _settle([(queued, None, error) for queued in batch])
+            return
+        _settle(results)
+
+
+def _settle(results: Iterable[tuple[_Queued, Any, BaseException | None]]) -> None:
+    for queued, value, error in results:
+        if queued.done.done():  # its caller stopped waiting
+            continue
+        if error is not None:
+            queued.done.set_exception(error)
+        else:
+            queued.done.set_result(value)
