@@ -12,12 +12,11 @@ import sys
 import aiohttp
 import discord
 
-from fluxbot import catalog
 from fluxbot.bot import FluxBot
 from fluxbot.config import ConfigError, Settings, load_settings
 from fluxbot.logs import setup_logging
 from fluxbot.providers import build_providers
-from fluxbot.store import Store, StoreError
+from fluxbot.storage import SQLiteStore, Store, StoreError
 from fluxbot.web import WebServer, callback_secret, callback_url
 
 log = logging.getLogger("fluxbot")
@@ -29,7 +28,6 @@ async def run(settings: Settings) -> None:
         session = await resources.enter_async_context(aiohttp.ClientSession())
         store = await open_store(settings)
         resources.push_async_callback(store.close)
-        catalog.use_provider(settings.provider)
         clients = build_providers(settings, session)
         secret = await callback_secret(store) if settings.callback_base_url else None
         url = callback_url(settings.callback_base_url, secret) if settings.callback_base_url and secret else None
@@ -63,7 +61,7 @@ def web_servers(settings: Settings, bot: FluxBot, secret: str | None) -> list[We
 async def open_store(settings: Settings) -> Store:
     """Open the database, or explain in one line why it cannot be opened."""
     try:
-        return await Store.open(settings.database_path)
+        return await SQLiteStore.open(settings.database_path)
     except (sqlite3.Error, OSError) as exc:
         expected = f"a SQLite file the bot can open ({settings.database_path}: {exc})"
         raise ConfigError("DATABASE_PATH", expected) from None

@@ -19,7 +19,7 @@ from discord.ext import commands
 
 from fluxbot import catalog
 from fluxbot.bot import FluxBot, attachment_info
-from fluxbot.jobs import PROMPT_MAX_CHARS, prepare_edit, prepare_imagine
+from fluxbot.jobs.requests import PROMPT_MAX_CHARS, prepare_edit, prepare_imagine
 from fluxbot.limits import Refused
 from fluxbot.providers.base import OptionValue
 
@@ -61,7 +61,10 @@ class ImagesBase(commands.Cog, name="Images"):
     ) -> None:
         """Check the options and start the job."""
         await self.bot.run_job(
-            interaction, lambda policy: prepare_imagine(prompt, model or policy.default_model, size, count, options)
+            interaction,
+            lambda policy: prepare_imagine(
+                self.bot.settings.provider_info, prompt, model or policy.default_model, size, count, options
+            ),
         )
 
     async def edit_job(
@@ -76,7 +79,10 @@ class ImagesBase(commands.Cog, name="Images"):
         """Check the options and the attachment and start the edit."""
         info = attachment_info(image)
         await self.bot.run_job(
-            interaction, lambda policy: prepare_edit(prompt, model or policy.edit_model, size, info, options)
+            interaction,
+            lambda policy: prepare_edit(
+                self.bot.settings.provider_info, prompt, model or policy.edit_model, size, info, options
+            ),
         )
 
     async def imagine_size(self, interaction: discord.Interaction, current: str) -> Choices:
@@ -96,7 +102,10 @@ class ImagesBase(commands.Cog, name="Images"):
                 model = policy.edit_model if edit else policy.default_model
             except Refused:
                 model = catalog.DEFAULT_EDIT_MODEL if edit else self.bot.settings.default_model
-        return [app_commands.Choice(name=s, value=s) for s in catalog.size_suggestions(model, current)]
+        return [
+            app_commands.Choice(name=s, value=s)
+            for s in catalog.size_suggestions(self.bot.settings.provider_info, model, current)
+        ]
 
 
 def images_cog(info: catalog.ProviderInfo) -> type[ImagesBase]:
@@ -185,4 +194,4 @@ def _command(
 async def setup(bot: commands.Bot) -> None:
     """Load the cog for the active provider (discord.py extension entry point)."""
     assert isinstance(bot, FluxBot)
-    await bot.add_cog(images_cog(catalog.active())(bot))
+    await bot.add_cog(images_cog(bot.settings.provider_info)(bot))

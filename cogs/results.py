@@ -16,19 +16,19 @@ from discord.ext import commands
 from fluxbot import render
 from fluxbot.bot import GENERIC_ERROR, FluxBot, attachment_info, tell
 from fluxbot.buttons import JobAction, bind_handler, jobs_page_view
-from fluxbot.jobs import (
+from fluxbot.jobs.lifecycle import EditImage, Job
+from fluxbot.jobs.requests import (
     PROMPT_MAX_CHARS,
     InvalidRequest,
     check_reroll,
     edit_request,
     may_delete,
     message_images,
-    reroll_request,
+    request_of,
     result_images,
     url_expired,
 )
 from fluxbot.limits import Refused
-from fluxbot.store import EditImage, Job
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,8 @@ class Results(commands.Cog):
             if job.image_url and url_expired(job.image_url, now=time.time()):
                 await interaction.response.send_message(EXPIRED, ephemeral=True)
                 return
-            check_reroll(job)
-            await self.bot.run_job(interaction, lambda _: reroll_request(job))
+            check_reroll(self.bot.settings.provider_info, job)
+            await self.bot.run_job(interaction, lambda _: request_of(job))
         elif action is JobAction.DETAILS:
             await interaction.response.send_message(embed=render.details_card(job), ephemeral=True)
         elif action is JobAction.EDIT:
@@ -125,14 +125,14 @@ class Results(commands.Cog):
         manage = interaction.permissions.manage_messages
         if not may_delete(job, interaction.user.id, manage_messages=manage):
             await interaction.response.send_message(
-                f"Only <@{job.user_id}>, who asked for this, or someone who can manage messages may delete it.",
+                f"Only <@{job.reply.user_id}>, who asked for this, or someone who can manage messages may delete it.",
                 ephemeral=True,
                 allowed_mentions=discord.AllowedMentions.none(),
             )
             return
         await interaction.response.defer()
         await interaction.delete_original_response()
-        if interaction.message is not None and interaction.message.id == job.message_id:
+        if interaction.message is not None and interaction.message.id == job.reply.message_id:
             await self.bot.store.mark_reply_deleted(job.id)  # not for a copy shown again by /job
         log.info("job %d: result deleted by %s", job.id, interaction.user.id)
 
@@ -194,7 +194,9 @@ class Results(commands.Cog):
             await interaction.response.send_message(EXPIRED, ephemeral=True)
             return
         prompt = values.get("prompt", "")
-        await self.bot.run_job(interaction, lambda policy: edit_request(prompt, image, policy.edit_model))
+        await self.bot.run_job(
+            interaction, lambda policy: edit_request(self.bot.settings.provider_info, prompt, image, policy.edit_model)
+        )
 
     # -- /jobs and /job --------------------------------------------------------------------------------
 
@@ -225,7 +227,7 @@ class Results(commands.Cog):
         """Re-post a finished job's result (like Midjourney's /show)."""
         await self.bot.policies.policy(interaction)  # the server's channels and role apply to re-posts too (Refused)
         job = await self.bot.store.get_job(number)
-        if job is None or job.user_id != interaction.user.id:
+        if job is None or job.reply.user_id != interaction.user.id:
             await interaction.response.send_message(NOT_YOURS if job else f"There is no job #{number}.", ephemeral=True)
             return
         if not job.status.finished:

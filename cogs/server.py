@@ -13,7 +13,7 @@ from discord.ext import commands
 from fluxbot import catalog
 from fluxbot.bot import FluxBot
 from fluxbot.limits import GuildSettings, Limits, Refused, next_utc_midnight, with_changes
-from fluxbot.store import GuildReport
+from fluxbot.storage import GuildReport
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class Server(commands.Cog):
         self, interaction: discord.Interaction, default: str | None = None, allowed: str | None = None
     ) -> None:
         """Set the default and allowed models."""
-        names = catalog.model_names()
+        names = catalog.model_names(self.bot.settings.provider_info)
         if default is not None and default not in names:
             known = ", ".join(f"`{n}`" for n in names)
             await interaction.response.send_message(
@@ -157,7 +157,7 @@ class Server(commands.Cog):
     @models.autocomplete("default")
     async def model_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         """The active provider's models."""
-        names = [n for n in catalog.model_names() if current.lower() in n]
+        names = [n for n in catalog.model_names(self.bot.settings.provider_info) if current.lower() in n]
         return [app_commands.Choice(name=n, value=n) for n in names[:25]]
 
     @admin.command(name="channels", description="Limit fluxbot to some channels (none listed = every channel)")
@@ -254,7 +254,7 @@ class Server(commands.Cog):
             "`/imagine` makes images from a prompt, `/edit` changes an image you attach, **Edit with Flux** "
             "(right-click a message → Apps) edits an image in any message, `/jobs` lists your jobs."
         )
-        models = policy.allowed_models or catalog.model_names()
+        models = policy.allowed_models or catalog.model_names(self.bot.settings.provider_info)
         embed.add_field(name="Models", value=", ".join(f"`{m}`" for m in models), inline=False)
         embed.add_field(name="Default model", value=f"`{policy.default_model}`", inline=True)
         embed.add_field(name="Your jobs now", value=f"{usage.in_flight} of {limits.member_jobs}", inline=True)

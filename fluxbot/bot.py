@@ -15,11 +15,13 @@ from discord.ext import commands
 
 from fluxbot.config import Settings
 from fluxbot.delivery import Delivery
-from fluxbot.jobs import AttachmentInfo, InvalidRequest, JobService
+from fluxbot.jobs.lifecycle import Reply
+from fluxbot.jobs.requests import AttachmentInfo, InvalidRequest
+from fluxbot.jobs.service import Jobs
 from fluxbot.limits import Policy, Refused
 from fluxbot.policy import MemberPolicies
 from fluxbot.providers.base import JobRequest, Provider
-from fluxbot.store import Reply, Store
+from fluxbot.storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ class FluxBot(commands.Bot):
         )
         self.settings = settings
         self.store = store
-        self.jobs = JobService(
+        self.jobs = Jobs(
             store,
             providers[settings.provider],
             Delivery(self, session, image_delivery=settings.image_delivery),
@@ -129,7 +131,7 @@ class FluxBot(commands.Bot):
         policy = await self.policies.policy(interaction)
         request = build(policy)
         policy.check_model(request.model)
-        job = await self.jobs.admit(request, self._reply_to(interaction, message_id=None), policy.limits)
+        job = await self.jobs.enqueue(request, self._reply_to(interaction, message_id=None), policy.limits)
         try:
             reply = await self.reply_for(interaction)
         except Exception:
@@ -137,7 +139,7 @@ class FluxBot(commands.Bot):
             await self.jobs.abandon(job, "the command could not be acknowledged in time")
             raise
         assert reply.message_id is not None
-        await self.jobs.launch(job, reply.message_id)
+        await self.jobs.attach_reply(job, reply.message_id)
 
     async def health(self) -> dict[str, bool]:
         """The checks /healthz reports: gateway connected, database writable, tracker alive."""
@@ -149,6 +151,8 @@ class FluxBot(commands.Bot):
             database = False
         # Connected is enough: discord.py answers interactions before on_ready (which waits for guild data).
         gateway = not self.is_closed() and self.ws is not None and self.ws.open
+        # A job's state that waits for the database (after the provider took the job) also makes it unhealthy.
+        database = database and self.jobs.writes_healthy()
         return {"gateway": gateway, "database": database, "tracker": self.jobs.tracker_alive()}
 
     async def jobs_by_state(self) -> dict[str, int]:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import discord
 
-from fluxbot.store import Job, JobStatus
+from fluxbot.jobs.lifecycle import Job, JobStatus
 
 
 class JobAction(StrEnum):

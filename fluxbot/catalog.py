@@ -184,8 +184,6 @@ PROVIDERS: dict[str, ProviderInfo] = {
     "acedata": ProviderInfo("acedata", "Ace Data Cloud", MODELS),
     "kie": ProviderInfo("kie", "Kie.ai", KIE_MODELS, KIE_OPTIONS, max_count=1, keeps_ratio_on_edit=True),
 }
-_active = PROVIDERS["acedata"]
-
 #: The size of an edit that keeps the input image's aspect ratio (providers with `keeps_ratio_on_edit`).
 KEEP_RATIO = "auto"
 
@@ -193,31 +191,19 @@ KEEP_RATIO = "auto"
 DEFAULT_EDIT_MODEL = "flux-kontext-pro"
 
 
-def use_provider(name: str) -> ProviderInfo:
-    """Make `name` the provider whose models and sizes the catalogue offers (once, at start-up)."""
-    global _active
-    _active = PROVIDERS[name]
-    return _active
+def model_names(info: ProviderInfo) -> tuple[str, ...]:
+    """Every model the provider offers."""
+    return tuple(m.name for m in info.models)
 
 
-def active() -> ProviderInfo:
-    """The provider new jobs go to."""
-    return _active
+def edit_models(info: ProviderInfo) -> tuple[Model, ...]:
+    """The provider's models that can edit an image."""
+    return tuple(m for m in info.models if m.can_edit)
 
 
-def model_names() -> tuple[str, ...]:
-    """Every model the active provider offers."""
-    return tuple(m.name for m in _active.models)
-
-
-def edit_models() -> tuple[Model, ...]:
-    """The active provider's models that can edit an image."""
-    return tuple(m for m in _active.models if m.can_edit)
-
-
-def get_model(name: str) -> Model:
-    """The active provider's model called `name`; KeyError when there is none."""
-    for model in _active.models:
+def get_model(info: ProviderInfo, name: str) -> Model:
+    """The provider's model called `name`; KeyError when there is none."""
+    for model in info.models:
         if model.name == name:
             return model
     raise KeyError(name)
@@ -229,10 +215,10 @@ def label_of(name: str) -> str:
     return every.get(name, name)
 
 
-def size_suggestions(model_name: str | None, typed: str, *, limit: int = 25) -> list[str]:
+def size_suggestions(info: ProviderInfo, model_name: str | None, typed: str, *, limit: int = 25) -> list[str]:
     """Sizes to offer while a member types `typed` for the given model (the first model's when None)."""
-    known = {m.name: m for m in _active.models}
-    model = known.get(model_name or "") or _active.models[0]
+    known = {m.name: m for m in info.models}
+    model = known.get(model_name or "") or info.models[0]
     rule = model.size_rule
     typed = typed.strip().lower().replace(" ", "")
     offers = [s for s in rule.suggestions if s.startswith(typed)] if typed else list(rule.suggestions)

@@ -81,6 +81,11 @@ class Settings:
     metrics_host: str = "0.0.0.0"  # noqa: S104 - Prometheus and Docker's health check reach it from outside
     metrics_port: int | None = None
 
+    @property
+    def provider_info(self) -> catalog.ProviderInfo:
+        """The data (models, options) of the provider new jobs go to."""
+        return catalog.PROVIDERS[self.provider]
+
     def limits(self) -> Limits:
         """The operator's default limits for every member."""
         return Limits(self.max_jobs_per_member, self.cooldown_seconds, self.daily_images_per_member)

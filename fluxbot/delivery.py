@@ -24,7 +24,8 @@ from yarl import URL
 
 from fluxbot import render
 from fluxbot.buttons import result_view
-from fluxbot.store import Job, JobStatus
+from fluxbot.jobs.durations import Estimate
+from fluxbot.jobs.lifecycle import Job, JobStatus
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,8 +66,8 @@ class _PostParts(TypedDict, total=False):
 
 
 def _post_text(job: Job, *, mention: bool) -> str:
-    where = f" in <#{job.channel_id}>" if job.channel_id and not mention else ""
-    who = f"<@{job.user_id}> " if mention else ""
+    where = f" in <#{job.reply.channel_id}>" if job.reply.channel_id and not mention else ""
+    who = f"<@{job.reply.user_id}> " if mention else ""
     return f"{who}Here is the result of your job #{job.id}{where} (its reply could not be updated)."
 
 
@@ -113,9 +114,11 @@ class Delivery:
         self._resolver = resolver  # judges redirect targets; a ThreadedResolver (getaddrinfo) unless given
         self._expired: set[str] = set()  # interaction tokens Discord called expired
 
-    async def show_progress(self, job: Job, *, now: float, position: int | None = None) -> None:
+    async def show_progress(
+        self, job: Job, *, now: float, position: int | None = None, estimate: Estimate | None = None
+    ) -> None:
         """Edit the reply into the progress card with the current elapsed time (and place in line)."""
-        message = _Message(render.queued_card(job, now=now, position=position))
+        message = _Message(render.queued_card(job, now=now, position=position, estimate=estimate))
         try:
             await self._edit_reply(job, message)
         except (_Gone, _Refused, _TooLarge) as exc:
@@ -154,7 +157,7 @@ class Delivery:
             log.info("job %d: the reply is gone (%s); posting the result instead", job.id, exc)
         except _Refused as exc:
             log.info("job %d: the reply cannot be edited (%s); posting the result instead", job.id, exc)
-        if job.channel_id is not None:
+        if job.reply.channel_id is not None:
             try:
                 await _call(self._channel(job).send(_post_text(job, mention=True), **message.post_parts(job)))
                 log.info("job %d: result posted in the channel, mentioning the member", job.id)
@@ -162,9 +165,9 @@ class Delivery:
             except (_Gone, _Refused, _Expired) as exc:
                 log.info("job %d: cannot post in the channel (%s); sending a DM", job.id, exc)
         try:
-            user = self._client.get_user(job.user_id)
+            user = self._client.get_user(job.reply.user_id)
             if user is None:
-                user = await _call(self._client.fetch_user(job.user_id))
+                user = await _call(self._client.fetch_user(job.reply.user_id))
             await _call(user.send(_post_text(job, mention=False), **message.post_parts(job)))
         except (_Gone, _Refused, _Expired) as exc:
             raise DeliveryError(f"no way left to reach the member ({exc})", retryable=False) from None
@@ -173,40 +176,42 @@ class Delivery:
 
     async def _edit_reply(self, job: Job, message: _Message) -> str:
         """Edit the reply itself: with the interaction token, or with the bot token once that expired."""
-        if job.message_id is None:
+        if job.reply.message_id is None:
             raise _Gone("no reply message id")
         if self._token_usable(job):
-            webhook = discord.Webhook.partial(job.application_id, job.interaction_token, client=self._client)
+            webhook = discord.Webhook.partial(
+                job.reply.application_id, job.reply.interaction_token, client=self._client
+            )
             attachments = message.discord_files()
             try:
                 edit = webhook.edit_message(
-                    job.message_id, embeds=message.embeds, attachments=attachments, view=message.view
+                    job.reply.message_id, embeds=message.embeds, attachments=attachments, view=message.view
                 )
                 await _call(edit)
                 return "interaction"
             except _Expired:
-                self._expired.add(job.interaction_token)
+                self._expired.add(job.reply.interaction_token)
                 log.info("job %d: interaction token expired; editing the reply with the bot token", job.id)
-        if job.channel_id is None:
+        if job.reply.channel_id is None:
             raise _Refused("the interaction token expired and no channel is known")
-        reply = self._channel(job).get_partial_message(job.message_id)
+        reply = self._channel(job).get_partial_message(job.reply.message_id)
         await _call(reply.edit(embeds=message.embeds, attachments=message.discord_files(), view=message.view))
         return "channel"
 
     def _token_usable(self, job: Job) -> bool:
         # Discord keeps an interaction token for 15 minutes; past that every call would only earn a 401.
         fresh = time.time() - job.created_at < INTERACTION_TOKEN_LIFETIME
-        return bool(job.interaction_token) and fresh and job.interaction_token not in self._expired
+        return bool(job.reply.interaction_token) and fresh and job.reply.interaction_token not in self._expired
 
     def _channel(self, job: Job) -> discord.PartialMessageable:
-        assert job.channel_id is not None
-        return self._client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        assert job.reply.channel_id is not None
+        return self._client.get_partial_messageable(job.reply.channel_id, guild_id=job.reply.guild_id)
 
     # -- images ----------------------------------------------------------------------------------
 
     async def _download(self, job: Job) -> tuple[tuple[str, bytes], ...] | None:
         """The job's images as (filename, bytes), or None when any cannot be fetched within the limits."""
-        limit = job.upload_limit or DEFAULT_UPLOAD_LIMIT
+        limit = job.reply.upload_limit or DEFAULT_UPLOAD_LIMIT
         # No more than the result shows: the job may hold more images than it asked for.
         images = render.shown_images(job)
         try:

@@ -85,13 +85,8 @@ class Policy:
     default_model: str
     allowed_models: tuple[str, ...]
     limits: Limits
-
-    @property
-    def edit_model(self) -> str:
-        """The model edits use here: the usual Kontext model unless the server allows only others."""
-        editors = [m.name for m in catalog.edit_models()]
-        allowed = [m for m in editors if not self.allowed_models or m in self.allowed_models]
-        return catalog.DEFAULT_EDIT_MODEL if catalog.DEFAULT_EDIT_MODEL in allowed else (allowed or editors)[0]
+    #: The model edits use here: the usual Kontext model unless the server allows only others.
+    edit_model: str = catalog.DEFAULT_EDIT_MODEL
 
     def check_model(self, model: str) -> None:
         """Refuse a model this server does not allow."""
@@ -100,12 +95,19 @@ class Policy:
             raise Refused(f"`{model}` is not enabled on this server. Models you can use here: {allowed}.")
 
 
+def _edit_model(provider: catalog.ProviderInfo, allowed_models: tuple[str, ...]) -> str:
+    editors = [m.name for m in catalog.edit_models(provider)]
+    allowed = [m for m in editors if not allowed_models or m in allowed_models]
+    return catalog.DEFAULT_EDIT_MODEL if catalog.DEFAULT_EDIT_MODEL in allowed else (allowed or editors)[0]
+
+
 NO_DMS = "I don't take commands in direct messages. Please use me in a server we share."
 
 
 def policy_for(
     guild: GuildSettings,
     *,
+    provider: catalog.ProviderInfo,
     defaults: Limits,
     default_model: str,
     channel_ids: Sequence[int],
@@ -122,11 +124,12 @@ def policy_for(
         raise Refused(f"On this server you need the <@&{guild.required_role}> role to use me. Ask a moderator.")
     # Settings chosen under another provider may name models this one lacks: those names are ignored (a list
     # naming none of them allows every model, as if unset) until a moderator chooses again.
-    allowed = tuple(m for m in guild.allowed_models if m in catalog.model_names())
-    model = guild.default_model if guild.default_model in catalog.model_names() else default_model
+    names = catalog.model_names(provider)
+    allowed = tuple(m for m in guild.allowed_models if m in names)
+    model = guild.default_model if guild.default_model in names else default_model
     if allowed and model not in allowed:
         model = allowed[0]
-    return Policy(model, allowed, guild.limits(defaults))
+    return Policy(model, allowed, guild.limits(defaults), _edit_model(provider, allowed))
 
 
 @dataclass(frozen=True)
@@ -139,19 +142,22 @@ class SharedServer:
     required_role_name: str = ""  # the name of `settings.required_role`, as the DM cannot mention it
 
 
-def dm_policy(servers: Sequence[SharedServer], *, defaults: Limits, default_model: str) -> Policy:
+def dm_policy(
+    servers: Sequence[SharedServer], *, provider: catalog.ProviderInfo, defaults: Limits, default_model: str
+) -> Policy:
     """The policy for a command in a DM: the rules of the first shared server that lets the member use DMs.
 
     Only asked when the operator serves DMs (SERVE_DMS). A member who shares no server with the bot gets the
     operator's defaults. A server's channel list does not apply in DMs; its role, models and limits do.
     """
     if not servers:
-        return Policy(default_model, (), defaults)
+        return Policy(default_model, (), defaults, _edit_model(provider, ()))
     for server in servers:
         rules = server.settings
         if rules.dms and (rules.required_role is None or rules.required_role in server.role_ids):
             return policy_for(
                 with_changes(rules, allowed_channels=()),
+                provider=provider,
                 defaults=defaults,
                 default_model=default_model,
                 channel_ids=[],

@@ -73,6 +73,7 @@ class MemberPolicies:
         roles = [role.id for role in getattr(interaction.user, "roles", [])]
         return policy_for(
             guild,
+            provider=self._settings.provider_info,
             defaults=self._settings.limits(),
             default_model=self._settings.default_model,
             channel_ids=[c for c in (interaction.channel_id, parent) if c is not None],
@@ -98,7 +99,12 @@ class MemberPolicies:
             settings = await self.guild_settings(guild.id)
             role = guild.get_role(settings.required_role) if settings.required_role else None
             servers.append(SharedServer(guild.name, settings, roles, role.name if role else ""))
-        return dm_policy(servers, defaults=self._settings.limits(), default_model=self._settings.default_model)
+        return dm_policy(
+            servers,
+            provider=self._settings.provider_info,
+            defaults=self._settings.limits(),
+            default_model=self._settings.default_model,
+        )
 
     async def _member_roles(self, guild: discord.Guild, user_id: int) -> tuple[int, ...] | None:
         """The member's role ids on `guild`, None when not a member; asked of Discord at most every few minutes."""
@@ -126,6 +132,7 @@ class MemberPolicies:
         """The policy a server's settings give, ignoring place and role (for showing the settings)."""
         return policy_for(
             with_changes(settings, allowed_channels=(), required_role=None),
+            provider=self._settings.provider_info,
             defaults=self._settings.limits(),
             default_model=self._settings.default_model,
             channel_ids=[],

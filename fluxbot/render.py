@@ -8,8 +8,9 @@ from collections.abc import Sequence
 import discord
 
 from fluxbot import catalog
+from fluxbot.jobs.durations import Estimate
+from fluxbot.jobs.lifecycle import Job, JobStatus
 from fluxbot.providers.base import Image
-from fluxbot.store import Job, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def _quote(prompt: str, limit: int = 1000) -> str:
 def _base(job: Job, title: str, colour: discord.Colour) -> discord.Embed:
     verb = "Edit" if job.action == "edit" else "Imagine"
     embed = discord.Embed(
-        title=title, colour=colour, description=f"**{verb}** for <@{job.user_id}>\n{_quote(job.prompt)}"
+        title=title, colour=colour, description=f"**{verb}** for <@{job.reply.user_id}>\n{_quote(job.prompt)}"
     )
     embed.add_field(name="Model", value=_model_label(job.model), inline=True)
     embed.add_field(name="Size", value=f"`{job.size}`", inline=True)
@@ -63,8 +64,11 @@ def _base(job: Job, title: str, colour: discord.Colour) -> discord.Embed:
     return embed
 
 
-def queued_card(job: Job, *, now: float, position: int | None = None) -> list[discord.Embed]:
-    """The card a job's reply shows while it waits: in line (with its position) or at the provider."""
+def queued_card(
+    job: Job, *, now: float, position: int | None = None, estimate: Estimate | None = None
+) -> list[discord.Embed]:
+    """The card a job's reply shows while it waits: in line (with its position) or at the provider (with how long
+    this model's jobs usually take)."""
     title = "🎨 Running — Flux is working on it" if job.status is JobStatus.SUBMITTED else "⏳ Queued"
     embed = _base(job, title, QUEUED_COLOUR)
     if position is not None:
@@ -76,8 +80,17 @@ def queued_card(job: Job, *, now: float, position: int | None = None) -> list[di
         value=f"{elapsed_text(now - job.created_at)} (started <t:{int(job.created_at)}:R>)",
         inline=True,
     )
+    if estimate is not None and job.submitted_at is not None:
+        embed.add_field(name="Expected", value=expected_text(now - job.submitted_at, estimate), inline=True)
     embed.set_footer(text=f"Job #{job.id} · this message turns into the result when it is ready")
     return [embed]
+
+
+def expected_text(running: float, estimate: Estimate) -> str:
+    """What a running card promises: when jobs of this model are usually ready, or that this one takes longer."""
+    if running > estimate.late:
+        return "Taking longer than usual; still waiting for the provider"
+    return f"Usually ready in about {elapsed_text(max(estimate.typical, 1.0))}"
 
 
 def result_card(job: Job, *, attachments: Sequence[str] = (), note: str | None = None) -> list[discord.Embed]:
@@ -149,16 +162,16 @@ _STATUS_WORDS = {
 
 def jump_url(job: Job) -> str | None:
     """A link to the job's reply, or None when it is not known."""
-    if job.channel_id is None or job.message_id is None:
+    if job.reply.channel_id is None or job.reply.message_id is None:
         return None
-    return f"https://discord.com/channels/{job.guild_id or '@me'}/{job.channel_id}/{job.message_id}"
+    return f"https://discord.com/channels/{job.reply.guild_id or '@me'}/{job.reply.channel_id}/{job.reply.message_id}"
 
 
 def details_card(job: Job) -> discord.Embed:
     """Everything about one job, for the Details button."""
     embed = discord.Embed(title=f"Job #{job.id}", colour=QUEUED_COLOUR, description=clip(job.prompt, 4000))
     embed.add_field(name="Status", value=_STATUS_WORDS[job.status], inline=True)
-    embed.add_field(name="Asked by", value=f"<@{job.user_id}>", inline=True)
+    embed.add_field(name="Asked by", value=f"<@{job.reply.user_id}>", inline=True)
     embed.add_field(name="Model", value=_model_label(job.model), inline=True)
     embed.add_field(name="Size", value=f"`{job.size}`", inline=True)
     embed.add_field(name="Images", value=str(len(shown_images(job)) or job.count), inline=True)

@@ -15,11 +15,11 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from fluxbot.config import ConfigError
-from fluxbot.jobs import CallbackOutcome
+from fluxbot.jobs.lifecycle import CallbackOutcome
 from fluxbot.logs import RateLimitedLog, redact
 from fluxbot.metrics import METRICS
 from fluxbot.providers.base import TASK_ID_RULE, CallbackRefused, Provider, valid_task_id
-from fluxbot.store import Store
+from fluxbot.storage import Store
 
 log = logging.getLogger(__name__)
 

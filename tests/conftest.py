@@ -10,7 +10,7 @@ import pytest
 
 from fluxbot.config import Secret
 from fluxbot.providers.acedata import AceDataFlux
-from fluxbot.store import Store
+from fluxbot.storage import SQLiteStore, Store
 from tests.e2e import World, running_bot
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.flux_api import FakeFlux
@@ -37,7 +37,7 @@ def client(flux: FakeFlux, session: aiohttp.ClientSession) -> AceDataFlux:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "jobs.db")
+    s = await SQLiteStore.open(tmp_path / "jobs.db")
     yield s
     await s.close()
 

@@ -13,11 +13,11 @@ from discord import app_commands
 
 from fluxbot.bot import GENERIC_ERROR, FluxBot, report_command_error
 from fluxbot.config import load_settings
-from fluxbot.jobs import InvalidRequest
+from fluxbot.jobs.requests import InvalidRequest
 from fluxbot.limits import Refused
 from fluxbot.logs import RedactingFormatter
 from fluxbot.providers import build_providers
-from fluxbot.store import Store
+from fluxbot.storage import SQLiteStore
 
 
 def interaction(*, answered: bool) -> MagicMock:
@@ -99,7 +99,7 @@ def test_secrets_and_interaction_tokens_are_scrubbed_from_log_lines() -> None:
 async def test_health_reports_a_database_that_cannot_be_written_and_a_stopped_tracker(tmp_path: Path) -> None:
     environ = {"DISCORD_TOKEN": "abc", "ACEDATA_API_TOKEN": "t", "DATABASE_PATH": str(tmp_path / "fluxbot.db")}
     settings = load_settings(environ, env_file=None)
-    store = await Store.open(tmp_path / "fluxbot.db")
+    store = await SQLiteStore.open(tmp_path / "fluxbot.db")
     async with aiohttp.ClientSession() as session:
         bot = FluxBot(settings=settings, store=store, providers=build_providers(settings, session), session=session)
         try:

@@ -7,9 +7,11 @@ import pytest
 from fluxbot import catalog
 from fluxbot.catalog import InvalidSize
 
+ACE = catalog.PROVIDERS["acedata"]
+
 
 def rule(model: str) -> catalog.SizeRule:
-    return catalog.get_model(model).size_rule
+    return catalog.get_model(ACE, model).size_rule
 
 
 @pytest.mark.parametrize(
@@ -56,23 +58,23 @@ def test_every_model_has_a_valid_default_size() -> None:
 
 
 def test_only_kontext_models_edit() -> None:
-    assert [m.name for m in catalog.edit_models()] == ["flux-kontext-pro", "flux-kontext-max"]
+    assert [m.name for m in catalog.edit_models(ACE)] == ["flux-kontext-pro", "flux-kontext-max"]
 
 
 def test_suggestions_follow_the_model_and_are_all_valid() -> None:
     for model in catalog.MODELS:
-        offers = catalog.size_suggestions(model.name, "")
+        offers = catalog.size_suggestions(ACE, model.name, "")
         assert offers, model.name
         assert all(model.size_rule.normalize(s) == s for s in offers)
-    assert catalog.size_suggestions("flux-kontext-pro", "") == list(catalog.ASPECT_RATIOS)
-    assert "1024x1024" in catalog.size_suggestions("flux-dev", "")
+    assert catalog.size_suggestions(ACE, "flux-kontext-pro", "") == list(catalog.ASPECT_RATIOS)
+    assert "1024x1024" in catalog.size_suggestions(ACE, "flux-dev", "")
 
 
 def test_suggestions_filter_on_what_was_typed_and_offer_a_valid_custom_size() -> None:
-    assert catalog.size_suggestions("flux-dev", "768") == ["768x1024", "768x1344"]
-    assert catalog.size_suggestions("flux-dev", "1056x800")[0] == "1056x800"
-    assert catalog.size_suggestions("flux-dev", "1000x1000") == []
-    assert catalog.size_suggestions("flux-kontext-pro", "9:") == ["9:16", "9:21"]
+    assert catalog.size_suggestions(ACE, "flux-dev", "768") == ["768x1024", "768x1344"]
+    assert catalog.size_suggestions(ACE, "flux-dev", "1056x800")[0] == "1056x800"
+    assert catalog.size_suggestions(ACE, "flux-dev", "1000x1000") == []
+    assert catalog.size_suggestions(ACE, "flux-kontext-pro", "9:") == ["9:16", "9:21"]
 
 
 @pytest.mark.parametrize(

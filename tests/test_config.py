@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fluxbot.config import ConfigError, Secret, load_settings
-from fluxbot.store import _MIGRATIONS
+from fluxbot.storage.sqlite_schema import MIGRATIONS
 from tests.botprocess import ROOT, SETTINGS, BotProcess, clean_environ
 from tests.e2e import World, final_reply, option
 
@@ -149,7 +149,7 @@ def test_a_database_path_that_cannot_be_opened_is_one_line(tmp_path: Path) -> No
 
 
 def test_a_database_from_a_newer_fluxbot_is_one_line_and_left_untouched(tmp_path: Path) -> None:
-    path, newer = tmp_path / "jobs.db", len(_MIGRATIONS) + 4
+    path, newer = tmp_path / "jobs.db", len(MIGRATIONS) + 4
     with sqlite3.connect(path) as raw:
         raw.execute(f"PRAGMA user_version = {newer}")
     raw.close()
@@ -158,7 +158,7 @@ def test_a_database_from_a_newer_fluxbot_is_one_line_and_left_untouched(tmp_path
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1:] == [
         f"fluxbot: DATABASE_PATH: {path} has schema version {newer}, but this fluxbot knows versions up to "
-        f"{len(_MIGRATIONS)}; run the newer fluxbot or restore a backup"
+        f"{len(MIGRATIONS)}; run the newer fluxbot or restore a backup"
     ], done.stderr
     assert "Traceback" not in done.stderr
     assert path.read_bytes() == before

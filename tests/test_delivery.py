@@ -7,7 +7,7 @@ import ipaddress
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import aiohttp
@@ -19,8 +19,8 @@ from yarl import URL
 
 from fluxbot import render
 from fluxbot.delivery import MAX_REDIRECTS, Delivery, redirect_refusal
+from fluxbot.jobs.lifecycle import Job, JobStatus
 from fluxbot.providers.base import Image
-from fluxbot.store import Job, JobStatus
 from tests.fakes.png import make_png
 from tests.test_render import job
 
@@ -244,7 +244,8 @@ async def test_the_byte_limit_holds_after_a_redirect(
     resolver = MapResolver({"cdn.example": [PUBLIC]})
     redirect = f"{images.base}/to?url=http://cdn.example:{images.port}/big.png"
 
-    assert await delivery(session, resolver=resolver)._download(finished(redirect, upload_limit=100_000)) is None
+    small = finished(redirect, reply=replace(job().reply, upload_limit=100_000))
+    assert await delivery(session, resolver=resolver)._download(small) is None
 
     assert "image 1: over the" in download_log(caplog)[0]
     assert images.hits["/big.png"] == 1

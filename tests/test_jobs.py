@@ -3,36 +3,49 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pytest
 
 from fluxbot import catalog
 from fluxbot.delivery import DeliveryError
-from fluxbot.jobs import (
-    NO_LIMITS,
+from fluxbot.jobs import requests
+from fluxbot.jobs.cards import QUEUE_CARD_EDITS_PER_ROUND
+from fluxbot.jobs.durations import Estimate
+from fluxbot.jobs.lifecycle import CallbackOutcome, EditImage, Job, JobStatus, Outcome, Reply
+from fluxbot.jobs.requests import (
     PROMPT_MAX_CHARS,
-    QUEUE_CARD_EDITS_PER_ROUND,
-    RESTARTED_DURING_SUBMIT,
-    TIMEOUT_GRACE_SECONDS,
     AttachmentInfo,
-    CallbackOutcome,
     InvalidRequest,
-    JobService,
-    edit_request,
     may_delete,
     message_images,
-    prepare_edit,
-    prepare_imagine,
-    reroll_request,
+    request_of,
     result_images,
     url_expired,
 )
+from fluxbot.jobs.service import NO_LIMITS, RESTARTED_DURING_SUBMIT, Jobs
+from fluxbot.jobs.tracker import TIMEOUT_GRACE_SECONDS
 from fluxbot.providers.acedata import AceDataFlux
-from fluxbot.providers.base import Image, OptionValue
-from fluxbot.store import EditImage, Job, JobStatus, Reply, Store
+from fluxbot.providers.base import Image, JobRequest, OptionValue
+from fluxbot.storage import Store
 from tests.fakes.flux_api import FakeFlux, envelope
+
+ACE = catalog.PROVIDERS["acedata"]
+KIE = catalog.PROVIDERS["kie"]
+
+
+def prepare_imagine(*args: Any, info: catalog.ProviderInfo = ACE) -> JobRequest:
+    return requests.prepare_imagine(info, *args)
+
+
+def prepare_edit(*args: Any, info: catalog.ProviderInfo = ACE) -> JobRequest:
+    return requests.prepare_edit(info, *args)
+
+
+def edit_request(prompt: str, image: EditImage, *, info: catalog.ProviderInfo = ACE) -> JobRequest:
+    return requests.edit_request(info, prompt, image)
+
 
 REPLY = Reply(user_id=42, guild_id=7, channel_id=8, application_id=9, interaction_token="tok", message_id=1001)
 PNG = AttachmentInfo("https://cdn.discordapp.test/cat.png", "cat.png", "image/png", 50_000, 1920, 1080)
@@ -110,7 +123,9 @@ class RecordingReplier:
 
     positions: list[int | None] = field(default_factory=list)
 
-    async def show_progress(self, job: Job, *, now: float, position: int | None = None) -> None:
+    async def show_progress(
+        self, job: Job, *, now: float, position: int | None = None, estimate: Estimate | None = None
+    ) -> None:
         await asyncio.sleep(self.progress_delay)
         self.progress.append((job.id, job.task_id))
         self.positions.append(position)
@@ -144,24 +159,27 @@ def replier() -> RecordingReplier:
 
 
 @pytest.fixture
-def service(store: Store, client: AceDataFlux, replier: RecordingReplier, clock: Clock) -> JobService:
-    jobs = JobService(store, client, replier, poll_interval=3, job_timeout=600, clock=clock)
-    jobs.submit_retry_delays = (0.0, 0.0)
+def service(store: Store, client: AceDataFlux, replier: RecordingReplier, clock: Clock) -> Jobs:
+    jobs = Jobs(store, client, replier, poll_interval=3, job_timeout=600, clock=clock)
+    jobs.dispatcher.submit_retry_delays = (0.0, 0.0)
     return jobs
 
 
 async def test_a_job_is_submitted_tracked_and_delivered_once(
-    service: JobService, flux: FakeFlux, replier: RecordingReplier, store: Store
+    service: Jobs, flux: FakeFlux, replier: RecordingReplier, store: Store, clock: Clock
 ) -> None:
     job = await service.start(prepare_imagine("cat", "flux-dev", None, 2), REPLY)
     assert job.status is JobStatus.SUBMITTED
     assert replier.progress == [(job.id, job.task_id)], "the queued card shows the task id"
 
-    await service.tick()  # first lookup: still running
+    clock.now += 3
+    await service.round()  # first lookup: still running
     assert replier.outcomes == []
-    await service.tick()  # second lookup: done
+    clock.now += 3
+    await service.round()  # second lookup: done
     assert [(j.id, j.status, len(j.images)) for j in replier.outcomes] == [(job.id, JobStatus.SUCCEEDED, 2)]
-    await service.tick()
+    clock.now += 3
+    await service.round()
     assert len(replier.outcomes) == 1
     final = await store.get_job(job.id)
     assert final is not None
@@ -169,30 +187,32 @@ async def test_a_job_is_submitted_tracked_and_delivered_once(
     assert len(flux.lookups) == 2, "nothing is looked up once the job is finished"
 
 
-async def test_nothing_is_looked_up_when_nothing_is_pending(service: JobService, flux: FakeFlux) -> None:
-    await service.tick()
-    await service.tick()
+async def test_nothing_is_looked_up_when_nothing_is_pending(service: Jobs, flux: FakeFlux) -> None:
+    await service.round()
+    await service.round()
     assert flux.requests == []
 
 
-async def test_lookups_are_batched_fifty_ids_at_a_time(service: JobService, flux: FakeFlux) -> None:
+async def test_lookups_are_batched_fifty_ids_at_a_time(service: Jobs, flux: FakeFlux, clock: Clock) -> None:
     flux.hold = True
-    service.max_in_flight = 200
+    service.dispatcher.max_in_flight = 200
     for _ in range(120):
         await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
-    await service.tick()
+    clock.now += 3
+    await service.round()
     sizes = sorted(len(body["ids"]) for body in flux.lookups)
     assert sizes == [20, 50, 50]
     assert all(body["action"] == "retrieve_batch" for body in flux.lookups)
 
 
 async def test_a_failed_task_shows_the_providers_error(
-    service: JobService, flux: FakeFlux, replier: RecordingReplier
+    service: Jobs, flux: FakeFlux, replier: RecordingReplier, clock: Clock
 ) -> None:
     flux.lookups_before_done = 0
     flux.task_errors.append(("api_error", "fetch failed"))
     await service.start(prepare_edit("blue", "flux-kontext-pro", None, PNG), REPLY)
-    await service.tick()
+    clock.now += 3
+    await service.round()
     [job] = replier.outcomes
     assert job.status is JobStatus.FAILED
     assert job.error_kind == "image_unreachable"
@@ -201,7 +221,7 @@ async def test_a_failed_task_shows_the_providers_error(
 
 
 async def test_a_rate_limited_submit_is_retried_then_reported(
-    service: JobService, flux: FakeFlux, replier: RecordingReplier
+    service: Jobs, flux: FakeFlux, replier: RecordingReplier
 ) -> None:
     flux.script("/flux/images", 429, envelope("too_many_requests", "slow down"), times=3)
     job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
@@ -212,7 +232,7 @@ async def test_a_rate_limited_submit_is_retried_then_reported(
     ]
 
 
-async def test_a_rate_limit_that_clears_still_submits(service: JobService, flux: FakeFlux) -> None:
+async def test_a_rate_limit_that_clears_still_submits(service: Jobs, flux: FakeFlux) -> None:
     flux.script("/flux/images", 429, envelope("too_many_requests", "slow down"), times=1)
     job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     assert job.status is JobStatus.SUBMITTED
@@ -221,7 +241,7 @@ async def test_a_rate_limit_that_clears_still_submits(service: JobService, flux:
 
 @pytest.mark.parametrize(("status", "code"), [(500, "api_error"), (504, "timeout"), (503, "service_unavailable")])
 async def test_an_ambiguous_submit_failure_is_not_resent(
-    service: JobService, flux: FakeFlux, replier: RecordingReplier, status: int, code: str
+    service: Jobs, flux: FakeFlux, replier: RecordingReplier, status: int, code: str
 ) -> None:
     flux.script("/flux/images", status, envelope(code, "boom"))
     job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
@@ -231,7 +251,7 @@ async def test_an_ambiguous_submit_failure_is_not_resent(
 
 
 async def test_an_operator_problem_is_logged_for_the_operator(
-    service: JobService, flux: FakeFlux, replier: RecordingReplier, caplog: pytest.LogCaptureFixture
+    service: Jobs, flux: FakeFlux, replier: RecordingReplier, caplog: pytest.LogCaptureFixture
 ) -> None:
     flux.script("/flux/images", 403, envelope("used_up", "insufficient balance"))
     await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
@@ -240,99 +260,103 @@ async def test_an_operator_problem_is_logged_for_the_operator(
 
 
 async def test_a_job_past_the_timeout_ends_as_timed_out(
-    service: JobService, flux: FakeFlux, replier: RecordingReplier, clock: Clock
+    service: Jobs, flux: FakeFlux, replier: RecordingReplier, clock: Clock
 ) -> None:
     flux.hold = True
     job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     clock.now += 599
-    await service.tick()
+    await service.round()
     assert replier.outcomes == []
     clock.now += 2
-    await service.tick()
+    await service.round()
     [done] = replier.outcomes
     assert (done.id, done.status) == (job.id, JobStatus.TIMED_OUT)
     assert "within 10 minutes" in (done.error_message or "")
 
 
 async def test_a_job_is_not_timed_out_while_lookups_back_off(
-    service: JobService, flux: FakeFlux, replier: RecordingReplier, clock: Clock
+    service: Jobs, flux: FakeFlux, replier: RecordingReplier, clock: Clock
 ) -> None:
     flux.hold = True
     job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     flux.script("/flux/tasks", 429, envelope("too_many_requests", "slow down"), times=1)
     clock.now += 599
-    await service.tick()  # rate limited: the next lookup waits 3 s
+    await service.round()  # rate limited: the next lookup waits 3 s
     assert job.task_id is not None
     flux.finish(job.task_id)
     clock.now += 2
-    await service.tick()  # past the timeout but inside the back-off: no lookup, so no verdict
+    await service.round()  # past the timeout but inside the back-off: no lookup, so no verdict
     assert replier.outcomes == []
     clock.now += 2
-    await service.tick()
+    await service.round()
     [done] = replier.outcomes
     assert done.status is JobStatus.SUCCEEDED, "the finished job is delivered, not timed out"
 
 
 async def test_a_job_whose_lookups_keep_failing_times_out_after_a_grace(
-    service: JobService, flux: FakeFlux, replier: RecordingReplier, clock: Clock
+    service: Jobs, flux: FakeFlux, replier: RecordingReplier, clock: Clock
 ) -> None:
     flux.hold = True
     await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     flux.script("/flux/tasks", 502, {"error": {"code": "api_error", "message": "bad gateway"}}, times=1000)
     for _ in range(30):
         clock.now += 30
-        await service.tick()
+        await service.round()
     assert replier.outcomes == [], "900 s: the lookups failed, so the job is not judged yet"
     clock.now += TIMEOUT_GRACE_SECONDS
-    await service.tick()
+    await service.round()
     [done] = replier.outcomes
     assert done.status is JobStatus.TIMED_OUT
 
 
 async def test_cards_are_refreshed_at_a_modest_cadence(
-    service: JobService, flux: FakeFlux, replier: RecordingReplier, clock: Clock
+    service: Jobs, flux: FakeFlux, replier: RecordingReplier, clock: Clock
 ) -> None:
     flux.hold = True
     await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     for _ in range(10):  # 30 s of ticks every 3 s
         clock.now += 3
-        await service.tick()
+        await service.round()
     assert len(replier.progress) == 1 + 2, "the start card, then one refresh per 15 s"
     flux.finish(next(iter(flux.tasks)))
     for _ in range(10):
         clock.now += 3
-        await service.tick()
+        await service.round()
     assert len(replier.progress) == 3, "refreshes stop when the job ends"
     assert replier.edits[-1] == "outcome"
 
 
-async def test_lookups_back_off_when_rate_limited(service: JobService, flux: FakeFlux, clock: Clock) -> None:
+async def test_lookups_back_off_when_rate_limited(service: Jobs, flux: FakeFlux, clock: Clock) -> None:
     flux.hold = True
     await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     flux.script("/flux/tasks", 429, envelope("too_many_requests", "slow down"), times=2)
-    await service.tick()
-    await service.tick()  # inside the back-off: no call
+    clock.now += 3
+    await service.round()
+    await service.round()  # inside the back-off: no call
     assert len(flux.lookups) == 1
     clock.now += 3.1
-    await service.tick()  # second 429, longer pause
+    await service.round()  # second 429, longer pause
     clock.now += 3.1
-    await service.tick()
+    await service.round()
     assert len(flux.lookups) == 2
     clock.now += 3.1
-    await service.tick()
+    await service.round()
     assert len(flux.lookups) == 3
 
 
-async def test_racing_finishers_deliver_once(service: JobService, flux: FakeFlux, replier: RecordingReplier) -> None:
+async def test_racing_finishers_deliver_once(
+    service: Jobs, flux: FakeFlux, replier: RecordingReplier, clock: Clock
+) -> None:
     flux.lookups_before_done = 0
     replier.delay = 0.05
     await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
-    await asyncio.gather(service.tick(), service.tick(), service.tick())
+    clock.now += 3
+    await asyncio.gather(service.round(), service.round(), service.round())
     assert len(replier.outcomes) == 1
 
 
 async def test_racing_deliveries_edit_the_reply_once(
-    service: JobService, flux: FakeFlux, replier: RecordingReplier, store: Store
+    service: Jobs, flux: FakeFlux, replier: RecordingReplier, store: Store
 ) -> None:
     flux.script("/flux/images", 403, envelope("used_up", "broke"))
     replier.delay = 0.05
@@ -345,7 +369,7 @@ async def test_racing_deliveries_edit_the_reply_once(
 
 
 async def test_a_slow_queued_card_never_covers_the_result(
-    service: JobService, flux: FakeFlux, replier: RecordingReplier
+    service: Jobs, flux: FakeFlux, replier: RecordingReplier, clock: Clock
 ) -> None:
     flux.lookups_before_done = 0
     replier.progress_delay = 0.2
@@ -353,23 +377,25 @@ async def test_a_slow_queued_card_never_covers_the_result(
     async def tick_soon() -> None:
         while not flux.tasks:
             await asyncio.sleep(0.005)
-        await service.tick()
+        clock.now += 3
+        await service.round()
 
     started, _ = await asyncio.gather(service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY), tick_soon())
     assert replier.edits[-1] == "outcome"
-    await service._show_progress(started)  # a refresh that was decided before the job finished
+    service.cards.show(started)  # a refresh that was decided before the job finished
+    await service.settle()
     assert replier.edits[-1] == "outcome", "a card refresh after the result leaves the result alone"
     assert replier.edits.count("outcome") == 1
 
 
 async def test_a_timeout_caused_by_an_operator_problem_says_so(
-    service: JobService, flux: FakeFlux, replier: RecordingReplier, clock: Clock
+    service: Jobs, flux: FakeFlux, replier: RecordingReplier, clock: Clock
 ) -> None:
     flux.hold = True
     await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     flux.script("/flux/tasks", 401, envelope("invalid_token", "bad key"), times=10)
     clock.now += 601
-    await service.tick()
+    await service.round()
     [job] = replier.outcomes
     assert job.status is JobStatus.TIMED_OUT
     assert "could not check on this job" in (job.error_message or "")
@@ -377,17 +403,18 @@ async def test_a_timeout_caused_by_an_operator_problem_says_so(
 
 
 async def test_a_delivery_that_fails_for_now_is_retried(
-    service: JobService, flux: FakeFlux, replier: RecordingReplier, clock: Clock, store: Store
+    service: Jobs, flux: FakeFlux, replier: RecordingReplier, clock: Clock, store: Store
 ) -> None:
     flux.lookups_before_done = 0
     replier.failures.append(DeliveryError("Discord answered 503", retryable=True))
     job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
-    await service.tick()
+    clock.now += 3
+    await service.round()
     assert replier.outcomes == []
-    await service.tick()  # too early for the retry
+    await service.round()  # too early for the retry
     assert replier.outcomes == []
     clock.now += 5
-    await service.tick()
+    await service.round()
     assert [j.id for j in replier.outcomes] == [job.id]
     stored = await store.get_job(job.id)
     assert stored is not None
@@ -395,28 +422,29 @@ async def test_a_delivery_that_fails_for_now_is_retried(
 
 
 async def test_a_reply_that_is_gone_is_not_retried_forever(
-    service: JobService, flux: FakeFlux, replier: RecordingReplier, store: Store
+    service: Jobs, flux: FakeFlux, replier: RecordingReplier, store: Store, clock: Clock
 ) -> None:
     flux.lookups_before_done = 0
     replier.failures.append(DeliveryError("reply gone", retryable=False))
     job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
-    await service.tick()
+    clock.now += 3
+    await service.round()
     stored = await store.get_job(job.id)
     assert stored is not None
     assert stored.delivered_via == "unreachable"
-    await service.tick()
+    await service.round()
     assert replier.outcomes == []
 
 
 async def test_resume_closes_unsent_jobs_and_finishes_the_rest(
-    service: JobService, flux: FakeFlux, replier: RecordingReplier, store: Store
+    service: Jobs, flux: FakeFlux, replier: RecordingReplier, store: Store, clock: Clock
 ) -> None:
     request = prepare_imagine("cat", "flux-dev", None, 1)
 
     async def row(token: str) -> Job:
         job = await store.admit("acedata", request, replace(REPLY, interaction_token=token), limits=NO_LIMITS)
         assert job is not None
-        claimed = await store.claim_next(100)
+        claimed = await store.claim(100)
         assert claimed is not None
         return claimed
 
@@ -424,12 +452,13 @@ async def test_resume_closes_unsent_jobs_and_finishes_the_rest(
     flux.lookups_before_done = 0
     task_id = await service.provider.submit(prepare_imagine("cat", "flux-dev", None, 1))
     running = await row("b")
-    await store.mark_submitted(running.id, task_id)
+    await store.mark_submitted(running.id, task_id, now=clock.now)
     finished = await row("c")
-    await store.finish(finished.id, JobStatus.SUCCEEDED)
+    await store.finish(finished.id, Outcome(JobStatus.SUCCEEDED))
 
     await service.resume()
-    await service.tick()
+    clock.now += 3
+    await service.round()
     by_id = {j.id: j for j in replier.outcomes}
     assert set(by_id) == {unsent.id, running.id, finished.id}
     assert by_id[unsent.id].status is JobStatus.FAILED
@@ -439,14 +468,14 @@ async def test_resume_closes_unsent_jobs_and_finishes_the_rest(
 
 
 @pytest.fixture
-def callback_service(store: Store, client: AceDataFlux, replier: RecordingReplier, clock: Clock) -> JobService:
-    return JobService(
+def callback_service(store: Store, client: AceDataFlux, replier: RecordingReplier, clock: Clock) -> Jobs:
+    return Jobs(
         store, client, replier, poll_interval=3, job_timeout=600, callback_url="https://bot.test/cb/s3cret", clock=clock
     )
 
 
 async def test_with_callbacks_submits_carry_the_url_and_polling_backs_off(
-    callback_service: JobService, flux: FakeFlux, clock: Clock
+    callback_service: Jobs, flux: FakeFlux, clock: Clock
 ) -> None:
     flux.hold = True
     job = await callback_service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
@@ -454,15 +483,15 @@ async def test_with_callbacks_submits_carry_the_url_and_polling_backs_off(
     assert flux.submits[0]["callback_url"] == "https://bot.test/cb/s3cret"
     for _ in range(9):  # 27 s of ticks: inside the callback poll interval
         clock.now += 3
-        await callback_service.tick()
+        await callback_service.round()
     assert flux.lookups == []
     clock.now += 3
-    await callback_service.tick()
+    await callback_service.round()
     assert len(flux.lookups) == 1, "the safety-net poll still runs every 30 s"
 
 
 async def test_a_hint_is_confirmed_by_a_lookup_before_anything_changes(
-    callback_service: JobService, flux: FakeFlux, replier: RecordingReplier, store: Store
+    callback_service: Jobs, flux: FakeFlux, replier: RecordingReplier, store: Store, clock: Clock
 ) -> None:
     flux.hold = True
     job = await callback_service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
@@ -470,16 +499,18 @@ async def test_a_hint_is_confirmed_by_a_lookup_before_anything_changes(
     assert await callback_service.hint("someone-elses-task") is CallbackOutcome.UNKNOWN
 
     assert await callback_service.hint(job.task_id) is CallbackOutcome.ACCEPTED
-    await callback_service.tick()
+    clock.now += 3
+    await callback_service.round()
     assert len(flux.lookups) == 1, "looked up at once"
     assert replier.outcomes == [], "the task is still running, whatever the callback said"
 
     flux.finish(job.task_id)
     assert await callback_service.hint(job.task_id) is CallbackOutcome.ACCEPTED
-    await callback_service.tick()
+    clock.now += 3
+    await callback_service.round()
     assert [j.status for j in replier.outcomes] == [JobStatus.SUCCEEDED]
     assert await callback_service.hint(job.task_id) is CallbackOutcome.FINISHED
-    await callback_service.tick()
+    await callback_service.round()
     assert len(replier.outcomes) == 1
     assert len(flux.lookups) == 2
 
@@ -509,15 +540,16 @@ def test_expired_discord_links_are_recognised_and_left_out() -> None:
 def test_result_images_prefer_the_uploaded_copy_and_keep_the_ratio() -> None:
     job = Job(
         id=5, status=JobStatus.SUCCEEDED, action="generate", provider="acedata", model="flux-dev", prompt="p",
-        size="1344x768", count=2, image_url=None, user_id=1, guild_id=None, channel_id=None, application_id=1,
-        interaction_token="", images=(Image("https://provider/1.png"), Image("https://provider/2.png")),
+        size="1344x768", count=2, image_url=None,
+        reply=Reply(user_id=1, guild_id=None, channel_id=None, application_id=1, interaction_token=""),
+        images=(Image("https://provider/1.png"), Image("https://provider/2.png")),
     )  # fmt: skip
     uploaded = {"flux-5-2.png": "https://cdn.discord.test/flux-5-2.png", "other.png": "https://cdn/other.png"}
     assert [(i.url, i.ratio) for i in result_images(job, uploaded)] == [
         ("https://provider/1.png", "16:9"),
         ("https://cdn.discord.test/flux-5-2.png", "16:9"),
     ]
-    again = reroll_request(job)
+    again = request_of(job)
     assert (again.action, again.prompt, again.model, again.size, again.count) == (
         "generate",
         "p",
@@ -531,10 +563,10 @@ def test_result_images_prefer_the_uploaded_copy_and_keep_the_ratio() -> None:
 
 
 async def test_queued_cards_show_their_place_and_follow_the_line(
-    service: JobService, flux: FakeFlux, replier: RecordingReplier, clock: Clock
+    service: Jobs, flux: FakeFlux, replier: RecordingReplier, clock: Clock
 ) -> None:
     flux.hold = True
-    service.max_in_flight = 1
+    service.dispatcher.max_in_flight = 1
     first = await service.start(prepare_imagine("first", "flux-dev", None, 1), replace(REPLY, user_id=1))
     second = await service.start(prepare_imagine("second", "flux-dev", None, 1), replace(REPLY, user_id=2))
     third = await service.start(prepare_imagine("third", "flux-dev", None, 1), replace(REPLY, user_id=3))
@@ -545,19 +577,19 @@ async def test_queued_cards_show_their_place_and_follow_the_line(
     assert first.task_id is not None
     flux.finish(first.task_id)
     clock.now += 3
-    await service.tick()  # the first finishes, the second starts
+    await service.round()  # the first finishes, the second starts
     assert [b["prompt"] for b in flux.submits] == ["first", "second"]
     clock.now += 3
-    await service.tick()  # the line moved: the third card shows it at once
+    await service.round()  # the line moved: the third card shows it at once
     assert replier.positions[-1] == 1
     assert replier.progress[-1] == (third.id, None)
 
 
 async def test_a_long_line_moving_does_not_edit_every_card_every_round(
-    service: JobService, flux: FakeFlux, replier: RecordingReplier, clock: Clock
+    service: Jobs, flux: FakeFlux, replier: RecordingReplier, clock: Clock
 ) -> None:
     flux.hold = True
-    service.max_in_flight = 1
+    service.dispatcher.max_in_flight = 1
     jobs = [
         await service.start(prepare_imagine(f"job {n}", "flux-dev", None, 1), replace(REPLY, user_id=n))
         for n in range(60)
@@ -570,32 +602,33 @@ async def test_a_long_line_moving_does_not_edit_every_card_every_round(
     assert jobs[0].task_id is not None
     flux.finish(jobs[0].task_id)
     clock.now += 3
-    await service.tick()  # the first job finishes and the second starts: everyone moves up one place
+    await service.round()  # the first job finishes and the second starts: everyone moves up one place
     clock.now += 3
     mark = len(replier.progress)
-    await service.tick()
+    await service.round()
     assert sorted(queued_cards_edited_since(mark)) == [job.id for job in jobs[2:12]], "only the front shows it at once"
 
     clock.now += 15  # every card is due for its refresh
     mark = len(replier.progress)
-    await service.tick()
+    await service.round()
     assert len(queued_cards_edited_since(mark)) == QUEUE_CARD_EDITS_PER_ROUND
     for _ in range(2):
         clock.now += 3
-        await service.tick()
+        await service.round()
     edited = queued_cards_edited_since(mark)
     assert set(edited) == waiting, "the cards shown longest ago go first, so none is starved"
     assert len(edited) == len(waiting), "and none is edited twice meanwhile"
 
 
 async def test_stopping_the_tracker_lets_the_delivery_under_way_finish(
-    service: JobService, flux: FakeFlux, replier: RecordingReplier, store: Store
+    service: Jobs, flux: FakeFlux, replier: RecordingReplier, store: Store, clock: Clock
 ) -> None:
     flux.hold = True
     job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     assert job.task_id is not None
     flux.finish(job.task_id)
     replier.delay = 1.0
+    clock.now += 3
     service.start_tracker()
     while not flux.lookups:
         await asyncio.sleep(0.01)
@@ -610,11 +643,13 @@ async def test_stopping_the_tracker_lets_the_delivery_under_way_finish(
 
 
 async def test_showing_a_result_again_leaves_the_job_alone_and_says_when_it_failed(
-    service: JobService, replier: RecordingReplier, store: Store
+    service: Jobs, replier: RecordingReplier, store: Store, clock: Clock
 ) -> None:
     job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
-    await service.tick()
-    await service.tick()
+    clock.now += 3
+    await service.round()
+    clock.now += 3
+    await service.round()
     await store.mark_reply_deleted(job.id)  # the member deleted the first reply
     done = await store.get_job(job.id)
     assert done is not None
@@ -622,21 +657,21 @@ async def test_showing_a_result_again_leaves_the_job_alone_and_says_when_it_fail
     new_reply = replace(REPLY, interaction_token="fresh-token", message_id=2002)
     assert await service.show_again(done, new_reply)
     shown = replier.outcomes[-1]
-    assert (shown.id, shown.message_id, shown.deleted_at) == (job.id, 2002, None), "the copy is a new, live reply"
+    assert (shown.id, shown.reply.message_id, shown.deleted_at) == (job.id, 2002, None), "the copy is a new, live reply"
     replier.failures.append(DeliveryError("Discord answered 503", retryable=True))
     assert not await service.show_again(done, new_reply)
     assert await store.get_job(job.id) == done, "the stored job is unchanged"
 
 
 async def test_a_tracker_stuck_in_a_round_is_reported_unhealthy(
-    service: JobService, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    service: Jobs, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stuck = asyncio.Event()
 
     async def never_returns() -> None:
         await stuck.wait()
 
-    monkeypatch.setattr(service, "tick", never_returns)
+    monkeypatch.setattr(service.tracker, "round", never_returns)
     service.start_tracker()
     await asyncio.sleep(0)
     assert service.tracker_alive()
@@ -646,20 +681,12 @@ async def test_a_tracker_stuck_in_a_round_is_reported_unhealthy(
     await service.stop_tracker()
 
 
-@pytest.fixture
-def on_kie() -> Iterator[None]:
-    catalog.use_provider("kie")
-    yield
-    catalog.use_provider("acedata")
-
-
 def test_options_only_some_providers_have_are_refused_elsewhere() -> None:
     with pytest.raises(InvalidRequest, match="`output_format` is not available with this bot's image provider"):
         prepare_imagine("cat", "flux-dev", None, 1, {"output_format": "png"})
     assert prepare_imagine("cat", "flux-dev", None, 1, {"output_format": None}).options == {}, "None: not asked for"
 
 
-@pytest.mark.usefixtures("on_kie")
 def test_with_kie_the_kontext_models_ratios_and_options_apply() -> None:
     chosen: dict[str, OptionValue | None] = {
         "output_format": "png",
@@ -667,20 +694,22 @@ def test_with_kie_the_kontext_models_ratios_and_options_apply() -> None:
         "safety_tolerance": 6,
         "translate": False,
     }
-    request = prepare_imagine("cat", "flux-kontext-max", "21:9", 1, chosen)
+    request = prepare_imagine("cat", "flux-kontext-max", "21:9", 1, chosen, info=KIE)
     assert (request.size, request.options) == ("21:9", chosen)
     with pytest.raises(InvalidRequest, match="`output_format` must be jpeg or png, not `gif`"):
-        prepare_imagine("cat", "flux-kontext-max", None, 1, {"output_format": "gif"})
+        prepare_imagine("cat", "flux-kontext-max", None, 1, {"output_format": "gif"}, info=KIE)
     with pytest.raises(InvalidRequest, match="from 0 to 6 for a new image"):
-        prepare_imagine("cat", "flux-kontext-max", None, 1, {"safety_tolerance": 7})
+        prepare_imagine("cat", "flux-kontext-max", None, 1, {"safety_tolerance": 7}, info=KIE)
     with pytest.raises(InvalidRequest, match="not a model this bot knows"):
-        prepare_imagine("cat", "flux-dev", None, 1)
+        prepare_imagine("cat", "flux-dev", None, 1, info=KIE)
     with pytest.raises(InvalidRequest, match="aspect ratio: 21:9, 16:9, 4:3, 1:1, 3:4, 9:16"):
-        prepare_imagine("cat", "flux-kontext-pro", "3:2", 1)
+        prepare_imagine("cat", "flux-kontext-pro", "3:2", 1, info=KIE)
     with pytest.raises(InvalidRequest, match="from 0 to 2 for an edit"):
-        prepare_edit("x", "flux-kontext-pro", None, PNG, {"safety_tolerance": 3})
-    assert prepare_edit("x", "flux-kontext-pro", None, PNG).size == catalog.KEEP_RATIO, "Kie keeps the image's ratio"
+        prepare_edit("x", "flux-kontext-pro", None, PNG, {"safety_tolerance": 3}, info=KIE)
+    assert prepare_edit("x", "flux-kontext-pro", None, PNG, info=KIE).size == catalog.KEEP_RATIO, (
+        "Kie keeps the image's ratio"
+    )
     with pytest.raises(InvalidRequest, match="between 1 and 1 with this bot's provider"):
-        prepare_imagine("cat", "flux-kontext-pro", None, 2)
+        prepare_imagine("cat", "flux-kontext-pro", None, 2, info=KIE)
     portrait = EditImage("https://x/p.png", "2:3")  # 2:3 is not one of Kie's ratios
-    assert edit_request("warmer", portrait).size == "3:4"
+    assert edit_request("warmer", portrait, info=KIE).size == "3:4"

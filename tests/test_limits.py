@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from fluxbot import catalog
+from fluxbot.jobs.lifecycle import JobStatus, Outcome, Reply
 from fluxbot.limits import (
     GuildSettings,
     Limits,
@@ -22,9 +23,11 @@ from fluxbot.limits import (
     refusal,
 )
 from fluxbot.providers.base import JobRequest
-from fluxbot.store import REPORT_MEMBERS, JobStatus, Reply, Store
+from fluxbot.storage import Store
+from fluxbot.storage.base import REPORT_MEMBERS
 
 NOON = datetime(2026, 11, 21, 12, 0, tzinfo=UTC).timestamp()
+ACE = catalog.PROVIDERS["acedata"]
 REQUEST = JobRequest("generate", "a cat", "flux-dev", "1024x1024", count=2)
 
 
@@ -36,12 +39,17 @@ def reply(user_id: int, message_id: int | None = 1) -> Reply:
 
 def policy(guild: GuildSettings, *, channels: list[int] | None = None, roles: list[int] | None = None) -> Policy:
     return policy_for(
-        guild, defaults=Limits(2, 0, 0), default_model="flux-dev", channel_ids=channels or [100], role_ids=roles or []
+        guild,
+        provider=ACE,
+        defaults=Limits(2, 0, 0),
+        default_model="flux-dev",
+        channel_ids=channels or [100],
+        role_ids=roles or [],
     )
 
 
 def in_dm(*servers: SharedServer) -> Policy:
-    return dm_policy(servers, defaults=Limits(2, 0, 0), default_model="flux-dev")
+    return dm_policy(servers, provider=ACE, defaults=Limits(2, 0, 0), default_model="flux-dev")
 
 
 def test_places_and_roles() -> None:
@@ -132,7 +140,7 @@ async def test_several_members_at_the_same_instant_each_stay_within_every_limit(
         *(store.admit("acedata", REQUEST, reply(m), limits=limits, now=NOON) for m in members for _ in range(6))
     )
     admitted = [job for job in results if job is not None]
-    per_member = {m: sum(job.user_id == m for job in admitted) for m in members}
+    per_member = {m: sum(job.reply.user_id == m for job in admitted) for m in members}
     assert per_member == dict.fromkeys(members, 2), "the daily quota (5 images) allows two jobs of 2 images each"
     for m in members:
         assert (await store.usage(m, now=NOON)).images_today == 4
@@ -155,7 +163,7 @@ async def test_cooldown_and_daily_images(store: Store) -> None:
     assert await store.admit("acedata", REQUEST, reply(1), limits=limits, now=NOON + 29) is None, "cooldown"
     assert await store.admit("acedata", REQUEST, reply(1), limits=limits, now=NOON + 31) is not None
     assert await store.admit("acedata", REQUEST, reply(1), limits=limits, now=NOON + 62) is None, "4 + 2 > 5"
-    await store.finish(first.id, JobStatus.FAILED, error_message="boom")
+    await store.finish(first.id, Outcome(JobStatus.FAILED, message="boom"))
     assert await store.admit("acedata", REQUEST, reply(1), limits=limits, now=NOON + 93) is not None, (
         "failures are free"
     )
@@ -172,31 +180,30 @@ async def test_the_queue_starts_jobs_in_order_within_the_cap(store: Store) -> No
     assert not_answered is not None
     assert await store.queue_positions() == {i: n for n, i in enumerate(ids, start=1)}, "a job without a reply waits"
 
-    first, second, none = [await store.claim_next(2) for _ in range(3)]
+    first, second, none = [await store.claim(2) for _ in range(3)]
     assert none is None, "two at the provider already"
     assert first is not None
     assert second is not None
     assert [first.id, second.id] == ids[:2]
     assert await store.queue_positions() == {ids[2]: 1, ids[3]: 2, ids[4]: 3}
-    await store.finish(second.id, JobStatus.SUCCEEDED)
-    third = await store.claim_next(2)
+    await store.finish(second.id, Outcome(JobStatus.SUCCEEDED))
+    third = await store.claim(2)
     assert third is not None
     assert third.id == ids[2]
-    claims = await asyncio.gather(*(store.claim_next(3) for _ in range(5)))
+    claims = await asyncio.gather(*(store.claim(3) for _ in range(5)))
     assert sum(c is not None for c in claims) == 1, "simultaneous claims respect the cap"
     remaining = await store.jobs_with_status(JobStatus.QUEUED)
     assert [j.id for j in remaining] == [ids[4], not_answered.id], "a job without a reply is never started"
 
 
 def test_settings_made_under_another_provider_do_not_break_commands() -> None:
-    catalog.use_provider("kie")
-    try:
-        stale = GuildSettings(default_model="flux-dev", allowed_models=("flux-dev", "flux-pro-1.1"))
-        applied = policy_for(stale, defaults=Limits(), default_model="flux-kontext-pro", channel_ids=[1], role_ids=[])
-        assert applied.default_model == "flux-kontext-pro", "the operator's default replaces a model Kie lacks"
-        assert applied.allowed_models == (), "a list naming none of this provider's models allows them all"
-    finally:
-        catalog.use_provider("acedata")
+    kie = catalog.PROVIDERS["kie"]
+    stale = GuildSettings(default_model="flux-dev", allowed_models=("flux-dev", "flux-pro-1.1"))
+    applied = policy_for(
+        stale, provider=kie, defaults=Limits(), default_model="flux-kontext-pro", channel_ids=[1], role_ids=[]
+    )
+    assert applied.default_model == "flux-kontext-pro", "the operator's default replaces a model Kie lacks"
+    assert applied.allowed_models == (), "a list naming none of this provider's models allows them all"
 
 
 async def test_the_usage_report_counts_per_member_and_per_utc_day(store: Store) -> None:
@@ -206,7 +213,7 @@ async def test_the_usage_report_counts_per_member_and_per_utc_day(store: Store) 
     jobs = [await store.admit("acedata", REQUEST, reply(user), limits=unlimited, now=at) for user, at in plan]
     failed = jobs[4]
     assert failed is not None
-    await store.finish(failed.id, JobStatus.FAILED, error_message="boom")
+    await store.finish(failed.id, Outcome(JobStatus.FAILED, message="boom"))
     elsewhere = Reply(user_id=3, guild_id=99, channel_id=8, application_id=9, interaction_token="t", message_id=1)
     await store.admit("acedata", REQUEST, elsewhere, limits=unlimited, now=NOON)
 

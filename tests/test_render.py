@@ -5,8 +5,8 @@ from __future__ import annotations
 import discord
 
 from fluxbot import render
+from fluxbot.jobs.lifecycle import Job, JobStatus, Reply
 from fluxbot.providers.base import Image
-from fluxbot.store import Job, JobStatus
 
 
 def job(**changes: object) -> Job:
@@ -20,11 +20,7 @@ def job(**changes: object) -> Job:
         "size": "1024x1024",
         "count": 4,
         "image_url": None,
-        "user_id": 42,
-        "guild_id": 1,
-        "channel_id": 2,
-        "application_id": 3,
-        "interaction_token": "t",
+        "reply": Reply(user_id=42, guild_id=1, channel_id=2, application_id=3, interaction_token="t"),
         "task_id": "task-1",
         "created_at": 1000.0,
         "submitted_at": 1001.0,

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from fluxbot import store as store_module
-from fluxbot.jobs import NO_LIMITS
+from fluxbot.jobs.lifecycle import FailureKind, Job, JobStatus, Outcome, Reply, Transition
+from fluxbot.jobs.service import NO_LIMITS
 from fluxbot.providers.base import Image, JobRequest
-from fluxbot.store import _MIGRATIONS, DatabaseInUse, Job, JobStatus, Reply, SchemaTooNew, Store
+from fluxbot.storage import SQLiteStore, Store, sqlite_engine
+from fluxbot.storage.sqlite_engine import DatabaseInUse
+from fluxbot.storage.sqlite_schema import MIGRATIONS, SchemaTooNew
 
 REQUEST = JobRequest("generate", "a white siamese cat", "flux-dev", "1024x1024", count=2)
 REPLY = Reply(user_id=42, guild_id=7, channel_id=8, application_id=9, interaction_token="interaction-token-secret",
@@ -26,7 +28,7 @@ async def create(store: Store, *, prompt: str = "a white siamese cat", now: floa
     job = await store.admit("acedata", replace(REQUEST, prompt=prompt), REPLY, limits=NO_LIMITS, now=now)
     assert job is not None
     assert job.status is JobStatus.QUEUED
-    claimed = await store.claim_next(1000)
+    claimed = await store.claim(1000)
     assert claimed is not None
     assert claimed.id == job.id
     return claimed
@@ -35,7 +37,7 @@ async def create(store: Store, *, prompt: str = "a white siamese cat", now: floa
 async def test_a_job_goes_from_pending_to_delivered(store: Store) -> None:
     job = await create(store, now=100.0)
     assert job.status is JobStatus.PENDING
-    assert (job.created_at, job.message_id, job.count) == (100.0, 1001, 2)
+    assert (job.created_at, job.reply.message_id, job.count) == (100.0, 1001, 2)
     assert "interaction-token-secret" not in repr(job)
 
     assert await store.mark_submitted(job.id, "task-1", now=101.0)
@@ -46,8 +48,8 @@ async def test_a_job_goes_from_pending_to_delivered(store: Store) -> None:
     assert [j.id for j in await store.jobs_with_status(JobStatus.SUBMITTED)] == [job.id]
 
     images = [Image("https://x/1.png", 5), Image("https://x/2.png", None)]
-    assert await store.finish(job.id, JobStatus.SUCCEEDED, images=images, inference_seconds=2.5, now=130.0)
-    assert not await store.finish(job.id, JobStatus.FAILED, error_message="late"), "finalized once"
+    assert await store.finish(job.id, Outcome(JobStatus.SUCCEEDED, tuple(images), 2.5), now=130.0)
+    assert not await store.finish(job.id, Outcome(JobStatus.FAILED, message="late")), "finalized once"
     done = await store.get_job(job.id)
     assert done is not None
     assert done.status is JobStatus.SUCCEEDED
@@ -61,37 +63,39 @@ async def test_a_job_goes_from_pending_to_delivered(store: Store) -> None:
     delivered = await store.get_job(job.id)
     assert delivered is not None
     assert (delivered.delivered_at, delivered.delivered_via) == (131.0, "interaction")
-    assert delivered.interaction_token == "", "the token is not kept once the outcome is shown"
+    assert delivered.reply.interaction_token == "", "the token is not kept once the outcome is shown"
 
 
 async def test_an_unfinished_job_cannot_be_marked_delivered(store: Store) -> None:
     job = await create(store)
     assert not await store.mark_delivered(job.id, "interaction")
-    with pytest.raises(ValueError, match="not a final status"):
-        await store.finish(job.id, JobStatus.SUBMITTED)
+    with pytest.raises(ValueError, match="finish cannot lead to submitted"):
+        await store.finish(job.id, Outcome(JobStatus.SUBMITTED))
+    with pytest.raises(ValueError, match="cancel cannot lead to succeeded"):
+        await store.finish(job.id, Outcome(JobStatus.SUCCEEDED), transition=Transition.CANCEL)
 
 
 async def test_a_pending_job_can_fail_without_a_task(store: Store) -> None:
     job = await create(store)
-    assert await store.finish(job.id, JobStatus.FAILED, error_kind="auth", error_message="key")
+    assert await store.finish(job.id, Outcome.failed(FailureKind.AUTH, "key"))
     assert not await store.mark_submitted(job.id, "late-task")
     failed = await store.get_job(job.id)
     assert failed is not None
-    assert (failed.status, failed.error_kind, failed.task_id) == (JobStatus.FAILED, "auth", None)
+    assert (failed.status, failed.error_kind, failed.task_id) == (JobStatus.FAILED, FailureKind.AUTH, None)
 
 
 async def test_racing_finishers_win_once(store: Store) -> None:
     job = await create(store)
     await store.mark_submitted(job.id, "task")
     results = await asyncio.gather(
-        *(store.finish(job.id, status) for status in [JobStatus.SUCCEEDED, JobStatus.FAILED] * 5)
+        *(store.finish(job.id, Outcome(status)) for status in [JobStatus.SUCCEEDED, JobStatus.FAILED] * 5)
     )
     assert results.count(True) == 1
 
 
 async def test_data_survives_reopening_and_schema_is_versioned(tmp_path: Path) -> None:
     path = tmp_path / "jobs.db"
-    first = await Store.open(path)
+    first = await SQLiteStore.open(path)
     try:
         job = await create(first, prompt="persisted")
         await first.set_meta("k", "v1")
@@ -99,7 +103,7 @@ async def test_data_survives_reopening_and_schema_is_versioned(tmp_path: Path) -
     finally:
         await first.close()
 
-    second = await Store.open(path)
+    second = await SQLiteStore.open(path)
     try:
         again = await second.get_job(job.id)
         assert again is not None
@@ -109,33 +113,33 @@ async def test_data_survives_reopening_and_schema_is_versioned(tmp_path: Path) -
     finally:
         await second.close()
     with sqlite3.connect(path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == len(_MIGRATIONS)
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 async def test_a_version_1_database_with_jobs_is_upgraded(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as raw:
-        raw.executescript(_MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+        raw.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
         raw.execute(
             """INSERT INTO jobs (status, action, provider, model, prompt, size, count, user_id, application_id,
                    interaction_token, created_at) VALUES ('submitted', 'generate', 'acedata', 'flux-dev',
                    'from before', '1024x1024', 1, 42, 9, 'tok', 1.0)"""
         )
-    store = await Store.open(path)
+    store = await SQLiteStore.open(path)
     try:
         [job] = await store.jobs_with_status(JobStatus.SUBMITTED)
-        assert (job.prompt, job.upload_limit, job.expects_callback) == ("from before", None, False)
+        assert (job.prompt, job.reply.upload_limit, job.expects_callback) == ("from before", None, False)
     finally:
         await store.close()
     with sqlite3.connect(path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == len(_MIGRATIONS)
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
 
 
 async def test_a_path_that_cannot_be_opened_leaves_no_worker_thread(tmp_path: Path) -> None:
     (tmp_path / "a-folder.db").mkdir()
     with pytest.raises(sqlite3.OperationalError):
-        await Store.open(tmp_path / "a-folder.db")
+        await SQLiteStore.open(tmp_path / "a-folder.db")
     # A worker left running would print "Event loop is closed" from its thread once asyncio.run() returns.
     workers = [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
     assert workers == []
@@ -143,30 +147,30 @@ async def test_a_path_that_cannot_be_opened_leaves_no_worker_thread(tmp_path: Pa
 
 async def test_a_database_from_a_newer_schema_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
     path = tmp_path / "jobs.db"
-    newer = len(_MIGRATIONS) + 4
+    newer = len(MIGRATIONS) + 4
     with sqlite3.connect(path) as raw:
         raw.executescript(f"CREATE TABLE jobs_v{newer} (id INTEGER PRIMARY KEY); PRAGMA user_version = {newer};")
     raw.close()
     before = path.read_bytes()
     with pytest.raises(SchemaTooNew) as refused:
-        await Store.open(path)
+        await SQLiteStore.open(path)
     assert str(refused.value) == (
-        f"{path} has schema version {newer}, but this fluxbot knows versions up to {len(_MIGRATIONS)}; "
+        f"{path} has schema version {newer}, but this fluxbot knows versions up to {len(MIGRATIONS)}; "
         "run the newer fluxbot or restore a backup"
     )
     assert path.read_bytes() == before, "not migrated, not switched to WAL: the newer fluxbot finds it as it was"
     assert not (tmp_path / "jobs.db-wal").exists()
     with pytest.raises(SchemaTooNew):  # not DatabaseInUse: the refusal released the lock
-        await Store.open(path)
+        await SQLiteStore.open(path)
 
 
 async def test_a_second_store_on_the_same_file_is_refused_until_the_first_closes(tmp_path: Path) -> None:
     path = tmp_path / "jobs.db"
-    first = await Store.open(path)
+    first = await SQLiteStore.open(path)
     try:
         job = await create(first, prompt="the first one's")
         with pytest.raises(DatabaseInUse) as refused:
-            await Store.open(path)
+            await SQLiteStore.open(path)
         message = str(refused.value)
         assert message.startswith(f"{path} is in use by another fluxbot process")
         assert "SQLite serves one process" in message
@@ -175,7 +179,7 @@ async def test_a_second_store_on_the_same_file_is_refused_until_the_first_closes
         assert await first.mark_submitted(job.id, "task-1"), "the first store works on, unharmed"
     finally:
         await first.close()
-    second = await Store.open(path)
+    second = await SQLiteStore.open(path)
     try:
         again = await second.get_job(job.id)
         assert again is not None
@@ -187,9 +191,9 @@ async def test_a_second_store_on_the_same_file_is_refused_until_the_first_closes
 async def test_without_file_locks_the_store_opens_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(store_module, "_HAS_FLOCK", False)
-    caplog.set_level(logging.INFO, logger="fluxbot.store")
-    store = await Store.open(tmp_path / "jobs.db")
+    monkeypatch.setattr(sqlite_engine, "_HAS_FLOCK", False)
+    caplog.set_level(logging.INFO, logger="fluxbot.storage.sqlite_engine")
+    store = await SQLiteStore.open(tmp_path / "jobs.db")
     try:
         await create(store)
     finally:

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from fluxbot.config import Secret
-from fluxbot.jobs import CallbackOutcome
+from fluxbot.jobs.lifecycle import CallbackOutcome
 from fluxbot.providers.acedata import AceDataFlux
 from fluxbot.providers.base import Provider, valid_task_id
 from fluxbot.providers.kie import KieFlux

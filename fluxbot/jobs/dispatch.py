@@ -1,0 +1,143 @@
+"""Dispatch: claim queued jobs while the provider has free slots, and submit each in a task of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+from fluxbot.jobs.finishing import Finisher
+from fluxbot.jobs.lifecycle import FailureKind, Job, JobStatus, Outcome
+from fluxbot.jobs.persist import Persistence
+from fluxbot.jobs.requests import request_of
+from fluxbot.metrics import METRICS
+from fluxbot.providers.base import JobRequest, Provider, ProviderError
+from fluxbot.storage import Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+PROVIDER_SWITCHED = (
+    "The bot now uses another image provider and has no key for the one that had this job, so it cannot be "
+    "followed any more. Please run the command again."
+)
+UNEXPECTED_ERROR = "Something went wrong inside the bot while starting this job. Please try again."
+
+#: Told of each job the provider accepted, once its task id is stored.
+Submitted = Callable[[Job], None]
+
+
+class Dispatcher:
+    """Claims and submits jobs, oldest first, while fewer than `max_in_flight` are at the provider."""
+
+    #: Pauses before resending a submit that surely did not start a job (429, connection refused).
+    submit_retry_delays: tuple[float, ...] = (1.0, 3.0)
+
+    def __init__(
+        self,
+        store: Store,
+        providers: Mapping[str, Provider],
+        finisher: Finisher,
+        persistence: Persistence,
+        clock: Callable[[], float],
+        *,
+        max_in_flight: int,
+        callback_url: str | None,
+        submitted: Submitted,
+    ) -> None:
+        self._store = store
+        self._providers = providers
+        self._finisher = finisher
+        self._persistence = persistence
+        self._clock = clock
+        self.max_in_flight = max_in_flight
+        self._callback_url = callback_url
+        self._submitted = submitted
+        self._filling: asyncio.Task[None] | None = None
+        self._again = False
+        self._submits: set[asyncio.Task[None]] = set()
+
+    def fill(self) -> None:
+        """Claim and submit queued jobs while there are free slots (in the background; cheap to call often)."""
+        if self._filling is not None and not self._filling.done():
+            self._again = True  # a slot freed or a job arrived while claiming: claim once more after this round
+            return
+        self._filling = asyncio.create_task(self._fill(), name="fluxbot-dispatch")
+
+    def busy(self) -> list[asyncio.Task[None]]:
+        """Claims and submits under way."""
+        work = [t for t in self._submits if not t.done()]
+        if self._filling is not None and not self._filling.done():
+            work.append(self._filling)
+        return work
+
+    def claiming(self) -> list[asyncio.Task[None]]:
+        """The claim round under way, if any (its submits are not waited for)."""
+        return [self._filling] if self._filling is not None and not self._filling.done() else []
+
+    async def _fill(self) -> None:
+        while True:
+            self._again = False
+            try:
+                while (job := await self._store.claim(self.max_in_flight)) is not None:
+                    # Each submit is its own task, started at once (slots freed together fill together).
+                    submit = asyncio.create_task(self._submit(job), name=f"fluxbot-submit-{job.id}")
+                    self._submits.add(submit)
+                    submit.add_done_callback(self._submits.discard)
+            except StoreUnavailable as exc:
+                log.warning("could not claim queued jobs (%s); trying again at the next round", exc)
+                return
+            if not self._again:
+                return
+
+    async def _submit(self, job: Job) -> None:
+        provider = self._providers.get(job.provider)
+        if provider is None:
+            await self._finisher.finish(job, Outcome.failed(FailureKind.PROVIDER_SWITCHED, PROVIDER_SWITCHED))
+            return
+        request = request_of(job, callback_url=self._callback_url if job.expects_callback else None)
+        try:
+            task_id = await self._send(job, provider, request)
+        except ProviderError as exc:
+            log_provider_error(job, exc, "submit")
+            await self._finisher.finish(job, Outcome.failed(FailureKind(exc.kind.value), exc.user_message))
+            return
+        except Exception:
+            log.exception("job %d: unexpected error while submitting", job.id)
+            await self._finisher.finish(job, Outcome.failed(FailureKind.INTERNAL, UNEXPECTED_ERROR))
+            return
+        METRICS.jobs_submitted.inc(job.provider, job.model)
+        log.info("job %d: submitted as task %s", job.id, task_id)
+        # The provider has it (and may bill it): the task id is stored however long the database takes.
+        now = self._clock()
+        recorded = await self._persistence.write(
+            f"job {job.id}: task {task_id}", lambda: self._store.mark_submitted(job.id, task_id, now=now)
+        )
+        if not recorded:
+            log.error("job %d: task %s was accepted, but the job was no longer pending", job.id, task_id)
+            return
+        self._submitted(replace(job, status=JobStatus.SUBMITTED, task_id=task_id, submitted_at=now))
+
+    async def _send(self, job: Job, provider: Provider, request: JobRequest) -> str:
+        delays = list(self.submit_retry_delays)
+        while True:
+            try:
+                METRICS.provider_calls.inc(job.provider, "submit")
+                return await provider.submit(request)
+            except ProviderError as exc:
+                METRICS.provider_errors.inc(job.provider, "submit", exc.code or exc.kind.value)
+                # Only a request that surely started nothing is sent again: a resend could bill twice.
+                if not exc.safe_to_resend or not delays:
+                    raise
+                delay = delays.pop(0) * random.uniform(0.8, 1.2)
+                log.warning("job %d: submit refused (%s), retrying in %.1f s", job.id, exc.kind, delay)
+                await asyncio.sleep(delay)
+
+
+def log_provider_error(job: Job, exc: ProviderError, stage: str) -> None:
+    """Log a provider error, at ERROR when only the operator can fix it."""
+    if exc.kind.operator_problem:
+        log.error("job %d: %s failed, operator action needed: %s [%s]", job.id, stage, exc.user_message, exc)
+    else:
+        log.warning("job %d: %s failed: %s", job.id, stage, exc)

@@ -1,0 +1,61 @@
+"""Finishing: the one way into a final state, for results, failures, timeouts, cancels and restarts alike."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+
+from fluxbot.jobs.durations import Durations
+from fluxbot.jobs.lifecycle import Job, JobStatus, Outcome, Transition
+from fluxbot.jobs.persist import Persistence
+from fluxbot.jobs.requests import MAX_COUNT
+from fluxbot.metrics import METRICS
+from fluxbot.storage import Store
+
+log = logging.getLogger(__name__)
+
+#: Told of every job this process finished (the job as it is now final).
+Listener = Callable[[Job], None]
+
+
+class Finisher:
+    """Gives jobs their outcome, once, and tells the others (tracker, dispatcher, delivery) that it happened."""
+
+    def __init__(self, store: Store, persistence: Persistence, durations: Durations, clock: Callable[[], float]):
+        self._store = store
+        self._persistence = persistence
+        self._durations = durations
+        self._clock = clock
+        self._listeners: list[Listener] = []
+
+    def on_finished(self, listener: Listener) -> None:
+        """Call `listener` with each job this process finishes."""
+        self._listeners.append(listener)
+
+    async def finish(self, job: Job, outcome: Outcome, *, transition: Transition = Transition.FINISH) -> bool:
+        """Give the job its outcome; True when this call finished it (a racing caller, or a cancel of a job that
+        started meanwhile, gets False). The write is retried until the database takes it."""
+        # Never more images than asked for: Discord shows ten attachments at most, and the member asked for these.
+        kept = replace(outcome, images=outcome.images[: min(job.count, MAX_COUNT)])
+        now = self._clock()
+        won = await self._persistence.write(
+            f"job {job.id}: {kept.status}", lambda: self._store.finish(job.id, kept, transition=transition, now=now)
+        )
+        if not won:
+            return False
+        METRICS.jobs_finished.inc(job.provider, job.model, kept.status.value)
+        if kept.status is JobStatus.SUCCEEDED and job.submitted_at is not None:
+            self._durations.add(job.provider, job.model, now - job.submitted_at)
+        final = replace(
+            job,
+            status=kept.status,
+            images=kept.images,
+            inference_seconds=kept.inference_seconds,
+            error_kind=kept.error,
+            error_message=kept.message,
+            finished_at=now,
+        )
+        for listener in self._listeners:
+            listener(final)
+        return True

@@ -1,0 +1,180 @@
+"""A job's life as data: its states, the one table of allowed transitions, and the domain types.
+
+Reading `LIFECYCLE` answers "where can a job go next?". Every store write that changes a job's state is named
+after one of its edges and is one conditional statement that reports whether it won:
+
+    queued ──claim──▶ pending ──submitted──▶ submitted ──finish──▶ succeeded | failed | timed_out ──deliver──▶ ✓
+       │                 │ (restarted during submit)                   ▲
+       └──cancel─────────┴─────────────────────────finish──────────────┘
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from fluxbot.providers.base import ErrorKind, Image
+
+
+class JobStatus(StrEnum):
+    """Where a job stands; the final three are its outcome (then `delivered_at` is set once it is shown)."""
+
+    QUEUED = "queued"  # accepted, waiting for a free slot at the provider; nothing sent
+    PENDING = "pending"  # claimed: its submit is under way
+    SUBMITTED = "submitted"  # the provider has it; task_id is stored
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def finished(self) -> bool:
+        """True once the job has its final outcome."""
+        return self in FINISHED_STATUSES
+
+
+OPEN_STATUSES = (JobStatus.QUEUED, JobStatus.PENDING, JobStatus.SUBMITTED)
+FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT)
+#: The states in which a job holds one of the provider's slots (`MAX_JOBS_IN_FLIGHT`).
+AT_PROVIDER = (JobStatus.PENDING, JobStatus.SUBMITTED)
+
+
+class Transition(StrEnum):
+    """The named edges of a job's life; each is one store write."""
+
+    CLAIM = "claim"  # a slot at the provider is free: the oldest queued job is about to be sent
+    SUBMITTED = "submitted"  # the provider confirmed the submit with a task id
+    FINISH = "finish"  # the one way into a final state: results, failures, timeouts, restarts
+    CANCEL = "cancel"  # a job that has not started is closed (a moderator's cancel, an unanswered command)
+    DELIVER = "deliver"  # the reply shows the outcome (sets delivered_at; the status stays)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """Which states a transition leaves from and which it may lead to."""
+
+    sources: tuple[JobStatus, ...]
+    targets: tuple[JobStatus, ...]
+
+
+LIFECYCLE: dict[Transition, Edge] = {
+    Transition.CLAIM: Edge((JobStatus.QUEUED,), (JobStatus.PENDING,)),
+    Transition.SUBMITTED: Edge((JobStatus.PENDING,), (JobStatus.SUBMITTED,)),
+    Transition.FINISH: Edge(OPEN_STATUSES, FINISHED_STATUSES),
+    Transition.CANCEL: Edge((JobStatus.QUEUED,), (JobStatus.FAILED,)),
+    Transition.DELIVER: Edge(FINISHED_STATUSES, FINISHED_STATUSES),
+}
+
+
+def allowed(transition: Transition, source: JobStatus, target: JobStatus) -> bool:
+    """True when `transition` may take a job from `source` to `target`."""
+    edge = LIFECYCLE[transition]
+    return source in edge.sources and target in edge.targets
+
+
+class FailureKind(StrEnum):
+    """Why a job did not succeed: the provider's error kinds, and the bot's own reasons."""
+
+    INVALID_REQUEST = ErrorKind.INVALID_REQUEST.value
+    REFUSED = ErrorKind.REFUSED.value
+    AUTH = ErrorKind.AUTH.value
+    OUT_OF_CREDIT = ErrorKind.OUT_OF_CREDIT.value
+    MISCONFIGURED = ErrorKind.MISCONFIGURED.value
+    RATE_LIMITED = ErrorKind.RATE_LIMITED.value
+    IMAGE_UNREACHABLE = ErrorKind.IMAGE_UNREACHABLE.value
+    PROVIDER_FAILED = ErrorKind.PROVIDER_FAILED.value
+    UNAVAILABLE = ErrorKind.UNAVAILABLE.value
+    BAD_RESPONSE = ErrorKind.BAD_RESPONSE.value
+    FAILED = "failed"  # the provider said failed without saying why
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    ABANDONED = "abandoned"  # the command could not be answered, so there is no reply to show anything on
+    RESTARTED = "restarted"
+    PROVIDER_SWITCHED = "provider_switched"
+    INTERNAL = "internal"
+
+    @classmethod
+    def of(cls, value: str | None) -> FailureKind | None:
+        """The kind stored as `value` (an unknown one, from a newer version, reads as FAILED)."""
+        if value is None:
+            return None
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.FAILED
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended: its images, or why it has none."""
+
+    status: JobStatus
+    images: tuple[Image, ...] = ()
+    inference_seconds: float | None = None
+    error: FailureKind | None = None
+    message: str | None = None
+
+    @classmethod
+    def failed(cls, kind: FailureKind, message: str, *, status: JobStatus = JobStatus.FAILED) -> Outcome:
+        """A failure (or a timeout) with the words the member reads."""
+        return cls(status, error=kind, message=message)
+
+
+class CallbackOutcome(StrEnum):
+    """What a provider callback changed."""
+
+    ACCEPTED = "accepted"  # a running job of ours: it is looked up soon
+    UNKNOWN = "unknown"  # not a task of ours
+    FINISHED = "finished"  # already finished (a duplicate or late callback)
+
+
+@dataclass(frozen=True)
+class EditImage:
+    """An image a member may edit: where it is, and the aspect ratio to keep."""
+
+    url: str
+    ratio: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Who asked, and how to reach the message that answers them (the interaction token edits it)."""
+
+    user_id: int
+    guild_id: int | None
+    channel_id: int | None
+    application_id: int
+    interaction_token: str = field(repr=False)
+    message_id: int | None = None
+    #: The most bytes one uploaded file may have where the reply is (Discord tells us per interaction).
+    upload_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job: what was asked, where it stands, and the reply that shows it."""
+
+    id: int
+    status: JobStatus
+    action: str
+    provider: str
+    model: str
+    prompt: str
+    size: str
+    count: int
+    image_url: str | None
+    reply: Reply
+    task_id: str | None = None
+    images: tuple[Image, ...] = ()
+    inference_seconds: float | None = None
+    error_kind: FailureKind | None = None
+    error_message: str | None = None
+    created_at: float = 0.0
+    submitted_at: float | None = None
+    finished_at: float | None = None
+    delivered_at: float | None = None
+    delivered_via: str | None = None
+    expects_callback: bool = False
+    deleted_at: float | None = None
+    #: Provider-specific options the job was asked with (output_format, ...).
+    options: dict[str, Any] = field(default_factory=dict)

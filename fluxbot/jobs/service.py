@@ -1,0 +1,314 @@
+"""The job core's one facade: what the cogs, buttons and web server call, and the background loop that runs it.
+
+A job's way: `enqueue` (admission, the member waits for it) → `claim` + `submit` (dispatch) → `follow` (tracker)
+→ `finish` (finishing) → `deliver` (reply workers). Each step lives in its own module; this one wires them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from fluxbot.delivery import DeliveryError
+from fluxbot.jobs.cards import Cards
+from fluxbot.jobs.dispatch import Dispatcher
+from fluxbot.jobs.durations import HISTORY, Durations
+from fluxbot.jobs.finishing import Finisher
+from fluxbot.jobs.lifecycle import CallbackOutcome, FailureKind, Job, JobStatus, Outcome, Reply, Transition
+from fluxbot.jobs.persist import Persistence
+from fluxbot.jobs.replies import Replier, Replies
+from fluxbot.jobs.tracker import Tracker
+from fluxbot.limits import Limits, Refused, refusal
+from fluxbot.providers.base import JobRequest, Provider
+from fluxbot.storage import Store
+
+log = logging.getLogger(__name__)
+
+#: For callers that apply no member limits (tests, tools).
+NO_LIMITS = Limits(member_jobs=1_000_000)
+CANCELLED = "A moderator cancelled this job before it started. Nothing was made or charged."
+RESTARTED_BEFORE_SUBMIT = (
+    "The bot restarted before this job reached the image provider, so no image was made. Please run the command again."
+)
+RESTARTED_DURING_SUBMIT = (
+    "The bot restarted while it was sending this job to the image provider, before the provider confirmed it, so the "
+    "bot cannot follow it. If an image was made, it cannot be shown here. Please run the command again."
+)
+#: The background loop wakes at least this often (cards, delivery retries, and the claim backstop).
+LOOP_SECONDS = 1.0
+
+
+class Jobs:
+    """Runs jobs from command to delivered reply, and keeps them running across restarts."""
+
+    def __init__(
+        self,
+        store: Store,
+        provider: Provider,
+        replier: Replier,
+        *,
+        poll_interval: float,
+        job_timeout: float,
+        max_in_flight: int = 20,
+        other_providers: Mapping[str, Provider] | None = None,
+        callback_url: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.provider = provider
+        self.poll_interval = poll_interval
+        self._clock = clock
+        self._callback_url = callback_url
+        #: Every provider with a key, by name: jobs finish on the provider that started them.
+        providers: dict[str, Provider] = {**(other_providers or {}), provider.name: provider}
+        self.persistence = Persistence()
+        self.durations = Durations()
+        self.finisher = Finisher(store, self.persistence, self.durations, clock)
+        self.replies = Replies(store, replier, self.persistence, clock)
+        self.cards = Cards(store, self.replies, self.durations, clock)
+        self.tracker = Tracker(
+            providers,
+            self.finisher,
+            self.durations,
+            clock,
+            poll_interval=poll_interval,
+            job_timeout=job_timeout,
+            callbacks=callback_url is not None,
+        )
+        self.dispatcher = Dispatcher(
+            store,
+            providers,
+            self.finisher,
+            self.persistence,
+            clock,
+            max_in_flight=max_in_flight,
+            callback_url=callback_url,
+            submitted=self._submitted,
+        )
+        self._replier = replier
+        self.finisher.on_finished(self._finished)
+        self._wake = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._attaching: set[asyncio.Task[Any]] = set()
+        self._line_moved = False  # a job joined, left or moved up the line since the queue cards were shown
+        self._backstop_at = 0.0  # when the loop last claimed and showed queue cards without being asked
+        #: When the background loop last began a round (for /healthz).
+        self.last_round = clock()
+
+    # -- what members do -------------------------------------------------------------------------
+
+    async def enqueue(self, request: JobRequest, reply: Reply, limits: Limits) -> Job:
+        """Queue a job if the member's limits allow it; Refused says why not (before anything is answered)."""
+        now = self._clock()
+        job = await self.store.admit(
+            self.provider.name, request, reply, limits=limits, expects_callback=bool(self._callback_url), now=now
+        )
+        if job is None:
+            usage = await self.store.usage(reply.user_id, now=now)
+            reason = refusal(usage, limits, images=request.count, now=now)
+            raise Refused(reason or "You cannot start another job right now. Please try again in a moment.")
+        log.info("job %d: %s with %s, size %s, count %d", job.id, job.action, job.model, job.size, job.count)
+        return job
+
+    async def attach_reply(self, job: Job, message_id: int) -> None:
+        """The job's reply exists now: it may start (a free slot) or show its place in line."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._attaching.add(task)
+        try:
+            await self.store.set_message(job.id, message_id)
+            self.dispatcher.fill()
+            await self.settle(self.dispatcher.claiming)
+            current = await self.store.get_job(job.id)
+            if current is not None and current.status is JobStatus.QUEUED:
+                place = (await self.store.queue_positions()).get(job.id)
+                self.cards.show(current, place=place)
+        finally:
+            if task is not None:
+                self._attaching.discard(task)
+
+    async def start(self, request: JobRequest, reply: Reply, limits: Limits = NO_LIMITS) -> Job:
+        """Queue a job on a reply whose message id is known and start it (tests and tools); the job as it is then."""
+        assert reply.message_id is not None
+        job = await self.enqueue(request, reply, limits)
+        await self.attach_reply(job, reply.message_id)
+        await self.settle()
+        current = await self.store.get_job(job.id)
+        assert current is not None
+        return current
+
+    async def abandon(self, job: Job, reason: str) -> None:
+        """Close a queued job that has no reply to show anything on."""
+        log.warning("job %d: abandoned before it started: %s", job.id, reason)
+        await self._close_unshown(job, Outcome.failed(FailureKind.ABANDONED, reason))
+
+    async def cancel_queued(self, guild_id: int, user_id: int) -> int:
+        """Cancel a member's jobs that are still waiting in the queue; returns how many."""
+        cancelled = 0
+        for job in await self.store.queued_jobs_of(guild_id, user_id):
+            outcome = Outcome.failed(FailureKind.CANCELLED, CANCELLED)
+            cancelled += await self.finisher.finish(job, outcome, transition=Transition.CANCEL)
+        return cancelled
+
+    async def hint(self, task_id: str) -> CallbackOutcome:
+        """A provider says `task_id` ended: it is looked up soon (the callback itself is not trusted)."""
+        known = self.tracker.hint(self.provider.name, task_id)
+        if known is not None:
+            if known is CallbackOutcome.ACCEPTED:
+                self._wake.set()
+            return known
+        job = await self.store.job_for_task(self.provider.name, task_id)
+        if job is None:
+            return CallbackOutcome.UNKNOWN
+        return CallbackOutcome.FINISHED if job.status.finished else CallbackOutcome.ACCEPTED
+
+    async def show_again(self, job: Job, reply: Reply) -> bool:
+        """Show a finished job's result once more, in a new reply (for /job); False when it could not be shown."""
+        now = self._clock()
+        took = (job.finished_at or job.created_at) - job.created_at
+        # The new reply's token is fresh: the copy starts now (and keeps how long the job took).
+        # It is a new reply: whether the member deleted the first one does not matter to it.
+        again = replace(job, reply=reply, created_at=now, finished_at=now + took, deleted_at=None)
+        try:
+            await self._replier.show_outcome(again)
+        except DeliveryError as exc:
+            log.warning("job %d: could not show it again (%s)", job.id, exc)
+            return False
+        return True
+
+    async def deliver(self, job_id: int) -> bool:
+        """Show a finished job's outcome on its reply now; True when this call delivered it."""
+        return await self.replies.deliver_now(job_id)
+
+    # -- start-up, the background loop, shutdown -------------------------------------------------
+
+    async def resume(self) -> None:
+        """Take up what a previous run left: close jobs cut off mid-submit, follow submitted ones, deliver the rest."""
+        for job in await self.store.jobs_with_status(JobStatus.PENDING):
+            # The provider may have received (and billed) the submit; without its task id there is nothing to follow.
+            log.warning("job %d: the bot stopped while its submit was under way; closing it unfollowed", job.id)
+            await self.finisher.finish(job, Outcome.failed(FailureKind.RESTARTED, RESTARTED_DURING_SUBMIT))
+        for job in await self.store.jobs_with_status(JobStatus.QUEUED):
+            if job.reply.message_id is None:  # the bot stopped before it could even answer the command
+                await self._close_unshown(job, Outcome.failed(FailureKind.RESTARTED, RESTARTED_BEFORE_SUBMIT))
+        submitted = await self.store.jobs_with_status(JobStatus.SUBMITTED)
+        for provider, model in {(job.provider, job.model) for job in submitted}:
+            self.durations.load(provider, model, await self.store.recent_durations(provider, model, limit=HISTORY))
+        for job in submitted:
+            self.tracker.follow(job)
+        undelivered = await self.store.undelivered_jobs()
+        for job in undelivered:
+            self.replies.deliver(job.id)
+        log.info(
+            "resuming: %d submitted job(s) to follow, %d finished job(s) to deliver", len(submitted), len(undelivered)
+        )
+        self.dispatcher.fill()
+
+    def start_tracker(self) -> None:
+        """Run the background loop (lookups, claims, cards, delivery retries) in one task."""
+        if self._loop is None:
+            self._loop = asyncio.create_task(self._run(), name="fluxbot-jobs")
+
+    async def stop_tracker(self, within: float = 5.0) -> None:
+        """Stop the loop, letting the lookups and deliveries under way finish (up to `within` seconds)."""
+        self._stopping = True
+        self._wake.set()
+        if self._loop is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+            self._loop = None
+        await self._finish_work(self.tracker.busy, self.replies.busy, within=within)
+
+    async def _finish_work(self, *parts: Callable[[], list[asyncio.Task[Any]]], within: float) -> None:
+        """Let the work under way finish (lookups, deliveries) for up to `within` seconds, then stop it."""
+        busy = [task for part in parts for task in part()]
+        if busy:
+            _, late = await asyncio.wait(busy, timeout=within)
+            if late:
+                log.warning("%d delivery or lookup task(s) took over %.0f s at shutdown; stopped", len(late), within)
+                for task in late:
+                    task.cancel()
+
+    async def drain(self, within: float) -> None:
+        """Wait (up to `within` seconds) for jobs that are being submitted right now, e.g. before shutdown."""
+        pending = set(self.dispatcher.busy()) | self._attaching
+        if pending:
+            log.info("waiting for %d job(s) being submitted", len(pending))
+            await asyncio.wait(pending, timeout=within)
+        await self._finish_work(self.replies.busy, within=5.0)  # the cards those submits asked for
+        self.persistence.stop()
+
+    def tracker_alive(self) -> bool:
+        """True while the background loop runs and began a round recently."""
+        recent = max(60.0, 5 * self.poll_interval)
+        running = self._loop is not None and not self._loop.done()
+        return running and self._clock() - self.last_round < recent
+
+    def writes_healthy(self) -> bool:
+        """False while a job's state cannot be written to the database."""
+        return self.persistence.healthy
+
+    async def round(self) -> None:
+        """One pass of the background work, then wait until it settles (tests and tools)."""
+        self.replies.retry_due()
+        self.dispatcher.fill()
+        await self.settle()
+        await self._cards_round()
+        await self.tracker.round()
+        await self.settle()
+
+    async def settle(self, *sources: Callable[[], list[asyncio.Task[Any]]]) -> None:
+        """Wait until the given parts (all when none given) have no work under way."""
+        parts = sources or (self.dispatcher.busy, self.tracker.busy, self.replies.busy)
+        while busy := [task for part in parts for task in part()]:
+            await asyncio.wait(busy)
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self.last_round = self._clock()
+            try:
+                await self.tracker.round()
+                self.cards.refresh_running(self.tracker.followed())
+                if self._line_moved or self._clock() - self._backstop_at >= self.poll_interval:
+                    self._line_moved, self._backstop_at = False, self._clock()
+                    self.dispatcher.fill()  # the backstop: slots are filled the moment they free, too
+                    await self.cards.refresh_queue()
+                self.replies.retry_due()
+            except Exception:
+                log.exception("a round of the job loop failed; trying again")
+            due = self.tracker.next_due()
+            pause = LOOP_SECONDS if due is None else min(LOOP_SECONDS, max(0.0, due - self._clock()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), pause)
+            self._wake.clear()
+
+    async def _cards_round(self) -> None:
+        self.cards.refresh_running(self.tracker.followed())
+        await self.cards.refresh_queue()
+
+    def _submitted(self, job: Job) -> None:
+        self._line_moved = True
+        self.tracker.follow(job)
+        self.cards.show(job)
+        self._wake.set()
+
+    def _finished(self, job: Job) -> None:
+        self.tracker.forget(job)
+        self.cards.forget(job.id)
+        if job.reply.message_id is not None:  # a job that never had a reply has nothing to show
+            self.replies.deliver(job.id)
+        self._line_moved = True
+        self.dispatcher.fill()  # a slot may have freed
+
+    async def _close_unshown(self, job: Job, outcome: Outcome) -> None:
+        """Cancel a job that never had a reply: nothing is shown, and it counts as delivered nowhere."""
+        if await self.finisher.finish(job, outcome, transition=Transition.CANCEL):
+            await self.persistence.write(
+                f"job {job.id}: closed", lambda: self.store.mark_delivered(job.id, "none", now=self._clock())
+            )

@@ -1,0 +1,262 @@
+"""Following tasks at the provider: decides when each task is looked up, batches the lookups, judges timeouts.
+
+Each task has its own schedule. In polling mode a task is looked up often while it is likely to finish (from the
+durations this model's jobs took before) and less often before and after; with callbacks it is looked up where a
+callback that never came would otherwise be noticed late, and soon after a callback says it ended. Every due task
+of a provider goes into as few batch calls as its batch size allows. A failing lookup backs off that task (and
+the others of its batch call) only, never the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from fluxbot.jobs.dispatch import PROVIDER_SWITCHED, log_provider_error
+from fluxbot.jobs.durations import Durations
+from fluxbot.jobs.finishing import Finisher
+from fluxbot.jobs.lifecycle import CallbackOutcome, FailureKind, Job, JobStatus, Outcome
+from fluxbot.metrics import METRICS
+from fluxbot.providers.base import Provider, ProviderError, TaskState, TaskStatus
+
+log = logging.getLogger(__name__)
+
+#: Past the job timeout, how long a task whose lookups keep failing waits for one answer before timing out.
+TIMEOUT_GRACE_SECONDS = 300.0
+#: While a task is likely to finish, it is looked up this often (at most the poll interval).
+LIKELY_CADENCE = 1.0
+#: With callbacks, while a task is likely to finish, it is still looked up this often: a lost callback shows soon.
+CALLBACK_CHECK_SECONDS = 3.0
+#: Without any history, a task's first look is this long after its submit.
+FIRST_LOOK_SECONDS = 2.0
+#: However many callbacks arrive for one task, it is looked up at most once in this many seconds.
+HINT_GAP_SECONDS = 2.0
+#: Due tasks are looked up together with those due within this many seconds (fuller batches, fewer calls).
+BATCH_WINDOW = 0.5
+PROVIDER_FAILED_WORDS = "The image provider reported the job as failed."
+
+
+@dataclass
+class _Task:
+    """One task being followed, and its schedule."""
+
+    job: Job
+    due: float
+    failures: int = 0
+    answered_at: float | None = None  # when a lookup last answered for it
+    error: ProviderError | None = None  # its last lookup's error, if that lookup failed
+    looking: bool = False
+    guessed: bool = True  # scheduled before this model had any history: rescheduled once it has
+
+
+class Tracker:
+    """Follows this process's submitted jobs until the provider says they ended, or they time out."""
+
+    #: How many lookup calls run at once.
+    lookup_concurrency: int = 4
+    #: How often jobs that expect a provider callback are looked up anyway, outside their likely window.
+    callback_poll_interval: float = 30.0
+
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        finisher: Finisher,
+        durations: Durations,
+        clock: Callable[[], float],
+        *,
+        poll_interval: float,
+        job_timeout: float,
+        callbacks: bool,
+    ) -> None:
+        self._providers = providers
+        self._finisher = finisher
+        self._durations = durations
+        self._clock = clock
+        self.poll_interval = poll_interval
+        self.job_timeout = job_timeout
+        self._callbacks = callbacks
+        self._tasks: dict[int, _Task] = {}  # by job id
+        self._by_task: dict[tuple[str, str], int] = {}  # (provider, task id) → job id
+        self._ended: OrderedDict[tuple[str, str], None] = OrderedDict()  # recently finished, for late callbacks
+        self._lookups: set[asyncio.Task[None]] = set()
+        self._gate: asyncio.Semaphore | None = None
+
+    def follow(self, job: Job) -> None:
+        """Start following a submitted job."""
+        assert job.task_id is not None
+        task = _Task(job, 0.0)
+        task.due = self._next_look(task, self._clock())
+        self._tasks[job.id] = task
+        self._by_task[(job.provider, job.task_id)] = job.id
+
+    def forget(self, job: Job) -> None:
+        """Stop following a job (it finished)."""
+        self._tasks.pop(job.id, None)
+        if job.task_id is not None:
+            key = (job.provider, job.task_id)
+            self._by_task.pop(key, None)
+            self._ended[key] = None
+            while len(self._ended) > 10_000:
+                self._ended.popitem(last=False)
+
+    def followed(self) -> list[Job]:
+        """The jobs being followed, oldest first."""
+        return [task.job for _, task in sorted(self._tasks.items())]
+
+    def hint(self, provider: str, task_id: str) -> CallbackOutcome | None:
+        """A callback says the task ended: look it up soon (once, however many callbacks come); None: not known here."""
+        job_id = self._by_task.get((provider, task_id))
+        if job_id is None:
+            return CallbackOutcome.FINISHED if (provider, task_id) in self._ended else None
+        task = self._tasks[job_id]
+        soonest = max(self._clock(), (task.answered_at or 0.0) + HINT_GAP_SECONDS)
+        if not task.failures:
+            task.due = min(task.due, soonest)
+        return CallbackOutcome.ACCEPTED
+
+    def next_due(self) -> float | None:
+        """When the next lookup is due, or None when nothing is followed."""
+        return min((t.due for t in self._tasks.values() if not t.looking), default=None)
+
+    def busy(self) -> list[asyncio.Task[None]]:
+        """Lookups under way."""
+        return [t for t in self._lookups if not t.done()]
+
+    async def round(self) -> None:
+        """Start the lookups that are due (they run on their own) and time out tasks that cannot be looked up."""
+        now = self._clock()
+        due: dict[str, list[_Task]] = {}
+        for task in list(self._tasks.values()):
+            if task.looking:
+                continue
+            if task.guessed and not task.failures and self._durations.estimate(task.job.provider, task.job.model):
+                task.due = min(task.due, self._next_look(task, now))
+            if task.due <= now + BATCH_WINDOW:
+                due.setdefault(task.job.provider, []).append(task)
+            elif self._past_deadline(task, now):
+                await self._time_out(task)
+        for name, tasks in due.items():
+            provider = self._providers.get(name)
+            if provider is None:
+                for task in tasks:
+                    await self._finisher.finish(
+                        task.job, Outcome.failed(FailureKind.PROVIDER_SWITCHED, PROVIDER_SWITCHED)
+                    )
+                continue
+            tasks.sort(key=lambda t: t.due)
+            for start in range(0, len(tasks), provider.max_batch):
+                chunk = tasks[start : start + provider.max_batch]
+                for task in chunk:
+                    task.looking = True
+                lookup = asyncio.create_task(self._look_up(provider, chunk), name=f"fluxbot-lookup-{name}")
+                self._lookups.add(lookup)
+                lookup.add_done_callback(self._lookups.discard)
+
+    async def _look_up(self, provider: Provider, chunk: Sequence[_Task]) -> None:
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self.lookup_concurrency)
+        try:
+            async with self._gate:
+                METRICS.provider_calls.inc(provider.name, "lookup")
+                try:
+                    statuses = await provider.lookup([t.job.task_id or "" for t in chunk])
+                except ProviderError as exc:
+                    METRICS.provider_errors.inc(provider.name, "lookup", exc.code or exc.kind.value)
+                    await self._failed(chunk, exc)
+                    return
+                except Exception:
+                    log.exception("lookup failed unexpectedly")
+                    await self._failed(chunk, None)
+                    return
+            await self._answered(chunk, statuses)
+        finally:
+            for task in chunk:
+                task.looking = False
+
+    async def _answered(self, chunk: Sequence[_Task], statuses: Mapping[str, TaskStatus]) -> None:
+        now = self._clock()
+        for task in chunk:
+            task.failures, task.error, task.answered_at = 0, None, now
+            status = statuses.get(task.job.task_id or "")
+            if status is not None and status.state is not TaskState.RUNNING:
+                await self._finish_from(task.job, status)
+            elif self._past_deadline(task, now):
+                await self._time_out(task)
+            else:
+                task.due = self._next_look(task, now)
+
+    async def _failed(self, chunk: Sequence[_Task], exc: ProviderError | None) -> None:
+        now = self._clock()
+        for task in chunk:
+            task.failures += 1
+            task.error = exc
+            task.due = now + min(60.0, self.poll_interval * 2 ** (task.failures - 1))
+            if self._past_deadline(task, now):
+                await self._time_out(task)
+        if exc is not None:
+            pause = min(60.0, self.poll_interval * 2 ** (chunk[0].failures - 1))
+            log.warning("lookup of %d task(s) failed (%s); they are looked up again in %.0f s", len(chunk), exc, pause)
+            if exc.kind.operator_problem:
+                log.error("operator action needed: %s", exc.user_message)
+
+    def _next_look(self, task: _Task, now: float) -> float:
+        """When to look the task up next, from how long this model's jobs usually take."""
+        job = task.job
+        started = job.submitted_at or job.created_at
+        age = now - started
+        usual = self._durations.estimate(job.provider, job.model)
+        task.guessed = usual is None
+        if self._callbacks and job.expects_callback:
+            if usual is not None and age < usual.late + CALLBACK_CHECK_SECONDS:
+                return max(now + CALLBACK_CHECK_SECONDS, started + usual.early)
+            return now + self.callback_poll_interval
+        likely = min(LIKELY_CADENCE, self.poll_interval)
+        first = usual.early if usual is not None else min(FIRST_LOOK_SECONDS, self.poll_interval)
+        if age < first:
+            return started + first
+        if usual is None or age <= usual.late:
+            return now + likely
+        return now + self.poll_interval  # slower than usual: it may take a while yet
+
+    def _past_deadline(self, task: _Task, now: float) -> bool:
+        """Past the timeout, and a lookup since saw it running (or lookups cannot help any more).
+
+        A task is not timed out while its lookups are failing: it may have finished meanwhile.
+        """
+        started = task.job.submitted_at or task.job.created_at
+        deadline = started + self.job_timeout
+        if now <= deadline:
+            return False
+        return (
+            (task.answered_at is not None and task.answered_at > deadline)
+            or now > deadline + TIMEOUT_GRACE_SECONDS
+            or (task.error is not None and task.error.kind.operator_problem)
+        )
+
+    async def _time_out(self, task: _Task) -> None:
+        seconds = self.job_timeout
+        limit = f"{seconds / 60:g} minutes" if seconds >= 60 else f"{seconds:g} seconds"
+        log.warning("job %d: task %s timed out after %s", task.job.id, task.job.task_id, limit)
+        message = (
+            f"The image provider did not finish this job within {limit}, so the bot stopped waiting. "
+            "Please try again; if it keeps happening the provider may be overloaded."
+        )
+        if task.error is not None and task.error.kind.operator_problem:
+            message = f"The bot could not check on this job: {task.error.user_message}"
+        await self._finisher.finish(
+            task.job, Outcome.failed(FailureKind.TIMED_OUT, message, status=JobStatus.TIMED_OUT)
+        )
+
+    async def _finish_from(self, job: Job, status: TaskStatus) -> None:
+        if status.state is TaskState.SUCCEEDED:
+            log.info("job %d: task %s succeeded with %d image(s)", job.id, job.task_id, len(status.images))
+            outcome = Outcome(JobStatus.SUCCEEDED, images=status.images, inference_seconds=status.inference_seconds)
+        elif status.error is not None:
+            log_provider_error(job, status.error, "task")
+            outcome = Outcome.failed(FailureKind(status.error.kind.value), status.error.user_message)
+        else:
+            outcome = Outcome.failed(FailureKind.FAILED, PROVIDER_FAILED_WORDS)
+        await self._finisher.finish(job, outcome)

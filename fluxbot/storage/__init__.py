@@ -1,0 +1,8 @@
+"""The bot's database behind one interface (`Store`); SQLite is the embedded engine."""
+
+from __future__ import annotations
+
+from fluxbot.storage.base import GuildReport, Store, StoreError, StoreUnavailable
+from fluxbot.storage.sqlite import SQLiteStore
+
+__all__ = ["GuildReport", "SQLiteStore", "Store", "StoreError", "StoreUnavailable"]

@@ -1,0 +1,181 @@
+"""What the bot needs from its database, as an interface: the job core and the cogs see this, never SQL.
+
+Every method that changes a job's state is named after one edge of `jobs.lifecycle.LIFECYCLE` and reports
+whether it won, so two callers racing for the same job (a callback and a poll) change it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Protocol
+
+from fluxbot.jobs.lifecycle import Transition
+
+if TYPE_CHECKING:  # only named in annotations: the job core imports this module, so no cycle at run time
+    from fluxbot.jobs.lifecycle import EditImage, Job, JobStatus, Outcome, Reply
+    from fluxbot.limits import GuildSettings, Limits, Usage
+    from fluxbot.providers.base import JobRequest
+
+REPORT_MEMBERS = 20
+
+
+class StoreError(Exception):
+    """The database failed; the base of every storage error."""
+
+
+class StoreUnavailable(StoreError):
+    """The database could not be read or written just now (locked, disk I/O, full); trying again may work."""
+
+
+@dataclass(frozen=True)
+class MemberUsage:
+    """One member's jobs on one server over the report's days."""
+
+    user_id: int
+    images: int
+    jobs: int
+    failures: int
+
+
+@dataclass(frozen=True)
+class DayUsage:
+    """One UTC day's jobs on one server."""
+
+    day: date
+    images: int
+    jobs: int
+    failures: int
+
+
+@dataclass(frozen=True)
+class GuildReport:
+    """A server's usage over the last `days` UTC days (today included), and its open jobs by status."""
+
+    days: int
+    members: list[MemberUsage]  # the busiest first, at most REPORT_MEMBERS
+    more_members: int  # members left out of `members`
+    per_day: list[DayUsage]  # days with at least one job, newest first
+    open_jobs: dict[str, int]
+
+
+class Store(Protocol):
+    """The jobs database: one implementation per engine (SQLite today)."""
+
+    async def close(self) -> None:
+        """Close the database."""
+        ...
+
+    # -- the lifecycle's edges -------------------------------------------------------------------
+
+    async def admit(
+        self,
+        provider: str,
+        request: JobRequest,
+        reply: Reply,
+        *,
+        limits: Limits,
+        expects_callback: bool = False,
+        now: float | None = None,
+    ) -> Job | None:
+        """Queue a job if the member's limits allow it, atomically; None when they do not."""
+        ...
+
+    async def claim(self, cap: int) -> Job | None:
+        """`claim`: the oldest queued job with a reply becomes pending, if fewer than `cap` are at the provider."""
+        ...
+
+    async def mark_submitted(self, job_id: int, task_id: str, *, now: float | None = None) -> bool:
+        """`submitted`: store the provider's task id; False when the job was no longer pending."""
+        ...
+
+    async def finish(
+        self, job_id: int, outcome: Outcome, *, transition: Transition = Transition.FINISH, now: float | None = None
+    ) -> bool:
+        """`finish` or `cancel`: give an open job its outcome; exactly one caller gets True for a job."""
+        ...
+
+    async def mark_delivered(self, job_id: int, via: str, *, now: float | None = None) -> bool:
+        """`deliver`: the finished job's reply shows its outcome; False when it already did."""
+        ...
+
+    # -- other writes ----------------------------------------------------------------------------
+
+    async def set_message(self, job_id: int, message_id: int) -> None:
+        """Remember the id of the reply message."""
+        ...
+
+    async def mark_reply_deleted(self, job_id: int, *, now: float | None = None) -> None:
+        """Remember that the job's result message was deleted on request."""
+        ...
+
+    async def add_edit_source(self, user_id: int, images: Sequence[EditImage], *, now: float | None = None) -> int:
+        """Keep the images a member may edit until the edit prompt comes back; returns its id."""
+        ...
+
+    async def save_guild_settings(self, guild_id: int, settings: GuildSettings) -> None:
+        """Store a server's settings."""
+        ...
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Store a value in the key/value table."""
+        ...
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    async def get_job(self, job_id: int) -> Job | None:
+        """The job with this id, or None."""
+        ...
+
+    async def job_for_task(self, provider: str, task_id: str) -> Job | None:
+        """The job a provider task belongs to, or None."""
+        ...
+
+    async def jobs_with_status(self, status: JobStatus) -> list[Job]:
+        """Undelivered jobs in `status`, oldest first."""
+        ...
+
+    async def undelivered_jobs(self) -> list[Job]:
+        """Finished jobs whose reply does not show the outcome yet, oldest first."""
+        ...
+
+    async def queued_jobs_of(self, guild_id: int, user_id: int) -> list[Job]:
+        """A member's jobs still waiting in the queue on one server."""
+        ...
+
+    async def queue_positions(self) -> dict[int, int]:
+        """Every queued job's place in line: 1 for the next to start, 2 for the one after it, ..."""
+        ...
+
+    async def recent_durations(self, provider: str, model: str, *, limit: int) -> list[float]:
+        """How long the provider took (submit to result) for this model's latest successful jobs, newest first."""
+        ...
+
+    async def usage(self, user_id: int, *, now: float | None = None) -> Usage:
+        """A member's open jobs, last command and images today (UTC), across every server."""
+        ...
+
+    async def recent_jobs(self, user_id: int, *, limit: int, offset: int = 0) -> tuple[list[Job], int]:
+        """A member's jobs, newest first, one page of them, and how many there are in all."""
+        ...
+
+    async def count_undelivered(self) -> dict[str, int]:
+        """How many jobs are in each state among those still open or awaiting delivery (every state)."""
+        ...
+
+    async def guild_report(self, guild_id: int, *, days: int = 1, now: float | None = None) -> GuildReport:
+        """Usage on one server over the last `days` UTC days: per member, per day, and the jobs open now."""
+        ...
+
+    async def guild_settings(self, guild_id: int) -> GuildSettings:
+        """A server's settings (all defaults when it never changed any)."""
+        ...
+
+    async def get_edit_source(self, source_id: int) -> tuple[int, list[EditImage]] | None:
+        """(member id, images) of an edit source, or None."""
+        ...
+
+    async def get_meta(self, key: str) -> str | None:
+        """A value from the key/value table."""
+        ...

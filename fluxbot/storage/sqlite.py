@@ -1,0 +1,352 @@
+"""The SQLite store: the jobs database of one process, every state change one conditional statement."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from fluxbot.jobs.lifecycle import (
+    AT_PROVIDER,
+    FINISHED_STATUSES,
+    LIFECYCLE,
+    OPEN_STATUSES,
+    EditImage,
+    FailureKind,
+    Job,
+    JobStatus,
+    Outcome,
+    Reply,
+    Transition,
+)
+from fluxbot.limits import GuildSettings, Limits, Usage, day_start
+from fluxbot.providers.base import Image, JobRequest
+from fluxbot.storage.base import REPORT_MEMBERS, DayUsage, GuildReport, MemberUsage
+from fluxbot.storage.sqlite_engine import URGENT, Engine, Row, connect, hold_process_lock, release_process_lock
+from fluxbot.storage.sqlite_schema import migrate
+
+log = logging.getLogger(__name__)
+
+_DAY = 86_400  # seconds
+
+
+def _states(statuses: Sequence[JobStatus]) -> str:
+    return "({})".format(", ".join(f"'{s.value}'" for s in statuses))
+
+
+_OPEN = _states(OPEN_STATUSES)
+_FINISHED = _states(FINISHED_STATUSES)
+_AT_PROVIDER = _states(AT_PROVIDER)
+
+# A member's open jobs, last command and images since a moment (failed jobs make none): what the limits count.
+# `admit` checks them in its INSERT and `usage` reports them, from these same subqueries.
+_MEMBER_OPEN_JOBS = f"SELECT COUNT(*) FROM jobs WHERE user_id = :user AND status IN {_OPEN}"  # noqa: S608
+_MEMBER_LAST_COMMAND = "SELECT MAX(created_at) FROM jobs WHERE user_id = :user"
+_MEMBER_IMAGES_SINCE = (
+    "SELECT COALESCE(SUM(count), 0) FROM jobs WHERE user_id = :user AND created_at >= :since AND status != 'failed'"
+)
+
+
+class SQLiteStore:
+    """The jobs database on one SQLite file. Open with `await SQLiteStore.open(path)`, close with `close()`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @classmethod
+    async def open(cls, path: Path | str) -> SQLiteStore:
+        """Open (and create or migrate) the database at `path`."""
+        held = hold_process_lock(path)
+        try:
+            writer = await connect(path)
+        except BaseException:
+            release_process_lock(held)
+            raise
+        try:
+            await migrate(writer, path)  # first: a database this fluxbot cannot read is left as it was
+            await writer.execute("PRAGMA journal_mode=WAL")
+            await writer.execute("PRAGMA synchronous=NORMAL")
+            reader = await connect(path, readonly=True)
+        except BaseException:
+            await writer.close()
+            release_process_lock(held)
+            raise
+        engine = Engine(writer, reader, held)
+        engine.start()
+        return cls(engine)
+
+    async def close(self) -> None:
+        """Let queued writes finish and close the connections."""
+        await self._engine.close()
+
+    # -- the lifecycle's edges -------------------------------------------------------------------
+
+    async def admit(
+        self,
+        provider: str,
+        request: JobRequest,
+        reply: Reply,
+        *,
+        limits: Limits,
+        expects_callback: bool = False,
+        now: float | None = None,
+    ) -> Job | None:
+        """Queue a job if the member's limits allow it, in one statement; None when they do not.
+
+        The check and the insert are one SQL statement, so commands arriving at the same instant cannot
+        together exceed a limit. It is an urgent write: the member's command waits for it.
+        """
+        created = _now(now)
+        rows = await self._engine.statement(
+            f"""INSERT INTO jobs (status, action, provider, model, prompt, size, count, image_url, user_id,
+                   guild_id, channel_id, application_id, interaction_token, message_id, created_at,
+                   upload_limit, expects_callback, options)
+               SELECT :status, :action, :provider, :model, :prompt, :size, :count, :image_url, :user, :guild,
+                      :channel, :application, :token, :message, :created, :upload_limit, :expects_callback, :options
+               WHERE ({_MEMBER_OPEN_JOBS}) < :member_jobs
+                 AND (:cooldown = 0 OR COALESCE(({_MEMBER_LAST_COMMAND}), 0) <= :created - :cooldown)
+                 AND (:daily = 0 OR ({_MEMBER_IMAGES_SINCE}) + :count <= :daily)
+               RETURNING *""",
+            {
+                "status": JobStatus.QUEUED, "action": request.action, "provider": provider, "model": request.model,
+                "prompt": request.prompt, "size": request.size, "count": request.count,
+                "image_url": request.image_url, "user": reply.user_id, "guild": reply.guild_id,
+                "channel": reply.channel_id, "application": reply.application_id, "token": reply.interaction_token,
+                "message": reply.message_id, "created": created, "upload_limit": reply.upload_limit,
+                "expects_callback": expects_callback, "options": json.dumps(dict(request.options)),
+                "member_jobs": limits.member_jobs, "cooldown": limits.cooldown_seconds, "since": day_start(created),
+                "daily": limits.daily_images,
+            },
+            priority=URGENT,
+        )  # fmt: skip
+        return _job(rows[0]) if rows else None
+
+    async def claim(self, cap: int) -> Job | None:
+        """`claim`: the oldest queued job (with a reply) becomes pending, if fewer than `cap` are at the provider."""
+        rows = await self._engine.statement(
+            # "delivered_at IS NULL" is always true for these states; it lets SQLite use the jobs_open index
+            # instead of scanning the whole history.
+            f"""UPDATE jobs SET status = 'pending'
+                WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND message_id IS NOT NULL
+                            AND delivered_at IS NULL ORDER BY id LIMIT 1)
+                  AND status IN {_states(LIFECYCLE[Transition.CLAIM].sources)}
+                  AND (SELECT COUNT(*) FROM jobs WHERE status IN {_AT_PROVIDER} AND delivered_at IS NULL) < ?
+                RETURNING *""",  # noqa: S608
+            (cap,),
+        )
+        return _job(rows[0]) if rows else None
+
+    async def mark_submitted(self, job_id: int, task_id: str, *, now: float | None = None) -> bool:
+        """`submitted`: store the provider's task id; False when the job was no longer pending."""
+        sources = _states(LIFECYCLE[Transition.SUBMITTED].sources)
+        return await self._changed(
+            f"SET status = 'submitted', task_id = ?, submitted_at = ? WHERE id = ? AND status IN {sources}",
+            (task_id, _now(now), job_id),
+        )
+
+    async def finish(
+        self, job_id: int, outcome: Outcome, *, transition: Transition = Transition.FINISH, now: float | None = None
+    ) -> bool:
+        """`finish` (any open job) or `cancel` (only one that has not started): exactly one caller gets True."""
+        edge = LIFECYCLE[transition]
+        if outcome.status not in edge.targets:
+            raise ValueError(f"{transition} cannot lead to {outcome.status}")
+        images = json.dumps([{"url": i.url, "seed": i.seed} for i in outcome.images])
+        return await self._changed(
+            f"""SET status = ?, images = ?, inference_seconds = ?, error_kind = ?, error_message = ?, finished_at = ?
+               WHERE id = ? AND status IN {_states(edge.sources)}""",
+            (outcome.status, images, outcome.inference_seconds, outcome.error, outcome.message, _now(now), job_id),
+        )
+
+    async def mark_delivered(self, job_id: int, via: str, *, now: float | None = None) -> bool:
+        """`deliver`: the finished job's reply shows its outcome; False when it already did."""
+        return await self._changed(
+            # The interaction token is useless once the outcome is shown; it is not kept.
+            f"""SET delivered_at = ?, delivered_via = ?, interaction_token = ''
+               WHERE id = ? AND delivered_at IS NULL AND status IN {_states(LIFECYCLE[Transition.DELIVER].sources)}""",
+            (_now(now), via, job_id),
+        )
+
+    # -- other writes ----------------------------------------------------------------------------
+
+    async def set_message(self, job_id: int, message_id: int) -> None:
+        """Remember the id of the reply message."""
+        await self._changed("SET message_id = ? WHERE id = ?", (message_id, job_id))
+
+    async def mark_reply_deleted(self, job_id: int, *, now: float | None = None) -> None:
+        """Remember that the job's result message was deleted on request."""
+        await self._changed("SET deleted_at = ? WHERE id = ?", (_now(now), job_id))
+
+    async def add_edit_source(self, user_id: int, images: Sequence[EditImage], *, now: float | None = None) -> int:
+        """Keep the images a member may edit (from a result or a message) until the edit prompt comes back."""
+        payload = json.dumps([{"url": i.url, "ratio": i.ratio} for i in images])
+
+        async def add(db: aiosqlite.Connection) -> int:
+            # A prompt left open for a day is not coming back.
+            await db.execute("DELETE FROM edit_sources WHERE created_at < ?", (_now(now) - _DAY,))
+            rows = await db.execute_fetchall(
+                "INSERT INTO edit_sources (user_id, images, created_at) VALUES (?, ?, ?) RETURNING id",
+                (user_id, payload, _now(now)),
+            )
+            return int(next(iter(rows))[0])
+
+        source_id: int = await self._engine.write(add, priority=URGENT)  # the edit prompt opens after it
+        return source_id
+
+    async def save_guild_settings(self, guild_id: int, settings: GuildSettings) -> None:
+        """Store a server's settings."""
+        await self._engine.statement(
+            """INSERT INTO guild_settings (guild_id, settings) VALUES (?, ?)
+               ON CONFLICT (guild_id) DO UPDATE SET settings = excluded.settings""",
+            (guild_id, settings.to_json()),
+        )
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Store a value in the key/value table."""
+        await self._engine.statement(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    async def get_job(self, job_id: int) -> Job | None:
+        """The job with this id, or None."""
+        rows = await self._jobs("WHERE id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    async def job_for_task(self, provider: str, task_id: str) -> Job | None:
+        """The job a provider task belongs to, or None."""
+        rows = await self._jobs("WHERE provider = ? AND task_id = ?", (provider, task_id))
+        return rows[0] if rows else None
+
+    async def jobs_with_status(self, status: JobStatus) -> list[Job]:
+        """Undelivered jobs in `status`, oldest first."""
+        return await self._jobs("WHERE status = ? AND delivered_at IS NULL ORDER BY id", (status,))
+
+    async def undelivered_jobs(self) -> list[Job]:
+        """Finished jobs whose reply does not show the outcome yet, oldest first."""
+        return await self._jobs(f"WHERE status IN {_FINISHED} AND delivered_at IS NULL ORDER BY id", ())
+
+    async def queued_jobs_of(self, guild_id: int, user_id: int) -> list[Job]:
+        """A member's jobs still waiting in the queue on one server."""
+        return await self._jobs(
+            "WHERE guild_id = ? AND user_id = ? AND status = 'queued' ORDER BY id", (guild_id, user_id)
+        )
+
+    async def queue_positions(self) -> dict[int, int]:
+        """Every queued job's place in line: 1 for the next to start, 2 for the one after it, ..."""
+        rows = await self._engine.read(
+            """SELECT id, ROW_NUMBER() OVER (ORDER BY id) FROM jobs
+               WHERE status = 'queued' AND message_id IS NOT NULL AND delivered_at IS NULL"""
+        )
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    async def recent_durations(self, provider: str, model: str, *, limit: int) -> list[float]:
+        """How long the provider took (submit to result) for this model's latest successful jobs, newest first."""
+        rows = await self._engine.read(
+            """SELECT finished_at - submitted_at FROM jobs
+               WHERE provider = ? AND model = ? AND status = 'succeeded' AND submitted_at IS NOT NULL
+               ORDER BY id DESC LIMIT ?""",
+            (provider, model, limit),
+        )
+        return [float(r[0]) for r in rows]
+
+    async def usage(self, user_id: int, *, now: float | None = None) -> Usage:
+        """A member's open jobs, last command and images today (UTC), across every server."""
+        [row] = await self._engine.read(
+            f"SELECT ({_MEMBER_OPEN_JOBS}), ({_MEMBER_LAST_COMMAND}), ({_MEMBER_IMAGES_SINCE})",
+            {"user": user_id, "since": day_start(_now(now))},
+        )
+        return Usage(int(row[0]), row[1], int(row[2]))
+
+    async def recent_jobs(self, user_id: int, *, limit: int, offset: int = 0) -> tuple[list[Job], int]:
+        """A member's jobs, newest first, one page of them, and how many there are in all."""
+        jobs = await self._jobs("WHERE user_id = ? ORDER BY id DESC LIMIT ? OFFSET ?", (user_id, limit, offset))
+        [row] = await self._engine.read("SELECT COUNT(*) FROM jobs WHERE user_id = ?", (user_id,))
+        return jobs, int(row[0])
+
+    async def count_undelivered(self) -> dict[str, int]:
+        """How many jobs are in each state among those still open or awaiting delivery (every state, zeros too)."""
+        rows = await self._engine.read("SELECT status, COUNT(*) FROM jobs WHERE delivered_at IS NULL GROUP BY status")
+        counts = {str(r[0]): int(r[1]) for r in rows}
+        return {state.value: counts.get(state.value, 0) for state in JobStatus}
+
+    async def guild_report(self, guild_id: int, *, days: int = 1, now: float | None = None) -> GuildReport:
+        """Usage on one server over the last `days` UTC days: per member, per day, and the jobs open now."""
+        since = day_start(_now(now)) - (days - 1) * _DAY
+        # Images count unless the job failed; a timed-out job may still have been billed, so it counts too.
+        totals = """COALESCE(SUM(CASE WHEN status != 'failed' THEN count ELSE 0 END), 0), COUNT(*),
+                    COALESCE(SUM(status IN ('failed', 'timed_out')), 0)"""
+        by_member = await self._engine.read(
+            f"""SELECT user_id, {totals} FROM jobs WHERE guild_id = ? AND created_at >= ?
+                GROUP BY user_id ORDER BY 2 DESC, 3 DESC""",  # noqa: S608
+            (guild_id, since),
+        )
+        members = [MemberUsage(int(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in by_member]
+        by_day = await self._engine.read(
+            f"""SELECT CAST((created_at - ?) / {_DAY} AS INTEGER) AS day, {totals}
+                FROM jobs WHERE guild_id = ? AND created_at >= ? GROUP BY day ORDER BY day DESC""",  # noqa: S608
+            (since, guild_id, since),
+        )
+        first = datetime.fromtimestamp(since, tz=UTC).date()
+        per_day = [DayUsage(first + timedelta(days=int(r[0])), int(r[1]), int(r[2]), int(r[3])) for r in by_day]
+        open_rows = await self._engine.read(
+            f"SELECT status, COUNT(*) FROM jobs WHERE guild_id = ? AND status IN {_OPEN} GROUP BY status",  # noqa: S608
+            (guild_id,),
+        )
+        shown = members[:REPORT_MEMBERS]
+        return GuildReport(days, shown, len(members) - len(shown), per_day, {str(r[0]): int(r[1]) for r in open_rows})
+
+    async def guild_settings(self, guild_id: int) -> GuildSettings:
+        """A server's settings (all defaults when it never changed any)."""
+        rows = await self._engine.read("SELECT settings FROM guild_settings WHERE guild_id = ?", (guild_id,))
+        return GuildSettings.from_json(rows[0][0]) if rows else GuildSettings()
+
+    async def get_edit_source(self, source_id: int) -> tuple[int, list[EditImage]] | None:
+        """(member id, images) of an edit source, or None."""
+        rows = await self._engine.read("SELECT user_id, images FROM edit_sources WHERE id = ?", (source_id,))
+        if not rows:
+            return None
+        return int(rows[0][0]), [EditImage(i["url"], i["ratio"]) for i in json.loads(rows[0][1])]
+
+    async def get_meta(self, key: str) -> str | None:
+        """A value from the key/value table."""
+        rows = await self._engine.read("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    async def _changed(self, clause: str, params: Sequence[Any]) -> bool:
+        """Run one UPDATE of a job; True when it changed the row (the conditional write won)."""
+        return bool(await self._engine.statement(f"UPDATE jobs {clause} RETURNING id", params))
+
+    async def _jobs(self, clause: str, params: Sequence[Any]) -> list[Job]:
+        return [_job(row) for row in await self._engine.read(f"SELECT * FROM jobs {clause}", params)]  # noqa: S608
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+def _job(row: Row) -> Job:
+    data = dict(row)
+    reply = Reply(
+        user_id=data.pop("user_id"),
+        guild_id=data.pop("guild_id"),
+        channel_id=data.pop("channel_id"),
+        application_id=data.pop("application_id"),
+        interaction_token=data.pop("interaction_token"),
+        message_id=data.pop("message_id"),
+        upload_limit=data.pop("upload_limit"),
+    )
+    data["status"] = JobStatus(data["status"])
+    data["error_kind"] = FailureKind.of(data["error_kind"])
+    data["expects_callback"] = bool(data["expects_callback"])
+    data["options"] = json.loads(data["options"])
+    data["images"] = tuple(Image(url=i["url"], seed=i.get("seed")) for i in json.loads(data["images"]))
+    return Job(reply=reply, **data)
