@@ -7,6 +7,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ class FakeTask:
     finished_at: float | None = None
     lookups: int = 0
     error: tuple[str, str] | None = None
+    #: time.monotonic() when it finished (for latency figures).
+    done_at: float | None = None
 
     def record(self) -> dict[str, Any]:
         """The task record `/flux/tasks` returns: no `response` key while it runs."""
@@ -62,7 +65,7 @@ def envelope(code: str, message: str) -> dict[str, Any]:
 
 
 class FakeFlux:
-    """The fake provider. Tasks finish after `lookups_before_done` lookups unless `hold` is set."""
+    """The fake provider. Tasks finish after `lookups_before_done` lookups unless `hold` is set, or on a timer."""
 
     def __init__(self, *, token: str = "test-flux-token", lookups_before_done: int = 1) -> None:
         self.token = token
@@ -86,7 +89,13 @@ class FakeFlux:
         self.auto_callback = True
         #: (url, HTTP status answered) of every callback sent.
         self.callbacks: list[tuple[str, int]] = []
+        #: Seconds a new task runs before it finishes by itself, by task (None: it does not). Set `hold` too, so
+        #: that lookups do not finish it sooner.
+        self.task_seconds: Callable[[FakeTask], float | None] | None = None
+        #: Which tasks' automatic callbacks are lost on the way (never sent), when set.
+        self.loses_callback: Callable[[FakeTask], bool] | None = None
         self._callback_tasks: set[asyncio.Task[None]] = set()
+        self._timers: list[asyncio.TimerHandle] = []
 
     async def start(self) -> None:
         """Listen on a free loopback port."""
@@ -104,6 +113,8 @@ class FakeFlux:
         """Stop listening."""
         for pending in self._callback_tasks:
             pending.cancel()
+        for timer in self._timers:
+            timer.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -133,6 +144,7 @@ class FakeFlux:
 
     def _set_response(self, task: FakeTask, error: tuple[str, str] | None) -> None:
         task.finished_at = time.time()
+        task.done_at = time.monotonic()
         error = error or task.error
         if error is not None:
             task.response = {"success": False, "task_id": task.id, "trace_id": task.trace_id} | {
@@ -169,6 +181,8 @@ class FakeFlux:
 
     def _schedule_callback(self, task: FakeTask) -> None:
         if not (self.auto_callback and task.request.get("callback_url")):
+            return
+        if self.loses_callback is not None and self.loses_callback(task):
             return
         pending = asyncio.get_running_loop().create_task(self._auto_callback(task.id))
         self._callback_tasks.add(pending)
@@ -221,6 +235,9 @@ class FakeFlux:
         if self.task_errors:
             task.error = self.task_errors.pop(0)
         self.tasks[task.id] = task
+        seconds = self.task_seconds(task) if self.task_seconds is not None else None
+        if seconds is not None:
+            self._timers.append(asyncio.get_running_loop().call_later(seconds, self.finish, task.id))
         if body.get("async") or body.get("callback_url"):
             return web.json_response({"task_id": task.id, "trace_id": task.trace_id})
         self.finish(task.id)
