@@ -58,6 +58,8 @@ class FakeKie:
         self.lookups: list[str] = []
         self.callbacks: list[tuple[str, int]] = []
         self._scripted: dict[str, list[tuple[int, Any]]] = {"generate": [], "record": []}
+        #: Task ids whose record-info answers HTTP 500 (Kie's JSON), however often they are asked for.
+        self.failing_records: set[str] = set()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
@@ -149,6 +151,8 @@ class FakeKie:
             return refused
         if self._scripted["record"]:
             return self._scripted_answer("record")
+        if task_id in self.failing_records:
+            return web.json_response({"code": 500, "msg": "Server error, please try again later"}, status=500)
         task = self.tasks.get(task_id)
         if task is None:
             return web.json_response({"code": 200, "msg": "success", "data": None})
