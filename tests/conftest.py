@@ -11,6 +11,7 @@ import pytest
 from fluxbot.config import Secret
 from fluxbot.providers.acedata import AceDataFlux
 from fluxbot.storage import SQLiteStore, Store
+from tests.doubles import Clock, RecordingReplier
 from tests.e2e import World, running_bot
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.flux_api import FakeFlux
@@ -35,9 +36,20 @@ def client(flux: FakeFlux, session: aiohttp.ClientSession) -> AceDataFlux:
     return AceDataFlux(session, Secret(flux.token), flux.base_url, request_timeout=5)
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await SQLiteStore.open(tmp_path / "jobs.db")
+#: Every implementation of the `Store` interface: the store, job and limit tests run once against each.
+STORE_ENGINES = ("sqlite",)
+
+
+async def open_store(engine: str, tmp_path: Path) -> Store:
+    """A new, empty store of the given engine."""
+    if engine == "sqlite":
+        return await SQLiteStore.open(tmp_path / "jobs.db")
+    raise ValueError(f"no such store engine: {engine}")
+
+
+@pytest.fixture(params=STORE_ENGINES)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    s = await open_store(request.param, tmp_path)
     yield s
     await s.close()
 
@@ -56,3 +68,13 @@ async def fakes() -> AsyncIterator[tuple[FakeDiscord, FakeFlux]]:
 async def world(fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path) -> AsyncIterator[World]:
     async with running_bot(*fakes, tmp_path) as running:
         yield running
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def replier() -> RecordingReplier:
+    return RecordingReplier()

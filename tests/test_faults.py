@@ -18,10 +18,11 @@ from fluxbot.jobs.requests import InvalidRequest, prepare_imagine
 from fluxbot.jobs.service import Jobs
 from fluxbot.jobs.tracker import HINT_GAP_SECONDS
 from fluxbot.providers.kie import KieFlux
-from fluxbot.storage import SQLiteStore, Store, StoreUnavailable
+from fluxbot.storage import Store, StoreUnavailable
+from tests.doubles import Clock, RecordingReplier
 from tests.fakes.flux_api import FakeFlux
 from tests.fakes.kie_api import FakeKie
-from tests.test_jobs import REPLY, Clock, RecordingReplier
+from tests.test_jobs import REPLY
 
 ACE, KIE = PROVIDERS["acedata"], PROVIDERS["kie"]
 
@@ -29,7 +30,7 @@ ACE, KIE = PROVIDERS["acedata"], PROVIDERS["kie"]
 class FlakyStore:
     """The real store, except that the named writes fail ("disk I/O error") while `broken` holds them."""
 
-    def __init__(self, store: SQLiteStore, *broken: str) -> None:
+    def __init__(self, store: Store, *broken: str) -> None:
         self._store = store
         self.broken = set(broken)
         self.attempts: dict[str, int] = {}
@@ -61,7 +62,7 @@ def imagine(prompt: str = "cat", count: int = 1) -> Any:
 
 
 async def test_a_task_id_the_database_refuses_is_stored_once_it_recovers_and_the_job_is_delivered(
-    store: SQLiteStore, client: Any, replier: RecordingReplier, clock: Clock, flux: FakeFlux
+    store: Store, client: Any, replier: RecordingReplier, clock: Clock, flux: FakeFlux
 ) -> None:
     flaky = FlakyStore(store, "mark_submitted")
     jobs = Jobs(cast("Store", flaky), client, replier, poll_interval=3, job_timeout=600, max_in_flight=1, clock=clock)
@@ -113,7 +114,7 @@ class StuckReplier(RecordingReplier):
 
 
 async def test_a_delivery_stuck_for_25_s_delays_no_other_delivery_and_lookups_go_on(
-    store: SQLiteStore, client: Any, flux: FakeFlux
+    store: Store, client: Any, flux: FakeFlux
 ) -> None:
     replier = StuckReplier("stuck")
     jobs = Jobs(store, client, replier, poll_interval=0.2, job_timeout=600)
@@ -170,7 +171,7 @@ async def kie() -> AsyncIterator[FakeKie]:
 
 
 async def test_one_task_failing_its_lookups_does_not_slow_the_others(
-    store: SQLiteStore, kie: FakeKie, session: aiohttp.ClientSession, replier: RecordingReplier, clock: Clock
+    store: Store, kie: FakeKie, session: aiohttp.ClientSession, replier: RecordingReplier, clock: Clock
 ) -> None:
     client = KieFlux(session, Secret(kie.token), kie.base_url, request_timeout=5)
     jobs = Jobs(store, client, replier, poll_interval=3, job_timeout=3600, clock=clock)
@@ -188,7 +189,7 @@ async def test_one_task_failing_its_lookups_does_not_slow_the_others(
 
 
 async def test_a_flood_of_callbacks_for_one_task_makes_one_lookup_every_few_seconds(
-    store: SQLiteStore, client: Any, replier: RecordingReplier, clock: Clock, flux: FakeFlux
+    store: Store, client: Any, replier: RecordingReplier, clock: Clock, flux: FakeFlux
 ) -> None:
     jobs = Jobs(
         store, client, replier, poll_interval=3, job_timeout=600, callback_url="https://b.test/cb/s", clock=clock
@@ -208,7 +209,7 @@ async def test_a_flood_of_callbacks_for_one_task_makes_one_lookup_every_few_seco
 
 
 async def test_a_failed_delivered_mark_retries_the_mark_not_the_delivery(
-    store: SQLiteStore, client: Any, replier: RecordingReplier, clock: Clock, flux: FakeFlux
+    store: Store, client: Any, replier: RecordingReplier, clock: Clock, flux: FakeFlux
 ) -> None:
     flaky = FlakyStore(store, "mark_delivered")
     jobs = Jobs(cast("Store", flaky), client, replier, poll_interval=3, job_timeout=600, clock=clock)
@@ -241,7 +242,7 @@ def test_control_characters_are_removed_from_prompts_that_are_sent() -> None:
 
 
 async def test_results_are_capped_at_the_count_asked_for(
-    service: Jobs, flux: FakeFlux, store: SQLiteStore, clock: Clock
+    service: Jobs, flux: FakeFlux, store: Store, clock: Clock
 ) -> None:
     flux.hold = True
     job = await service.start(imagine(count=2), REPLY)
@@ -279,7 +280,7 @@ class LandingLate(RecordingReplier):
 
 
 async def test_a_progress_edit_never_lands_after_the_outcome(
-    store: SQLiteStore, client: Any, clock: Clock, flux: FakeFlux
+    store: Store, client: Any, clock: Clock, flux: FakeFlux
 ) -> None:
     replier = LandingLate()
     jobs = Jobs(store, client, replier, poll_interval=3, job_timeout=600, clock=clock)
@@ -295,15 +296,46 @@ async def test_a_progress_edit_never_lands_after_the_outcome(
 
 
 @pytest.fixture
-def service(store: SQLiteStore, client: Any, replier: RecordingReplier, clock: Clock) -> Jobs:
+def service(store: Store, client: Any, replier: RecordingReplier, clock: Clock) -> Jobs:
     return Jobs(store, client, replier, poll_interval=3, job_timeout=600, clock=clock)
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+async def test_polling_follows_how_long_this_models_jobs_take(
+    service: Jobs, flux: FakeFlux, store: Store, clock: Clock
+) -> None:
+    service.durations.load("acedata", "flux-dev", [float(s) for s in range(8, 13)] * 4)  # 8 to 12 s before
+    flux.hold = True
+    job = await service.start(imagine(), REPLY)
+    assert job.task_id is not None
+    for _ in range(14):  # 7 s in rounds of 0.5 s
+        clock.now += 0.5
+        await service.round()
+    assert flux.lookups == [], "no lookup before the model's jobs usually end"
+    clock.now += 2.0  # 9 s: the task ends
+    flux.finish(job.task_id)
+    for _ in range(3):
+        clock.now += 0.5
+        await service.round()
+    done = await store.get_job(job.id)
+    assert done is not None
+    assert done.delivered_at is not None, "seen within about a second of its end"
+    assert len(flux.lookups) <= 3
 
 
-@pytest.fixture
-def replier() -> RecordingReplier:
-    return RecordingReplier()
+async def test_a_lost_callback_is_noticed_within_a_few_seconds(
+    store: Store, client: Any, replier: RecordingReplier, clock: Clock, flux: FakeFlux
+) -> None:
+    url = "https://bot.test/callbacks/flux/s3cret"
+    jobs = Jobs(store, client, replier, poll_interval=3, job_timeout=600, callback_url=url, clock=clock)
+    jobs.durations.load("acedata", "flux-dev", [float(s) for s in range(2, 21)])  # 2 to 20 s before
+    flux.hold = True
+    job = await jobs.start(imagine(), REPLY)
+    assert job.task_id is not None
+    clock.now += 4.0
+    flux.finish(job.task_id)  # and its callback never comes
+    ended = clock.now
+    while not replier.outcomes and clock.now - ended < 30:
+        clock.now += 0.5
+        await jobs.round()
+    assert replier.outcomes, "delivered"
+    assert clock.now - ended <= 5.0, f"delivered {clock.now - ended:.1f} s after its task ended"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,7 +12,6 @@ from fluxbot import catalog
 from fluxbot.delivery import DeliveryError
 from fluxbot.jobs import requests
 from fluxbot.jobs.cards import QUEUE_CARD_EDITS_PER_ROUND
-from fluxbot.jobs.durations import Estimate
 from fluxbot.jobs.lifecycle import CallbackOutcome, EditImage, Job, JobStatus, Outcome, Reply
 from fluxbot.jobs.requests import (
     PROMPT_MAX_CHARS,
@@ -29,6 +28,7 @@ from fluxbot.jobs.tracker import TIMEOUT_GRACE_SECONDS
 from fluxbot.providers.acedata import AceDataFlux
 from fluxbot.providers.base import Image, JobRequest, OptionValue
 from fluxbot.storage import Store
+from tests.doubles import Clock, RecordingReplier
 from tests.fakes.flux_api import FakeFlux, envelope
 
 ACE = catalog.PROVIDERS["acedata"]
@@ -108,54 +108,6 @@ def test_edit_refuses_bad_input(attachment: AttachmentInfo, model: str | None, s
 
 
 # -- the service -----------------------------------------------------------------------------------
-
-
-@dataclass
-class RecordingReplier:
-    """Stands in for Discord: records what each reply showed; can be told to fail."""
-
-    progress: list[tuple[int, str | None]] = field(default_factory=list)
-    outcomes: list[Job] = field(default_factory=list)
-    failures: list[DeliveryError] = field(default_factory=list)
-    delay: float = 0.0
-    progress_delay: float = 0.0
-    edits: list[str] = field(default_factory=list)
-
-    positions: list[int | None] = field(default_factory=list)
-
-    async def show_progress(
-        self, job: Job, *, now: float, position: int | None = None, estimate: Estimate | None = None
-    ) -> None:
-        await asyncio.sleep(self.progress_delay)
-        self.progress.append((job.id, job.task_id))
-        self.positions.append(position)
-        self.edits.append("progress")
-
-    async def show_outcome(self, job: Job) -> str:
-        await asyncio.sleep(self.delay)
-        self.edits.append("outcome")
-        if self.failures:
-            raise self.failures.pop(0)
-        self.outcomes.append(job)
-        return "interaction"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def replier() -> RecordingReplier:
-    return RecordingReplier()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import discord
 
 from fluxbot import render
+from fluxbot.jobs.durations import Estimate
 from fluxbot.jobs.lifecycle import Job, JobStatus, Reply
 from fluxbot.providers.base import Image
 
@@ -83,3 +84,17 @@ def test_the_card_says_queued_until_the_provider_has_the_job() -> None:
     assert pending.title == "⏳ Queued"
     assert {f.name: f.value for f in pending.fields}["Task"] == "sending…"
     assert running.title == "🎨 Running — Flux is working on it"
+
+
+def card_fields(embed: discord.Embed) -> dict[str, str]:
+    return {f.name or "": f.value or "" for f in embed.fields}
+
+
+def test_a_running_card_says_when_jobs_of_this_model_are_usually_ready() -> None:
+    usual = Estimate(early=6.0, typical=25.0, late=40.0)
+    [card] = render.queued_card(job(), now=1011.0, estimate=usual)
+    assert card_fields(card)["Expected"] == "Usually ready in about 25s"
+    [late] = render.queued_card(job(), now=1001.0 + 41, estimate=usual)
+    assert card_fields(late)["Expected"] == "Taking longer than usual; still waiting for the provider"
+    [unknown] = render.queued_card(job(), now=1011.0)
+    assert "Expected" not in card_fields(unknown), "no history: no promise"

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from fluxbot.delivery import DeliveryError
 from fluxbot.jobs.durations import Estimate
-from fluxbot.jobs.lifecycle import Job
+from fluxbot.jobs.lifecycle import Job, Reply
 from fluxbot.jobs.persist import Persistence
 from fluxbot.metrics import METRICS
 from fluxbot.storage import Store, StoreUnavailable
@@ -39,7 +39,7 @@ class Replier(Protocol):
 
 
 @dataclass
-class _Reply:
+class _ReplyState:
     """What one job's reply is waiting for."""
 
     progress: tuple[Job, int | None, Estimate | None] | None = None  # the latest card asked for
@@ -69,12 +69,12 @@ class Replies:
         self._replier = replier
         self._persistence = persistence
         self._clock = clock
-        self._replies: dict[int, _Reply] = {}
+        self._replies: dict[int, _ReplyState] = {}
         self._gate: asyncio.Semaphore | None = None
 
     def progress(self, job: Job, *, position: int | None = None, estimate: Estimate | None = None) -> None:
         """Ask for the job's progress card; ignored once its outcome is on the way."""
-        reply = self._replies.setdefault(job.id, _Reply())
+        reply = self._replies.setdefault(job.id, _ReplyState())
         if reply.outcome or reply.via is not None:
             return
         reply.progress = (job, position, estimate)
@@ -82,13 +82,13 @@ class Replies:
 
     def deliver(self, job_id: int) -> None:
         """Ask for the finished job's outcome to be shown (at once, or at its retry time)."""
-        reply = self._replies.setdefault(job_id, _Reply())
+        reply = self._replies.setdefault(job_id, _ReplyState())
         reply.outcome, reply.progress = True, None
         self._run(job_id, reply)
 
     async def deliver_now(self, job_id: int) -> bool:
         """Show the outcome now, whatever the retry time; True when this call delivered it."""
-        reply = self._replies.setdefault(job_id, _Reply())
+        reply = self._replies.setdefault(job_id, _ReplyState())
         reply.outcome, reply.progress, reply.retry_at = True, None, 0.0
         if reply.worker is not None and not reply.worker.done():
             await asyncio.wait({reply.worker})
@@ -116,12 +116,25 @@ class Replies:
         reply = self._replies.get(job_id)
         return reply is not None and reply.outcome
 
-    def _run(self, job_id: int, reply: _Reply) -> asyncio.Task[bool]:
+    async def show_again(self, job: Job, reply: Reply, *, now: float) -> bool:
+        """Show a finished job's result once more, in a new reply (for /job); False when it could not be shown."""
+        took = (job.finished_at or job.created_at) - job.created_at
+        # The new reply's token is fresh: the copy starts now (and keeps how long the job took).
+        # It is a new reply: whether the member deleted the first one does not matter to it.
+        again = replace(job, reply=reply, created_at=now, finished_at=now + took, deleted_at=None)
+        try:
+            await self._gated(self._replier.show_outcome(again))
+        except DeliveryError as exc:
+            log.warning("job %d: could not show it again (%s)", job.id, exc)
+            return False
+        return True
+
+    def _run(self, job_id: int, reply: _ReplyState) -> asyncio.Task[bool]:
         if reply.worker is None or reply.worker.done():
             reply.worker = asyncio.create_task(self._work(job_id, reply), name=f"fluxbot-reply-{job_id}")
         return reply.worker
 
-    async def _work(self, job_id: int, reply: _Reply) -> bool:
+    async def _work(self, job_id: int, reply: _ReplyState) -> bool:
         """Edit the reply until nothing is asked of it; True when this worker delivered the outcome."""
         delivered = False
         while True:
@@ -140,7 +153,7 @@ class Replies:
                 self._replies.pop(job_id, None)  # all done: nothing of this job is kept
             return delivered
 
-    async def _progress(self, job: Job, reply: _Reply, position: int | None, estimate: Estimate | None) -> None:
+    async def _progress(self, job: Job, reply: _ReplyState, position: int | None, estimate: Estimate | None) -> None:
         if any(not t.done() for t in reply.strays):
             return  # a card is still on its way; the next one is asked for at the card cadence
         try:
@@ -166,7 +179,7 @@ class Replies:
         elif exc is not None:
             log.error("job %d: unexpected error while updating the progress card", job.id, exc_info=exc)
 
-    def _stray_ended(self, job_id: int, reply: _Reply, task: asyncio.Task[Any]) -> None:
+    def _stray_ended(self, job_id: int, reply: _ReplyState, task: asyncio.Task[Any]) -> None:
         """A late progress edit ended: if it landed after the outcome, the outcome must cover it again."""
         if task.cancelled() or task.exception() is not None:
             return
@@ -176,7 +189,7 @@ class Replies:
             self._replies[job_id] = reply
             self._run(job_id, reply)
 
-    async def _outcome(self, job_id: int, reply: _Reply) -> bool:
+    async def _outcome(self, job_id: int, reply: _ReplyState) -> bool:
         """Show the outcome and mark it delivered; True when this call marked it."""
         try:
             job = await self._store.get_job(job_id)
@@ -216,7 +229,7 @@ class Replies:
             METRICS.delivery_latency.observe(now - (job.finished_at or now))
         return delivered
 
-    def _later(self, job_id: int, reply: _Reply, reason: str, *, retryable: bool) -> bool:
+    def _later(self, job_id: int, reply: _ReplyState, reason: str, *, retryable: bool) -> bool:
         """Schedule another try of the delivery; False when it is not worth one (the reply is gone for good)."""
         if not retryable or reply.attempts >= self.delivery_attempts:
             log.warning("job %d: reply cannot be edited (%s); giving up on it", job_id, reason)

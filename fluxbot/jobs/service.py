@@ -11,10 +11,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
-from fluxbot.delivery import DeliveryError
 from fluxbot.jobs.cards import Cards
 from fluxbot.jobs.dispatch import Dispatcher
 from fluxbot.jobs.durations import HISTORY, Durations
@@ -170,17 +168,7 @@ class Jobs:
 
     async def show_again(self, job: Job, reply: Reply) -> bool:
         """Show a finished job's result once more, in a new reply (for /job); False when it could not be shown."""
-        now = self._clock()
-        took = (job.finished_at or job.created_at) - job.created_at
-        # The new reply's token is fresh: the copy starts now (and keeps how long the job took).
-        # It is a new reply: whether the member deleted the first one does not matter to it.
-        again = replace(job, reply=reply, created_at=now, finished_at=now + took, deleted_at=None)
-        try:
-            await self._replier.show_outcome(again)
-        except DeliveryError as exc:
-            log.warning("job %d: could not show it again (%s)", job.id, exc)
-            return False
-        return True
+        return await self.replies.show_again(job, reply, now=self._clock())
 
     async def deliver(self, job_id: int) -> bool:
         """Show a finished job's outcome on its reply now; True when this call delivered it."""
@@ -223,17 +211,7 @@ class Jobs:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop
             self._loop = None
-        await self._finish_work(self.tracker.busy, self.replies.busy, within=within)
-
-    async def _finish_work(self, *parts: Callable[[], list[asyncio.Task[Any]]], within: float) -> None:
-        """Let the work under way finish (lookups, deliveries) for up to `within` seconds, then stop it."""
-        busy = [task for part in parts for task in part()]
-        if busy:
-            _, late = await asyncio.wait(busy, timeout=within)
-            if late:
-                log.warning("%d delivery or lookup task(s) took over %.0f s at shutdown; stopped", len(late), within)
-                for task in late:
-                    task.cancel()
+        await finish_work(self.tracker.busy, self.replies.busy, within=within)
 
     async def drain(self, within: float) -> None:
         """Wait (up to `within` seconds) for jobs that are being submitted right now, e.g. before shutdown."""
@@ -241,7 +219,7 @@ class Jobs:
         if pending:
             log.info("waiting for %d job(s) being submitted", len(pending))
             await asyncio.wait(pending, timeout=within)
-        await self._finish_work(self.replies.busy, within=5.0)  # the cards those submits asked for
+        await finish_work(self.replies.busy, within=5.0)  # the cards those submits asked for
         self.persistence.stop()
 
     def tracker_alive(self) -> bool:
@@ -263,11 +241,9 @@ class Jobs:
         await self.tracker.round()
         await self.settle()
 
-    async def settle(self, *sources: Callable[[], list[asyncio.Task[Any]]]) -> None:
+    async def settle(self, *parts: Callable[[], list[asyncio.Task[Any]]]) -> None:
         """Wait until the given parts (all when none given) have no work under way."""
-        parts = sources or (self.dispatcher.busy, self.tracker.busy, self.replies.busy)
-        while busy := [task for part in parts for task in part()]:
-            await asyncio.wait(busy)
+        await settle(*(parts or (self.dispatcher.busy, self.tracker.busy, self.replies.busy)))
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -312,3 +288,20 @@ class Jobs:
             await self.persistence.write(
                 f"job {job.id}: closed", lambda: self.store.mark_delivered(job.id, "none", now=self._clock())
             )
+
+
+async def settle(*parts: Callable[[], list[asyncio.Task[Any]]]) -> None:
+    """Wait until none of `parts` has work under way (work may start more work: wait for that too)."""
+    while busy := [task for part in parts for task in part()]:
+        await asyncio.wait(busy)
+
+
+async def finish_work(*parts: Callable[[], list[asyncio.Task[Any]]], within: float) -> None:
+    """Let the work under way finish (lookups, deliveries) for up to `within` seconds, then stop it."""
+    busy = [task for part in parts for task in part()]
+    if busy:
+        _, late = await asyncio.wait(busy, timeout=within)
+        if late:
+            log.warning("%d delivery or lookup task(s) took over %.0f s at shutdown; stopped", len(late), within)
+            for task in late:
+                task.cancel()

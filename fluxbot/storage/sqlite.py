@@ -6,7 +6,6 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,17 @@ from fluxbot.jobs.lifecycle import (
 )
 from fluxbot.limits import GuildSettings, Limits, Usage, day_start
 from fluxbot.providers.base import Image, JobRequest
-from fluxbot.storage.base import REPORT_MEMBERS, DayUsage, GuildReport, MemberUsage
-from fluxbot.storage.sqlite_engine import URGENT, Engine, Row, connect, hold_process_lock, release_process_lock
+from fluxbot.storage.base import GuildReport
+from fluxbot.storage.sqlite_engine import (
+    URGENT,
+    Engine,
+    Row,
+    connect,
+    hold_process_lock,
+    release_process_lock,
+    sql_states,
+)
+from fluxbot.storage.sqlite_reports import guild_report
 from fluxbot.storage.sqlite_schema import migrate
 
 log = logging.getLogger(__name__)
@@ -36,13 +44,10 @@ log = logging.getLogger(__name__)
 _DAY = 86_400  # seconds
 
 
-def _states(statuses: Sequence[JobStatus]) -> str:
-    return "({})".format(", ".join(f"'{s.value}'" for s in statuses))
-
-
-_OPEN = _states(OPEN_STATUSES)
-_FINISHED = _states(FINISHED_STATUSES)
-_AT_PROVIDER = _states(AT_PROVIDER)
+_OPEN = sql_states(OPEN_STATUSES)
+_FINISHED = sql_states(FINISHED_STATUSES)
+_AT_PROVIDER = sql_states(AT_PROVIDER)
+_DELIVERABLE = sql_states(LIFECYCLE[Transition.DELIVER].sources)
 
 # A member's open jobs, last command and images since a moment (failed jobs make none): what the limits count.
 # `admit` checks them in its INSERT and `usage` reports them, from these same subqueries.
@@ -135,7 +140,7 @@ class SQLiteStore:
             f"""UPDATE jobs SET status = 'pending'
                 WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND message_id IS NOT NULL
                             AND delivered_at IS NULL ORDER BY id LIMIT 1)
-                  AND status IN {_states(LIFECYCLE[Transition.CLAIM].sources)}
+                  AND status IN {sql_states(LIFECYCLE[Transition.CLAIM].sources)}
                   AND (SELECT COUNT(*) FROM jobs WHERE status IN {_AT_PROVIDER} AND delivered_at IS NULL) < ?
                 RETURNING *""",  # noqa: S608
             (cap,),
@@ -144,7 +149,7 @@ class SQLiteStore:
 
     async def mark_submitted(self, job_id: int, task_id: str, *, now: float | None = None) -> bool:
         """`submitted`: store the provider's task id; False when the job was no longer pending."""
-        sources = _states(LIFECYCLE[Transition.SUBMITTED].sources)
+        sources = sql_states(LIFECYCLE[Transition.SUBMITTED].sources)
         return await self._changed(
             f"SET status = 'submitted', task_id = ?, submitted_at = ? WHERE id = ? AND status IN {sources}",
             (task_id, _now(now), job_id),
@@ -160,7 +165,7 @@ class SQLiteStore:
         images = json.dumps([{"url": i.url, "seed": i.seed} for i in outcome.images])
         return await self._changed(
             f"""SET status = ?, images = ?, inference_seconds = ?, error_kind = ?, error_message = ?, finished_at = ?
-               WHERE id = ? AND status IN {_states(edge.sources)}""",
+               WHERE id = ? AND status IN {sql_states(edge.sources)}""",
             (outcome.status, images, outcome.inference_seconds, outcome.error, outcome.message, _now(now), job_id),
         )
 
@@ -169,7 +174,7 @@ class SQLiteStore:
         return await self._changed(
             # The interaction token is useless once the outcome is shown; it is not kept.
             f"""SET delivered_at = ?, delivered_via = ?, interaction_token = ''
-               WHERE id = ? AND delivered_at IS NULL AND status IN {_states(LIFECYCLE[Transition.DELIVER].sources)}""",
+               WHERE id = ? AND delivered_at IS NULL AND status IN {_DELIVERABLE}""",
             (_now(now), via, job_id),
         )
 
@@ -280,29 +285,7 @@ class SQLiteStore:
 
     async def guild_report(self, guild_id: int, *, days: int = 1, now: float | None = None) -> GuildReport:
         """Usage on one server over the last `days` UTC days: per member, per day, and the jobs open now."""
-        since = day_start(_now(now)) - (days - 1) * _DAY
-        # Images count unless the job failed; a timed-out job may still have been billed, so it counts too.
-        totals = """COALESCE(SUM(CASE WHEN status != 'failed' THEN count ELSE 0 END), 0), COUNT(*),
-                    COALESCE(SUM(status IN ('failed', 'timed_out')), 0)"""
-        by_member = await self._engine.read(
-            f"""SELECT user_id, {totals} FROM jobs WHERE guild_id = ? AND created_at >= ?
-                GROUP BY user_id ORDER BY 2 DESC, 3 DESC""",  # noqa: S608
-            (guild_id, since),
-        )
-        members = [MemberUsage(int(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in by_member]
-        by_day = await self._engine.read(
-            f"""SELECT CAST((created_at - ?) / {_DAY} AS INTEGER) AS day, {totals}
-                FROM jobs WHERE guild_id = ? AND created_at >= ? GROUP BY day ORDER BY day DESC""",  # noqa: S608
-            (since, guild_id, since),
-        )
-        first = datetime.fromtimestamp(since, tz=UTC).date()
-        per_day = [DayUsage(first + timedelta(days=int(r[0])), int(r[1]), int(r[2]), int(r[3])) for r in by_day]
-        open_rows = await self._engine.read(
-            f"SELECT status, COUNT(*) FROM jobs WHERE guild_id = ? AND status IN {_OPEN} GROUP BY status",  # noqa: S608
-            (guild_id,),
-        )
-        shown = members[:REPORT_MEMBERS]
-        return GuildReport(days, shown, len(members) - len(shown), per_day, {str(r[0]): int(r[1]) for r in open_rows})
+        return await guild_report(self._engine, guild_id, days=days, since=day_start(_now(now)) - (days - 1) * _DAY)
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         """A server's settings (all defaults when it never changed any)."""

@@ -51,6 +51,11 @@ class _Queued:
     done: asyncio.Future[Any] = field(compare=False)
 
 
+def sql_states(statuses: Iterable[Any]) -> str:
+    """A status list as SQL: ('queued', 'pending')."""
+    return "({})".format(", ".join(f"'{s.value}'" for s in statuses))
+
+
 class DatabaseInUse(StoreError):
     """Another process has the SQLite file open."""
 
