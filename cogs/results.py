@@ -1,4 +1,4 @@
-"""What members do with results: the buttons, "Edit with Flux", /jobs and /job. Replies only; rules live in jobs.py."""
+"""What members do with results: the buttons, "Edit with Flux", /jobs and /job. Replies only; rules live in jobs/."""
 
 from __future__ import annotations
 

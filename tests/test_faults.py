@@ -230,7 +230,17 @@ async def test_a_failed_delivered_mark_retries_the_mark_not_the_delivery(
     assert done.delivered_via == "interaction"
 
 
-@pytest.mark.parametrize("prompt", ["   ", "\u200b\u200d\u2060", "\x00\x1b\x7f", "\u3164\u2800", "\ufeff \n\t\u200e"])
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        " \u00ad \u180e ",
+        "\u115f\u1160\uffa0",
+        "\u200b\u200d\u2060",
+        "\x00\x1b\x7f",
+        "\u3164\u2800",
+        "\ufeff \n\t\u200e",
+    ],
+)
 def test_a_prompt_with_nothing_visible_is_refused_before_any_provider_call(prompt: str) -> None:
     with pytest.raises(InvalidRequest, match="The prompt is empty"):
         imagine(prompt)
@@ -313,12 +323,12 @@ async def test_polling_follows_how_long_this_models_jobs_take(
     assert flux.lookups == [], "no lookup before the model's jobs usually end"
     clock.now += 2.0  # 9 s: the task ends
     flux.finish(job.task_id)
-    for _ in range(3):
+    for _ in range(4):
         clock.now += 0.5
         await service.round()
     done = await store.get_job(job.id)
     assert done is not None
-    assert done.delivered_at is not None, "seen within about a second of its end"
+    assert done.delivered_at is not None, "seen within two seconds of its end"
     assert len(flux.lookups) <= 3
 
 

@@ -94,8 +94,7 @@ class Jobs:
         self._loop: asyncio.Task[None] | None = None
         self._stopping = False
         self._attaching: set[asyncio.Task[Any]] = set()
-        self._line_moved = False  # a job joined, left or moved up the line since the queue cards were shown
-        self._backstop_at = 0.0  # when the loop last claimed and showed queue cards without being asked
+        self._cards_at = 0.0  # when the loop last showed the cards that were due
         #: When the background loop last began a round (for /healthz).
         self.last_round = clock()
 
@@ -189,7 +188,7 @@ class Jobs:
         for provider, model in {(job.provider, job.model) for job in submitted}:
             self.durations.load(provider, model, await self.store.recent_durations(provider, model, limit=HISTORY))
         for job in submitted:
-            self.tracker.follow(job)
+            self.tracker.follow(job, at_once=True)  # it may have ended while the bot was down
         undelivered = await self.store.undelivered_jobs()
         for job in undelivered:
             self.replies.deliver(job.id)
@@ -219,7 +218,7 @@ class Jobs:
         if pending:
             log.info("waiting for %d job(s) being submitted", len(pending))
             await asyncio.wait(pending, timeout=within)
-        await finish_work(self.replies.busy, within=5.0)  # the cards those submits asked for
+        await finish_work(self.replies.busy, within=3.0)  # the cards those submits asked for
         self.persistence.stop()
 
     def tracker_alive(self) -> bool:
@@ -250,11 +249,12 @@ class Jobs:
             self.last_round = self._clock()
             try:
                 await self.tracker.round()
-                self.cards.refresh_running(self.tracker.followed())
-                if self._line_moved or self._clock() - self._backstop_at >= self.poll_interval:
-                    self._line_moved, self._backstop_at = False, self._clock()
-                    self.dispatcher.fill()  # the backstop: slots are filled the moment they free, too
-                    await self.cards.refresh_queue()
+                if self._clock() - self._cards_at >= self.poll_interval:
+                    # Cards at the old modest cadence, however often lookups run: a line moving fast must not
+                    # turn into an edit storm. Claims too, as a backstop: slots fill the moment they free.
+                    self._cards_at = self._clock()
+                    self.dispatcher.fill()
+                    await self._cards_round()
                 self.replies.retry_due()
             except Exception:
                 log.exception("a round of the job loop failed; trying again")
@@ -269,17 +269,14 @@ class Jobs:
         await self.cards.refresh_queue()
 
     def _submitted(self, job: Job) -> None:
-        self._line_moved = True
         self.tracker.follow(job)
         self.cards.show(job)
-        self._wake.set()
 
     def _finished(self, job: Job) -> None:
         self.tracker.forget(job)
         self.cards.forget(job.id)
         if job.reply.message_id is not None:  # a job that never had a reply has nothing to show
             self.replies.deliver(job.id)
-        self._line_moved = True
         self.dispatcher.fill()  # a slot may have freed
 
     async def _close_unshown(self, job: Job, outcome: Outcome) -> None:

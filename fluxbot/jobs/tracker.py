@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,15 +28,21 @@ log = logging.getLogger(__name__)
 #: Past the job timeout, how long a task whose lookups keep failing waits for one answer before timing out.
 TIMEOUT_GRACE_SECONDS = 300.0
 #: While a task is likely to finish, it is looked up this often (at most the poll interval).
-LIKELY_CADENCE = 1.0
+LIKELY_CADENCE = 1.25
 #: With callbacks, while a task is likely to finish, it is still looked up this often: a lost callback shows soon.
 CALLBACK_CHECK_SECONDS = 3.0
 #: Without any history, a task's first look is this long after its submit.
 FIRST_LOOK_SECONDS = 2.0
-#: However many callbacks arrive for one task, it is looked up at most once in this many seconds.
+#: The last look before a timeout comes this long after the deadline.
+LAST_LOOK_AFTER = 0.5
+#: However many callbacks arrive for one task, it is looked up for them at most once in this many seconds.
 HINT_GAP_SECONDS = 2.0
+#: A task is looked up once it has at least this chance (from its model's past durations) of having ended.
+LOOK_CHANCE = 0.08
+#: A call is made only if its tasks likely hold at least this many ended ones (else they wait one round).
+MIN_LIKELY_ENDS = 0.5
 #: Due tasks are looked up together with those due within this many seconds (fuller batches, fewer calls).
-BATCH_WINDOW = 0.5
+BATCH_WINDOW = 0.05
 PROVIDER_FAILED_WORDS = "The image provider reported the job as failed."
 
 
@@ -49,6 +56,8 @@ class _Task:
     answered_at: float | None = None  # when a lookup last answered for it
     error: ProviderError | None = None  # its last lookup's error, if that lookup failed
     looking: bool = False
+    hinted_at: float = 0.0  # when a callback last brought its lookup forward
+    deferred: bool = False  # left out of a round to save a call that would have been mostly empty
     guessed: bool = True  # scheduled before this model had any history: rescheduled once it has
 
 
@@ -84,11 +93,11 @@ class Tracker:
         self._lookups: set[asyncio.Task[None]] = set()
         self._gate: asyncio.Semaphore | None = None
 
-    def follow(self, job: Job) -> None:
-        """Start following a submitted job."""
+    def follow(self, job: Job, *, at_once: bool = False) -> None:
+        """Start following a submitted job (`at_once`: look it up at the next round, e.g. after a restart)."""
         assert job.task_id is not None
         task = _Task(job, 0.0)
-        task.due = self._next_look(task, self._clock())
+        task.due = self._clock() if at_once else self._next_look(task, self._clock())
         self._tasks[job.id] = task
         self._by_task[(job.provider, job.task_id)] = job.id
 
@@ -112,9 +121,10 @@ class Tracker:
         if job_id is None:
             return CallbackOutcome.FINISHED if (provider, task_id) in self._ended else None
         task = self._tasks[job_id]
-        soonest = max(self._clock(), (task.answered_at or 0.0) + HINT_GAP_SECONDS)
-        if not task.failures:
-            task.due = min(task.due, soonest)
+        now = self._clock()
+        soonest = max(now, task.hinted_at + HINT_GAP_SECONDS)
+        if not task.failures and soonest < task.due:
+            task.due, task.hinted_at = soonest, soonest
         return CallbackOutcome.ACCEPTED
 
     def next_due(self) -> float | None:
@@ -146,7 +156,7 @@ class Tracker:
                         task.job, Outcome.failed(FailureKind.PROVIDER_SWITCHED, PROVIDER_SWITCHED)
                     )
                 continue
-            tasks.sort(key=lambda t: t.due)
+            tasks = self._fill_batches(tasks, provider.max_batch, now)
             for start in range(0, len(tasks), provider.max_batch):
                 chunk = tasks[start : start + provider.max_batch]
                 for task in chunk:
@@ -154,6 +164,33 @@ class Tracker:
                 lookup = asyncio.create_task(self._look_up(provider, chunk), name=f"fluxbot-lookup-{name}")
                 self._lookups.add(lookup)
                 lookup.add_done_callback(self._lookups.discard)
+
+    def _fill_batches(self, tasks: list[_Task], size: int, now: float) -> list[_Task]:
+        """The due tasks to look up now, most overdue first. A last call that would be less than half full, or
+        that would likely find no task ended, is not made: its tasks wait for the next round (once; they go first
+        then)."""
+        tasks.sort(key=lambda t: (not t.deferred, t.due, t.job.submitted_at or 0.0))
+        spare = len(tasks) % size
+        last = tasks[-spare:] if spare else []
+        if not last or any(t.deferred for t in last):
+            return tasks
+        if len(tasks) > size and spare >= size / 2 and self._likely_ends(last, now) >= MIN_LIKELY_ENDS:
+            return tasks
+        if len(tasks) <= size and self._likely_ends(last, now) >= MIN_LIKELY_ENDS:
+            return tasks
+        for task in last:
+            task.deferred = True
+            task.due = now + min(LIKELY_CADENCE, self.poll_interval)
+        return tasks[:-spare]
+
+    def _likely_ends(self, tasks: list[_Task], now: float) -> float:
+        """How many of these tasks have likely ended since they were last seen running (from past durations)."""
+        total = 0.0
+        for task in tasks:
+            started = task.job.submitted_at or task.job.created_at
+            seen = (task.answered_at or started) - started
+            total += self._durations.chance(task.job.provider, task.job.model, seen, now - started)
+        return total
 
     async def _look_up(self, provider: Provider, chunk: Sequence[_Task]) -> None:
         if self._gate is None:
@@ -179,7 +216,7 @@ class Tracker:
     async def _answered(self, chunk: Sequence[_Task], statuses: Mapping[str, TaskStatus]) -> None:
         now = self._clock()
         for task in chunk:
-            task.failures, task.error, task.answered_at = 0, None, now
+            task.failures, task.error, task.answered_at, task.deferred = 0, None, now, False
             status = statuses.get(task.job.task_id or "")
             if status is not None and status.state is not TaskState.RUNNING:
                 await self._finish_from(task.job, status)
@@ -203,6 +240,13 @@ class Tracker:
                 log.error("operator action needed: %s", exc.user_message)
 
     def _next_look(self, task: _Task, now: float) -> float:
+        """When to look the task up next: by its schedule, and one last look just past its deadline."""
+        started = task.job.submitted_at or task.job.created_at
+        last_look = started + self.job_timeout + LAST_LOOK_AFTER
+        scheduled = self._scheduled(task, now)
+        return min(scheduled, last_look) if now < last_look else scheduled
+
+    def _scheduled(self, task: _Task, now: float) -> float:
         """When to look the task up next, from how long this model's jobs usually take."""
         job = task.job
         started = job.submitted_at or job.created_at
@@ -210,16 +254,22 @@ class Tracker:
         usual = self._durations.estimate(job.provider, job.model)
         task.guessed = usual is None
         if self._callbacks and job.expects_callback:
-            if usual is not None and age < usual.late + CALLBACK_CHECK_SECONDS:
-                return max(now + CALLBACK_CHECK_SECONDS, started + usual.early)
-            return now + self.callback_poll_interval
-        likely = min(LIKELY_CADENCE, self.poll_interval)
+            if usual is None:  # nothing to expect yet: the callback comes, or the slow safety net finds it
+                return now + self.callback_poll_interval
+            # From when it may have ended on, often enough that a lost callback is noticed within seconds.
+            return _on_grid(max(now + CALLBACK_CHECK_SECONDS, started + usual.early), CALLBACK_CHECK_SECONDS, now)
+        step = min(LIKELY_CADENCE, self.poll_interval)
         first = usual.early if usual is not None else min(FIRST_LOOK_SECONDS, self.poll_interval)
         if age < first:
-            return started + first
-        if usual is None or age <= usual.late:
-            return now + likely
-        return now + self.poll_interval  # slower than usual: it may take a while yet
+            return _on_grid(started + first, step, now, up=True)
+        if usual is None or age > usual.late:
+            # Nothing known yet, or slower than the jobs seen so far: often at first, less as it runs on.
+            return _on_grid(now + min(self.poll_interval, max(step, age / 10)), step, now)
+        wait = step  # the soonest look at which it has a fair chance of having ended
+        chance = self._durations.chance
+        while wait < self.poll_interval and chance(job.provider, job.model, age, age + wait) < LOOK_CHANCE:
+            wait += step
+        return _on_grid(now + wait, step, now)
 
     def _past_deadline(self, task: _Task, now: float) -> bool:
         """Past the timeout, and a lookup since saw it running (or lookups cannot help any more).
@@ -260,3 +310,10 @@ class Tracker:
         else:
             outcome = Outcome.failed(FailureKind.FAILED, PROVIDER_FAILED_WORDS)
         await self._finisher.finish(job, outcome)
+
+
+def _on_grid(moment: float, step: float, now: float, *, up: bool = False) -> float:
+    """The multiple of `step` at or just before `moment` (`up`: at or just after), but after `now`: tasks due about
+    together are looked up in one call."""
+    due = (math.ceil(moment / step - 1e-9) if up else math.floor(moment / step + 1e-9)) * step
+    return due if due > now else due + step
