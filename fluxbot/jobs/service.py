@@ -77,6 +77,7 @@ class Jobs:
             poll_interval=poll_interval,
             job_timeout=job_timeout,
             callbacks=callback_url is not None,
+            rescheduled=self._rescheduled,
         )
         self.dispatcher = Dispatcher(
             store,
@@ -95,6 +96,7 @@ class Jobs:
         self._stopping = False
         self._attaching: set[asyncio.Task[Any]] = set()
         self._cards_at = 0.0  # when the loop last showed the cards that were due
+        self._sleep_until = 0.0  # when the loop wakes next by itself
         #: When the background loop last began a round (for /healthz).
         self.last_round = clock()
 
@@ -260,6 +262,7 @@ class Jobs:
                 log.exception("a round of the job loop failed; trying again")
             due = self.tracker.next_due()
             pause = LOOP_SECONDS if due is None else min(LOOP_SECONDS, max(0.0, due - self._clock()))
+            self._sleep_until = self._clock() + pause
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), pause)
             self._wake.clear()
@@ -271,6 +274,13 @@ class Jobs:
     def _submitted(self, job: Job) -> None:
         self.tracker.follow(job)
         self.cards.show(job)
+        self._rescheduled()
+
+    def _rescheduled(self) -> None:
+        """Wake the loop if it would sleep past the next lookup that is due."""
+        due = self.tracker.next_due()
+        if due is not None and due < self._sleep_until:
+            self._wake.set()
 
     def _finished(self, job: Job) -> None:
         self.tracker.forget(job)

@@ -79,6 +79,7 @@ class Tracker:
         poll_interval: float,
         job_timeout: float,
         callbacks: bool,
+        rescheduled: Callable[[], None] = lambda: None,
     ) -> None:
         self._providers = providers
         self._finisher = finisher
@@ -87,6 +88,7 @@ class Tracker:
         self.poll_interval = poll_interval
         self.job_timeout = job_timeout
         self._callbacks = callbacks
+        self._rescheduled = rescheduled  # told when a lookup's answer changed when the next one is due
         self._tasks: dict[int, _Task] = {}  # by job id
         self._by_task: dict[tuple[str, str], int] = {}  # (provider, task id) → job id
         self._ended: OrderedDict[tuple[str, str], None] = OrderedDict()  # recently finished, for late callbacks
@@ -212,6 +214,7 @@ class Tracker:
         finally:
             for task in chunk:
                 task.looking = False
+            self._rescheduled()
 
     async def _answered(self, chunk: Sequence[_Task], statuses: Mapping[str, TaskStatus]) -> None:
         now = self._clock()
