@@ -349,3 +349,20 @@ async def test_a_lost_callback_is_noticed_within_a_few_seconds(
         await jobs.round()
     assert replier.outcomes, "delivered"
     assert clock.now - ended <= 5.0, f"delivered {clock.now - ended:.1f} s after its task ended"
+
+
+async def test_a_mostly_empty_call_that_would_likely_find_nothing_waits_a_round(
+    service: Jobs, flux: FakeFlux, clock: Clock
+) -> None:
+    service.durations.load("acedata", "flux-dev", [float(s) for s in range(30, 41)])  # 30 to 40 s before
+    service.dispatcher.max_in_flight = 200
+    flux.hold = True
+    for _ in range(102):
+        await service.start(imagine(), REPLY)
+    clock.now += 31.5
+    await service.round()
+    assert sorted(len(body["ids"]) for body in flux.lookups) == [50, 50], "2 tasks that likely run on wait"
+    clock.now += 1.4
+    await service.round()
+    assert {i for body in flux.lookups for i in body["ids"]} == set(flux.tasks), "they go first in the next round"
+    assert max(len(body["ids"]) for body in flux.lookups) == 50

@@ -7,12 +7,9 @@ shown longest ago: a long line moving by one must not turn into an edit of every
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from fluxbot.jobs.durations import Durations
 from fluxbot.jobs.lifecycle import Job, JobStatus
 from fluxbot.jobs.replies import Replies
-from fluxbot.storage import Store
+from fluxbot.jobs.shared import Shared
 
 #: Queued cards up to this place in line show a new place at once; the others at the usual card cadence.
 QUEUE_LIVE_PLACES = 10
@@ -26,21 +23,21 @@ class Cards:
     #: How often a card shows the new elapsed time.
     refresh_seconds: float = 15.0
 
-    def __init__(self, store: Store, replies: Replies, durations: Durations, clock: Callable[[], float]) -> None:
-        self._store = store
+    def __init__(self, shared: Shared, replies: Replies) -> None:
+        self._shared = shared
         self._replies = replies
-        self._durations = durations
-        self._clock = clock
         self._shown_at: dict[int, float] = {}
         self._shown_place: dict[int, int] = {}
 
     def show(self, job: Job, *, place: int | None = None) -> None:
         """Show the job's card now (a job just queued or just submitted)."""
-        now = self._clock()
+        now = self._shared.clock()
         self._shown_at[job.id] = now
         if place is not None:
             self._shown_place[job.id] = place
-        estimate = self._durations.estimate(job.provider, job.model) if job.status is JobStatus.SUBMITTED else None
+        estimate = (
+            self._shared.durations.estimate(job.provider, job.model) if job.status is JobStatus.SUBMITTED else None
+        )
         self._replies.progress(job, position=place, estimate=estimate)
 
     def forget(self, job_id: int) -> None:
@@ -50,16 +47,16 @@ class Cards:
 
     def refresh_running(self, running: list[Job]) -> None:
         """Running cards show the new elapsed time every `refresh_seconds`."""
-        now = self._clock()
+        now = self._shared.clock()
         for job in running:
             if now - self._shown_at.get(job.id, job.submitted_at or 0.0) >= self.refresh_seconds:
                 self.show(job)
 
     async def refresh_queue(self) -> None:
         """Queued cards show their new place (the front at once) or, at the cadence, the elapsed time."""
-        now = self._clock()
+        now = self._shared.clock()
         # The line, oldest first; a job whose command was not answered yet has no card and no place.
-        waiting = [job for job in await self._store.jobs_with_status(JobStatus.QUEUED) if job.reply.message_id]
+        waiting = [job for job in await self._shared.store.jobs_with_status(JobStatus.QUEUED) if job.reply.message_id]
         places = {job.id: place for place, job in enumerate(waiting, start=1)}
         moved = [
             j for j in waiting if places[j.id] <= QUEUE_LIVE_PLACES and self._shown_place.get(j.id) != places[j.id]

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 
 from fluxbot.jobs.finishing import Finisher
 from fluxbot.jobs.lifecycle import FailureKind, Job, JobStatus, Outcome
-from fluxbot.jobs.persist import Persistence
 from fluxbot.jobs.requests import request_of
+from fluxbot.jobs.shared import Shared
 from fluxbot.metrics import METRICS
 from fluxbot.providers.base import JobRequest, Provider, ProviderError
-from fluxbot.storage import Store, StoreUnavailable
+from fluxbot.storage import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -35,22 +35,10 @@ class Dispatcher:
     submit_retry_delays: tuple[float, ...] = (1.0, 3.0)
 
     def __init__(
-        self,
-        store: Store,
-        providers: Mapping[str, Provider],
-        finisher: Finisher,
-        persistence: Persistence,
-        clock: Callable[[], float],
-        *,
-        max_in_flight: int,
-        callback_url: str | None,
-        submitted: Submitted,
+        self, shared: Shared, finisher: Finisher, *, max_in_flight: int, callback_url: str | None, submitted: Submitted
     ) -> None:
-        self._store = store
-        self._providers = providers
+        self._shared = shared
         self._finisher = finisher
-        self._persistence = persistence
-        self._clock = clock
         self.max_in_flight = max_in_flight
         self._callback_url = callback_url
         self._submitted = submitted
@@ -80,7 +68,7 @@ class Dispatcher:
         while True:
             self._again = False
             try:
-                while (job := await self._store.claim(self.max_in_flight)) is not None:
+                while (job := await self._shared.store.claim(self.max_in_flight)) is not None:
                     # Each submit is its own task, started at once (slots freed together fill together).
                     submit = asyncio.create_task(self._submit(job), name=f"fluxbot-submit-{job.id}")
                     self._submits.add(submit)
@@ -92,7 +80,7 @@ class Dispatcher:
                 return
 
     async def _submit(self, job: Job) -> None:
-        provider = self._providers.get(job.provider)
+        provider = self._shared.providers.get(job.provider)
         if provider is None:
             await self._finisher.finish(job, Outcome.failed(FailureKind.PROVIDER_SWITCHED, PROVIDER_SWITCHED))
             return
@@ -110,9 +98,9 @@ class Dispatcher:
         METRICS.jobs_submitted.inc(job.provider, job.model)
         log.info("job %d: submitted as task %s", job.id, task_id)
         # The provider has it (and may bill it): the task id is stored however long the database takes.
-        now = self._clock()
-        recorded = await self._persistence.write(
-            f"job {job.id}: task {task_id}", lambda: self._store.mark_submitted(job.id, task_id, now=now)
+        now = self._shared.clock()
+        recorded = await self._shared.persistence.write(
+            f"job {job.id}: task {task_id}", lambda: self._shared.store.mark_submitted(job.id, task_id, now=now)
         )
         if not recorded:
             log.error("job %d: task %s was accepted, but the job was no longer pending", job.id, task_id)

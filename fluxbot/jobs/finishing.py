@@ -6,12 +6,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from fluxbot.jobs.durations import Durations
 from fluxbot.jobs.lifecycle import Job, JobStatus, Outcome, Transition
-from fluxbot.jobs.persist import Persistence
 from fluxbot.jobs.requests import MAX_COUNT
+from fluxbot.jobs.shared import Shared
 from fluxbot.metrics import METRICS
-from fluxbot.storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +20,8 @@ Listener = Callable[[Job], None]
 class Finisher:
     """Gives jobs their outcome, once, and tells the others (tracker, dispatcher, delivery) that it happened."""
 
-    def __init__(self, store: Store, persistence: Persistence, durations: Durations, clock: Callable[[], float]):
-        self._store = store
-        self._persistence = persistence
-        self._durations = durations
-        self._clock = clock
+    def __init__(self, shared: Shared) -> None:
+        self._shared = shared
         self._listeners: list[Listener] = []
 
     def on_finished(self, listener: Listener) -> None:
@@ -38,15 +33,16 @@ class Finisher:
         started meanwhile, gets False). The write is retried until the database takes it."""
         # Never more images than asked for: Discord shows ten attachments at most, and the member asked for these.
         kept = replace(outcome, images=outcome.images[: min(job.count, MAX_COUNT)])
-        now = self._clock()
-        won = await self._persistence.write(
-            f"job {job.id}: {kept.status}", lambda: self._store.finish(job.id, kept, transition=transition, now=now)
+        now = self._shared.clock()
+        won = await self._shared.persistence.write(
+            f"job {job.id}: {kept.status}",
+            lambda: self._shared.store.finish(job.id, kept, transition=transition, now=now),
         )
         if not won:
             return False
         METRICS.jobs_finished.inc(job.provider, job.model, kept.status.value)
         if kept.status is JobStatus.SUCCEEDED and job.submitted_at is not None:
-            self._durations.add(job.provider, job.model, now - job.submitted_at)
+            self._shared.durations.add(job.provider, job.model, now - job.submitted_at)
         final = replace(
             job,
             status=kept.status,

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from fluxbot.delivery import DeliveryError
 from fluxbot.jobs.durations import Estimate
 from fluxbot.jobs.lifecycle import Job, Reply
-from fluxbot.jobs.persist import Persistence
+from fluxbot.jobs.shared import Shared
 from fluxbot.metrics import METRICS
-from fluxbot.storage import Store, StoreUnavailable
+from fluxbot.storage import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +63,9 @@ class Replies:
     #: How many replies are edited at once (each worker holds one place only while its request runs).
     concurrency: int = 16
 
-    def __init__(self, store: Store, replier: Replier, persistence: Persistence, clock: Callable[[], float]) -> None:
-        self._store = store
+    def __init__(self, shared: Shared, replier: Replier) -> None:
+        self._shared = shared
         self._replier = replier
-        self._persistence = persistence
-        self._clock = clock
         self._replies: dict[int, _ReplyState] = {}
         self._gate: asyncio.Semaphore | None = None
 
@@ -97,7 +94,7 @@ class Replies:
 
     def retry_due(self) -> None:
         """Start the deliveries whose retry time has come."""
-        now = self._clock()
+        now = self._shared.clock()
         for job_id, reply in list(self._replies.items()):
             if reply.outcome and reply.retry_at and reply.retry_at <= now:
                 self._run(job_id, reply)
@@ -139,7 +136,7 @@ class Replies:
         delivered = False
         while True:
             if reply.outcome:
-                if reply.retry_at > self._clock():
+                if reply.retry_at > self._shared.clock():
                     return delivered  # `retry_due` starts it again
                 delivered = await self._outcome(job_id, reply) or delivered
                 if reply.outcome:
@@ -157,14 +154,16 @@ class Replies:
         if any(not t.done() for t in reply.strays):
             return  # a card is still on its way; the next one is asked for at the card cadence
         try:
-            current = await self._store.get_job(job.id)
+            current = await self._shared.store.get_job(job.id)
         except StoreUnavailable:
             return  # a card can wait for the next refresh
         if current is None or current.status.finished:
             return  # it finished (and may be shown already) while this card waited: never cover the outcome
         job = current
         edit = asyncio.create_task(
-            self._gated(self._replier.show_progress(job, now=self._clock(), position=position, estimate=estimate))
+            self._gated(
+                self._replier.show_progress(job, now=self._shared.clock(), position=position, estimate=estimate)
+            )
         )
         done, _ = await asyncio.wait({edit}, timeout=self.progress_timeout)
         if edit not in done:
@@ -192,7 +191,7 @@ class Replies:
     async def _outcome(self, job_id: int, reply: _ReplyState) -> bool:
         """Show the outcome and mark it delivered; True when this call marked it."""
         try:
-            job = await self._store.get_job(job_id)
+            job = await self._shared.store.get_job(job_id)
         except StoreUnavailable as exc:
             self._later(job_id, reply, f"the database could not be read ({exc})", retryable=True)
             return False
@@ -219,9 +218,9 @@ class Replies:
             reply.via = via
         reply.outcome = False
         via = reply.via
-        now = self._clock()
-        delivered = await self._persistence.write(
-            f"job {job_id}: delivered", lambda: self._store.mark_delivered(job_id, via, now=now)
+        now = self._shared.clock()
+        delivered = await self._shared.persistence.write(
+            f"job {job_id}: delivered", lambda: self._shared.store.mark_delivered(job_id, via, now=now)
         )
         if delivered:
             log.info("job %d: delivered (%s, %s)", job_id, job.status, via)
@@ -236,7 +235,7 @@ class Replies:
             return False
         pause = min(300.0, 2.0 * 2**reply.attempts)
         reply.attempts += 1
-        reply.retry_at = self._clock() + pause
+        reply.retry_at = self._shared.clock() + pause
         log.warning("job %d: delivery failed (%s); retrying in %.0f s", job_id, reason, pause)
         return True
 

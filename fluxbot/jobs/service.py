@@ -20,6 +20,7 @@ from fluxbot.jobs.finishing import Finisher
 from fluxbot.jobs.lifecycle import CallbackOutcome, FailureKind, Job, JobStatus, Outcome, Reply, Transition
 from fluxbot.jobs.persist import Persistence
 from fluxbot.jobs.replies import Replier, Replies
+from fluxbot.jobs.shared import Shared
 from fluxbot.jobs.tracker import Tracker
 from fluxbot.limits import Limits, Refused, refusal
 from fluxbot.providers.base import JobRequest, Provider
@@ -62,32 +63,23 @@ class Jobs:
         self.poll_interval = poll_interval
         self._clock = clock
         self._callback_url = callback_url
-        #: Every provider with a key, by name: jobs finish on the provider that started them.
         providers: dict[str, Provider] = {**(other_providers or {}), provider.name: provider}
         self.persistence = Persistence()
         self.durations = Durations()
-        self.finisher = Finisher(store, self.persistence, self.durations, clock)
-        self.replies = Replies(store, replier, self.persistence, clock)
-        self.cards = Cards(store, self.replies, self.durations, clock)
+        shared = Shared(store, providers, clock, self.durations, self.persistence)
+        self.finisher = Finisher(shared)
+        self.replies = Replies(shared, replier)
+        self.cards = Cards(shared, self.replies)
         self.tracker = Tracker(
-            providers,
+            shared,
             self.finisher,
-            self.durations,
-            clock,
             poll_interval=poll_interval,
             job_timeout=job_timeout,
             callbacks=callback_url is not None,
             rescheduled=self._rescheduled,
         )
         self.dispatcher = Dispatcher(
-            store,
-            providers,
-            self.finisher,
-            self.persistence,
-            clock,
-            max_in_flight=max_in_flight,
-            callback_url=callback_url,
-            submitted=self._submitted,
+            shared, self.finisher, max_in_flight=max_in_flight, callback_url=callback_url, submitted=self._submitted
         )
         self._replier = replier
         self.finisher.on_finished(self._finished)

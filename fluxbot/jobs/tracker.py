@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from fluxbot.jobs.dispatch import PROVIDER_SWITCHED, log_provider_error
-from fluxbot.jobs.durations import Durations
 from fluxbot.jobs.finishing import Finisher
 from fluxbot.jobs.lifecycle import CallbackOutcome, FailureKind, Job, JobStatus, Outcome
+from fluxbot.jobs.shared import Shared
 from fluxbot.metrics import METRICS
 from fluxbot.providers.base import Provider, ProviderError, TaskState, TaskStatus
 
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 #: Past the job timeout, how long a task whose lookups keep failing waits for one answer before timing out.
 TIMEOUT_GRACE_SECONDS = 300.0
 #: While a task is likely to finish, it is looked up this often (at most the poll interval).
-LIKELY_CADENCE = 1.25
+LIKELY_CADENCE = 1.4
 #: With callbacks, while a task is likely to finish, it is still looked up this often: a lost callback shows soon.
 CALLBACK_CHECK_SECONDS = 3.0
 #: Without any history, a task's first look is this long after its submit.
@@ -40,7 +40,7 @@ HINT_GAP_SECONDS = 2.0
 #: A task is looked up once it has at least this chance (from its model's past durations) of having ended.
 LOOK_CHANCE = 0.08
 #: A call is made only if its tasks likely hold at least this many ended ones (else they wait one round).
-MIN_LIKELY_ENDS = 0.5
+MIN_LIKELY_ENDS = 1.0
 #: Due tasks are looked up together with those due within this many seconds (fuller batches, fewer calls).
 BATCH_WINDOW = 0.05
 PROVIDER_FAILED_WORDS = "The image provider reported the job as failed."
@@ -58,6 +58,7 @@ class _Task:
     looking: bool = False
     hinted_at: float = 0.0  # when a callback last brought its lookup forward
     deferred: bool = False  # left out of a round to save a call that would have been mostly empty
+    hinted: bool = False  # a callback said it ended: looked up in the next round, whatever the savings
     guessed: bool = True  # scheduled before this model had any history: rescheduled once it has
 
 
@@ -71,20 +72,16 @@ class Tracker:
 
     def __init__(
         self,
-        providers: Mapping[str, Provider],
+        shared: Shared,
         finisher: Finisher,
-        durations: Durations,
-        clock: Callable[[], float],
         *,
         poll_interval: float,
         job_timeout: float,
         callbacks: bool,
         rescheduled: Callable[[], None] = lambda: None,
     ) -> None:
-        self._providers = providers
+        self._shared = shared
         self._finisher = finisher
-        self._durations = durations
-        self._clock = clock
         self.poll_interval = poll_interval
         self.job_timeout = job_timeout
         self._callbacks = callbacks
@@ -99,7 +96,7 @@ class Tracker:
         """Start following a submitted job (`at_once`: look it up at the next round, e.g. after a restart)."""
         assert job.task_id is not None
         task = _Task(job, 0.0)
-        task.due = self._clock() if at_once else self._next_look(task, self._clock())
+        task.due = self._shared.clock() if at_once else self._next_look(task, self._shared.clock())
         self._tasks[job.id] = task
         self._by_task[(job.provider, job.task_id)] = job.id
 
@@ -123,10 +120,10 @@ class Tracker:
         if job_id is None:
             return CallbackOutcome.FINISHED if (provider, task_id) in self._ended else None
         task = self._tasks[job_id]
-        now = self._clock()
+        now = self._shared.clock()
         soonest = max(now, task.hinted_at + HINT_GAP_SECONDS)
         if not task.failures and soonest < task.due:
-            task.due, task.hinted_at = soonest, soonest
+            task.due, task.hinted_at, task.hinted = soonest, soonest, True
         return CallbackOutcome.ACCEPTED
 
     def next_due(self) -> float | None:
@@ -139,19 +136,23 @@ class Tracker:
 
     async def round(self) -> None:
         """Start the lookups that are due (they run on their own) and time out tasks that cannot be looked up."""
-        now = self._clock()
+        now = self._shared.clock()
         due: dict[str, list[_Task]] = {}
         for task in list(self._tasks.values()):
             if task.looking:
                 continue
-            if task.guessed and not task.failures and self._durations.estimate(task.job.provider, task.job.model):
+            if (
+                task.guessed
+                and not task.failures
+                and self._shared.durations.estimate(task.job.provider, task.job.model)
+            ):
                 task.due = min(task.due, self._next_look(task, now))
             if task.due <= now + BATCH_WINDOW:
                 due.setdefault(task.job.provider, []).append(task)
             elif self._past_deadline(task, now):
                 await self._time_out(task)
         for name, tasks in due.items():
-            provider = self._providers.get(name)
+            provider = self._shared.providers.get(name)
             if provider is None:
                 for task in tasks:
                     await self._finisher.finish(
@@ -168,21 +169,19 @@ class Tracker:
                 lookup.add_done_callback(self._lookups.discard)
 
     def _fill_batches(self, tasks: list[_Task], size: int, now: float) -> list[_Task]:
-        """The due tasks to look up now, most overdue first. A last call that would be less than half full, or
-        that would likely find no task ended, is not made: its tasks wait for the next round (once; they go first
-        then)."""
-        tasks.sort(key=lambda t: (not t.deferred, t.due, t.job.submitted_at or 0.0))
+        """The due tasks to look up now, most overdue first. A last call that would be less than half full and
+        would likely find no task ended is not made: its tasks wait for the next round (once; they go first then)."""
+        tasks.sort(key=lambda t: (not (t.deferred or t.hinted), t.due, t.job.submitted_at or 0.0))
         spare = len(tasks) % size
         last = tasks[-spare:] if spare else []
-        if not last or any(t.deferred for t in last):
+        if not last or any(t.deferred or t.hinted for t in last):
             return tasks
-        if len(tasks) > size and spare >= size / 2 and self._likely_ends(last, now) >= MIN_LIKELY_ENDS:
+        if len(tasks) <= size or spare >= size / 2 or self._likely_ends(last, now) >= MIN_LIKELY_ENDS:
             return tasks
-        if len(tasks) <= size and self._likely_ends(last, now) >= MIN_LIKELY_ENDS:
-            return tasks
+        step = min(LIKELY_CADENCE, self.poll_interval)
         for task in last:
             task.deferred = True
-            task.due = now + min(LIKELY_CADENCE, self.poll_interval)
+            task.due = max(task.due, now) + step
         return tasks[:-spare]
 
     def _likely_ends(self, tasks: list[_Task], now: float) -> float:
@@ -191,7 +190,7 @@ class Tracker:
         for task in tasks:
             started = task.job.submitted_at or task.job.created_at
             seen = (task.answered_at or started) - started
-            total += self._durations.chance(task.job.provider, task.job.model, seen, now - started)
+            total += self._shared.durations.chance(task.job.provider, task.job.model, seen, now - started)
         return total
 
     async def _look_up(self, provider: Provider, chunk: Sequence[_Task]) -> None:
@@ -217,9 +216,9 @@ class Tracker:
             self._rescheduled()
 
     async def _answered(self, chunk: Sequence[_Task], statuses: Mapping[str, TaskStatus]) -> None:
-        now = self._clock()
+        now = self._shared.clock()
         for task in chunk:
-            task.failures, task.error, task.answered_at, task.deferred = 0, None, now, False
+            task.failures, task.error, task.answered_at, task.deferred, task.hinted = 0, None, now, False, False
             status = statuses.get(task.job.task_id or "")
             if status is not None and status.state is not TaskState.RUNNING:
                 await self._finish_from(task.job, status)
@@ -229,7 +228,7 @@ class Tracker:
                 task.due = self._next_look(task, now)
 
     async def _failed(self, chunk: Sequence[_Task], exc: ProviderError | None) -> None:
-        now = self._clock()
+        now = self._shared.clock()
         for task in chunk:
             task.failures += 1
             task.error = exc
@@ -254,7 +253,7 @@ class Tracker:
         job = task.job
         started = job.submitted_at or job.created_at
         age = now - started
-        usual = self._durations.estimate(job.provider, job.model)
+        usual = self._shared.durations.estimate(job.provider, job.model)
         task.guessed = usual is None
         if self._callbacks and job.expects_callback:
             if usual is None:  # nothing to expect yet: the callback comes, or the slow safety net finds it
@@ -263,13 +262,13 @@ class Tracker:
             return _on_grid(max(now + CALLBACK_CHECK_SECONDS, started + usual.early), CALLBACK_CHECK_SECONDS, now)
         step = min(LIKELY_CADENCE, self.poll_interval)
         first = usual.early if usual is not None else min(FIRST_LOOK_SECONDS, self.poll_interval)
-        if age < first:
-            return _on_grid(started + first, step, now, up=True)
+        if age < first:  # not before this model's jobs usually end; without history, about 2 s in
+            return _on_grid(started + first, step, now, up=usual is not None)
         if usual is None or age > usual.late:
             # Nothing known yet, or slower than the jobs seen so far: often at first, less as it runs on.
             return _on_grid(now + min(self.poll_interval, max(step, age / 10)), step, now)
         wait = step  # the soonest look at which it has a fair chance of having ended
-        chance = self._durations.chance
+        chance = self._shared.durations.chance
         while wait < self.poll_interval and chance(job.provider, job.model, age, age + wait) < LOOK_CHANCE:
             wait += step
         return _on_grid(now + wait, step, now)
@@ -316,7 +315,7 @@ class Tracker:
 
 
 def _on_grid(moment: float, step: float, now: float, *, up: bool = False) -> float:
-    """The multiple of `step` at or just before `moment` (`up`: at or just after), but after `now`: tasks due about
-    together are looked up in one call."""
+    """The multiple of `step` at or just before `moment` (`up`: at or just after), but at least half a step after
+    `now`: tasks due about together are looked up in one call."""
     due = (math.ceil(moment / step - 1e-9) if up else math.floor(moment / step + 1e-9)) * step
-    return due if due > now else due + step
+    return due if due > now + step / 2 else due + step  # never a look straight after the last one
