@@ -14,7 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from fluxbot import render
-from fluxbot.bot import GENERIC_ERROR, FluxBot, attachment_info, tell
+from fluxbot.bot import GENERIC_ERROR, FluxBot, answer_privately, attachment_info
 from fluxbot.buttons import JobAction, bind_handler, jobs_page_view
 from fluxbot.jobs.lifecycle import EditImage, Job
 from fluxbot.jobs.requests import (
@@ -263,10 +263,10 @@ async def _member_sees_failures(interaction: discord.Interaction, what: str) -> 
     try:
         yield
     except (Refused, InvalidRequest) as exc:
-        await tell(interaction, str(exc))
+        await answer_privately(interaction, str(exc))
     except Exception:
         log.exception("%s failed", what)
-        await tell(interaction, GENERIC_ERROR)
+        await answer_privately(interaction, GENERIC_ERROR)
 
 
 def _uploaded(message: discord.Message | None) -> dict[str, str]:

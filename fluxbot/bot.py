@@ -126,7 +126,7 @@ class FluxBot(commands.Bot):
         error handler of commands and components answers them privately.
         """
         if self.closing:  # buttons and prompts do not pass the command tree's check
-            await tell(interaction, RESTARTING)
+            await answer_privately(interaction, RESTARTING)
             return
         policy = await self.policies.policy(interaction)
         request = build(policy)
@@ -183,7 +183,7 @@ class FluxCommandTree(app_commands.CommandTree[discord.Client]):
         """Refuse new commands while the bot shuts down; they would only be cut off."""
         if getattr(interaction.client, "closing", False):
             if interaction.type is not discord.InteractionType.autocomplete:  # those cannot take a message
-                await tell(interaction, RESTARTING)
+                await answer_privately(interaction, RESTARTING)
             return False
         return True
 
@@ -209,7 +209,7 @@ async def report_command_error(interaction: discord.Interaction, error: app_comm
     else:
         log.error("/%s failed", command, exc_info=original)
         message = GENERIC_ERROR
-    await tell(interaction, message)
+    await answer_privately(interaction, message)
 
 
 def attachment_info(attachment: discord.Attachment) -> AttachmentInfo:
@@ -224,7 +224,7 @@ def attachment_info(attachment: discord.Attachment) -> AttachmentInfo:
     )
 
 
-async def tell(interaction: discord.Interaction, message: str) -> None:
+async def answer_privately(interaction: discord.Interaction, message: str) -> None:
     """Send the member an ephemeral message, as a response or, once the interaction is answered, a followup."""
     try:
         if interaction.response.is_done():
