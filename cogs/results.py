@@ -16,10 +16,10 @@ from discord.ext import commands
 from fluxbot import render
 from fluxbot.bot import GENERIC_ERROR, FluxBot, answer_privately, attachment_info
 from fluxbot.buttons import JobAction, bind_handler, jobs_page_view
+from fluxbot.errors import MemberError
 from fluxbot.jobs.lifecycle import EditImage, Job
 from fluxbot.jobs.requests import (
     PROMPT_MAX_CHARS,
-    InvalidRequest,
     check_reroll,
     edit_request,
     may_delete,
@@ -28,7 +28,6 @@ from fluxbot.jobs.requests import (
     result_images,
     url_expired,
 )
-from fluxbot.limits import Refused
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +261,7 @@ async def _member_sees_failures(interaction: discord.Interaction, what: str) -> 
     Discord's "interaction failed"."""
     try:
         yield
-    except (Refused, InvalidRequest) as exc:
+    except MemberError as exc:
         await answer_privately(interaction, str(exc))
     except Exception:
         log.exception("%s failed", what)

@@ -15,10 +15,11 @@ from discord.ext import commands
 
 from fluxbot.config import Settings
 from fluxbot.delivery import Delivery
+from fluxbot.errors import MemberError
 from fluxbot.jobs.lifecycle import Reply
-from fluxbot.jobs.requests import AttachmentInfo, InvalidRequest
+from fluxbot.jobs.requests import AttachmentInfo
 from fluxbot.jobs.service import Jobs
-from fluxbot.limits import Policy, Refused
+from fluxbot.limits import Policy
 from fluxbot.policy import MemberPolicies
 from fluxbot.providers.base import JobRequest, Provider
 from fluxbot.storage import Store
@@ -203,7 +204,7 @@ async def report_command_error(interaction: discord.Interaction, error: app_comm
         shown = str(error.value)[:50]
         message = f"`{shown}` is not a valid value for that option. Please check it and try again."
         log.info("/%s: bad option value %r", command, error.value)
-    elif isinstance(original, Refused | InvalidRequest):
+    elif isinstance(original, MemberError):
         message = str(original)  # what the member asked for cannot be done (here, now): the message says why
         log.info("/%s refused for %s: %s", command, interaction.user.id, message)
     else:

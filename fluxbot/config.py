@@ -12,6 +12,7 @@ from typing import overload
 from dotenv import dotenv_values
 
 from fluxbot import catalog
+from fluxbot.errors import FluxbotError
 from fluxbot.limits import Limits
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 IMAGE_DELIVERY_MODES = ("attachment", "url")
 
 
-class ConfigError(Exception):
+class ConfigError(FluxbotError):
     """A setting is missing or malformed; the message names the variable and what it expects."""
 
     def __init__(self, variable: str, expected: str) -> None:

@@ -24,6 +24,7 @@ from yarl import URL
 
 from fluxbot import render
 from fluxbot.buttons import result_view
+from fluxbot.errors import FluxbotError
 from fluxbot.jobs.durations import Estimate
 from fluxbot.jobs.lifecycle import Job, JobStatus
 
@@ -49,7 +50,7 @@ LINKS_INSTEAD = (
 )
 
 
-class DeliveryError(Exception):
+class DeliveryError(FluxbotError):
     """The reply could not be edited; `retryable` says whether trying again later may work."""
 
     def __init__(self, reason: str, *, retryable: bool) -> None:

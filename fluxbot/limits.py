@@ -12,11 +12,12 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from fluxbot import catalog
+from fluxbot.errors import MemberError
 
 log = logging.getLogger(__name__)
 
 
-class Refused(Exception):
+class Refused(MemberError):
     """A member may not run this now; the message says why and what to do."""
 
 

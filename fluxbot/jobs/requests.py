@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from fluxbot import catalog
 from fluxbot.catalog import ProviderInfo
+from fluxbot.errors import MemberError
 from fluxbot.jobs.lifecycle import EditImage, Job
 from fluxbot.providers.base import Action, JobRequest, OptionValue
 
@@ -27,7 +28,7 @@ EMPTY_PROMPT = "The prompt is empty. Describe the image you want, e.g. `a white 
 _BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(MemberError, ValueError):
     """The member's input cannot make a job; the message says what is valid."""
 
 

@@ -10,6 +10,8 @@ from typing import Any, Literal, Protocol, TypeGuard
 
 import aiohttp
 
+from fluxbot.errors import FluxbotError
+
 Action = Literal["generate", "edit"]
 #: The value of a provider-specific option.
 OptionValue = str | bool | int
@@ -86,7 +88,11 @@ class ErrorKind(StrEnum):
         return self in (ErrorKind.AUTH, ErrorKind.OUT_OF_CREDIT, ErrorKind.MISCONFIGURED)
 
 
-class ProviderError(Exception):
+class ProviderFault(FluxbotError):
+    """Anything the provider boundary raises: a failed call, or a callback that must not be believed."""
+
+
+class ProviderError(ProviderFault):
     """A provider call failed; `user_message` says so in words a member understands."""
 
     def __init__(
@@ -223,7 +229,7 @@ async def fetch_json(
         ) from None
 
 
-class CallbackRefused(Exception):
+class CallbackRefused(ProviderFault):
     """A callback that must not be believed (e.g. its signature is wrong); the message says why."""
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Protocol
 
+from fluxbot.errors import FluxbotError
 from fluxbot.jobs.lifecycle import Transition
 
 if TYPE_CHECKING:  # only named in annotations: the job core imports this module, so no cycle at run time
@@ -21,7 +22,7 @@ if TYPE_CHECKING:  # only named in annotations: the job core imports this module
 REPORT_MEMBERS = 20
 
 
-class StoreError(Exception):
+class StoreError(FluxbotError):
     """The database failed; the base of every storage error."""
 
 
