@@ -327,7 +327,7 @@ async def test_a_slow_queued_card_never_covers_the_result(
     replier.progress_delay = 0.2
 
     async def tick_soon() -> None:
-        while not flux.tasks:
+        while not service.tracker.followed():  # submitted: its running card (0.2 s) is on its way now
             await asyncio.sleep(0.005)
         clock.now += 3
         await service.round()
