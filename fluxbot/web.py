@@ -206,6 +206,10 @@ class WebServer:
         log.info("callback for task %s: %s", task_id, outcome)
         if outcome is CallbackOutcome.UNKNOWN:
             return web.json_response({"error": "unknown task"}, status=404)
+        if outcome is CallbackOutcome.UNAVAILABLE:
+            self._warnings.log("callbacks the database could not place", "a callback could not be placed: %s", outcome)
+            answer = {"error": "the bot cannot check this task just now; please try again"}
+            return web.json_response(answer, status=503, headers={"Retry-After": "30"})
         return web.json_response({"status": outcome.value})
 
     async def _hint(self, task_id: str) -> CallbackOutcome | None:

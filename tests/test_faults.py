@@ -13,7 +13,7 @@ import pytest
 from fluxbot.catalog import PROVIDERS
 from fluxbot.config import Secret
 from fluxbot.jobs.durations import Estimate
-from fluxbot.jobs.lifecycle import Job, JobStatus
+from fluxbot.jobs.lifecycle import CallbackOutcome, Job, JobStatus
 from fluxbot.jobs.requests import InvalidRequest, prepare_imagine
 from fluxbot.jobs.service import Jobs
 from fluxbot.jobs.tracker import HINT_GAP_SECONDS
@@ -366,3 +366,14 @@ async def test_a_mostly_empty_call_that_would_likely_find_nothing_waits_a_round(
     await service.round()
     assert {i for body in flux.lookups for i in body["ids"]} == set(flux.tasks), "they go first in the next round"
     assert max(len(body["ids"]) for body in flux.lookups) == 50
+
+
+async def test_a_callback_for_a_task_not_in_memory_while_the_database_is_down_is_unavailable(
+    store: Store, client: Any, replier: RecordingReplier, clock: Clock
+) -> None:
+    flaky = FlakyStore(store, "job_for_task")
+    url = "https://bot.test/callbacks/flux/s3cret"
+    jobs = Jobs(cast("Store", flaky), client, replier, poll_interval=3, job_timeout=600, callback_url=url, clock=clock)
+    assert await jobs.hint("task-from-before-a-restart") is CallbackOutcome.UNAVAILABLE
+    flaky.broken.clear()
+    assert await jobs.hint("task-from-before-a-restart") is CallbackOutcome.UNKNOWN

@@ -47,6 +47,7 @@ class Jobs:
     gate: asyncio.Event | None = None
     done: list[str] = field(default_factory=list)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
+    outcome: CallbackOutcome = CallbackOutcome.ACCEPTED
 
     async def hint(self, task_id: str) -> CallbackOutcome:
         self.hinted.append(task_id)
@@ -54,7 +55,7 @@ class Jobs:
             await self.gate.wait()
         self.done.append(task_id)
         self.finished.set()
-        return CallbackOutcome.ACCEPTED
+        return self.outcome
 
 
 @dataclass
@@ -302,4 +303,16 @@ async def test_a_slow_job_core_does_not_hold_the_callbacks_answer(serve: Serve, 
     assert jobs.done == [TASK], "the hint went on after the answer"
     jobs.gate = None
     assert (await post(server.port, body)).json == {"status": "accepted"}, "a quick hint is answered as before"
+    no_traceback(logs)
+
+
+async def test_a_callback_the_database_cannot_place_is_asked_again_later(
+    serve: Serve, logs: pytest.LogCaptureFixture
+) -> None:
+    server, jobs = await serve("acedata")
+    jobs.outcome = CallbackOutcome.UNAVAILABLE
+    body = json.dumps({"task_id": TASK, "success": True}).encode()
+    answer = await post(server.port, body)
+    assert answer.status == 503, "a provider that retries its callbacks sends it again"
+    assert "try again" in answer.json["error"]
     no_traceback(logs)

@@ -126,6 +126,7 @@ class CallbackOutcome(StrEnum):
     ACCEPTED = "accepted"  # a running job of ours: it is looked up soon
     UNKNOWN = "unknown"  # not a task of ours
     FINISHED = "finished"  # already finished (a duplicate or late callback)
+    UNAVAILABLE = "unavailable"  # not known here, and the database could not say just now
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from fluxbot.jobs.shared import Shared
 from fluxbot.jobs.tracker import Tracker
 from fluxbot.limits import Limits, Refused, refusal
 from fluxbot.providers.base import JobRequest, Provider
-from fluxbot.storage import Store
+from fluxbot.storage import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,10 @@ class Jobs:
             if known is CallbackOutcome.ACCEPTED:
                 self._wake.set()
             return known
-        job = await self.store.job_for_task(self.provider.name, task_id)
+        try:
+            job = await self.store.job_for_task(self.provider.name, task_id)
+        except StoreUnavailable:
+            return CallbackOutcome.UNAVAILABLE  # the provider may send it again; polling finds it meanwhile
         if job is None:
             return CallbackOutcome.UNKNOWN
         return CallbackOutcome.FINISHED if job.status.finished else CallbackOutcome.ACCEPTED
