@@ -31,9 +31,6 @@ from fluxbot.storage.sqlite_engine import (
     URGENT,
     Engine,
     Row,
-    connect,
-    hold_process_lock,
-    release_process_lock,
     sql_states,
 )
 from fluxbot.storage.sqlite_reports import guild_report
@@ -67,24 +64,7 @@ class SQLiteStore:
     @classmethod
     async def open(cls, path: Path | str) -> SQLiteStore:
         """Open (and create or migrate) the database at `path`."""
-        held = hold_process_lock(path)
-        try:
-            writer = await connect(path)
-        except BaseException:
-            release_process_lock(held)
-            raise
-        try:
-            await migrate(writer, path)  # first: a database this fluxbot cannot read is left as it was
-            await writer.execute("PRAGMA journal_mode=WAL")
-            await writer.execute("PRAGMA synchronous=NORMAL")
-            reader = await connect(path, readonly=True)
-        except BaseException:
-            await writer.close()
-            release_process_lock(held)
-            raise
-        engine = Engine(writer, reader, held)
-        engine.start()
-        return cls(engine)
+        return cls(await Engine.open(path, migrate))
 
     async def close(self) -> None:
         """Let queued writes finish and close the connections."""

@@ -35,6 +35,8 @@ Row = sqlite3.Row
 #: A write: statements on the writer connection, inside the transaction the writer opened.
 Write = Callable[[aiosqlite.Connection], Awaitable[Any]]
 
+#: Brings a database's schema up to date (`sqlite_schema.migrate`).
+Migrate = Callable[[aiosqlite.Connection, Path | str], Awaitable[None]]
 #: Admissions go first: a member is waiting for them.
 URGENT, BACKGROUND = 0, 1
 #: The most writes one transaction commits, so an urgent write never waits long behind a batch.
@@ -127,9 +129,27 @@ class Engine:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
-    def start(self) -> None:
-        """Start committing queued writes."""
-        self._task = asyncio.create_task(self._run(), name="fluxbot-db-writer")
+    @classmethod
+    async def open(
+        cls, path: Path | str, migrate: Callable[[aiosqlite.Connection, Path | str], Awaitable[None]]
+    ) -> Engine:
+        """Lock the file for this process, migrate it, open both connections and start committing writes."""
+        held = hold_process_lock(path)
+        writer: aiosqlite.Connection | None = None
+        try:
+            writer = await connect(path)
+            await migrate(writer, path)  # first: a database this fluxbot cannot read is left as it was
+            await writer.execute("PRAGMA journal_mode=WAL")
+            await writer.execute("PRAGMA synchronous=NORMAL")
+            reader = await connect(path, readonly=True)
+        except BaseException:
+            if writer is not None:
+                await writer.close()
+            release_process_lock(held)
+            raise
+        engine = cls(writer, reader, held)
+        engine._task = asyncio.create_task(engine._run(), name="fluxbot-db-writer")
+        return engine
 
     async def close(self) -> None:
         """Let queued writes finish, then close both connections."""
