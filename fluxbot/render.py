@@ -10,6 +10,7 @@ import discord
 from fluxbot import catalog
 from fluxbot.jobs.durations import Estimate
 from fluxbot.jobs.lifecycle import Job, JobStatus
+from fluxbot.jobs.requests import MAX_COUNT
 from fluxbot.providers.base import Image
 
 log = logging.getLogger(__name__)
@@ -18,8 +19,6 @@ QUEUED_COLOUR = discord.Colour.blurple()
 DONE_COLOUR = discord.Colour.green()
 FAILED_COLOUR = discord.Colour.red()
 TIMED_OUT_COLOUR = discord.Colour.orange()
-#: The most images a result shows: the four that Discord lays out as one gallery (and the most a job may ask for).
-MAX_SHOWN = 4
 
 
 def elapsed_text(seconds: float) -> str:
@@ -41,7 +40,7 @@ def clip(text: str, limit: int = 1024) -> str:
 
 def shown_images(job: Job) -> tuple[Image, ...]:
     """The images a result shows: no more than the job asked for (a provider may send more), and at most four."""
-    return job.images[: max(1, min(job.count, MAX_SHOWN))]
+    return job.images[: max(1, min(job.count, MAX_COUNT))]
 
 
 def _model_label(name: str) -> str:
@@ -102,10 +101,7 @@ def result_card(job: Job, *, attachments: Sequence[str] = (), note: str | None =
     images = shown_images(job)
     if not images:
         return failure_card(job)
-    if attachments:
-        shown = [f"attachment://{name}" for name in attachments[: len(images)]]
-    else:
-        shown = [image.url for image in images]
+    shown = [f"attachment://{name}" for name in attachments] if attachments else [image.url for image in images]
     gallery_url = images[0].url
     first = _base(job, "✅ Done", DONE_COLOUR)
     first.url = gallery_url

@@ -207,7 +207,9 @@ class WebServer:
         if outcome is CallbackOutcome.UNKNOWN:
             return web.json_response({"error": "unknown task"}, status=404)
         if outcome is CallbackOutcome.UNAVAILABLE:
-            self._warnings.log("callbacks the database could not place", "a callback could not be placed: %s", outcome)
+            self._warnings.log(
+                "unplaced callbacks", "a callback came while the database could not say whose task it is"
+            )
             answer = {"error": "the bot cannot check this task just now; please try again"}
             return web.json_response(answer, status=503, headers={"Retry-After": "30"})
         return web.json_response({"status": outcome.value})

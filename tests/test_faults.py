@@ -13,7 +13,7 @@ import pytest
 from fluxbot.catalog import PROVIDERS
 from fluxbot.config import Secret
 from fluxbot.jobs.durations import Estimate
-from fluxbot.jobs.lifecycle import CallbackOutcome, Job, JobStatus
+from fluxbot.jobs.lifecycle import CallbackOutcome, FailureKind, Job, JobStatus
 from fluxbot.jobs.requests import InvalidRequest, prepare_imagine
 from fluxbot.jobs.service import Jobs
 from fluxbot.jobs.tracker import HINT_GAP_SECONDS
@@ -377,3 +377,46 @@ async def test_a_callback_for_a_task_not_in_memory_while_the_database_is_down_is
     assert await jobs.hint("task-from-before-a-restart") is CallbackOutcome.UNAVAILABLE
     flaky.broken.clear()
     assert await jobs.hint("task-from-before-a-restart") is CallbackOutcome.UNKNOWN
+
+
+async def test_a_callback_that_comes_while_its_task_is_being_looked_up_is_not_lost(
+    store: Store, client: Any, replier: RecordingReplier, clock: Clock, flux: FakeFlux
+) -> None:
+    url = "https://bot.test/callbacks/flux/s3cret"
+    jobs = Jobs(store, client, replier, poll_interval=3, job_timeout=600, callback_url=url, clock=clock)
+    flux.hold = True
+    job = await jobs.start(imagine(), REPLY)
+    assert job.task_id is not None
+    assert await jobs.hint(job.task_id) is CallbackOutcome.ACCEPTED
+    flux.lookup_delay = 0.3
+    looking = asyncio.create_task(jobs.round())
+    await until(lambda: len(flux.lookups) == 1, "the lookup to be under way")  # it read the task as running
+    flux.finish(job.task_id)
+    assert await jobs.hint(job.task_id) is CallbackOutcome.ACCEPTED  # the callback overtakes the answer
+    await looking
+    assert replier.outcomes == [], "that answer still said running"
+    flux.lookup_delay = 0.0
+    clock.now += 3  # without a history the next safety-net look would be 30 s away
+    await jobs.round()
+    assert [j.id for j in replier.outcomes] == [job.id]
+
+
+async def test_a_finish_the_database_cannot_record_does_not_stop_the_rounds(
+    store: Store, client: Any, replier: RecordingReplier, clock: Clock
+) -> None:
+    flaky = FlakyStore(store)
+    jobs = Jobs(cast("Store", flaky), client, replier, poll_interval=3, job_timeout=600, clock=clock)
+    jobs.persistence.delays = (0.01,)
+    # A job Kie.ai took before the operator switched to Ace Data Cloud, with no Kie key left: it is closed.
+    queued = await store.admit("kie", imagine(), REPLY, limits=jobs_limits(), now=clock.now)
+    assert queued is not None
+    await store.claim(10)
+    await store.mark_submitted(queued.id, "kie-task-1", now=clock.now)
+    await jobs.resume()
+    flaky.broken.add("finish")
+    await asyncio.wait_for(jobs.tracker.round(), 1.0)  # that write waits for the database on its own
+    await until(lambda: flaky.attempts.get("finish", 0) >= 2, "the write to be retried")
+    assert not jobs.writes_healthy()
+    flaky.broken.clear()
+    await jobs.settle()
+    assert [j.error_kind for j in replier.outcomes] == [FailureKind.PROVIDER_SWITCHED]

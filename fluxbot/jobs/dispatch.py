@@ -11,7 +11,7 @@ from dataclasses import replace
 from fluxbot.jobs.finishing import Finisher
 from fluxbot.jobs.lifecycle import FailureKind, Job, JobStatus, Outcome
 from fluxbot.jobs.requests import request_of
-from fluxbot.jobs.shared import Shared
+from fluxbot.jobs.shared import Shared, spawn
 from fluxbot.metrics import METRICS
 from fluxbot.providers.base import JobRequest, Provider, ProviderError
 from fluxbot.storage import StoreUnavailable
@@ -51,14 +51,11 @@ class Dispatcher:
         if self._filling is not None and not self._filling.done():
             self._again = True  # a slot freed or a job arrived while claiming: claim once more after this round
             return
-        self._filling = asyncio.create_task(self._fill(), name="fluxbot-dispatch")
+        self._filling = spawn(self._fill(), "fluxbot-dispatch", self._submits)
 
     def busy(self) -> list[asyncio.Task[None]]:
         """Claims and submits under way."""
-        work = [t for t in self._submits if not t.done()]
-        if self._filling is not None and not self._filling.done():
-            work.append(self._filling)
-        return work
+        return [t for t in self._submits if not t.done()]
 
     def claiming(self) -> list[asyncio.Task[None]]:
         """The claim round under way, if any (its submits are not waited for)."""
@@ -70,9 +67,7 @@ class Dispatcher:
             try:
                 while (job := await self._shared.store.claim(self.max_in_flight)) is not None:
                     # Each submit is its own task, started at once (slots freed together fill together).
-                    submit = asyncio.create_task(self._submit(job), name=f"fluxbot-submit-{job.id}")
-                    self._submits.add(submit)
-                    submit.add_done_callback(self._submits.discard)
+                    spawn(self._submit(job), f"fluxbot-submit-{job.id}", self._submits)
             except StoreUnavailable as exc:
                 log.warning("could not claim queued jobs (%s); trying again at the next round", exc)
                 return
@@ -89,7 +84,7 @@ class Dispatcher:
             task_id = await self._send(job, provider, request)
         except ProviderError as exc:
             log_provider_error(job, exc, "submit")
-            await self._finisher.finish(job, Outcome.failed(FailureKind(exc.kind.value), exc.user_message))
+            await self._finisher.finish(job, Outcome.failed(FailureKind.named(exc.kind.value), exc.user_message))
             return
         except Exception:
             log.exception("job %d: unexpected error while submitting", job.id)

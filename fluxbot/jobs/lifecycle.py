@@ -66,12 +66,6 @@ LIFECYCLE: dict[Transition, Edge] = {
 }
 
 
-def allowed(transition: Transition, source: JobStatus, target: JobStatus) -> bool:
-    """True when `transition` may take a job from `source` to `target`."""
-    edge = LIFECYCLE[transition]
-    return source in edge.sources and target in edge.targets
-
-
 class FailureKind(StrEnum):
     """Why a job did not succeed: the provider's error kinds, and the bot's own reasons."""
 
@@ -94,14 +88,17 @@ class FailureKind(StrEnum):
     INTERNAL = "internal"
 
     @classmethod
-    def of(cls, value: str | None) -> FailureKind | None:
-        """The kind stored as `value` (an unknown one, from a newer version, reads as FAILED)."""
-        if value is None:
-            return None
+    def named(cls, value: str) -> FailureKind:
+        """The kind called `value`; an unknown one (from a newer version or a new provider error) reads as FAILED."""
         try:
             return cls(value)
         except ValueError:
             return cls.FAILED
+
+    @classmethod
+    def of(cls, value: str | None) -> FailureKind | None:
+        """The kind stored as `value`, or None."""
+        return None if value is None else cls.named(value)
 
 
 @dataclass(frozen=True)

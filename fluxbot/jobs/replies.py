@@ -22,6 +22,9 @@ from fluxbot.storage import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
+#: How soon a delivery whose job could not be read from the database is tried again.
+DATABASE_RETRY_SECONDS = 5.0
+
 
 class Replier(Protocol):
     """Shows jobs to members (implemented by `delivery.Delivery`)."""
@@ -67,7 +70,7 @@ class Replies:
         self._shared = shared
         self._replier = replier
         self._replies: dict[int, _ReplyState] = {}
-        self._gate: asyncio.Semaphore | None = None
+        self._gate = asyncio.Semaphore(self.concurrency)
 
     def progress(self, job: Job, *, position: int | None = None, estimate: Estimate | None = None) -> None:
         """Ask for the job's progress card; ignored once its outcome is on the way."""
@@ -146,8 +149,8 @@ class Replies:
                 reply.progress = None
                 await self._progress(job, reply, position, estimate)
                 continue
-            if reply.via is not None and not any(not t.done() for t in reply.strays):
-                self._replies.pop(job_id, None)  # all done: nothing of this job is kept
+            if not any(not t.done() for t in reply.strays):
+                self._replies.pop(job_id, None)  # nothing asked of this reply: nothing of it is kept
             return delivered
 
     async def _progress(self, job: Job, reply: _ReplyState, position: int | None, estimate: Estimate | None) -> None:
@@ -193,7 +196,9 @@ class Replies:
         try:
             job = await self._shared.store.get_job(job_id)
         except StoreUnavailable as exc:
-            self._later(job_id, reply, f"the database could not be read ({exc})", retryable=True)
+            # The database, not Discord: try again soon, for as long as it takes (Discord's tries are not used up).
+            reply.retry_at = self._shared.clock() + DATABASE_RETRY_SECONDS
+            log.warning("job %d: its outcome could not be read (%s); trying again shortly", job_id, exc)
             return False
         if job is None or not job.status.finished or (job.delivered_at is not None and not reply.again):
             reply.outcome = False
@@ -240,7 +245,5 @@ class Replies:
         return True
 
     async def _gated(self, edit: Any) -> Any:
-        if self._gate is None:
-            self._gate = asyncio.Semaphore(self.concurrency)
         async with self._gate:
             return await edit

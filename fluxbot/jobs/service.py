@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from fluxbot import catalog
 from fluxbot.jobs.cards import Cards
 from fluxbot.jobs.dispatch import Dispatcher
 from fluxbot.jobs.durations import HISTORY, Durations
@@ -66,7 +67,7 @@ class Jobs:
         providers: dict[str, Provider] = {**(other_providers or {}), provider.name: provider}
         self.persistence = Persistence()
         self.durations = Durations()
-        shared = Shared(store, providers, clock, self.durations, self.persistence)
+        shared = self._shared = Shared(store, providers, clock, self.durations, self.persistence)
         self.finisher = Finisher(shared)
         self.replies = Replies(shared, replier)
         self.cards = Cards(shared, self.replies)
@@ -81,7 +82,6 @@ class Jobs:
         self.dispatcher = Dispatcher(
             shared, self.finisher, max_in_flight=max_in_flight, callback_url=callback_url, submitted=self._submitted
         )
-        self._replier = replier
         self.finisher.on_finished(self._finished)
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
@@ -182,8 +182,9 @@ class Jobs:
             if job.reply.message_id is None:  # the bot stopped before it could even answer the command
                 await self._close_unshown(job, Outcome.failed(FailureKind.RESTARTED, RESTARTED_BEFORE_SUBMIT))
         submitted = await self.store.jobs_with_status(JobStatus.SUBMITTED)
-        for provider, model in {(job.provider, job.model) for job in submitted}:
-            self.durations.load(provider, model, await self.store.recent_durations(provider, model, limit=HISTORY))
+        for name in self._shared.providers:
+            for model in catalog.model_names(catalog.PROVIDERS[name]) if name in catalog.PROVIDERS else ():
+                self.durations.load(name, model, await self.store.recent_durations(name, model, limit=HISTORY))
         for job in submitted:
             self.tracker.follow(job, at_once=True)  # it may have ended while the bot was down
         undelivered = await self.store.undelivered_jobs()

@@ -1,14 +1,21 @@
-"""What the job core's parts share, handed to each once: the store, the providers, the clock and the records."""
+"""What the job core's parts share, handed to each once (the store, the providers, the clock, the records), and
+how they start background work."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from fluxbot.jobs.durations import Durations
 from fluxbot.jobs.persist import Persistence
 from fluxbot.providers.base import Provider
 from fluxbot.storage import Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -21,3 +28,20 @@ class Shared:
     clock: Callable[[], float]
     durations: Durations
     persistence: Persistence
+
+
+def spawn(work: Coroutine[Any, Any, T], name: str, into: set[asyncio.Task[Any]]) -> asyncio.Task[T]:
+    """Run `work` in a task kept in `into` until it ends; a failure is logged, never lost with the task."""
+    task = asyncio.create_task(work, name=name)
+    into.add(task)
+    task.add_done_callback(_ended(into))
+    return task
+
+
+def _ended(into: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
+    def done(task: asyncio.Task[Any]) -> None:
+        into.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("%s failed", task.get_name(), exc_info=exc)
+
+    return done

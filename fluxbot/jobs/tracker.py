@@ -13,13 +13,14 @@ import asyncio
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from fluxbot.jobs.dispatch import PROVIDER_SWITCHED, log_provider_error
 from fluxbot.jobs.finishing import Finisher
 from fluxbot.jobs.lifecycle import CallbackOutcome, FailureKind, Job, JobStatus, Outcome
-from fluxbot.jobs.shared import Shared
+from fluxbot.jobs.shared import Shared, spawn
 from fluxbot.metrics import METRICS
 from fluxbot.providers.base import Provider, ProviderError, TaskState, TaskStatus
 
@@ -59,6 +60,7 @@ class _Task:
     hinted_at: float = 0.0  # when a callback last brought its lookup forward
     deferred: bool = False  # left out of a round to save a call that would have been mostly empty
     hinted: bool = False  # a callback said it ended: looked up in the next round, whatever the savings
+    hinted_while_looking: bool = False  # a callback came while a lookup of it was under way
     guessed: bool = True  # scheduled before this model had any history: rescheduled once it has
 
 
@@ -89,8 +91,8 @@ class Tracker:
         self._tasks: dict[int, _Task] = {}  # by job id
         self._by_task: dict[tuple[str, str], int] = {}  # (provider, task id) → job id
         self._ended: OrderedDict[tuple[str, str], None] = OrderedDict()  # recently finished, for late callbacks
-        self._lookups: set[asyncio.Task[None]] = set()
-        self._gate: asyncio.Semaphore | None = None
+        self._lookups: set[asyncio.Task[Any]] = set()  # lookups, and finishes started by a round
+        self._gate = asyncio.Semaphore(self.lookup_concurrency)
 
     def follow(self, job: Job, *, at_once: bool = False) -> None:
         """Start following a submitted job (`at_once`: look it up at the next round, e.g. after a restart)."""
@@ -121,6 +123,9 @@ class Tracker:
             return CallbackOutcome.FINISHED if (provider, task_id) in self._ended else None
         task = self._tasks[job_id]
         now = self._shared.clock()
+        if task.looking:
+            task.hinted_while_looking = True  # the answer under way may predate the end: look again soon
+            return CallbackOutcome.ACCEPTED
         soonest = max(now, task.hinted_at + HINT_GAP_SECONDS)
         if not task.failures and soonest < task.due:
             task.due, task.hinted_at, task.hinted = soonest, soonest, True
@@ -150,23 +155,25 @@ class Tracker:
             if task.due <= now + BATCH_WINDOW:
                 due.setdefault(task.job.provider, []).append(task)
             elif self._past_deadline(task, now):
-                await self._time_out(task)
+                self._off_loop(task, self._time_out(task))
         for name, tasks in due.items():
             provider = self._shared.providers.get(name)
             if provider is None:
+                switched = Outcome.failed(FailureKind.PROVIDER_SWITCHED, PROVIDER_SWITCHED)
                 for task in tasks:
-                    await self._finisher.finish(
-                        task.job, Outcome.failed(FailureKind.PROVIDER_SWITCHED, PROVIDER_SWITCHED)
-                    )
+                    self._off_loop(task, self._finisher.finish(task.job, switched))
                 continue
             tasks = self._fill_batches(tasks, provider.max_batch, now)
             for start in range(0, len(tasks), provider.max_batch):
                 chunk = tasks[start : start + provider.max_batch]
                 for task in chunk:
-                    task.looking = True
-                lookup = asyncio.create_task(self._look_up(provider, chunk), name=f"fluxbot-lookup-{name}")
-                self._lookups.add(lookup)
-                lookup.add_done_callback(self._lookups.discard)
+                    task.looking, task.hinted_while_looking = True, False
+                spawn(self._look_up(provider, chunk), f"fluxbot-lookup-{name}", self._lookups)
+
+    def _off_loop(self, task: _Task, finishing: Coroutine[Any, Any, object]) -> None:
+        """Finish a task in its own task: a database that refuses the write (retried) must not stop the rounds."""
+        task.looking = True  # nothing more is started for it meanwhile
+        spawn(finishing, f"fluxbot-finish-{task.job.id}", self._lookups)
 
     def _fill_batches(self, tasks: list[_Task], size: int, now: float) -> list[_Task]:
         """The due tasks to look up now, most overdue first. A last call that would be less than half full and
@@ -194,8 +201,6 @@ class Tracker:
         return total
 
     async def _look_up(self, provider: Provider, chunk: Sequence[_Task]) -> None:
-        if self._gate is None:
-            self._gate = asyncio.Semaphore(self.lookup_concurrency)
         try:
             async with self._gate:
                 METRICS.provider_calls.inc(provider.name, "lookup")
@@ -224,19 +229,22 @@ class Tracker:
                 await self._finish_from(task.job, status)
             elif self._past_deadline(task, now):
                 await self._time_out(task)
+            elif task.hinted_while_looking:  # a callback came while this answer was on its way: it may be older
+                task.due, task.hinted_at, task.hinted = now + HINT_GAP_SECONDS, now + HINT_GAP_SECONDS, True
             else:
                 task.due = self._next_look(task, now)
 
     async def _failed(self, chunk: Sequence[_Task], exc: ProviderError | None) -> None:
         now = self._shared.clock()
+        pause = 0.0
         for task in chunk:
             task.failures += 1
             task.error = exc
-            task.due = now + min(60.0, self.poll_interval * 2 ** (task.failures - 1))
+            pause = min(60.0, self.poll_interval * 2 ** (task.failures - 1))
+            task.due = now + pause
             if self._past_deadline(task, now):
                 await self._time_out(task)
         if exc is not None:
-            pause = min(60.0, self.poll_interval * 2 ** (chunk[0].failures - 1))
             log.warning("lookup of %d task(s) failed (%s); they are looked up again in %.0f s", len(chunk), exc, pause)
             if exc.kind.operator_problem:
                 log.error("operator action needed: %s", exc.user_message)
@@ -308,7 +316,7 @@ class Tracker:
             outcome = Outcome(JobStatus.SUCCEEDED, images=status.images, inference_seconds=status.inference_seconds)
         elif status.error is not None:
             log_provider_error(job, status.error, "task")
-            outcome = Outcome.failed(FailureKind(status.error.kind.value), status.error.user_message)
+            outcome = Outcome.failed(FailureKind.named(status.error.kind.value), status.error.user_message)
         else:
             outcome = Outcome.failed(FailureKind.FAILED, PROVIDER_FAILED_WORDS)
         await self._finisher.finish(job, outcome)

@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiosqlite
 
@@ -30,7 +30,6 @@ else:
     _HAS_FLOCK = True
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 Row = sqlite3.Row
 #: A write: statements on the writer connection, inside the transaction the writer opened.
 Write = Callable[[aiosqlite.Connection], Awaitable[Any]]
@@ -204,7 +203,8 @@ class Engine:
                     self._queue.task_done()
 
     async def _commit(self, batch: list[_Queued]) -> None:
-        """One transaction for the batch; a statement's own error fails that write alone."""
+        """One transaction for the batch; a statement's own error fails that write alone (a write of several
+        statements keeps the ones before it: each write here is one statement, or a clean-up that may stay)."""
         results: list[tuple[_Queued, Any, BaseException | None]] = []
         try:
             await self._writer.execute("BEGIN IMMEDIATE")
@@ -218,8 +218,8 @@ class Engine:
                 except Exception as exc:  # a fault of that write alone
                     results.append((queued, None, exc))
             await self._writer.execute("COMMIT")
-        except (sqlite3.Error, OSError) as exc:
-            with contextlib.suppress(sqlite3.Error):
+        except Exception as exc:  # sqlite3, OS, or aiosqlite's "Connection closed": the writer must live on
+            with contextlib.suppress(Exception):
                 await self._writer.execute("ROLLBACK")
             log.warning("a database write failed: %s", exc)
             error = StoreUnavailable(f"the database could not be written: {exc}")

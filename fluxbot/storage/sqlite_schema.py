@@ -79,8 +79,6 @@ class SchemaTooNew(StoreError):
             f"{path} has schema version {version}, but this fluxbot knows versions up to {known}; "
             "run the newer fluxbot or restore a backup"
         )
-        self.version = version
-        self.known = known
 
 
 async def migrate(db: aiosqlite.Connection, path: Path | str) -> None:

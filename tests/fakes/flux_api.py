@@ -73,6 +73,8 @@ class FakeFlux:
         self.hold = False
         #: Seconds a submit takes before it is answered (to catch the bot mid-submit).
         self.submit_delay = 0.0
+        #: Seconds a batch lookup's answer takes to arrive, after the tasks' states were read.
+        self.lookup_delay = 0.0
         #: Put an empty record `{}` in a batch answer for each unknown id (the API answers `{}` for one).
         self.empty_records_for_unknown = False
         #: Errors (code, message) the next new tasks will end with, one per task.
@@ -267,6 +269,7 @@ class FakeFlux:
             ids = body.get("ids") or []
             looked = [self._look(str(i)) for i in ids]
             items = [t.record() if t else {} for t in looked if t or self.empty_records_for_unknown]
+            await asyncio.sleep(self.lookup_delay)
             return web.json_response({"items": items, "count": len(items)})
         return web.json_response(envelope("bad_request", "unknown action"), status=400)
 
