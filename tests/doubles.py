@@ -22,6 +22,7 @@ class RecordingReplier:
     edits: list[str] = field(default_factory=list)
 
     positions: list[int | None] = field(default_factory=list)
+    estimates: list[Estimate | None] = field(default_factory=list)
 
     async def show_progress(
         self, job: Job, *, now: float, position: int | None = None, estimate: Estimate | None = None
@@ -29,6 +30,7 @@ class RecordingReplier:
         await asyncio.sleep(self.progress_delay)
         self.progress.append((job.id, job.task_id))
         self.positions.append(position)
+        self.estimates.append(estimate)
         self.edits.append("progress")
 
     async def show_outcome(self, job: Job) -> str:

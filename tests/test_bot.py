@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from unittest.mock import AsyncMock, MagicMock
@@ -17,7 +18,7 @@ from fluxbot.jobs.requests import InvalidRequest
 from fluxbot.limits import Refused
 from fluxbot.logs import RedactingFormatter
 from fluxbot.providers import build_providers
-from fluxbot.storage import SQLiteStore
+from fluxbot.storage import SQLiteStore, StoreUnavailable
 
 
 def interaction(*, answered: bool) -> MagicMock:
@@ -107,6 +108,19 @@ async def test_health_reports_a_database_that_cannot_be_written_and_a_stopped_tr
             healthy = await bot.health()
             assert (healthy["database"], healthy["tracker"]) == (True, True)
             assert healthy["gateway"] is False, "never connected"
+            refused = asyncio.Event()
+
+            async def refused_write() -> None:
+                if not refused.is_set():
+                    refused.set()
+                    raise StoreUnavailable("disk I/O error")
+
+            bot.jobs.persistence.delays = (0.2,)
+            waiting = asyncio.create_task(bot.jobs.persistence.write("job 1: task t", refused_write))
+            await refused.wait()
+            assert (await bot.health())["database"] is False, "a job's state waits for the database"
+            await waiting
+            assert (await bot.health())["database"] is True
             await bot.jobs.stop_tracker()
             await store.close()
             assert await bot.health() == {"gateway": False, "database": False, "tracker": False}

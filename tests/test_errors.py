@@ -30,7 +30,8 @@ from fluxbot.storage.sqlite_schema import SchemaTooNew
     ],
 )
 def test_every_boundary_has_one_family_under_one_base(error: Exception, family: type[Exception]) -> None:
-    assert isinstance(error, family)
+    families = (ConfigError, StoreError, ProviderFault, DeliveryError, MemberError)
+    assert [f for f in families if isinstance(error, f)] == [family], "in its boundary's family and no other"
     assert isinstance(error, FluxbotError)
 
 
