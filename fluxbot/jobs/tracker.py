@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fluxbot.jobs.dispatch import PROVIDER_SWITCHED, log_provider_error
+from fluxbot.jobs.durations import Durations
 from fluxbot.jobs.finishing import Finisher
 from fluxbot.jobs.lifecycle import CallbackOutcome, FailureKind, Job, JobStatus, Outcome
 from fluxbot.jobs.shared import Shared, spawn
@@ -176,29 +177,24 @@ class Tracker:
         spawn(finishing, f"fluxbot-finish-{task.job.id}", self._lookups)
 
     def _fill_batches(self, tasks: list[_Task], size: int, now: float) -> list[_Task]:
-        """The due tasks to look up now, most overdue first. A last call that would be less than half full and
-        would likely find no task ended is not made: its tasks wait for the next round (once; they go first then)."""
+        """The due tasks to look up now, most overdue first. A last call (never the only one) that would be less than
+        half full and would likely find no task ended is not made: its tasks wait one round (once; first then)."""
         tasks.sort(key=lambda t: (not (t.deferred or t.hinted), t.due, t.job.submitted_at or 0.0))
         spare = len(tasks) % size
         last = tasks[-spare:] if spare else []
         if not last or any(t.deferred or t.hinted for t in last):
             return tasks
-        if len(tasks) <= size or spare >= size / 2 or self._likely_ends(last, now) >= MIN_LIKELY_ENDS:
+        if (
+            len(tasks) <= size
+            or spare >= size / 2
+            or _likely_ends(self._shared.durations, last, now) >= MIN_LIKELY_ENDS
+        ):
             return tasks
         step = min(LIKELY_CADENCE, self.poll_interval)
         for task in last:
             task.deferred = True
             task.due = max(task.due, now) + step
         return tasks[:-spare]
-
-    def _likely_ends(self, tasks: list[_Task], now: float) -> float:
-        """How many of these tasks have likely ended since they were last seen running (from past durations)."""
-        total = 0.0
-        for task in tasks:
-            started = task.job.submitted_at or task.job.created_at
-            seen = (task.answered_at or started) - started
-            total += self._shared.durations.chance(task.job.provider, task.job.model, seen, now - started)
-        return total
 
     async def _look_up(self, provider: Provider, chunk: Sequence[_Task]) -> None:
         try:
@@ -327,3 +323,13 @@ def _on_grid(moment: float, step: float, now: float, *, up: bool = False) -> flo
     `now`: tasks due about together are looked up in one call."""
     due = (math.ceil(moment / step - 1e-9) if up else math.floor(moment / step + 1e-9)) * step
     return due if due > now + step / 2 else due + step  # never a look straight after the last one
+
+
+def _likely_ends(durations: Durations, tasks: list[_Task], now: float) -> float:
+    """How many of these tasks have likely ended since they were last seen running (from past durations)."""
+    total = 0.0
+    for task in tasks:
+        started = task.job.submitted_at or task.job.created_at
+        seen = (task.answered_at or started) - started
+        total += durations.chance(task.job.provider, task.job.model, seen, now - started)
+    return total
