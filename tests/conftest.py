@@ -1,8 +1,9 @@
-"""Shared fixtures: the fake provider, a client for it, and a store on a real SQLite file."""
+"""Shared fixtures: the fake provider, a client for it, and stores on a real SQLite file and a real PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -10,11 +11,12 @@ import pytest
 
 from fluxbot.config import Secret
 from fluxbot.providers.acedata import AceDataFlux
-from fluxbot.storage import SQLiteStore, Store
+from fluxbot.storage import PostgresStore, SQLiteStore, Store
 from tests.doubles import Clock, RecordingReplier
 from tests.e2e import World, running_bot
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.flux_api import FakeFlux
+from tests.pgserver import PgServer, ServerMissing
 
 
 @pytest.fixture
@@ -37,19 +39,52 @@ def client(flux: FakeFlux, session: aiohttp.ClientSession) -> AceDataFlux:
 
 
 #: Every implementation of the `Store` interface: the store, job and limit tests run once against each.
-STORE_ENGINES = ("sqlite",)
+STORE_ENGINES = ("sqlite", "postgres")
 
 
-async def open_store(engine: str, tmp_path: Path) -> Store:
-    """A new, empty store of the given engine."""
+async def open_store(engine: str, where: Path | str, *, instance: str | None = None) -> Store:
+    """A store of the given engine: SQLite in the folder `where`, PostgreSQL at the DATABASE_URL `where`."""
     if engine == "sqlite":
-        return await SQLiteStore.open(tmp_path / "jobs.db")
+        return await SQLiteStore.open(Path(where) / "jobs.db", instance=instance)
+    if engine == "postgres":
+        return await PostgresStore.open(str(where), instance=instance, pool_size=4)
     raise ValueError(f"no such store engine: {engine}")
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One PostgreSQL server for the whole run (started on first use), stopped and removed at the end."""
+    try:
+        server = PgServer()
+    except ServerMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        server.start()
+        asyncio.run(server.prepare())
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def database_url(pg_server: PgServer) -> AsyncIterator[str]:
+    """The DATABASE_URL of a new, migrated database of its own (dropped after the test)."""
+    name = await pg_server.create_database()
+    yield pg_server.url(name)
+    await pg_server.drop_database(name)
+
+
 @pytest.fixture(params=STORE_ENGINES)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_store(request.param, tmp_path)
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Path | str]:
+    """(engine, where): a folder for SQLite, a fresh database's URL for PostgreSQL (its server starts lazily)."""
+    if request.param == "postgres":
+        return "postgres", str(request.getfixturevalue("database_url"))
+    return "sqlite", tmp_path
+
+
+@pytest.fixture
+async def store(store_location: tuple[str, Path | str]) -> AsyncIterator[Store]:
+    s = await open_store(*store_location)
     yield s
     await s.close()
 

@@ -1,8 +1,18 @@
-"""The bot's database behind one interface (`Store`); SQLite is the embedded engine."""
+"""The bot's database behind one interface (`Store`): SQLite for one process, PostgreSQL for several."""
 
 from __future__ import annotations
 
-from fluxbot.storage.base import GuildReport, Store, StoreError, StoreUnavailable
+from fluxbot.storage.base import GuildReport, Signal, SignalHandler, Store, StoreError, StoreUnavailable
+from fluxbot.storage.postgres import PostgresStore
 from fluxbot.storage.sqlite import SQLiteStore
 
-__all__ = ["GuildReport", "SQLiteStore", "Store", "StoreError", "StoreUnavailable"]
+__all__ = [
+    "GuildReport",
+    "PostgresStore",
+    "SQLiteStore",
+    "Signal",
+    "SignalHandler",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+]

@@ -1,0 +1,399 @@
+"""The PostgreSQL store: one database for several processes, every state change one conditional statement.
+
+It behaves as `SQLiteStore` does, and where several processes meet it decides under PostgreSQL's locks:
+claims take the oldest queued job with `FOR UPDATE SKIP LOCKED` under one advisory lock (the global cap counts
+every process's jobs), a member's admissions are serialized by an advisory lock on the member, ownership is a
+lease on the database's clock, and signals travel by LISTEN/NOTIFY.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from fluxbot.jobs.lifecycle import (
+    AT_PROVIDER,
+    FINISHED_STATUSES,
+    LIFECYCLE,
+    OPEN_STATUSES,
+    EditImage,
+    FailureKind,
+    Job,
+    JobStatus,
+    Outcome,
+    Reply,
+    Transition,
+)
+from fluxbot.limits import GuildSettings, Limits, Usage, day_start
+from fluxbot.providers.base import Image, JobRequest
+from fluxbot.storage.base import GuildReport, Signal, SignalHandler, run_name
+from fluxbot.storage.postgres_engine import CLAIM, MEMBER_LOCKS, NAMED_LOCKS, Engine, Record, named
+from fluxbot.storage.postgres_reports import guild_report
+from fluxbot.storage.postgres_schema import migrate
+from fluxbot.storage.postgres_signals import CHANNEL, Listener, notification
+from fluxbot.storage.sqlite_engine import sql_states
+
+_DAY = 86_400  # seconds
+_OPEN = sql_states(OPEN_STATUSES)
+_FINISHED = sql_states(FINISHED_STATUSES)
+_AT_PROVIDER = sql_states(AT_PROVIDER)
+_DELIVERABLE = sql_states(LIFECYCLE[Transition.DELIVER].sources)
+#: The database's clock in epoch seconds: leases compare against it, so the hosts' clocks need not agree.
+_DB_NOW = "extract(epoch from clock_timestamp())::double precision"
+
+# A member's open jobs, last command and images since a moment (failed jobs make none): what the limits count.
+_MEMBER_OPEN_JOBS = f"SELECT COUNT(*) FROM jobs WHERE user_id = :user::bigint AND status IN {_OPEN}"  # noqa: S608
+_MEMBER_LAST_COMMAND = "SELECT MAX(created_at) FROM jobs WHERE user_id = :user::bigint"
+_MEMBER_IMAGES_SINCE = """SELECT COALESCE(SUM(count), 0) FROM jobs
+    WHERE user_id = :user::bigint AND created_at >= :since::double precision AND status <> 'failed'"""
+
+
+class PostgresStore:
+    """The jobs database on PostgreSQL. Open with `await PostgresStore.open(url)`, close with `close()`."""
+
+    shared = True
+
+    def __init__(self, engine: Engine, listener: Listener, instance: str) -> None:
+        self._engine = engine
+        self._listener = listener
+        self.instance = instance
+
+    @classmethod
+    async def open(cls, url: str, *, instance: str | None = None, pool_size: int = 10) -> PostgresStore:
+        """Connect to the database at `url` (postgresql://user:password@host:port/db), migrate it, LISTEN."""
+        name = instance or run_name()
+        engine = await Engine.open(url, pool_size=pool_size)
+        try:
+            await migrate(engine)
+            listener = Listener(url, name)
+            await listener.start()
+        except BaseException:
+            await engine.close()
+            raise
+        return cls(engine, listener, name)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore(instance={self.instance!r}, database={self._engine.where!r})"
+
+    @property
+    def round_trips(self) -> int:
+        """Statements and queries sent to the database so far."""
+        return self._engine.round_trips
+
+    @property
+    def listener(self) -> Listener:
+        """The connection that receives the other processes' signals."""
+        return self._listener
+
+    async def close(self) -> None:
+        """Stop listening and close the pool (waiting for statements under way)."""
+        try:
+            await self._listener.close()
+        finally:
+            await self._engine.close()
+
+    # -- several processes: ownership, signals, locks --------------------------------------------
+
+    async def renew_lease(self, *, seconds: float, now: float | None = None) -> None:
+        """Keep this run's jobs its own for `seconds` more (from the database's clock unless `now` is given)."""
+        await self._engine.fetch(
+            f"""INSERT INTO instances (name, lease_until) VALUES ($1, COALESCE($2::double precision, {_DB_NOW}) + $3)
+                ON CONFLICT (name) DO UPDATE SET lease_until = excluded.lease_until""",  # noqa: S608
+            self.instance,
+            now,
+            float(seconds),
+        )
+
+    async def end_lease(self) -> None:
+        """Give this run's unfinished jobs up at once: another process may adopt them now."""
+        await self._engine.fetch("DELETE FROM instances WHERE name = $1", self.instance)
+
+    async def adopt_orphans(self, *, now: float | None = None) -> list[Job]:
+        """Undelivered jobs of no run, or of a run whose lease has ended, become this run's; oldest first."""
+        rows = await self._engine.fetch(
+            f"""UPDATE jobs SET owner = $1
+                WHERE delivered_at IS NULL AND (owner IS NULL OR owner <> $1)
+                  AND NOT EXISTS (SELECT 1 FROM instances WHERE name = jobs.owner
+                                  AND lease_until > COALESCE($2::double precision, {_DB_NOW}))
+                RETURNING *""",  # noqa: S608
+            self.instance,
+            now,
+        )
+        return sorted((_job(row) for row in rows), key=lambda job: job.id)
+
+    async def signal(self, signal: Signal, payload: str = "") -> None:
+        """Tell the other processes (NOTIFY; this process's listener drops its own)."""
+        await self._engine.fetch("SELECT pg_notify($1, $2)", CHANNEL, notification(self.instance, signal, payload))
+
+    def listen(self, handler: SignalHandler) -> None:
+        """Call `handler` for every signal another process sends."""
+        self._listener.add(handler)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """Hold the lock `name` across every process on this database for the block (a session advisory lock)."""
+        async with self._engine.session_lock(NAMED_LOCKS, name):
+            yield
+
+    # -- the lifecycle's edges -------------------------------------------------------------------
+
+    async def admit(
+        self,
+        provider: str,
+        request: JobRequest,
+        reply: Reply,
+        *,
+        limits: Limits,
+        expects_callback: bool = False,
+        now: float | None = None,
+    ) -> Job | None:
+        """Queue a job if the member's limits allow it; None when they do not.
+
+        The member's admissions take turns under an advisory lock on the member, so commands arriving at once
+        at different processes cannot together exceed a limit; the check and the insert are one statement.
+        """
+        created = _now(now)
+        sql, args = named(
+            f"""INSERT INTO jobs (status, action, provider, model, prompt, size, count, image_url, user_id,
+                   guild_id, channel_id, application_id, interaction_token, message_id, created_at,
+                   upload_limit, expects_callback, options, owner)
+               SELECT 'queued', :action::text, :provider::text, :model::text, :prompt::text, :size::text,
+                      :count::bigint, :image_url::text, :user::bigint, :guild::bigint, :channel::bigint,
+                      :application::bigint, :token::text, :message::bigint, :created::double precision,
+                      :upload_limit::bigint, :expects_callback::bigint, :options::text, :owner::text
+               WHERE ({_MEMBER_OPEN_JOBS}) < :member_jobs::bigint
+                 AND (:cooldown::bigint = 0
+                      OR COALESCE(({_MEMBER_LAST_COMMAND}), 0) <= :created::double precision - :cooldown::bigint)
+                 AND (:daily::bigint = 0 OR ({_MEMBER_IMAGES_SINCE}) + :count::bigint <= :daily::bigint)
+               RETURNING *""",
+            {
+                "action": request.action, "provider": provider, "model": request.model, "prompt": request.prompt,
+                "size": request.size, "count": request.count, "image_url": request.image_url,
+                "user": reply.user_id, "guild": reply.guild_id, "channel": reply.channel_id,
+                "application": reply.application_id, "token": reply.interaction_token, "message": reply.message_id,
+                "created": created, "upload_limit": reply.upload_limit, "expects_callback": int(expects_callback),
+                "options": json.dumps(dict(request.options)), "owner": self.instance,
+                "member_jobs": limits.member_jobs, "cooldown": limits.cooldown_seconds,
+                "since": day_start(created), "daily": limits.daily_images,
+            },
+        )  # fmt: skip
+        rows = await self._engine.locked((MEMBER_LOCKS, str(int(reply.user_id))), sql, *args)
+        return _job(rows[0]) if rows else None
+
+    async def claim(self, cap: int) -> Job | None:
+        """`claim`: the oldest queued job (with a reply) becomes this run's pending job, if fewer than `cap`
+        jobs of all processes are at the provider. Claims take turns under one advisory lock, so the count
+        the cap is checked against includes every claim committed before."""
+        rows = await self._engine.locked(
+            CLAIM,
+            f"""UPDATE jobs SET status = 'pending', owner = $1
+                WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND message_id IS NOT NULL
+                            AND delivered_at IS NULL ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                  AND status IN {sql_states(LIFECYCLE[Transition.CLAIM].sources)}
+                  AND (SELECT COUNT(*) FROM jobs WHERE status IN {_AT_PROVIDER} AND delivered_at IS NULL) < $2
+                RETURNING *""",  # noqa: S608
+            self.instance,
+            cap,
+        )
+        return _job(rows[0]) if rows else None
+
+    async def mark_submitted(self, job_id: int, task_id: str, *, now: float | None = None) -> bool:
+        """`submitted`: store the provider's task id; False when the job was no longer pending."""
+        sources = sql_states(LIFECYCLE[Transition.SUBMITTED].sources)
+        return await self._changed(
+            f"SET status = 'submitted', task_id = $1, submitted_at = $2 WHERE id = $3 AND status IN {sources}",
+            (task_id, _now(now), job_id),
+        )
+
+    async def finish(
+        self, job_id: int, outcome: Outcome, *, transition: Transition = Transition.FINISH, now: float | None = None
+    ) -> bool:
+        """`finish` (an open job this run owns) or `cancel` (one not started, by anyone): exactly one caller wins.
+
+        A cancel makes the job this run's, so the run that cancelled it shows it.
+        """
+        edge = LIFECYCLE[transition]
+        if outcome.status not in edge.targets:
+            raise ValueError(f"{transition} cannot lead to {outcome.status}")
+        images = json.dumps([{"url": i.url, "seed": i.seed} for i in outcome.images])
+        owned = "" if transition is Transition.CANCEL else "AND owner = $7"
+        return await self._changed(
+            f"""SET status = $1, images = $2, inference_seconds = $3, error_kind = $4, error_message = $5,
+                   finished_at = $6, owner = $7
+               WHERE id = $8 AND status IN {sql_states(edge.sources)} {owned}""",
+            (
+                outcome.status.value, images, outcome.inference_seconds,
+                None if outcome.error is None else outcome.error.value, outcome.message, _now(now), self.instance,
+                job_id,
+            ),
+        )  # fmt: skip
+
+    async def mark_delivered(self, job_id: int, via: str, *, now: float | None = None) -> bool:
+        """`deliver`: the finished job's reply shows its outcome (this run owns it); False when it already did."""
+        return await self._changed(
+            # The interaction token is useless once the outcome is shown; it is not kept.
+            f"""SET delivered_at = $1, delivered_via = $2, interaction_token = ''
+               WHERE id = $3 AND delivered_at IS NULL AND status IN {_DELIVERABLE} AND owner = $4""",
+            (_now(now), via, job_id, self.instance),
+        )
+
+    # -- other writes ----------------------------------------------------------------------------
+
+    async def set_message(self, job_id: int, message_id: int) -> None:
+        """Remember the id of the reply message."""
+        await self._changed("SET message_id = $1 WHERE id = $2", (message_id, job_id))
+
+    async def mark_reply_deleted(self, job_id: int, *, now: float | None = None) -> None:
+        """Remember that the job's result message was deleted on request."""
+        await self._changed("SET deleted_at = $1 WHERE id = $2", (_now(now), job_id))
+
+    async def add_edit_source(self, user_id: int, images: Sequence[EditImage], *, now: float | None = None) -> int:
+        """Keep the images a member may edit (from a result or a message) until the edit prompt comes back."""
+        payload = json.dumps([{"url": i.url, "ratio": i.ratio} for i in images])
+        [row] = await self._engine.fetch(
+            # A prompt left open for a day is not coming back.
+            """WITH stale AS (DELETE FROM edit_sources WHERE created_at < $3 - 86400)
+               INSERT INTO edit_sources (user_id, images, created_at) VALUES ($1, $2, $3) RETURNING id""",
+            user_id,
+            payload,
+            _now(now),
+        )
+        return int(row[0])
+
+    async def save_guild_settings(self, guild_id: int, settings: GuildSettings) -> None:
+        """Store a server's settings."""
+        await self._engine.fetch(
+            """INSERT INTO guild_settings (guild_id, settings) VALUES ($1, $2)
+               ON CONFLICT (guild_id) DO UPDATE SET settings = excluded.settings""",
+            guild_id,
+            settings.to_json(),
+        )
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Store a value in the key/value table."""
+        await self._engine.fetch(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            key,
+            value,
+        )
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    async def get_job(self, job_id: int) -> Job | None:
+        """The job with this id, or None."""
+        rows = await self._jobs("WHERE id = $1", job_id)
+        return rows[0] if rows else None
+
+    async def job_for_task(self, provider: str, task_id: str) -> Job | None:
+        """The job a provider task belongs to, or None."""
+        rows = await self._jobs("WHERE provider = $1 AND task_id = $2", provider, task_id)
+        return rows[0] if rows else None
+
+    async def jobs_with_status(self, status: JobStatus) -> list[Job]:
+        """Undelivered jobs in `status`, oldest first."""
+        return await self._jobs("WHERE status = $1 AND delivered_at IS NULL ORDER BY id", status.value)
+
+    async def undelivered_jobs(self) -> list[Job]:
+        """Finished jobs whose reply does not show the outcome yet, oldest first."""
+        return await self._jobs(f"WHERE status IN {_FINISHED} AND delivered_at IS NULL ORDER BY id")
+
+    async def queued_jobs_of(self, guild_id: int, user_id: int) -> list[Job]:
+        """A member's jobs still waiting in the queue on one server."""
+        return await self._jobs(
+            "WHERE guild_id = $1 AND user_id = $2 AND status = 'queued' ORDER BY id", guild_id, user_id
+        )
+
+    async def queue_positions(self) -> dict[int, int]:
+        """Every queued job's place in line: 1 for the next to start, 2 for the one after it, ..."""
+        rows = await self._engine.fetch(
+            """SELECT id, ROW_NUMBER() OVER (ORDER BY id) FROM jobs
+               WHERE status = 'queued' AND message_id IS NOT NULL AND delivered_at IS NULL"""
+        )
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    async def recent_durations(self, provider: str, model: str, *, limit: int) -> list[float]:
+        """How long the provider took (submit to result) for this model's latest successful jobs, newest first."""
+        rows = await self._engine.fetch(
+            """SELECT finished_at - submitted_at FROM jobs
+               WHERE provider = $1 AND model = $2 AND status = 'succeeded' AND submitted_at IS NOT NULL
+               ORDER BY id DESC LIMIT $3""",
+            provider,
+            model,
+            limit,
+        )
+        return [float(r[0]) for r in rows]
+
+    async def usage(self, user_id: int, *, now: float | None = None) -> Usage:
+        """A member's open jobs, last command and images today (UTC), across every server."""
+        [row] = await self._engine.fetch_named(
+            f"SELECT ({_MEMBER_OPEN_JOBS}), ({_MEMBER_LAST_COMMAND}), ({_MEMBER_IMAGES_SINCE})",
+            {"user": user_id, "since": day_start(_now(now))},
+        )
+        return Usage(int(row[0]), row[1], int(row[2]))
+
+    async def recent_jobs(self, user_id: int, *, limit: int, offset: int = 0) -> tuple[list[Job], int]:
+        """A member's jobs, newest first, one page of them, and how many there are in all."""
+        jobs = await self._jobs("WHERE user_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3", user_id, limit, offset)
+        [row] = await self._engine.fetch("SELECT COUNT(*) FROM jobs WHERE user_id = $1", user_id)
+        return jobs, int(row[0])
+
+    async def count_undelivered(self) -> dict[str, int]:
+        """How many jobs are in each state among those still open or awaiting delivery (every state, zeros too)."""
+        rows = await self._engine.fetch("SELECT status, COUNT(*) FROM jobs WHERE delivered_at IS NULL GROUP BY status")
+        counts = {str(r[0]): int(r[1]) for r in rows}
+        return {state.value: counts.get(state.value, 0) for state in JobStatus}
+
+    async def guild_report(self, guild_id: int, *, days: int = 1, now: float | None = None) -> GuildReport:
+        """Usage on one server over the last `days` UTC days: per member, per day, and the jobs open now."""
+        since = float(day_start(_now(now)) - (days - 1) * _DAY)
+        return await guild_report(self._engine, guild_id, days=days, since=since)
+
+    async def guild_settings(self, guild_id: int) -> GuildSettings:
+        """A server's settings (all defaults when it never changed any)."""
+        rows = await self._engine.fetch("SELECT settings FROM guild_settings WHERE guild_id = $1", guild_id)
+        return GuildSettings.from_json(rows[0][0]) if rows else GuildSettings()
+
+    async def get_edit_source(self, source_id: int) -> tuple[int, list[EditImage]] | None:
+        """(member id, images) of an edit source, or None."""
+        rows = await self._engine.fetch("SELECT user_id, images FROM edit_sources WHERE id = $1", source_id)
+        if not rows:
+            return None
+        return int(rows[0][0]), [EditImage(i["url"], i["ratio"]) for i in json.loads(rows[0][1])]
+
+    async def get_meta(self, key: str) -> str | None:
+        """A value from the key/value table."""
+        rows = await self._engine.fetch("SELECT value FROM meta WHERE key = $1", key)
+        return str(rows[0][0]) if rows else None
+
+    async def _changed(self, clause: str, params: Sequence[Any]) -> bool:
+        """Run one UPDATE of a job; True when it changed the row (the conditional write won)."""
+        return bool(await self._engine.fetch(f"UPDATE jobs {clause} RETURNING id", *params))
+
+    async def _jobs(self, clause: str, *params: Any) -> list[Job]:
+        return [_job(row) for row in await self._engine.fetch(f"SELECT * FROM jobs {clause}", *params)]  # noqa: S608
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else float(now)
+
+
+def _job(row: Record) -> Job:
+    data = dict(row)
+    reply = Reply(
+        user_id=data.pop("user_id"),
+        guild_id=data.pop("guild_id"),
+        channel_id=data.pop("channel_id"),
+        application_id=data.pop("application_id"),
+        interaction_token=data.pop("interaction_token"),
+        message_id=data.pop("message_id"),
+        upload_limit=data.pop("upload_limit"),
+    )
+    data["status"] = JobStatus(data["status"])
+    data["error_kind"] = FailureKind.of(data["error_kind"])
+    data["expects_callback"] = bool(data["expects_callback"])
+    data["options"] = json.loads(data["options"])
+    data["images"] = tuple(Image(url=i["url"], seed=i.get("seed")) for i in json.loads(data["images"]))
+    return Job(reply=reply, **data)

@@ -1,0 +1,42 @@
+"""The PostgreSQL queries behind `/fluxadmin usage`: a server's jobs per member and per UTC day."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fluxbot.jobs.lifecycle import OPEN_STATUSES
+from fluxbot.storage.base import REPORT_MEMBERS, DayUsage, GuildReport, MemberUsage
+from fluxbot.storage.postgres_engine import Engine
+from fluxbot.storage.sqlite_engine import sql_states
+
+_DAY = 86_400  # seconds
+_OPEN = sql_states(OPEN_STATUSES)
+# Images count unless the job failed; a timed-out job may still have been billed, so it counts too.
+_TOTALS = """COALESCE(SUM(count) FILTER (WHERE status <> 'failed'), 0), COUNT(*),
+             COUNT(*) FILTER (WHERE status IN ('failed', 'timed_out'))"""
+
+
+async def guild_report(engine: Engine, guild_id: int, *, days: int, since: float) -> GuildReport:
+    """Usage on one server since `since` (a UTC midnight, `days` days ago): per member, per day, and open jobs."""
+    by_member = await engine.fetch(
+        f"""SELECT user_id, {_TOTALS} FROM jobs WHERE guild_id = $1 AND created_at >= $2
+            GROUP BY user_id ORDER BY 2 DESC, 3 DESC, 1""",  # noqa: S608
+        guild_id,
+        since,
+    )
+    members = [MemberUsage(int(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in by_member]
+    by_day = await engine.fetch(
+        # floor, not a cast: PostgreSQL's cast to an integer rounds.
+        f"""SELECT floor((created_at - $2) / {_DAY})::bigint AS day, {_TOTALS}
+            FROM jobs WHERE guild_id = $1 AND created_at >= $2 GROUP BY day ORDER BY day DESC""",  # noqa: S608
+        guild_id,
+        since,
+    )
+    first = datetime.fromtimestamp(since, tz=UTC).date()
+    per_day = [DayUsage(first + timedelta(days=int(r[0])), int(r[1]), int(r[2]), int(r[3])) for r in by_day]
+    open_rows = await engine.fetch(
+        f"SELECT status, COUNT(*) FROM jobs WHERE guild_id = $1 AND status IN {_OPEN} GROUP BY status",  # noqa: S608
+        guild_id,
+    )
+    shown = members[:REPORT_MEMBERS]
+    return GuildReport(days, shown, len(members) - len(shown), per_day, {str(r[0]): int(r[1]) for r in open_rows})
