@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sqlite3
 import sys
 
 import aiohttp
@@ -16,7 +15,7 @@ from fluxbot.bot import FluxBot
 from fluxbot.config import ConfigError, Settings, load_settings
 from fluxbot.logs import setup_logging
 from fluxbot.providers import build_providers
-from fluxbot.storage import SQLiteStore, Store, StoreError
+from fluxbot.storage import StoreError, database_setting, open_store
 from fluxbot.web import WebServer, callback_secret, callback_url
 
 log = logging.getLogger("fluxbot")
@@ -58,15 +57,6 @@ def web_servers(settings: Settings, bot: FluxBot, secret: str | None) -> list[We
     return servers
 
 
-async def open_store(settings: Settings) -> Store:
-    """Open the database, or explain in one line why it cannot be opened."""
-    try:
-        return await SQLiteStore.open(settings.database_path)
-    except (sqlite3.Error, OSError) as exc:
-        expected = f"a SQLite file the bot can open ({settings.database_path}: {exc})"
-        raise ConfigError("DATABASE_PATH", expected) from None
-
-
 def main() -> int:
     """Run the bot; configuration and database problems end with one line and exit code 2."""
     try:
@@ -81,7 +71,7 @@ def main() -> int:
         print(f"fluxbot: configuration error: {exc}", file=sys.stderr)
         return 2
     except StoreError as exc:
-        print(f"fluxbot: DATABASE_PATH: {exc}", file=sys.stderr)
+        print(f"fluxbot: {database_setting(settings)}: {exc}", file=sys.stderr)
         return 2
     except discord.LoginFailure:
         log.error("Discord rejected DISCORD_TOKEN: check the bot token in the developer portal")

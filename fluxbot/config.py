@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,8 @@ class Settings:
     acedata_api_token: Secret | None = field(default=None, repr=False)
     flux_api_base_url: str = "https://api.acedata.cloud"
     database_path: Path = Path("data/fluxbot.db")
+    #: postgresql://user:password@host:port/db: several processes share it; None: SQLite at database_path.
+    database_url: Secret | None = field(default=None, repr=False)
     default_model: str = "flux-dev"
     poll_interval_seconds: float = 3.0
     job_timeout_seconds: float = 600.0
@@ -94,7 +97,12 @@ class Settings:
     def secrets(self) -> list[str]:
         """Every secret value, for log redaction."""
         tokens = (self.discord_token, self.acedata_api_token, self.kie_api_token, self.kie_webhook_hmac_key)
-        return [s.reveal() for s in tokens if s is not None and s.reveal()]
+        found = [s.reveal() for s in tokens if s is not None and s.reveal()]
+        if self.database_url is not None:
+            url = self.database_url.reveal()
+            password = urllib.parse.urlsplit(url).password or ""
+            found += [p for p in (url, password, urllib.parse.unquote(password)) if p]
+        return found
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
@@ -120,6 +128,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         ),
         flux_api_base_url=env.url("FLUX_API_BASE_URL", Settings.flux_api_base_url),
         database_path=Path(env.text("DATABASE_PATH", str(Settings.database_path))),
+        database_url=env.database_url("DATABASE_URL"),
         default_model=env.choice("DEFAULT_MODEL", models[0], models),
         poll_interval_seconds=env.number("POLL_INTERVAL_SECONDS", Settings.poll_interval_seconds, low=0.05, high=300),
         job_timeout_seconds=env.number("JOB_TIMEOUT_SECONDS", Settings.job_timeout_seconds, low=1, high=86_400),
@@ -139,7 +148,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         metrics_host=env.text("METRICS_HOST", Settings.metrics_host),
         metrics_port=env.port("METRICS_PORT", 0) or None,
     )
-    _prepare_database_folder(settings.database_path)
+    if settings.database_url is None:
+        _prepare_database_folder(settings.database_path)
     return settings
 
 
@@ -178,6 +188,29 @@ class _Env:
             raise ConfigError(name, f"missing. Set it to {what} (in .env or the environment)")
         if any(ch.isspace() for ch in value):
             raise ConfigError(name, "must be a single token without spaces")
+        return Secret(value)
+
+    def database_url(self, name: str) -> Secret | None:
+        # The value holds a password: no message here repeats it.
+        value = self.raw(name)
+        if value is None:
+            return None
+        example = "postgresql://user:password@host:5432/fluxbot"
+        scheme = value.partition("://")[0] if "://" in value else None
+        if scheme not in ("postgresql", "postgres"):
+            got = f"a {scheme}:// URL" if scheme and scheme.isalnum() else "something else"
+            raise ConfigError(name, f"expects a PostgreSQL URL such as {example}, got {got}")
+        try:
+            parts = urllib.parse.urlsplit(value)
+            parts.port  # noqa: B018 - parsing the port is the check
+        except ValueError:
+            parts = None
+        if parts is None or not parts.hostname or not parts.path.strip("/") or any(c.isspace() for c in value):
+            raise ConfigError(
+                name,
+                f"expects a PostgreSQL URL such as {example} (a host, an optional port number and a database name;"
+                " characters such as / @ : # in the password percent-encoded, e.g. %2F)",
+            )
         return Secret(value)
 
     def url(self, name: str, default: str) -> str:
