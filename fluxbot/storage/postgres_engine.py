@@ -151,10 +151,10 @@ class Engine:
                 try:
                     await db.execute("ROLLBACK")
                 except BaseException:
-                    db.terminate()
+                    _drop(db)
                 raise
             except BaseException:  # cancelled or cut off mid-transaction: the server rolls back a dropped session
-                db.terminate()
+                _drop(db)
                 raise
             return rows
 
@@ -170,7 +170,7 @@ class Engine:
                 self.round_trips += 1
                 await db.execute("SELECT pg_advisory_lock($1, hashtext($2))", namespace, name)
             except BaseException:
-                db.terminate()
+                _drop(db)
                 raise
             try:
                 yield db
@@ -179,7 +179,7 @@ class Engine:
                     self.round_trips += 1
                     await db.execute("SELECT pg_advisory_unlock($1, hashtext($2))", namespace, name)
                 except BaseException:
-                    db.terminate()
+                    _drop(db)
                     raise
 
     @contextlib.asynccontextmanager
@@ -203,6 +203,12 @@ class Engine:
         """The store's error for an asyncpg or network failure, its text scrubbed."""
         kind = StoreUnavailable if is_retryable(exc) else StoreError
         return kind(f"the database at {self.where} failed: {self.scrub(_text(exc))}")
+
+
+def _drop(db: Connection) -> None:
+    """Close a connection at once (the server rolls back its transaction and releases its locks)."""
+    with contextlib.suppress(Exception):  # lost already: asyncpg has taken it back from us
+        db.terminate()
 
 
 def _literal(value: str) -> str:
