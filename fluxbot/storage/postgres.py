@@ -14,41 +14,17 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from fluxbot.jobs.lifecycle import (
-    AT_PROVIDER,
-    FINISHED_STATUSES,
-    LIFECYCLE,
-    OPEN_STATUSES,
-    EditImage,
-    FailureKind,
-    Job,
-    JobStatus,
-    Outcome,
-    Reply,
-    Transition,
-)
+from fluxbot.jobs.lifecycle import LIFECYCLE, EditImage, Job, JobStatus, Outcome, Reply, Transition
 from fluxbot.limits import GuildSettings, Limits, Usage, day_start
-from fluxbot.providers.base import Image, JobRequest
+from fluxbot.providers.base import JobRequest
+from fluxbot.storage import postgres_queries as sql
 from fluxbot.storage.base import GuildReport, Signal, SignalHandler, run_name
-from fluxbot.storage.postgres_engine import CLAIM, MEMBER_LOCKS, NAMED_LOCKS, Engine, Record, named
+from fluxbot.storage.postgres_engine import CLAIM, MEMBER_LOCKS, NAMED_LOCKS, Engine, named
 from fluxbot.storage.postgres_reports import guild_report
 from fluxbot.storage.postgres_schema import migrate
 from fluxbot.storage.postgres_signals import CHANNEL, Listener, notification
-from fluxbot.storage.sqlite_engine import sql_states
 
 _DAY = 86_400  # seconds
-_OPEN = sql_states(OPEN_STATUSES)
-_FINISHED = sql_states(FINISHED_STATUSES)
-_AT_PROVIDER = sql_states(AT_PROVIDER)
-_DELIVERABLE = sql_states(LIFECYCLE[Transition.DELIVER].sources)
-#: The database's clock in epoch seconds: leases compare against it, so the hosts' clocks need not agree.
-_DB_NOW = "extract(epoch from clock_timestamp())::double precision"
-
-# A member's open jobs, last command and images since a moment (failed jobs make none): what the limits count.
-_MEMBER_OPEN_JOBS = f"SELECT COUNT(*) FROM jobs WHERE user_id = :user::bigint AND status IN {_OPEN}"  # noqa: S608
-_MEMBER_LAST_COMMAND = "SELECT MAX(created_at) FROM jobs WHERE user_id = :user::bigint"
-_MEMBER_IMAGES_SINCE = """SELECT COALESCE(SUM(count), 0) FROM jobs
-    WHERE user_id = :user::bigint AND created_at >= :since::double precision AND status <> 'failed'"""
 
 
 class PostgresStore:
@@ -99,13 +75,7 @@ class PostgresStore:
 
     async def renew_lease(self, *, seconds: float, now: float | None = None) -> None:
         """Keep this run's jobs its own for `seconds` more (from the database's clock unless `now` is given)."""
-        await self._engine.fetch(
-            f"""INSERT INTO instances (name, lease_until) VALUES ($1, COALESCE($2::double precision, {_DB_NOW}) + $3)
-                ON CONFLICT (name) DO UPDATE SET lease_until = excluded.lease_until""",  # noqa: S608
-            self.instance,
-            now,
-            float(seconds),
-        )
+        await self._engine.fetch(sql.RENEW_LEASE, self.instance, now, float(seconds))
 
     async def end_lease(self) -> None:
         """Give this run's unfinished jobs up at once: another process may adopt them now."""
@@ -113,16 +83,8 @@ class PostgresStore:
 
     async def adopt_orphans(self, *, now: float | None = None) -> list[Job]:
         """Undelivered jobs of no run, or of a run whose lease has ended, become this run's; oldest first."""
-        rows = await self._engine.fetch(
-            f"""UPDATE jobs SET owner = $1
-                WHERE delivered_at IS NULL AND (owner IS NULL OR owner <> $1)
-                  AND NOT EXISTS (SELECT 1 FROM instances WHERE name = jobs.owner
-                                  AND lease_until > COALESCE($2::double precision, {_DB_NOW}))
-                RETURNING *""",  # noqa: S608
-            self.instance,
-            now,
-        )
-        return sorted((_job(row) for row in rows), key=lambda job: job.id)
+        rows = await self._engine.fetch(sql.ADOPT_ORPHANS, self.instance, now)
+        return sorted((sql.job(row) for row in rows), key=lambda job: job.id)
 
     async def signal(self, signal: Signal, payload: str = "") -> None:
         """Tell the other processes (NOTIFY; this process's listener drops its own)."""
@@ -156,19 +118,8 @@ class PostgresStore:
         at different processes cannot together exceed a limit; the check and the insert are one statement.
         """
         created = _now(now)
-        sql, args = named(
-            f"""INSERT INTO jobs (status, action, provider, model, prompt, size, count, image_url, user_id,
-                   guild_id, channel_id, application_id, interaction_token, message_id, created_at,
-                   upload_limit, expects_callback, options, owner)
-               SELECT 'queued', :action::text, :provider::text, :model::text, :prompt::text, :size::text,
-                      :count::bigint, :image_url::text, :user::bigint, :guild::bigint, :channel::bigint,
-                      :application::bigint, :token::text, :message::bigint, :created::double precision,
-                      :upload_limit::bigint, :expects_callback::bigint, :options::text, :owner::text
-               WHERE ({_MEMBER_OPEN_JOBS}) < :member_jobs::bigint
-                 AND (:cooldown::bigint = 0
-                      OR COALESCE(({_MEMBER_LAST_COMMAND}), 0) <= :created::double precision - :cooldown::bigint)
-                 AND (:daily::bigint = 0 OR ({_MEMBER_IMAGES_SINCE}) + :count::bigint <= :daily::bigint)
-               RETURNING *""",
+        text, args = named(
+            sql.ADMIT,
             {
                 "action": request.action, "provider": provider, "model": request.model, "prompt": request.prompt,
                 "size": request.size, "count": request.count, "image_url": request.image_url,
@@ -180,33 +131,19 @@ class PostgresStore:
                 "since": day_start(created), "daily": limits.daily_images,
             },
         )  # fmt: skip
-        rows = await self._engine.locked((MEMBER_LOCKS, str(int(reply.user_id))), sql, *args)
-        return _job(rows[0]) if rows else None
+        rows = await self._engine.locked((MEMBER_LOCKS, str(int(reply.user_id))), text, *args)
+        return sql.job(rows[0]) if rows else None
 
     async def claim(self, cap: int) -> Job | None:
         """`claim`: the oldest queued job (with a reply) becomes this run's pending job, if fewer than `cap`
         jobs of all processes are at the provider. Claims take turns under one advisory lock, so the count
         the cap is checked against includes every claim committed before."""
-        rows = await self._engine.locked(
-            CLAIM,
-            f"""UPDATE jobs SET status = 'pending', owner = $1
-                WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND message_id IS NOT NULL
-                            AND delivered_at IS NULL ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-                  AND status IN {sql_states(LIFECYCLE[Transition.CLAIM].sources)}
-                  AND (SELECT COUNT(*) FROM jobs WHERE status IN {_AT_PROVIDER} AND delivered_at IS NULL) < $2
-                RETURNING *""",  # noqa: S608
-            self.instance,
-            cap,
-        )
-        return _job(rows[0]) if rows else None
+        rows = await self._engine.locked(CLAIM, sql.CLAIM, self.instance, cap)
+        return sql.job(rows[0]) if rows else None
 
     async def mark_submitted(self, job_id: int, task_id: str, *, now: float | None = None) -> bool:
         """`submitted`: store the provider's task id; False when the job was no longer pending."""
-        sources = sql_states(LIFECYCLE[Transition.SUBMITTED].sources)
-        return await self._changed(
-            f"SET status = 'submitted', task_id = $1, submitted_at = $2 WHERE id = $3 AND status IN {sources}",
-            (task_id, _now(now), job_id),
-        )
+        return await self._won(sql.MARK_SUBMITTED, task_id, _now(now), job_id)
 
     async def finish(
         self, job_id: int, outcome: Outcome, *, transition: Transition = Transition.FINISH, now: float | None = None
@@ -219,66 +156,40 @@ class PostgresStore:
         if outcome.status not in edge.targets:
             raise ValueError(f"{transition} cannot lead to {outcome.status}")
         images = json.dumps([{"url": i.url, "seed": i.seed} for i in outcome.images])
-        owned = "" if transition is Transition.CANCEL else "AND owner = $7"
-        return await self._changed(
-            f"""SET status = $1, images = $2, inference_seconds = $3, error_kind = $4, error_message = $5,
-                   finished_at = $6, owner = $7
-               WHERE id = $8 AND status IN {sql_states(edge.sources)} {owned}""",
-            (
-                outcome.status.value, images, outcome.inference_seconds,
-                None if outcome.error is None else outcome.error.value, outcome.message, _now(now), self.instance,
-                job_id,
-            ),
+        return await self._won(
+            sql.finish(transition),
+            outcome.status.value, images, outcome.inference_seconds,
+            None if outcome.error is None else outcome.error.value, outcome.message, _now(now), self.instance,
+            job_id,
         )  # fmt: skip
 
     async def mark_delivered(self, job_id: int, via: str, *, now: float | None = None) -> bool:
         """`deliver`: the finished job's reply shows its outcome (this run owns it); False when it already did."""
-        return await self._changed(
-            # The interaction token is useless once the outcome is shown; it is not kept.
-            f"""SET delivered_at = $1, delivered_via = $2, interaction_token = ''
-               WHERE id = $3 AND delivered_at IS NULL AND status IN {_DELIVERABLE} AND owner = $4""",
-            (_now(now), via, job_id, self.instance),
-        )
+        return await self._won(sql.MARK_DELIVERED, _now(now), via, job_id, self.instance)
 
     # -- other writes ----------------------------------------------------------------------------
 
     async def set_message(self, job_id: int, message_id: int) -> None:
         """Remember the id of the reply message."""
-        await self._changed("SET message_id = $1 WHERE id = $2", (message_id, job_id))
+        await self._engine.fetch("UPDATE jobs SET message_id = $1 WHERE id = $2", message_id, job_id)
 
     async def mark_reply_deleted(self, job_id: int, *, now: float | None = None) -> None:
         """Remember that the job's result message was deleted on request."""
-        await self._changed("SET deleted_at = $1 WHERE id = $2", (_now(now), job_id))
+        await self._engine.fetch("UPDATE jobs SET deleted_at = $1 WHERE id = $2", _now(now), job_id)
 
     async def add_edit_source(self, user_id: int, images: Sequence[EditImage], *, now: float | None = None) -> int:
         """Keep the images a member may edit (from a result or a message) until the edit prompt comes back."""
         payload = json.dumps([{"url": i.url, "ratio": i.ratio} for i in images])
-        [row] = await self._engine.fetch(
-            # A prompt left open for a day is not coming back.
-            """WITH stale AS (DELETE FROM edit_sources WHERE created_at < $3 - 86400)
-               INSERT INTO edit_sources (user_id, images, created_at) VALUES ($1, $2, $3) RETURNING id""",
-            user_id,
-            payload,
-            _now(now),
-        )
+        [row] = await self._engine.fetch(sql.ADD_EDIT_SOURCE, user_id, payload, _now(now))
         return int(row[0])
 
     async def save_guild_settings(self, guild_id: int, settings: GuildSettings) -> None:
         """Store a server's settings."""
-        await self._engine.fetch(
-            """INSERT INTO guild_settings (guild_id, settings) VALUES ($1, $2)
-               ON CONFLICT (guild_id) DO UPDATE SET settings = excluded.settings""",
-            guild_id,
-            settings.to_json(),
-        )
+        await self._engine.fetch(sql.SAVE_GUILD_SETTINGS, guild_id, settings.to_json())
 
     async def set_meta(self, key: str, value: str) -> None:
         """Store a value in the key/value table."""
-        await self._engine.fetch(
-            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            key,
-            value,
-        )
+        await self._engine.fetch(sql.SET_META, key, value)
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -298,7 +209,7 @@ class PostgresStore:
 
     async def undelivered_jobs(self) -> list[Job]:
         """Finished jobs whose reply does not show the outcome yet, oldest first."""
-        return await self._jobs(f"WHERE status IN {_FINISHED} AND delivered_at IS NULL ORDER BY id")
+        return await self._jobs(f"WHERE status IN {sql.FINISHED} AND delivered_at IS NULL ORDER BY id")
 
     async def queued_jobs_of(self, guild_id: int, user_id: int) -> list[Job]:
         """A member's jobs still waiting in the queue on one server."""
@@ -308,30 +219,17 @@ class PostgresStore:
 
     async def queue_positions(self) -> dict[int, int]:
         """Every queued job's place in line: 1 for the next to start, 2 for the one after it, ..."""
-        rows = await self._engine.fetch(
-            """SELECT id, ROW_NUMBER() OVER (ORDER BY id) FROM jobs
-               WHERE status = 'queued' AND message_id IS NOT NULL AND delivered_at IS NULL"""
-        )
+        rows = await self._engine.fetch(sql.QUEUE_POSITIONS)
         return {int(r[0]): int(r[1]) for r in rows}
 
     async def recent_durations(self, provider: str, model: str, *, limit: int) -> list[float]:
         """How long the provider took (submit to result) for this model's latest successful jobs, newest first."""
-        rows = await self._engine.fetch(
-            """SELECT finished_at - submitted_at FROM jobs
-               WHERE provider = $1 AND model = $2 AND status = 'succeeded' AND submitted_at IS NOT NULL
-               ORDER BY id DESC LIMIT $3""",
-            provider,
-            model,
-            limit,
-        )
+        rows = await self._engine.fetch(sql.RECENT_DURATIONS, provider, model, limit)
         return [float(r[0]) for r in rows]
 
     async def usage(self, user_id: int, *, now: float | None = None) -> Usage:
         """A member's open jobs, last command and images today (UTC), across every server."""
-        [row] = await self._engine.fetch_named(
-            f"SELECT ({_MEMBER_OPEN_JOBS}), ({_MEMBER_LAST_COMMAND}), ({_MEMBER_IMAGES_SINCE})",
-            {"user": user_id, "since": day_start(_now(now))},
-        )
+        [row] = await self._engine.fetch_named(sql.USAGE, {"user": user_id, "since": day_start(_now(now))})
         return Usage(int(row[0]), row[1], int(row[2]))
 
     async def recent_jobs(self, user_id: int, *, limit: int, offset: int = 0) -> tuple[list[Job], int]:
@@ -368,32 +266,13 @@ class PostgresStore:
         rows = await self._engine.fetch("SELECT value FROM meta WHERE key = $1", key)
         return str(rows[0][0]) if rows else None
 
-    async def _changed(self, clause: str, params: Sequence[Any]) -> bool:
-        """Run one UPDATE of a job; True when it changed the row (the conditional write won)."""
-        return bool(await self._engine.fetch(f"UPDATE jobs {clause} RETURNING id", *params))
+    async def _won(self, statement: str, *params: Any) -> bool:
+        """Run one conditional UPDATE of a job (… RETURNING id); True when it changed the row (it won)."""
+        return bool(await self._engine.fetch(statement, *params))
 
     async def _jobs(self, clause: str, *params: Any) -> list[Job]:
-        return [_job(row) for row in await self._engine.fetch(f"SELECT * FROM jobs {clause}", *params)]  # noqa: S608
+        return [sql.job(row) for row in await self._engine.fetch(f"SELECT * FROM jobs {clause}", *params)]  # noqa: S608
 
 
 def _now(now: float | None) -> float:
     return time.time() if now is None else float(now)
-
-
-def _job(row: Record) -> Job:
-    data = dict(row)
-    reply = Reply(
-        user_id=data.pop("user_id"),
-        guild_id=data.pop("guild_id"),
-        channel_id=data.pop("channel_id"),
-        application_id=data.pop("application_id"),
-        interaction_token=data.pop("interaction_token"),
-        message_id=data.pop("message_id"),
-        upload_limit=data.pop("upload_limit"),
-    )
-    data["status"] = JobStatus(data["status"])
-    data["error_kind"] = FailureKind.of(data["error_kind"])
-    data["expects_callback"] = bool(data["expects_callback"])
-    data["options"] = json.loads(data["options"])
-    data["images"] = tuple(Image(url=i["url"], seed=i.get("seed")) for i in json.loads(data["images"]))
-    return Job(reply=reply, **data)

@@ -159,8 +159,9 @@ class Engine:
             return rows
 
     @contextlib.asynccontextmanager
-    async def session_lock(self, namespace: int, name: str) -> AsyncIterator[Connection]:
-        """Hold the advisory lock (namespace, hashtext(name)) on one connection for the block.
+    async def session_lock(self, namespace: int, name: str, *, wait: float | None = None) -> AsyncIterator[Connection]:
+        """Hold the advisory lock (namespace, hashtext(name)) on one connection for the block, waiting for it
+        up to `wait` seconds (default: the statement timeout), then StoreUnavailable.
 
         If anything goes wrong around the lock, the connection is dropped: the server releases a session's
         locks when it ends, so a lock is never left behind on a pooled connection.
@@ -168,7 +169,7 @@ class Engine:
         async with self.connection() as db:
             try:
                 self.round_trips += 1
-                await db.execute("SELECT pg_advisory_lock($1, hashtext($2))", namespace, name)
+                await db.execute("SELECT pg_advisory_lock($1, hashtext($2))", namespace, name, timeout=wait)
             except BaseException:
                 _drop(db)
                 raise

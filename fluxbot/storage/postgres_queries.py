@@ -1,0 +1,120 @@
+"""The SQL the PostgreSQL store sends, named after what it does, and how a row of `jobs` becomes a `Job`.
+
+Parameters are PostgreSQL's $1, $2 ... except in ADMIT and the member's counts, which are written with
+`:name` placeholders (`postgres_engine.named`) because they repeat. Casts are explicit where PostgreSQL
+could not infer a parameter's type (INSERT ... SELECT, COALESCE).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from fluxbot.jobs.lifecycle import (
+    AT_PROVIDER,
+    FINISHED_STATUSES,
+    LIFECYCLE,
+    OPEN_STATUSES,
+    FailureKind,
+    Job,
+    JobStatus,
+    Reply,
+    Transition,
+)
+from fluxbot.providers.base import Image
+from fluxbot.storage.postgres_engine import Record
+from fluxbot.storage.sqlite_engine import sql_states
+
+OPEN = sql_states(OPEN_STATUSES)
+FINISHED = sql_states(FINISHED_STATUSES)
+#: The database's clock in epoch seconds: leases compare against it, so the hosts' clocks need not agree.
+DB_NOW = "extract(epoch from clock_timestamp())::double precision"
+
+# A member's open jobs, last command and images since a moment (failed jobs make none): what the limits count.
+# ADMIT checks them and `usage` reports them, from these same subqueries.
+MEMBER_OPEN_JOBS = f"SELECT COUNT(*) FROM jobs WHERE user_id = :user::bigint AND status IN {OPEN}"  # noqa: S608
+MEMBER_LAST_COMMAND = "SELECT MAX(created_at) FROM jobs WHERE user_id = :user::bigint"
+MEMBER_IMAGES_SINCE = """SELECT COALESCE(SUM(count), 0) FROM jobs
+    WHERE user_id = :user::bigint AND created_at >= :since::double precision AND status <> 'failed'"""
+USAGE = f"SELECT ({MEMBER_OPEN_JOBS}), ({MEMBER_LAST_COMMAND}), ({MEMBER_IMAGES_SINCE})"
+
+ADMIT = f"""INSERT INTO jobs (status, action, provider, model, prompt, size, count, image_url, user_id, guild_id,
+        channel_id, application_id, interaction_token, message_id, created_at, upload_limit, expects_callback,
+        options, owner)
+    SELECT 'queued', :action::text, :provider::text, :model::text, :prompt::text, :size::text, :count::bigint,
+           :image_url::text, :user::bigint, :guild::bigint, :channel::bigint, :application::bigint, :token::text,
+           :message::bigint, :created::double precision, :upload_limit::bigint, :expects_callback::bigint,
+           :options::text, :owner::text
+    WHERE ({MEMBER_OPEN_JOBS}) < :member_jobs::bigint
+      AND (:cooldown::bigint = 0
+           OR COALESCE(({MEMBER_LAST_COMMAND}), 0) <= :created::double precision - :cooldown::bigint)
+      AND (:daily::bigint = 0 OR ({MEMBER_IMAGES_SINCE}) + :count::bigint <= :daily::bigint)
+    RETURNING *"""
+
+#: $1 the owner, $2 the cap. Run after the claim lock: the count then includes every claim committed before.
+CLAIM = f"""UPDATE jobs SET status = 'pending', owner = $1
+    WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND message_id IS NOT NULL AND delivered_at IS NULL
+                ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+      AND status IN {sql_states(LIFECYCLE[Transition.CLAIM].sources)}
+      AND (SELECT COUNT(*) FROM jobs WHERE status IN {sql_states(AT_PROVIDER)} AND delivered_at IS NULL) < $2
+    RETURNING *"""  # noqa: S608
+
+MARK_SUBMITTED = f"""UPDATE jobs SET status = 'submitted', task_id = $1, submitted_at = $2
+    WHERE id = $3 AND status IN {sql_states(LIFECYCLE[Transition.SUBMITTED].sources)} RETURNING id"""  # noqa: S608
+
+
+def finish(transition: Transition) -> str:
+    """$1-$6 the outcome and its time, $7 this run, $8 the job: a finish needs the owner, a cancel does not."""
+    owned = "" if transition is Transition.CANCEL else "AND owner = $7"
+    return f"""UPDATE jobs SET status = $1, images = $2, inference_seconds = $3, error_kind = $4,
+            error_message = $5, finished_at = $6, owner = $7
+        WHERE id = $8 AND status IN {sql_states(LIFECYCLE[transition].sources)} {owned} RETURNING id"""  # noqa: S608
+
+
+# The interaction token is useless once the outcome is shown; it is not kept.
+MARK_DELIVERED = f"""UPDATE jobs SET delivered_at = $1, delivered_via = $2, interaction_token = ''
+    WHERE id = $3 AND delivered_at IS NULL AND status IN {sql_states(LIFECYCLE[Transition.DELIVER].sources)}
+      AND owner = $4 RETURNING id"""  # noqa: S608
+
+#: $1 this run, $2 now (None: the database's clock), $3 seconds.
+RENEW_LEASE = f"""INSERT INTO instances (name, lease_until) VALUES ($1, COALESCE($2::double precision, {DB_NOW}) + $3)
+    ON CONFLICT (name) DO UPDATE SET lease_until = excluded.lease_until"""  # noqa: S608
+
+#: $1 this run, $2 now (None: the database's clock).
+ADOPT_ORPHANS = f"""UPDATE jobs SET owner = $1
+    WHERE delivered_at IS NULL AND (owner IS NULL OR owner <> $1)
+      AND NOT EXISTS (SELECT 1 FROM instances WHERE name = jobs.owner
+                      AND lease_until > COALESCE($2::double precision, {DB_NOW}))
+    RETURNING *"""  # noqa: S608
+
+# A prompt left open for a day is not coming back.
+ADD_EDIT_SOURCE = """WITH stale AS (DELETE FROM edit_sources WHERE created_at < $3 - 86400)
+    INSERT INTO edit_sources (user_id, images, created_at) VALUES ($1, $2, $3) RETURNING id"""
+
+SAVE_GUILD_SETTINGS = """INSERT INTO guild_settings (guild_id, settings) VALUES ($1, $2)
+    ON CONFLICT (guild_id) DO UPDATE SET settings = excluded.settings"""
+
+SET_META = "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+
+QUEUE_POSITIONS = """SELECT id, ROW_NUMBER() OVER (ORDER BY id) FROM jobs
+    WHERE status = 'queued' AND message_id IS NOT NULL AND delivered_at IS NULL"""
+
+RECENT_DURATIONS = """SELECT finished_at - submitted_at FROM jobs
+    WHERE provider = $1 AND model = $2 AND status = 'succeeded' AND submitted_at IS NOT NULL
+    ORDER BY id DESC LIMIT $3"""
+
+_JOB_COLUMNS = {f.name for f in dataclasses.fields(Job)} - {"reply"}
+_REPLY_COLUMNS = [f.name for f in dataclasses.fields(Reply)]
+
+
+def job(row: Record) -> Job:
+    """The Job a row of `jobs` holds; columns this version does not know (a newer process added them) are left."""
+    data = dict(row)
+    reply = Reply(**{name: data[name] for name in _REPLY_COLUMNS})
+    data = {name: value for name, value in data.items() if name in _JOB_COLUMNS}
+    data["status"] = JobStatus(data["status"])
+    data["error_kind"] = FailureKind.of(data["error_kind"])
+    data["expects_callback"] = bool(data["expects_callback"])
+    data["options"] = json.loads(data["options"])
+    data["images"] = tuple(Image(url=i["url"], seed=i.get("seed")) for i in json.loads(data["images"]))
+    return Job(reply=reply, **data)
