@@ -107,12 +107,7 @@ class Settings:
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
     """Read settings from `environ` (default: the process environment) over the values in `env_file`."""
-    values: dict[str, str] = {}
-    if env_file is not None and env_file.is_file():
-        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    values.update(os.environ if environ is None else environ)
-    env = _Env(values)
-
+    env = _read(environ, env_file)
     provider = env.choice("FLUX_PROVIDER", Settings.provider, tuple(catalog.PROVIDERS))
     models = tuple(m.name for m in catalog.PROVIDERS[provider].models)
     settings = Settings(
@@ -151,6 +146,19 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     if settings.database_url is None:
         _prepare_database_folder(settings.database_path)
     return settings
+
+
+def load_database_url(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Secret | None:
+    """DATABASE_URL alone (for tools that need no bot token), read and checked as `load_settings` does."""
+    return _read(environ, env_file).database_url("DATABASE_URL")
+
+
+def _read(environ: Mapping[str, str] | None, env_file: Path | None) -> _Env:
+    values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    return _Env(values)
 
 
 def _prepare_database_folder(path: Path) -> None:

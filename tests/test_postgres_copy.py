@@ -1,0 +1,130 @@
+"""`python -m fluxbot.storage.copy`: a real SQLite file into a real, empty PostgreSQL database."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+
+from fluxbot.jobs.lifecycle import EditImage, Job, JobStatus, Outcome
+from fluxbot.jobs.service import NO_LIMITS
+from fluxbot.limits import GuildSettings
+from fluxbot.providers.base import Image
+from fluxbot.storage import PostgresStore, SQLiteStore
+from tests.botprocess import ROOT, clean_environ
+from tests.pgserver import PASSWORD, PgServer
+from tests.test_store import REPLY, REQUEST
+
+SNOWFLAKE = 1190413227513741362
+
+
+def copy(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the copy command in `tmp_path` (no .env there) with `env` as its settings."""
+    environ = {**clean_environ(), "PYTHONPATH": str(ROOT), **env}
+    command = [sys.executable, "-m", "fluxbot.storage.copy", *args]
+    return subprocess.run(command, cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=60)
+
+
+async def a_history(path: Path) -> list[Job]:
+    """A SQLite database with jobs in every state, settings, an edit source, the callback secret and a lease."""
+    store = await SQLiteStore.open(path, instance="sqlite-run")
+    try:
+        made = [
+            await store.admit("acedata", replace(REQUEST, prompt=f"job {i}", options={"n": i}), REPLY,
+                              limits=NO_LIMITS, expects_callback=i % 2 == 0, now=1_700_000_000.5 + i)
+            for i in range(5)
+        ]  # fmt: skip
+        assert all(job is not None for job in made)
+        for _ in range(3):
+            assert await store.claim(10) is not None
+        assert await store.mark_submitted(1, "task-1", now=1_700_000_010.0)
+        assert await store.mark_submitted(2, "task-2", now=1_700_000_011.0)
+        images = (Image("https://img/1.png", 7), Image("https://img/2.png", None))
+        assert await store.finish(2, Outcome(JobStatus.SUCCEEDED, images, 3.5), now=1_700_000_020.0)
+        assert await store.mark_delivered(2, "interaction", now=1_700_000_021.0)
+        await store.save_guild_settings(SNOWFLAKE, GuildSettings(required_role=SNOWFLAKE, cooldown_seconds=30))
+        await store.add_edit_source(SNOWFLAKE, [EditImage("https://img/1.png", "1:1")], now=1_700_000_030.0)
+        await store.set_meta("callback_secret", "the-callback-secret")
+        await store.set_meta("commands_hash", "abc")
+        await store.renew_lease(seconds=30)
+        return [job for job in [await store.get_job(i) for i in range(1, 6)] if job is not None]
+    finally:
+        await store.close()
+
+
+async def test_a_sqlite_history_is_copied_whole_into_an_empty_postgresql_once(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    path = tmp_path / "fluxbot.db"
+    before = await a_history(path)
+    url = pg_server.url(await pg_server.create_database(migrated=False))  # the copy migrates it first
+
+    done = copy(tmp_path, str(path), DATABASE_URL=url)
+    assert done.returncode == 0, done.stderr
+    where = url.replace(f":{PASSWORD}", "")
+    assert done.stdout.splitlines() == [
+        f"copied {path} into {where}:",
+        "  jobs                  5",
+        "  guild_settings        1",
+        "  edit_sources          1",
+        "  meta                  2 (the callback secret among them)",
+    ]
+    assert PASSWORD not in done.stdout + done.stderr
+
+    store = await PostgresStore.open(url, instance="postgres-run")
+    try:
+        after = [await store.get_job(job.id) for job in before]
+        assert after == before, "every job as it was: ids, states, times, images, options, replies, owners"
+        assert (await store.guild_settings(SNOWFLAKE)).required_role == SNOWFLAKE
+        assert await store.get_edit_source(1) == (SNOWFLAKE, [EditImage("https://img/1.png", "1:1")])
+        assert await store.get_meta("callback_secret") == "the-callback-secret"
+        assert await store.get_meta("commands_hash") == "abc"
+        assert await store.queue_positions() == {4: 1, 5: 2}
+        adopted = await store.adopt_orphans()
+        assert [job.id for job in adopted] == [1, 3, 4, 5], "no lease came along: the first run adopts the rest"
+        new = await store.admit("acedata", REQUEST, REPLY, limits=NO_LIMITS)
+        assert new is not None
+        assert new.id == 6, "new jobs are numbered after the copied ones"
+        assert await store.add_edit_source(1, [], now=1_700_000_040.0) == 2
+    finally:
+        await store.close()
+
+    again = copy(tmp_path, str(path), DATABASE_URL=url)
+    assert again.returncode == 1
+    assert again.stdout == ""
+    assert again.stderr.strip() == (
+        f"fluxbot copy: {where} is not empty (6 in jobs, 1 in guild_settings, 2 in edit_sources, 2 in meta); "
+        "the copy goes into an empty database only, so nothing was copied"
+    )
+    db = await asyncpg.connect(url)
+    try:
+        assert await db.fetchval("SELECT COUNT(*) FROM jobs") == 6
+        assert await db.fetchval("SELECT COUNT(*) FROM instances") == 0, "leases are not copied"
+    finally:
+        await db.close()
+
+
+async def test_the_copy_refuses_a_file_in_use_and_needs_database_url(tmp_path: Path, database_url: str) -> None:
+    path = tmp_path / "fluxbot.db"
+    running = await SQLiteStore.open(path)
+    try:
+        busy = copy(tmp_path, str(path), DATABASE_URL=database_url)
+    finally:
+        await running.close()
+    assert busy.returncode == 1
+    assert "is in use by another fluxbot process; stop it first" in busy.stderr
+    missing = copy(tmp_path, str(path))
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("fluxbot copy: DATABASE_URL: missing.")
+    malformed = copy(tmp_path, str(path), DATABASE_URL="postgresql://u:hun/ter2@h/db")
+    assert malformed.returncode == 2
+    assert "DATABASE_URL: expects a PostgreSQL URL" in malformed.stderr
+    assert "ter2" not in malformed.stderr
+    nowhere = copy(tmp_path, str(tmp_path / "missing.db"), DATABASE_URL=database_url)
+    assert nowhere.returncode == 2
+    assert "missing.db: no such SQLite file" in nowhere.stderr
+    assert not (tmp_path / "missing.db").exists()
+    assert PASSWORD not in busy.stderr + missing.stderr + nowhere.stderr
