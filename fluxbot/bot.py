@@ -92,11 +92,13 @@ class FluxBot(commands.Bot):
         payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         key = f"commands_hash:{self.application_id}"
-        if await self.store.get_meta(key) == digest:
-            log.info("commands unchanged since the last global sync; not syncing")
-            return
-        synced = await self.tree.sync()
-        await self.store.set_meta(key, digest)
+        # Several processes start together: the first syncs, the others wait here and then find the hash stored.
+        async with self.store.exclusive("command-sync"):
+            if await self.store.get_meta(key) == digest:
+                log.info("commands unchanged since the last global sync; not syncing")
+                return
+            synced = await self.tree.sync()
+            await self.store.set_meta(key, digest)
         log.info("synced %d command(s) globally (Discord may take a few minutes to show changes)", len(synced))
 
     async def reply_for(self, interaction: discord.Interaction) -> Reply:

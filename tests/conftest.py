@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -45,6 +46,17 @@ async def open_store(engine: str, tmp_path: Path) -> Store:
     if engine == "sqlite":
         return await SQLiteStore.open(tmp_path / "jobs.db")
     raise ValueError(f"no such store engine: {engine}")
+
+
+@contextlib.contextmanager
+def earlier_run(store: Store) -> Iterator[None]:
+    """What the block writes belongs to another run of the bot (one that has stopped): its jobs are orphans."""
+    mine = store.instance
+    store.instance = "earlier-run"  # type: ignore[misc]  # the Protocol's is read-only; the stores' is not
+    try:
+        yield
+    finally:
+        store.instance = mine  # type: ignore[misc]
 
 
 @pytest.fixture(params=STORE_ENGINES)

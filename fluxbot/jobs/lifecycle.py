@@ -176,3 +176,5 @@ class Job:
     deleted_at: float | None = None
     #: Provider-specific options the job was asked with (output_format, ...).
     options: dict[str, Any] = field(default_factory=dict)
+    #: The run (one process start) that works on the job now; another takes it over when that run's lease ends.
+    owner: str | None = None

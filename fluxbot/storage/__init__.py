@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fluxbot.storage.base import GuildReport, Store, StoreError, StoreUnavailable
+from fluxbot.storage.base import GuildReport, Signal, Store, StoreError, StoreUnavailable
 from fluxbot.storage.sqlite import SQLiteStore
 
-__all__ = ["GuildReport", "SQLiteStore", "Store", "StoreError", "StoreUnavailable"]
+__all__ = ["GuildReport", "SQLiteStore", "Signal", "Store", "StoreError", "StoreUnavailable"]

@@ -6,9 +6,14 @@ whether it won, so two callers racing for the same job (a callback and a poll) c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import secrets
+import socket
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from fluxbot.errors import FluxbotError
@@ -22,12 +27,29 @@ if TYPE_CHECKING:  # only named in annotations: the job core imports this module
 REPORT_MEMBERS = 20
 
 
+def run_name(instance: str | None = None) -> str:
+    """A name for this process start, as the owner of jobs: `<instance or host>-<pid>-<random>`."""
+    return f"{instance or socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
 class StoreError(FluxbotError):
     """The database failed; the base of every storage error."""
 
 
 class StoreUnavailable(StoreError):
     """The database could not be read or written just now (locked, disk I/O, full); trying again may work."""
+
+
+class Signal(StrEnum):
+    """What one process tells the others through the database (PostgreSQL's NOTIFY)."""
+
+    HINT = "hint"  # payload "<provider> <task_id>": a callback reached a process that does not own the job
+    QUEUE = "queue"  # payload "": a job became claimable, or a slot at the provider freed
+    SETTINGS = "settings"  # payload "<guild_id>": a server's settings changed
+
+
+#: Called for each signal another process sent: (signal, payload).
+SignalHandler = Callable[[Signal, str], None]
 
 
 @dataclass(frozen=True)
@@ -62,10 +84,55 @@ class GuildReport:
 
 
 class Store(Protocol):
-    """The jobs database: one implementation per engine (SQLite today)."""
+    """The jobs database: one implementation per engine (SQLite for one process, PostgreSQL for several)."""
+
+    @property
+    def instance(self) -> str:
+        """This run's name as the owner of jobs, unique per process start."""
+        ...
+
+    @property
+    def shared(self) -> bool:
+        """True when several processes may use the database at once."""
+        ...
+
+    @property
+    def round_trips(self) -> int:
+        """Statements and queries sent to the database so far (for the benchmark)."""
+        ...
 
     async def close(self) -> None:
         """Close the database."""
+        ...
+
+    # -- several processes: ownership, signals, locks --------------------------------------------
+
+    async def renew_lease(self, *, seconds: float, now: float | None = None) -> None:
+        """Keep this run's jobs its own for `seconds` more."""
+        ...
+
+    async def end_lease(self) -> None:
+        """Give this run's unfinished jobs up at once (a clean shutdown)."""
+        ...
+
+    async def live_instances(self) -> list[str]:
+        """The runs whose lease has not ended, by name."""
+        ...
+
+    async def adopt_orphans(self, *, now: float | None = None) -> list[Job]:
+        """Undelivered jobs whose owner's lease has ended (or that have no owner) become this run's; oldest first."""
+        ...
+
+    async def signal(self, signal: Signal, payload: str = "") -> None:
+        """Tell the other processes (SQLite: nobody)."""
+        ...
+
+    def listen(self, handler: SignalHandler) -> None:
+        """Call `handler` for every signal another process sends."""
+        ...
+
+    def exclusive(self, name: str) -> AbstractAsyncContextManager[None]:
+        """Hold a named lock across all processes for the block."""
         ...
 
     # -- the lifecycle's edges -------------------------------------------------------------------

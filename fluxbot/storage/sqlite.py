@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from fluxbot.jobs.lifecycle import (
 )
 from fluxbot.limits import GuildSettings, Limits, Usage, day_start
 from fluxbot.providers.base import Image, JobRequest
-from fluxbot.storage.base import GuildReport
+from fluxbot.storage.base import GuildReport, Signal, SignalHandler, run_name
 from fluxbot.storage.sqlite_engine import (
     URGENT,
     Engine,
@@ -56,19 +58,74 @@ _MEMBER_IMAGES_SINCE = (
 
 
 class SQLiteStore:
-    """The jobs database on one SQLite file. Open with `await SQLiteStore.open(path)`, close with `close()`."""
+    """The jobs database on one SQLite file. Open with `await SQLiteStore.open(path)`, close with `close()`.
 
-    def __init__(self, engine: Engine) -> None:
+    One process has the file (`Engine.open` locks it), so every job another run owned is this run's to take.
+    """
+
+    shared = False
+
+    def __init__(self, engine: Engine, instance: str) -> None:
         self._engine = engine
+        self.instance = instance
+        self._locks: dict[str, asyncio.Lock] = {}
 
     @classmethod
-    async def open(cls, path: Path | str) -> SQLiteStore:
-        """Open (and create or migrate) the database at `path`."""
-        return cls(await Engine.open(path, migrate))
+    async def open(cls, path: Path | str, *, instance: str | None = None) -> SQLiteStore:
+        """Open (and create or migrate) the database at `path`; `instance` names this run (a fresh name if None)."""
+        return cls(await Engine.open(path, migrate), instance or run_name())
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore(instance={self.instance!r})"
+
+    @property
+    def round_trips(self) -> int:
+        """Statements and queries sent to the database so far."""
+        return self._engine.round_trips
 
     async def close(self) -> None:
         """Let queued writes finish and close the connections."""
         await self._engine.close()
+
+    # -- one process: ownership is plain, signals reach nobody -----------------------------------
+
+    async def renew_lease(self, *, seconds: float, now: float | None = None) -> None:
+        """Record this run's lease (nobody else reads it: the file lock already keeps others out)."""
+        await self._engine.statement(
+            """INSERT INTO instances (name, lease_until) VALUES (?, ?)
+               ON CONFLICT (name) DO UPDATE SET lease_until = excluded.lease_until""",
+            (self.instance, _now(now) + seconds),
+        )
+
+    async def end_lease(self) -> None:
+        """Forget this run's lease."""
+        await self._engine.statement("DELETE FROM instances WHERE name = ?", (self.instance,))
+
+    async def live_instances(self) -> list[str]:
+        """The runs whose lease has not ended, by name."""
+        rows = await self._engine.read("SELECT name FROM instances WHERE lease_until > ? ORDER BY name", (time.time(),))
+        return [str(r[0]) for r in rows]
+
+    async def adopt_orphans(self, *, now: float | None = None) -> list[Job]:
+        """Every undelivered job of an earlier run becomes this run's (no earlier run can still be alive)."""
+        rows = await self._engine.statement(
+            "UPDATE jobs SET owner = ? WHERE delivered_at IS NULL AND owner IS NOT ? RETURNING *",
+            (self.instance, self.instance),
+            priority=URGENT,
+        )
+        return sorted((_job(row) for row in rows), key=lambda job: job.id)
+
+    async def signal(self, signal: Signal, payload: str = "") -> None:
+        """Nobody else to tell."""
+
+    def listen(self, handler: SignalHandler) -> None:
+        """No other process sends signals."""
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """A lock in this process (the only one on the file)."""
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            yield
 
     # -- the lifecycle's edges -------------------------------------------------------------------
 
@@ -91,9 +148,10 @@ class SQLiteStore:
         rows = await self._engine.statement(
             f"""INSERT INTO jobs (status, action, provider, model, prompt, size, count, image_url, user_id,
                    guild_id, channel_id, application_id, interaction_token, message_id, created_at,
-                   upload_limit, expects_callback, options)
+                   upload_limit, expects_callback, options, owner)
                SELECT :status, :action, :provider, :model, :prompt, :size, :count, :image_url, :user, :guild,
-                      :channel, :application, :token, :message, :created, :upload_limit, :expects_callback, :options
+                      :channel, :application, :token, :message, :created, :upload_limit, :expects_callback, :options,
+                      :owner
                WHERE ({_MEMBER_OPEN_JOBS}) < :member_jobs
                  AND (:cooldown = 0 OR COALESCE(({_MEMBER_LAST_COMMAND}), 0) <= :created - :cooldown)
                  AND (:daily = 0 OR ({_MEMBER_IMAGES_SINCE}) + :count <= :daily)
@@ -106,7 +164,7 @@ class SQLiteStore:
                 "message": reply.message_id, "created": created, "upload_limit": reply.upload_limit,
                 "expects_callback": expects_callback, "options": json.dumps(dict(request.options)),
                 "member_jobs": limits.member_jobs, "cooldown": limits.cooldown_seconds, "since": day_start(created),
-                "daily": limits.daily_images,
+                "daily": limits.daily_images, "owner": self.instance,
             },
             priority=URGENT,
         )  # fmt: skip
@@ -117,13 +175,13 @@ class SQLiteStore:
         rows = await self._engine.statement(
             # "delivered_at IS NULL" is always true for these states; it lets SQLite use the jobs_open index
             # instead of scanning the whole history.
-            f"""UPDATE jobs SET status = 'pending'
+            f"""UPDATE jobs SET status = 'pending', owner = ?
                 WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND message_id IS NOT NULL
                             AND delivered_at IS NULL ORDER BY id LIMIT 1)
                   AND status IN {sql_states(LIFECYCLE[Transition.CLAIM].sources)}
                   AND (SELECT COUNT(*) FROM jobs WHERE status IN {_AT_PROVIDER} AND delivered_at IS NULL) < ?
                 RETURNING *""",  # noqa: S608
-            (cap,),
+            (self.instance, cap),
         )
         return _job(rows[0]) if rows else None
 
@@ -138,24 +196,32 @@ class SQLiteStore:
     async def finish(
         self, job_id: int, outcome: Outcome, *, transition: Transition = Transition.FINISH, now: float | None = None
     ) -> bool:
-        """`finish` (any open job) or `cancel` (only one that has not started): exactly one caller gets True."""
+        """`finish` (an open job this run owns) or `cancel` (one not started, by anyone): exactly one caller wins.
+
+        A cancel makes the job this run's, so the run that cancelled it shows it.
+        """
         edge = LIFECYCLE[transition]
         if outcome.status not in edge.targets:
             raise ValueError(f"{transition} cannot lead to {outcome.status}")
         images = json.dumps([{"url": i.url, "seed": i.seed} for i in outcome.images])
+        owned = "" if transition is Transition.CANCEL else "AND owner = :me"
         return await self._changed(
-            f"""SET status = ?, images = ?, inference_seconds = ?, error_kind = ?, error_message = ?, finished_at = ?
-               WHERE id = ? AND status IN {sql_states(edge.sources)}""",
-            (outcome.status, images, outcome.inference_seconds, outcome.error, outcome.message, _now(now), job_id),
-        )
+            f"""SET status = :status, images = :images, inference_seconds = :seconds, error_kind = :kind,
+                   error_message = :message, finished_at = :now, owner = :me
+               WHERE id = :id AND status IN {sql_states(edge.sources)} {owned}""",
+            {
+                "status": outcome.status, "images": images, "seconds": outcome.inference_seconds,
+                "kind": outcome.error, "message": outcome.message, "now": _now(now), "me": self.instance, "id": job_id,
+            },
+        )  # fmt: skip
 
     async def mark_delivered(self, job_id: int, via: str, *, now: float | None = None) -> bool:
         """`deliver`: the finished job's reply shows its outcome; False when it already did."""
         return await self._changed(
             # The interaction token is useless once the outcome is shown; it is not kept.
             f"""SET delivered_at = ?, delivered_via = ?, interaction_token = ''
-               WHERE id = ? AND delivered_at IS NULL AND status IN {_DELIVERABLE}""",
-            (_now(now), via, job_id),
+               WHERE id = ? AND delivered_at IS NULL AND status IN {_DELIVERABLE} AND owner = ?""",
+            (_now(now), via, job_id, self.instance),
         )
 
     # -- other writes ----------------------------------------------------------------------------
@@ -284,7 +350,7 @@ class SQLiteStore:
         rows = await self._engine.read("SELECT value FROM meta WHERE key = ?", (key,))
         return str(rows[0][0]) if rows else None
 
-    async def _changed(self, clause: str, params: Sequence[Any]) -> bool:
+    async def _changed(self, clause: str, params: Sequence[Any] | dict[str, Any]) -> bool:
         """Run one UPDATE of a job; True when it changed the row (the conditional write won)."""
         return bool(await self._engine.statement(f"UPDATE jobs {clause} RETURNING id", params))
 

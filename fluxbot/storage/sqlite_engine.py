@@ -127,6 +127,8 @@ class Engine:
         self._order = itertools.count()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        #: Statements and queries sent so far (a write of several statements counts once).
+        self.round_trips = 0
 
     @classmethod
     async def open(
@@ -167,6 +169,7 @@ class Engine:
 
     async def read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
         """The rows of one query, on the reader."""
+        self.round_trips += 1
         try:
             return list(await self._reader.execute_fetchall(sql, params))
         except (sqlite3.OperationalError, ValueError) as exc:  # ValueError: aiosqlite's "Connection closed"
@@ -176,6 +179,7 @@ class Engine:
         """Queue `write` and wait until it is committed; its result, or StoreUnavailable."""
         if self._closed:
             raise StoreUnavailable("the database is closed")
+        self.round_trips += 1
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Queued(priority, next(self._order), write, done))
         return await done

@@ -68,6 +68,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX jobs_model_done ON jobs (provider, model, id) WHERE status = 'succeeded';
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN owner TEXT;
+    CREATE TABLE instances (name TEXT PRIMARY KEY, lease_until REAL NOT NULL);
+    """,
 )
 
 
