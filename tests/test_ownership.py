@@ -82,4 +82,6 @@ async def test_a_run_takes_the_lease_and_gives_it_up_when_it_stops(
     await jobs.resume()
     assert await store.live_instances() == [store.instance]
     await jobs.stop_tracker(within=1)
+    assert await store.live_instances() == [store.instance], "kept while submits under way may finish"
+    await jobs.drain(within=1)
     assert await store.live_instances() == []

@@ -201,15 +201,16 @@ class Jobs:
                 await self._loop
             self._loop = None
         await finish_work(self.tracker.busy, self.replies.busy, within=within)
-        await self.ownership.stop()
 
     async def drain(self, within: float) -> None:
-        """Wait (up to `within` seconds) for jobs that are being submitted right now, e.g. before shutdown."""
+        """Wait (up to `within` seconds) for jobs being submitted right now, then give the lease up (at shutdown)."""
         pending = set(self.dispatcher.busy()) | self._attaching
         if pending:
             log.info("waiting for %d job(s) being submitted", len(pending))
             await asyncio.wait(pending, timeout=within)
         await finish_work(self.replies.busy, within=3.0)  # the cards those submits asked for
+        # Only now: another process would close a job whose submit is under way as cut off.
+        await self.ownership.stop()
         self.persistence.stop()
 
     def tracker_alive(self) -> bool:
