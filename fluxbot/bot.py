@@ -182,6 +182,11 @@ class FluxBot(commands.AutoShardedBot):
             self.user, self.user.id, len(self.guilds), shards, self.shard_count,
         )  # fmt: skip
 
+    async def on_shard_ready(self, shard_id: int) -> None:
+        """Log each shard once its servers are loaded (with several processes, each logs only its own)."""
+        servers = sum(1 for guild in self.guilds if guild.shard_id == shard_id)
+        log.info("shard %d of %s ready with %d server(s)", shard_id, self.shard_count, servers)
+
     async def close(self) -> None:
         """Stop taking commands, stop tracking, let submits under way finish, then disconnect."""
         if self.closing:
