@@ -5,13 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.botprocess import BotProcess
-from tests.e2e import World, bot_env, final_reply, free_port, guild_on_shard, option, running_bot, sharded_discord
+from tests.e2e import (
+    World,
+    bot_env,
+    final_reply,
+    free_port,
+    guild_on_shard,
+    option,
+    running_bot,
+    running_bots,
+    shard_envs,
+    sharded_discord,
+)
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.flux_api import FakeFlux
 
@@ -116,3 +128,33 @@ async def test_health_is_red_until_every_shard_of_the_process_is_connected(
     finally:
         assert await world.bot.stop() == 0
     assert "Traceback" not in world.bot.output
+
+
+def jobs_in(world: World) -> list[tuple[int | None, str]]:
+    """(guild id or None for a DM, prompt) of every job in the bot's SQLite database."""
+    with sqlite3.connect(world.bot.env["DATABASE_PATH"]) as db:
+        rows = db.execute("SELECT guild_id, prompt FROM jobs ORDER BY id").fetchall()
+    return [(guild, str(prompt)) for guild, prompt in rows]
+
+
+async def test_two_processes_on_shards_0_and_1_each_serve_the_guild_of_their_shard(
+    sharded: tuple[FakeDiscord, FakeFlux], tmp_path: Path
+) -> None:
+    """The shape of a sharded deployment (here each on its own SQLite file; PostgreSQL lets them share one)."""
+    discord, flux = sharded
+    first, second = guild_on_shard(discord, 0, 2), guild_on_shard(discord, 1, 2)
+    envs = [{**env, "DATABASE_PATH": str(tmp_path / f"shard-{n}.db")} for n, env in enumerate(shard_envs(2))]
+    async with running_bots(discord, flux, tmp_path, *envs, DEV_GUILD_ID="") as [zero, one]:
+        assert sorted(discord.identified_shards()) == [(0, 2), (1, 2)]
+        sent = await asyncio.gather(
+            discord.send_slash_command("imagine", [option("prompt", "for shard 0")], guild_id=first),
+            discord.send_slash_command("imagine", [option("prompt", "for shard 1")], guild_id=second),
+            discord.send_slash_command("imagine", [option("prompt", "in a DM")], guild=False),
+        )
+        await asyncio.gather(*(final_reply(zero, interaction, "Done") for interaction in sent))
+        assert set(jobs_in(zero)) == {(first, "for shard 0"), (None, "in a DM")}, "DMs reach shard 0"
+        assert jobs_in(one) == [(second, "for shard 1")]
+        for world, shard in ((zero, 0), (one, 1)):
+            status, health = await world.healthz()
+            assert (status, [s["id"] for s in health["shards"]]) == (200, [shard])
+            assert f'fluxbot_shard_connected{{instance="fluxbot-{shard}",shard="{shard}"}} 1' in await world.metrics()
