@@ -107,16 +107,15 @@ async def test_a_process_given_shard_1_of_2_connects_only_that_shard(
 async def test_health_is_red_until_every_shard_of_the_process_is_connected(
     sharded: tuple[FakeDiscord, FakeFlux], tmp_path: Path
 ) -> None:
-    """SHARD_COUNT alone runs every shard; discord.py waits 5 s between two IDENTIFYs (Discord's session start
-    limit), so shard 0 is connected well before shard 1 and /healthz must say so."""
+    """Without SHARD_COUNT the bot runs every shard Discord recommends (here 2); discord.py waits 5 s between two
+    IDENTIFYs (Discord's session start limit), so shard 0 is connected well before shard 1 and /healthz says so."""
     discord, flux = sharded
-    world = World(
-        discord, flux, BotProcess(bot_env(discord, flux, tmp_path, **metrics_env("a", SHARD_COUNT="2")), tmp_path)
-    )
+    world = World(discord, flux, BotProcess(bot_env(discord, flux, tmp_path, **metrics_env("a")), tmp_path))
     await world.bot.start()
     try:
         await discord.wait_shards_ready([0], 2, timeout=30)
         assert discord.connected_shards == [(0, 2)]
+        assert [r.status for r in discord.requests if r.path.endswith("/gateway/bot")] == [200], "asked how many"
         status, health = await world.healthz()
         assert (status, health["healthy"], health["gateway"], health["database"]) == (503, False, False, True)
         assert [(s["id"], s["connected"], s["latency_seconds"]) for s in health["shards"]][1] == (1, False, None)
