@@ -164,6 +164,15 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     return settings
 
 
+def _whole_number(text: str, high: int) -> int | None:
+    """`text` as a whole number when it is decimal digits not much above `high`, else None (int() refuses a text of
+    thousands of digits, so the length is checked first)."""
+    digits = text.lstrip("0") or "0"
+    if not text.isdecimal() or len(digits) > len(str(high)):
+        return None
+    return int(digits)
+
+
 def _prepare_database_folder(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -217,9 +226,10 @@ class _Env:
         value = self.raw(name)
         if value is None:
             return default
-        if not value.isdecimal() or not low <= int(value) <= high:
+        number = _whole_number(value, high)
+        if number is None or not low <= number <= high:
             raise ConfigError(name, f"expects {what} from {low} to {high}, got {value!r}")
-        return int(value)
+        return number
 
     def flag(self, name: str, default: bool) -> bool:
         value = self.raw(name)
@@ -268,14 +278,16 @@ class _Env:
             return None
         if count is None:
             raise ConfigError(name, f"needs {count_variable}, the total number of shards, set as well")
-        items = [item.strip() for item in value.split(",")]
-        expected = f"a comma list of shard numbers from 0 to {count - 1} (of {count_variable}={count}), got {value!r}"
-        if not all(item.isascii() and item.isdecimal() and int(item) < count for item in items):
-            raise ConfigError(name, f"expects {expected}")
-        ids = [int(item) for item in items]
-        if len(set(ids)) != len(ids):
+        shards: list[int] = []
+        for item in (item.strip() for item in value.split(",")):
+            shard = _whole_number(item, count) if item.isascii() else None
+            if shard is None or shard >= count:
+                expected = f"a comma list of shard numbers from 0 to {count - 1} (of {count_variable}={count})"
+                raise ConfigError(name, f"expects {expected}, got {value!r}")
+            shards.append(shard)
+        if len(set(shards)) != len(shards):
             raise ConfigError(name, f"expects each shard once, got {value!r}")
-        return tuple(sorted(ids))
+        return tuple(sorted(shards))
 
     def instance_name(self, name: str) -> str:
         value = self.raw(name)
