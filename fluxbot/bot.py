@@ -178,8 +178,8 @@ class FluxBot(commands.AutoShardedBot):
         assert self.user is not None
         shards = ", ".join(str(shard.id) for shard in self.shard_states())
         log.info(
-            "connected as %s (id %s) in %d server(s), on shard(s) %s of %s",
-            self.user, self.user.id, len(self.guilds), shards, self.shard_count,
+            "connected as %s (id %s) in %d server(s), on shard(s) %s of %s, as instance %s",
+            self.user, self.user.id, len(self.guilds), shards, self.shard_count, self.settings.instance_name,
         )  # fmt: skip
 
     async def on_shard_ready(self, shard_id: int) -> None:
