@@ -171,6 +171,10 @@ class FluxBot(commands.AutoShardedBot):
         """Each shard this process runs: connected or not, and its latency (for /healthz and /metrics)."""
         return shard_states(self)
 
+    def database_round_trips(self) -> int:
+        """Statements and queries this process sent to the database so far (for /metrics)."""
+        return self.store.round_trips
+
     async def jobs_by_state(self) -> dict[str, int]:
         """How many jobs are in each state (for /metrics)."""
         return await self.store.count_undelivered()

@@ -15,6 +15,7 @@ from fluxbot.shards import ShardState
 log = logging.getLogger(__name__)
 
 SHARD_CONNECTED_HELP = "Whether each Discord shard of this process is connected (1) or not (0)."
+ROUND_TRIPS_HELP = "Statements and queries this process sent to the database."
 SHARD_LATENCY_HELP = "Seconds from a shard's heartbeat to Discord's answer (NaN until one was answered)."
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
@@ -126,8 +127,11 @@ class Metrics:
         )
     )
 
-    def render(self, jobs_by_state: dict[str, int], *, instance: str, shards: Sequence[ShardState] = ()) -> str:
-        """The whole exposition, with the current number of jobs in each state and this process's shards."""
+    def render(
+        self, jobs_by_state: dict[str, int], *, instance: str, shards: Sequence[ShardState] = (), round_trips: int = 0
+    ) -> str:
+        """The whole exposition, with the current number of jobs in each state, this process's shards and its
+        database round trips."""
         states = sorted(jobs_by_state.items())
         connected = [(str(shard.id), float(shard.connected)) for shard in shards]
         latency = [(str(shard.id), math.nan if shard.latency is None else shard.latency) for shard in shards]
@@ -135,6 +139,9 @@ class Metrics:
             *_gauge("fluxbot_jobs", "Jobs open or awaiting delivery, by state.", instance, "state", states),
             *_gauge("fluxbot_shard_connected", SHARD_CONNECTED_HELP, instance, "shard", connected),
             *_gauge("fluxbot_shard_latency_seconds", SHARD_LATENCY_HELP, instance, "shard", latency),
+            f"# HELP fluxbot_database_round_trips_total {ROUND_TRIPS_HELP}",
+            "# TYPE fluxbot_database_round_trips_total counter",
+            f"fluxbot_database_round_trips_total{_labels(('instance',), (instance,))} {round_trips}",
         ]
         for metric in (
             self.jobs_submitted, self.jobs_finished, self.provider_calls, self.provider_errors,

@@ -100,6 +100,10 @@ class Health(Protocol):
         """How many jobs are in each state."""
         ...
 
+    def database_round_trips(self) -> int:
+        """Statements and queries this process sent to the database so far."""
+        ...
+
 
 class WebServer:
     """The bot's aiohttp server: provider callbacks and/or health and metrics, as configured."""
@@ -177,7 +181,12 @@ class WebServer:
     async def _metrics(self, request: web.Request) -> web.Response:
         assert self._health is not None
         jobs = await self._health.jobs_by_state()
-        text = METRICS.render(jobs, instance=self._instance, shards=self._health.shard_states())
+        text = METRICS.render(
+            jobs,
+            instance=self._instance,
+            shards=self._health.shard_states(),
+            round_trips=self._health.database_round_trips(),
+        )
         return web.Response(body=text.encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     async def _callback(self, request: web.Request) -> web.Response:

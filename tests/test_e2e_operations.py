@@ -68,6 +68,8 @@ async def test_health_and_metrics_show_what_happened(fakes: tuple[FakeDiscord, F
         assert sample(metrics, "fluxbot_provider_calls_total", call="submit") == 5
         assert sample(metrics, "fluxbot_provider_errors_total", call="submit", code="too_many_requests") == 3
         assert sample(metrics, "fluxbot_provider_calls_total", call="lookup") >= 2
+        # Three jobs: each admitted, claimed, submitted, finished, delivered, plus reads and the lease.
+        assert sample(metrics, "fluxbot_database_round_trips_total") >= 3 * 5
         assert sample(metrics, "fluxbot_job_seconds_count") == 3
         assert sample(metrics, "fluxbot_delivery_seconds_count") == 3
         assert sample(metrics, "fluxbot_delivery_seconds_bucket", le="+Inf") == 3

@@ -112,6 +112,9 @@ class Bot:
     async def jobs_by_state(self) -> dict[str, int]:
         return {"queued": 0}
 
+    def database_round_trips(self) -> int:
+        return 1234
+
 
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[Bot, str]]:
@@ -146,3 +149,4 @@ async def test_healthz_lists_the_shards_beside_the_checks(served: tuple[Bot, str
             text = await resp.text()
             assert 'fluxbot_shard_connected{instance="eu-2",shard="1"} 0' in text
             assert 'fluxbot_jobs{instance="eu-2",state="queued"} 0' in text
+            assert 'fluxbot_database_round_trips_total{instance="eu-2"} 1234' in text
