@@ -48,11 +48,11 @@ def web_servers(settings: Settings, bot: FluxBot, secret: str | None) -> list[We
         callbacks = WebServer(host=settings.callback_host, port=settings.callback_port, setting="CALLBACK_PORT")
         callbacks.serve_callbacks(bot.jobs, secret)
         if settings.metrics_port in (None, settings.callback_port):
-            callbacks.serve_health(bot)
+            callbacks.serve_health(bot, instance=settings.instance_name)
         servers.append(callbacks)
     if settings.metrics_port is not None and (secret is None or settings.metrics_port != settings.callback_port):
         health = WebServer(host=settings.metrics_host, port=settings.metrics_port, setting="METRICS_PORT")
-        health.serve_health(bot)
+        health.serve_health(bot, instance=settings.instance_name)
         servers.append(health)
     return servers
 

@@ -22,6 +22,7 @@ from fluxbot.jobs.service import Jobs
 from fluxbot.limits import Policy
 from fluxbot.policy import MemberPolicies
 from fluxbot.providers.base import JobRequest, Provider
+from fluxbot.shards import ShardState, shard_states
 from fluxbot.storage import Store
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,12 @@ GENERIC_ERROR = (
 )
 
 
-class FluxBot(commands.Bot):
-    """The bot: resources are created outside and handed in; the job service is built here."""
+class FluxBot(commands.AutoShardedBot):
+    """The bot: resources are created outside and handed in; the job service is built here.
+
+    It runs the shards SHARD_COUNT and SHARD_IDS give it (unset: every shard Discord asks for). Discord sends a
+    server's interactions to the process running its shard, `(guild_id >> 22) % shard_count`, and DMs to shard 0.
+    """
 
     def __init__(
         self,
@@ -55,6 +60,9 @@ class FluxBot(commands.Bot):
             intents=discord.Intents(guilds=True),
             tree_cls=FluxCommandTree,
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+            shard_count=settings.shard_count,
+            # None is discord.py's own default (every shard), though its option type leaves it out.
+            shard_ids=list(settings.shard_ids) if settings.shard_ids is not None else None,  # type: ignore[arg-type]
         )
         self.settings = settings
         self.store = store
@@ -92,11 +100,13 @@ class FluxBot(commands.Bot):
         payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         key = f"commands_hash:{self.application_id}"
-        if await self.store.get_meta(key) == digest:
-            log.info("commands unchanged since the last global sync; not syncing")
-            return
-        synced = await self.tree.sync()
-        await self.store.set_meta(key, digest)
+        # Several processes start together: the first syncs, the others wait here and then find the hash stored.
+        async with self.store.exclusive("command-sync"):
+            if await self.store.get_meta(key) == digest:
+                log.info("commands unchanged since the last global sync; not syncing")
+                return
+            synced = await self.tree.sync()
+            await self.store.set_meta(key, digest)
         log.info("synced %d command(s) globally (Discord may take a few minutes to show changes)", len(synced))
 
     async def reply_for(self, interaction: discord.Interaction) -> Reply:
@@ -143,7 +153,7 @@ class FluxBot(commands.Bot):
         await self.jobs.attach_reply(job, reply.message_id)
 
     async def health(self) -> dict[str, bool]:
-        """The checks /healthz reports: gateway connected, database writable, tracker alive."""
+        """The checks /healthz reports: every shard of this process connected, database writable, tracker alive."""
         try:
             await self.store.set_meta("health_checked_at", str(time.time()))
             database = True
@@ -151,10 +161,19 @@ class FluxBot(commands.Bot):
             log.exception("health check: the database is not writable")
             database = False
         # Connected is enough: discord.py answers interactions before on_ready (which waits for guild data).
-        gateway = not self.is_closed() and self.ws is not None and self.ws.open
+        shards = self.shard_states()
+        gateway = bool(shards) and all(shard.connected for shard in shards)
         # A job's state that waits for the database (after the provider took the job) also makes it unhealthy.
         database = database and self.jobs.writes_healthy()
         return {"gateway": gateway, "database": database, "tracker": self.jobs.tracker_alive()}
+
+    def shard_states(self) -> list[ShardState]:
+        """Each shard this process runs: connected or not, and its latency (for /healthz and /metrics)."""
+        return shard_states(self)
+
+    def database_round_trips(self) -> int:
+        """Statements and queries this process sent to the database so far (for /metrics)."""
+        return self.store.round_trips
 
     async def jobs_by_state(self) -> dict[str, int]:
         """How many jobs are in each state (for /metrics)."""
@@ -163,7 +182,16 @@ class FluxBot(commands.Bot):
     async def on_ready(self) -> None:
         """Log who we are once connected."""
         assert self.user is not None
-        log.info("connected as %s (id %s) in %d server(s)", self.user, self.user.id, len(self.guilds))
+        shards = ", ".join(str(shard.id) for shard in self.shard_states())
+        log.info(
+            "connected as %s (id %s) in %d server(s), on shard(s) %s of %s, as instance %s",
+            self.user, self.user.id, len(self.guilds), shards, self.shard_count, self.settings.instance_name,
+        )  # fmt: skip
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        """Log each shard once its servers are loaded (with several processes, each logs only its own)."""
+        servers = sum(1 for guild in self.guilds if guild.shard_id == shard_id)
+        log.info("shard %d of %s ready with %d server(s)", shard_id, self.shard_count, servers)
 
     async def close(self) -> None:
         """Stop taking commands, stop tracking, let submits under way finish, then disconnect."""

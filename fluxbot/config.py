@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import socket
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +22,9 @@ log = logging.getLogger(__name__)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 IMAGE_DELIVERY_MODES = ("attachment", "url")
+#: Far above any real bot's shard count (Discord asks for one shard per 1,000-2,500 servers).
+MAX_SHARD_COUNT = 100_000
+INSTANCE_NAME_RULE = re.compile(r"[A-Za-z0-9_.-]{1,63}")
 
 
 class ConfigError(FluxbotError):
@@ -54,6 +59,12 @@ class Secret:
         return hash(self._value)
 
 
+def host_instance_name() -> str:
+    """The host name as an instance name: characters outside letters, digits and `-_.` dropped, 63 at most."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "", socket.gethostname())[:63]
+    return name or "fluxbot"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the bot is configured with; the field defaults are the documented defaults `load_settings` uses."""
@@ -84,6 +95,12 @@ class Settings:
     kie_webhook_hmac_key: Secret | None = field(default=None, repr=False)
     metrics_host: str = "0.0.0.0"  # noqa: S104 - Prometheus and Docker's health check reach it from outside
     metrics_port: int | None = None
+    #: Discord shards: None lets discord.py ask Discord how many (one process then runs them all).
+    shard_count: int | None = None
+    #: The shards this process runs, sorted; None: every shard of `shard_count`.
+    shard_ids: tuple[int, ...] | None = None
+    #: This process's name in /metrics (the `instance` label) and in the logs; default: the host name.
+    instance_name: str = field(default_factory=host_instance_name)
 
     @property
     def provider_info(self) -> catalog.ProviderInfo:
@@ -110,6 +127,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     env = _read(environ, env_file)
     provider = env.choice("FLUX_PROVIDER", Settings.provider, tuple(catalog.PROVIDERS))
     models = tuple(m.name for m in catalog.PROVIDERS[provider].models)
+    shard_count = env.shard_count("SHARD_COUNT")
     settings = Settings(
         discord_token=env.secret("DISCORD_TOKEN", "the bot token from the Discord developer portal"),
         acedata_api_token=env.secret(
@@ -142,6 +160,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         serve_dms=env.flag("SERVE_DMS", Settings.serve_dms),
         metrics_host=env.text("METRICS_HOST", Settings.metrics_host),
         metrics_port=env.port("METRICS_PORT", 0) or None,
+        shard_count=shard_count,
+        shard_ids=env.shard_ids("SHARD_IDS", shard_count, count_variable="SHARD_COUNT"),
+        instance_name=env.instance_name("INSTANCE_NAME"),
     )
     if settings.database_url is None:
         _prepare_database_folder(settings.database_path)
@@ -159,6 +180,15 @@ def _read(environ: Mapping[str, str] | None, env_file: Path | None) -> _Env:
         values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     values.update(os.environ if environ is None else environ)
     return _Env(values)
+
+
+def _whole_number(text: str, high: int) -> int | None:
+    """`text` as a whole number when it is decimal digits not much above `high`, else None (int() refuses a text of
+    thousands of digits, so the length is checked first)."""
+    digits = text.lstrip("0") or "0"
+    if not text.isdecimal() or len(digits) > len(str(high)):
+        return None
+    return int(digits)
 
 
 def _prepare_database_folder(path: Path) -> None:
@@ -237,9 +267,10 @@ class _Env:
         value = self.raw(name)
         if value is None:
             return default
-        if not value.isdecimal() or not low <= int(value) <= high:
+        number = _whole_number(value, high)
+        if number is None or not low <= number <= high:
             raise ConfigError(name, f"expects {what} from {low} to {high}, got {value!r}")
-        return int(value)
+        return number
 
     def flag(self, name: str, default: bool) -> bool:
         value = self.raw(name)
@@ -274,4 +305,35 @@ class _Env:
         value = value.upper() if upper else value
         if value not in options:
             raise ConfigError(name, f"expects one of {', '.join(options)}, got {value!r}")
+        return value
+
+    def shard_count(self, name: str) -> int | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        return self.whole(name, 1, low=1, high=MAX_SHARD_COUNT, what="a whole number of shards")
+
+    def shard_ids(self, name: str, count: int | None, *, count_variable: str) -> tuple[int, ...] | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        if count is None:
+            raise ConfigError(name, f"needs {count_variable}, the total number of shards, set as well")
+        shards: list[int] = []
+        for item in (item.strip() for item in value.split(",")):
+            shard = _whole_number(item, count) if item.isascii() else None
+            if shard is None or shard >= count:
+                expected = f"a comma list of shard numbers from 0 to {count - 1} (of {count_variable}={count})"
+                raise ConfigError(name, f"expects {expected}, got {value!r}")
+            shards.append(shard)
+        if len(set(shards)) != len(shards):
+            raise ConfigError(name, f"expects each shard once, got {value!r}")
+        return tuple(sorted(shards))
+
+    def instance_name(self, name: str) -> str:
+        value = self.raw(name)
+        if value is None:
+            return host_instance_name()
+        if not INSTANCE_NAME_RULE.fullmatch(value):
+            raise ConfigError(name, f"expects up to 63 letters, digits, '-', '_' or '.', got {value!r}")
         return value

@@ -9,15 +9,20 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 import discord
 
 from fluxbot.config import Settings
 from fluxbot.limits import NO_DMS, GuildSettings, Policy, Refused, SharedServer, dm_policy, policy_for, with_changes
+from fluxbot.storage.base import Signal, SignalHandler
 
 log = logging.getLogger(__name__)
 
+#: Another process's settings change arrives at once by signal; should a signal be lost (a dropped connection),
+#: cached settings are read again after this long.
+SETTINGS_RECHECK_SECONDS = 30.0
 MEMBERSHIP_TTL_SECONDS = 60.0  # how long a DM member's servers and roles are trusted before asking again
 MEMBERSHIP_CACHE_SIZE = 10_000
 MEMBERSHIP_LOOKUP_SECONDS = 2.0
@@ -28,7 +33,12 @@ MEMBERSHIP_UNKNOWN = (
 
 
 class SettingsStore(Protocol):
-    """Where the servers' settings are kept."""
+    """Where the servers' settings are kept (the bot's `Store`)."""
+
+    @property
+    def shared(self) -> bool:
+        """True when other processes use the same settings."""
+        ...
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         """A server's settings (the defaults when it never chose any)."""
@@ -36,6 +46,18 @@ class SettingsStore(Protocol):
 
     async def save_guild_settings(self, guild_id: int, settings: GuildSettings) -> None:
         """Replace a server's settings."""
+        ...
+
+    async def signal(self, signal: Signal, payload: str = "") -> None:
+        """Tell the other processes."""
+        ...
+
+    def listen(self, handler: SignalHandler) -> None:
+        """Hear what the other processes tell."""
+        ...
+
+    def exclusive(self, name: str) -> AbstractAsyncContextManager[None]:
+        """A lock across processes."""
         ...
 
 
@@ -58,10 +80,12 @@ class MemberPolicies:
         self._settings = settings
         self._servers = servers
         self._clock = clock
-        self._guild_settings: dict[int, GuildSettings] = {}
+        #: server → (when it was read, its settings).
+        self._guild_settings: dict[int, tuple[float, GuildSettings]] = {}
         self._settings_locks: dict[int, asyncio.Lock] = {}
         #: (server, user) → (until when it is valid, the member's role ids or None when not a member); for DMs.
         self._memberships: dict[tuple[int, int], tuple[float, tuple[int, ...] | None]] = {}
+        store.listen(self._signalled)
 
     async def policy(self, interaction: discord.Interaction) -> Policy:
         """What applies to this member here; Refused when they may not use the bot here at all."""
@@ -140,21 +164,30 @@ class MemberPolicies:
         )
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:
-        """A server's settings (cached; `change_guild_settings` keeps the cache right)."""
-        if guild_id not in self._guild_settings:
-            self._guild_settings[guild_id] = await self._store.guild_settings(guild_id)
-        return self._guild_settings[guild_id]
+        """A server's settings (cached; a change here or, by signal, on another process, drops the entry)."""
+        cached = self._guild_settings.get(guild_id)
+        now = self._clock()
+        if cached is None or (self._store.shared and now - cached[0] >= SETTINGS_RECHECK_SECONDS):
+            cached = self._guild_settings[guild_id] = (now, await self._store.guild_settings(guild_id))
+        return cached[1]
 
     async def change_guild_settings(
         self, guild_id: int, change: Callable[[GuildSettings], GuildSettings]
     ) -> GuildSettings:
         """Apply `change` to a server's settings and save the result; they apply to the next command.
 
-        Read, change and save happen under one lock per server, so two moderators' edits never undo each other.
-        An exception from `change` (a `Refused` with the reason) leaves the settings as they were.
+        Read, change and save happen under one lock per server (across processes), so two moderators' edits never
+        undo each other. An exception from `change` (a `Refused` with the reason) leaves the settings as they were.
         """
-        async with self._settings_locks.setdefault(guild_id, asyncio.Lock()):
-            changed = change(await self.guild_settings(guild_id))
+        lock = self._settings_locks.setdefault(guild_id, asyncio.Lock())
+        async with lock, self._store.exclusive(f"guild-settings:{guild_id}"):
+            changed = change(await self._store.guild_settings(guild_id))
             await self._store.save_guild_settings(guild_id, changed)
-            self._guild_settings[guild_id] = changed
+            self._guild_settings[guild_id] = (self._clock(), changed)
+        await self._store.signal(Signal.SETTINGS, str(guild_id))
         return changed
+
+    def _signalled(self, signal: Signal, payload: str) -> None:
+        """Another process changed a server's settings: read them again at the next command."""
+        if signal is Signal.SETTINGS and payload.isdigit():
+            self._guild_settings.pop(int(payload), None)

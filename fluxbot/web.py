@@ -19,6 +19,7 @@ from fluxbot.jobs.lifecycle import CallbackOutcome
 from fluxbot.logs import RateLimitedLog, redact
 from fluxbot.metrics import METRICS
 from fluxbot.providers.base import TASK_ID_RULE, CallbackRefused, Provider, valid_task_id
+from fluxbot.shards import ShardState
 from fluxbot.storage import Store
 
 log = logging.getLogger(__name__)
@@ -91,8 +92,16 @@ class Health(Protocol):
         """Each check by name, True when it passes."""
         ...
 
+    def shard_states(self) -> list[ShardState]:
+        """Each Discord shard this process runs."""
+        ...
+
     async def jobs_by_state(self) -> dict[str, int]:
         """How many jobs are in each state."""
+        ...
+
+    def database_round_trips(self) -> int:
+        """Statements and queries this process sent to the database so far."""
         ...
 
 
@@ -116,6 +125,7 @@ class WebServer:
         self._jobs: Hints | None = None
         self._secret = ""
         self._health: Health | None = None
+        self._instance = ""
         self._hint_seconds = hint_seconds
         self._late_hints: set[asyncio.Task[CallbackOutcome]] = set()
         # Anyone who sees the callback URL can send thousands of bad requests a second: count them, do not log each.
@@ -126,9 +136,9 @@ class WebServer:
         self._jobs, self._secret = jobs, secret
         self._app.router.add_post("/callbacks/flux/{secret}", self._callback)
 
-    def serve_health(self, health: Health) -> None:
-        """Answer /healthz and /metrics."""
-        self._health = health
+    def serve_health(self, health: Health, *, instance: str) -> None:
+        """Answer /healthz and /metrics (every series labelled with `instance`)."""
+        self._health, self._instance = health, instance
         self._app.router.add_get("/healthz", self._healthz)
         self._app.router.add_get("/metrics", self._metrics)
 
@@ -165,11 +175,18 @@ class WebServer:
         assert self._health is not None
         checks = await self._health.health()
         healthy = all(checks.values())
-        return web.json_response({"healthy": healthy, **checks}, status=200 if healthy else 503)
+        shards = [shard.as_json() for shard in self._health.shard_states()]
+        return web.json_response({"healthy": healthy, **checks, "shards": shards}, status=200 if healthy else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         assert self._health is not None
-        text = METRICS.render(await self._health.jobs_by_state())
+        jobs = await self._health.jobs_by_state()
+        text = METRICS.render(
+            jobs,
+            instance=self._instance,
+            shards=self._health.shard_states(),
+            round_trips=self._health.database_round_trips(),
+        )
         return web.Response(body=text.encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     async def _callback(self, request: web.Request) -> web.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -72,6 +73,17 @@ async def database_url(pg_server: PgServer) -> AsyncIterator[str]:
     name = await pg_server.create_database()
     yield pg_server.url(name)
     await pg_server.drop_database(name)
+
+
+@contextlib.contextmanager
+def earlier_run(store: Store) -> Iterator[None]:
+    """What the block writes belongs to another run of the bot (one that has stopped): its jobs are orphans."""
+    mine = store.instance
+    store.instance = "earlier-run"  # type: ignore[misc]  # the Protocol's is read-only; the stores' is not
+    try:
+        yield
+    finally:
+        store.instance = mine  # type: ignore[misc]
 
 
 @pytest.fixture(params=STORE_ENGINES)

@@ -103,6 +103,7 @@ async def test_health_reports_a_database_that_cannot_be_written_and_a_stopped_tr
     store = await SQLiteStore.open(tmp_path / "fluxbot.db")
     async with aiohttp.ClientSession() as session:
         bot = FluxBot(settings=settings, store=store, providers=build_providers(settings, session), session=session)
+        await bot.__aenter__()  # as bot.py does: discord.py's sharded client closes only once entered
         try:
             bot.jobs.start_tracker()
             healthy = await bot.health()

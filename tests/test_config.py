@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fluxbot.config import ConfigError, Secret, load_settings
+from fluxbot.config import ConfigError, Secret, host_instance_name, load_settings
 from fluxbot.storage.sqlite_schema import MIGRATIONS
 from tests.botprocess import ROOT, SETTINGS, BotProcess, clean_environ
 from tests.e2e import World, final_reply, option
@@ -103,6 +103,64 @@ def test_bad_values_name_the_variable(tmp_path: Path, variable: str, value: str,
     assert info.value.variable == variable
     assert str(info.value).startswith(f"{variable}: ")
     assert expected in str(info.value)
+
+
+def test_shards_and_instance_default_to_one_process_with_the_host_name(tmp_path: Path) -> None:
+    settings = load(tmp_path)
+    assert (settings.shard_count, settings.shard_ids) == (None, None)
+    assert settings.instance_name == re.sub(r"[^A-Za-z0-9_.-]", "", socket.gethostname())[:63]
+    assert settings.instance_name
+
+
+def test_shards_and_instance_are_parsed(tmp_path: Path) -> None:
+    settings = load(tmp_path, SHARD_COUNT="4", SHARD_IDS=" 3, 1 ", INSTANCE_NAME="bot-2.eu_west")
+    assert (settings.shard_count, settings.shard_ids, settings.instance_name) == (4, (1, 3), "bot-2.eu_west")
+    everything = load(tmp_path, SHARD_COUNT="2")
+    assert (everything.shard_count, everything.shard_ids) == (2, None), "all shards of a fixed count"
+    assert load(tmp_path, SHARD_COUNT="1", SHARD_IDS="0").shard_ids == (0,)
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable", "expected"),
+    [
+        ({"SHARD_COUNT": "0"}, "SHARD_COUNT", "whole number of shards from 1 to 100000, got '0'"),
+        ({"SHARD_COUNT": "two"}, "SHARD_COUNT", "whole number of shards"),
+        ({"SHARD_COUNT": "-1"}, "SHARD_COUNT", "whole number of shards"),
+        ({"SHARD_COUNT": "1.5"}, "SHARD_COUNT", "whole number of shards"),
+        ({"SHARD_IDS": "0,1"}, "SHARD_IDS", "needs SHARD_COUNT, the total number of shards, set as well"),
+        ({"SHARD_COUNT": "2", "SHARD_IDS": "2"}, "SHARD_IDS", "shard numbers from 0 to 1 (of SHARD_COUNT=2), got '2'"),
+        ({"SHARD_COUNT": "2", "SHARD_IDS": "0,,1"}, "SHARD_IDS", "comma list of shard numbers"),
+        ({"SHARD_COUNT": "2", "SHARD_IDS": "0,1,"}, "SHARD_IDS", "comma list of shard numbers"),
+        ({"SHARD_COUNT": "2", "SHARD_IDS": "0 1"}, "SHARD_IDS", "comma list of shard numbers"),
+        ({"SHARD_COUNT": "2", "SHARD_IDS": "-1"}, "SHARD_IDS", "comma list of shard numbers"),
+        ({"SHARD_COUNT": "2", "SHARD_IDS": "one"}, "SHARD_IDS", "comma list of shard numbers"),
+        ({"SHARD_COUNT": "4", "SHARD_IDS": "١"}, "SHARD_IDS", "comma list of shard numbers"),
+        ({"SHARD_COUNT": "4", "SHARD_IDS": "1,2,1"}, "SHARD_IDS", "each shard once, got '1,2,1'"),
+        ({"SHARD_COUNT": "9" * 5000}, "SHARD_COUNT", "whole number of shards from 1 to 100000"),
+        ({"SHARD_COUNT": "4", "SHARD_IDS": "9" * 5000}, "SHARD_IDS", "comma list of shard numbers"),
+        ({"MAX_JOBS_PER_MEMBER": "9" * 5000}, "MAX_JOBS_PER_MEMBER", "whole number from 1 to 100"),
+        ({"INSTANCE_NAME": "bot 1"}, "INSTANCE_NAME", "letters, digits, '-', '_' or '.', got 'bot 1'"),
+        ({"INSTANCE_NAME": 'a"b'}, "INSTANCE_NAME", "letters, digits"),
+        ({"INSTANCE_NAME": "x" * 64}, "INSTANCE_NAME", "up to 63"),
+    ],
+)
+def test_bad_shard_and_instance_settings_name_the_variable(
+    tmp_path: Path, environ: dict[str, str], variable: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, **environ)
+    assert info.value.variable == variable
+    assert str(info.value).startswith(f"{variable}: ")
+    assert expected in str(info.value)
+
+
+def test_an_odd_host_name_still_makes_a_valid_instance_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "gethostname", lambda: "my host (laptop)")
+    assert host_instance_name() == "myhostlaptop"
+    monkeypatch.setattr(socket, "gethostname", lambda: "Ω" + "a" * 80)
+    assert host_instance_name() == "a" * 63
+    monkeypatch.setattr(socket, "gethostname", lambda: "ΩΩ")
+    assert host_instance_name() == "fluxbot"
 
 
 def test_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:

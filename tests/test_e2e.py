@@ -205,7 +205,7 @@ async def test_a_job_survives_sigkill_and_is_delivered_after_restart(world: Worl
     done = await final_reply(world, interaction, "Done")
     assert f"{world.flux.base_url}/files/{task_id}/0.png" in fields(done["embeds"][0])["Originals"]
     assert len(world.flux.submits) == 1, "the job was not sent twice"
-    assert "resuming: 1 submitted job(s)" in world.bot.output
+    assert "took over 1 job(s) of an earlier run: 1 to follow" in world.bot.output
 
 
 async def test_a_job_killed_before_its_task_id_was_stored_is_closed_clearly(world: World) -> None:

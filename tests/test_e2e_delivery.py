@@ -259,7 +259,7 @@ async def test_killed_between_finalize_and_delivery_the_result_is_shown_once(wor
     assert len(results) == 1, "the result was shown once"
     assert [r.status for r in reply_edits(world, interaction)][-3:] == [500, 500, 200]
     await world.discord.wait_for(lambda: delivered_via(world) == "interaction")
-    assert "resuming: 0 submitted job(s) to follow, 1 finished job(s) to deliver" in world.bot.output
+    assert "took over 1 job(s) of an earlier run: 0 to follow, 1 to deliver" in world.bot.output
 
 
 async def test_a_callback_after_a_restart_still_reaches_the_bot(

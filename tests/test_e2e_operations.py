@@ -43,7 +43,10 @@ async def test_health_and_metrics_show_what_happened(fakes: tuple[FakeDiscord, F
         await discord.wait_for(lambda: "listening for health and metrics" in world.bot.output)
         status, body = await get(f"{base}/healthz")
         assert status == 200
-        assert json.loads(body) == {"healthy": True, "gateway": True, "database": True, "tracker": True}
+        health = json.loads(body)
+        [shard] = health.pop("shards")
+        assert health == {"healthy": True, "gateway": True, "database": True, "tracker": True}
+        assert (shard["id"], shard["connected"]) == (0, True), "one process, one shard, as Discord recommends"
 
         done = await discord.send_slash_command("imagine", [option("prompt", "counted"), option("count", 2, kind=4)])
         await final_reply(world, done, "Done")
@@ -65,6 +68,8 @@ async def test_health_and_metrics_show_what_happened(fakes: tuple[FakeDiscord, F
         assert sample(metrics, "fluxbot_provider_calls_total", call="submit") == 5
         assert sample(metrics, "fluxbot_provider_errors_total", call="submit", code="too_many_requests") == 3
         assert sample(metrics, "fluxbot_provider_calls_total", call="lookup") >= 2
+        # Three jobs: each admitted, claimed, submitted, finished, delivered, plus reads and the lease.
+        assert sample(metrics, "fluxbot_database_round_trips_total") >= 3 * 5
         assert sample(metrics, "fluxbot_job_seconds_count") == 3
         assert sample(metrics, "fluxbot_delivery_seconds_count") == 3
         assert sample(metrics, "fluxbot_delivery_seconds_bucket", le="+Inf") == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import AsyncIterator
 from typing import Any, cast
@@ -19,6 +20,7 @@ from fluxbot.jobs.service import Jobs
 from fluxbot.jobs.tracker import HINT_GAP_SECONDS
 from fluxbot.providers.kie import KieFlux
 from fluxbot.storage import Store, StoreUnavailable
+from tests.conftest import earlier_run
 from tests.doubles import Clock, RecordingReplier
 from tests.fakes.flux_api import FakeFlux
 from tests.fakes.kie_api import FakeKie
@@ -37,7 +39,7 @@ class FlakyStore:
 
     def __getattr__(self, name: str) -> Any:
         real = getattr(self._store, name)
-        if not callable(real):
+        if not inspect.iscoroutinefunction(real):
             return real
 
         async def call(*args: Any, **kwargs: Any) -> Any:
@@ -409,10 +411,11 @@ async def test_a_finish_the_database_cannot_record_does_not_stop_the_rounds(
     jobs = Jobs(cast("Store", flaky), client, replier, poll_interval=3, job_timeout=600, clock=clock)
     jobs.persistence.delays = (0.01,)
     # A job Kie.ai took before the operator switched to Ace Data Cloud, with no Kie key left: it is closed.
-    queued = await store.admit("kie", imagine(), REPLY, limits=jobs_limits(), now=clock.now)
-    assert queued is not None
-    await store.claim(10)
-    await store.mark_submitted(queued.id, "kie-task-1", now=clock.now)
+    with earlier_run(store):
+        queued = await store.admit("kie", imagine(), REPLY, limits=jobs_limits(), now=clock.now)
+        assert queued is not None
+        await store.claim(10)
+        await store.mark_submitted(queued.id, "kie-task-1", now=clock.now)
     await jobs.resume()
     flaky.broken.add("finish")
     await asyncio.wait_for(jobs.tracker.round(), 1.0)  # that write waits for the database on its own

@@ -13,6 +13,7 @@ from fluxbot.delivery import DeliveryError
 from fluxbot.jobs import requests
 from fluxbot.jobs.cards import QUEUE_CARD_EDITS_PER_ROUND
 from fluxbot.jobs.lifecycle import CallbackOutcome, EditImage, Job, JobStatus, Outcome, Reply
+from fluxbot.jobs.ownership import RESTARTED_DURING_SUBMIT
 from fluxbot.jobs.requests import (
     PROMPT_MAX_CHARS,
     AttachmentInfo,
@@ -23,11 +24,12 @@ from fluxbot.jobs.requests import (
     result_images,
     url_expired,
 )
-from fluxbot.jobs.service import NO_LIMITS, RESTARTED_DURING_SUBMIT, Jobs
+from fluxbot.jobs.service import NO_LIMITS, Jobs
 from fluxbot.jobs.tracker import TIMEOUT_GRACE_SECONDS
 from fluxbot.providers.acedata import AceDataFlux
 from fluxbot.providers.base import Image, JobRequest, OptionValue
 from fluxbot.storage import Store
+from tests.conftest import earlier_run
 from tests.doubles import Clock, RecordingReplier
 from tests.fakes.flux_api import FakeFlux, envelope
 
@@ -400,13 +402,14 @@ async def test_resume_closes_unsent_jobs_and_finishes_the_rest(
         assert claimed is not None
         return claimed
 
-    unsent = await row("a")
-    flux.lookups_before_done = 0
-    task_id = await service.provider.submit(prepare_imagine("cat", "flux-dev", None, 1))
-    running = await row("b")
-    await store.mark_submitted(running.id, task_id, now=clock.now)
-    finished = await row("c")
-    await store.finish(finished.id, Outcome(JobStatus.SUCCEEDED))
+    with earlier_run(store):
+        unsent = await row("a")
+        flux.lookups_before_done = 0
+        task_id = await service.provider.submit(prepare_imagine("cat", "flux-dev", None, 1))
+        running = await row("b")
+        await store.mark_submitted(running.id, task_id, now=clock.now)
+        finished = await row("c")
+        await store.finish(finished.id, Outcome(JobStatus.SUCCEEDED))
 
     await service.resume()
     clock.now += 3

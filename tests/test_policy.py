@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from types import SimpleNamespace
 from typing import Any
 from unittest.mock import AsyncMock, MagicMock
@@ -15,6 +16,8 @@ from fluxbot import policy as policy_module
 from fluxbot.config import Settings, load_settings
 from fluxbot.limits import GuildSettings, Limits, Refused, with_changes
 from fluxbot.policy import MEMBERSHIP_UNKNOWN, MemberPolicies
+from fluxbot.storage import Signal
+from fluxbot.storage.base import SignalHandler
 
 ALICE = 333333333333333333
 ARTIST = 77
@@ -26,6 +29,8 @@ class SavedSettings:
     def __init__(self, saved: dict[int, GuildSettings] | None = None) -> None:
         self.saved = dict(saved or {})
         self.reads = 0
+        self.signals: list[tuple[Signal, str]] = []
+        self.handlers: list[SignalHandler] = []
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         self.reads += 1
@@ -35,6 +40,18 @@ class SavedSettings:
     async def save_guild_settings(self, guild_id: int, settings: GuildSettings) -> None:
         await asyncio.sleep(0)
         self.saved[guild_id] = settings
+
+    shared = False
+
+    async def signal(self, signal: Signal, payload: str = "") -> None:
+        self.signals.append((signal, payload))
+
+    def listen(self, handler: SignalHandler) -> None:
+        self.handlers.append(handler)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        yield
 
 
 class Servers:
@@ -115,3 +132,19 @@ async def test_settings_changes_at_once_keep_each_other_and_a_refused_change_lea
     assert await policies.guild_settings(10) == store.saved[10] == GuildSettings(daily_images=3, dms=False)
     shown = policies.policy_for_settings(with_changes(store.saved[10], required_role=ARTIST))
     assert shown.limits.daily_images == 3, "shown without place or role"
+
+
+async def test_a_change_on_another_process_applies_at_the_next_command() -> None:
+    store = SavedSettings({10: GuildSettings(daily_images=3)})
+    policies = MemberPolicies(store, operator(), Servers())
+    assert (await policies.guild_settings(10)).daily_images == 3
+    await policies.change_guild_settings(11, lambda s: with_changes(s, dms=False))
+    assert store.signals == [(Signal.SETTINGS, "11")], "the other processes are told"
+
+    store.saved[10] = GuildSettings(daily_images=5)  # saved by another process, which then signals
+    assert (await policies.guild_settings(10)).daily_images == 3, "cached until told"
+    [handler] = store.handlers
+    handler(Signal.HINT, "10")
+    assert (await policies.guild_settings(10)).daily_images == 3, "only a settings signal drops the entry"
+    handler(Signal.SETTINGS, "10")
+    assert (await policies.guild_settings(10)).daily_images == 5

@@ -17,6 +17,7 @@ from fluxbot.providers.base import Image, JobRequest
 from fluxbot.storage import SQLiteStore, Store, sqlite_engine
 from fluxbot.storage.sqlite_engine import DatabaseInUse
 from fluxbot.storage.sqlite_schema import MIGRATIONS, SchemaTooNew
+from tests.conftest import earlier_run
 
 REQUEST = JobRequest("generate", "a white siamese cat", "flux-dev", "1024x1024", count=2)
 REPLY = Reply(user_id=42, guild_id=7, channel_id=8, application_id=9, interaction_token="interaction-token-secret",
@@ -200,3 +201,56 @@ async def test_without_file_locks_the_store_opens_and_says_so(
         await store.close()
     assert any("no file locking on this platform" in r.getMessage() for r in caplog.records)
     assert not (tmp_path / "jobs.db.lock").exists()
+
+
+async def test_the_run_that_works_on_a_job_owns_it_and_only_it_finishes_and_delivers_it(store: Store) -> None:
+    job = await create(store)
+    assert job.owner == store.instance, "admitted and claimed by this run"
+    with earlier_run(store):
+        assert not await store.finish(job.id, Outcome(JobStatus.SUCCEEDED)), "another run cannot finish it"
+    assert await store.finish(job.id, Outcome(JobStatus.SUCCEEDED))
+    with earlier_run(store):
+        assert not await store.mark_delivered(job.id, "interaction"), "nor deliver it"
+    assert await store.mark_delivered(job.id, "interaction")
+
+
+async def test_a_cancel_wins_whoever_queued_the_job_and_makes_it_the_cancellers(store: Store) -> None:
+    with earlier_run(store):
+        job = await store.admit("acedata", REQUEST, REPLY, limits=NO_LIMITS)
+    assert job is not None
+    assert job.owner == "earlier-run"
+    cancelled = Outcome.failed(FailureKind.CANCELLED, "cancelled")
+    assert await store.finish(job.id, cancelled, transition=Transition.CANCEL)
+    done = await store.get_job(job.id)
+    assert done is not None
+    assert (done.status, done.owner) == (JobStatus.FAILED, store.instance)
+    assert await store.mark_delivered(job.id, "interaction"), "the canceller shows it"
+
+
+async def test_adopting_takes_every_undelivered_job_of_a_run_that_is_gone(store: Store) -> None:
+    with earlier_run(store):
+        await store.renew_lease(seconds=0.0)  # it renewed once, long ago, then died
+        # Not answered yet, so no claim takes it (its run died between the admission and the reply).
+        queued = await store.admit("acedata", REQUEST, replace(REPLY, message_id=None), limits=NO_LIMITS)
+        pending = await create(store)
+        submitted = await create(store)
+        await store.mark_submitted(submitted.id, "task-1")
+        finished = await create(store)
+        await store.finish(finished.id, Outcome(JobStatus.SUCCEEDED))
+        delivered = await create(store)
+        await store.finish(delivered.id, Outcome(JobStatus.SUCCEEDED))
+        await store.mark_delivered(delivered.id, "interaction")
+    mine = await create(store)
+    await store.renew_lease(seconds=60.0)
+    assert queued is not None
+
+    adopted = await store.adopt_orphans()
+    assert [j.id for j in adopted] == [queued.id, pending.id, submitted.id, finished.id]
+    assert {j.owner for j in adopted} == {store.instance}
+    assert [j.status for j in adopted] == [JobStatus.QUEUED, JobStatus.PENDING, JobStatus.SUBMITTED,
+                                           JobStatus.SUCCEEDED]  # fmt: skip
+    assert await store.adopt_orphans() == [], "adopted once"
+    current = await store.get_job(mine.id)
+    assert current is not None
+    assert current.owner == store.instance
+    await store.end_lease()

@@ -23,10 +23,15 @@ class Finisher:
     def __init__(self, shared: Shared) -> None:
         self._shared = shared
         self._listeners: list[Listener] = []
+        self._lost: list[Listener] = []
 
     def on_finished(self, listener: Listener) -> None:
         """Call `listener` with each job this process finishes."""
         self._listeners.append(listener)
+
+    def on_lost(self, listener: Listener) -> None:
+        """Call `listener` with each job this process tried to finish but could not (it ended or moved elsewhere)."""
+        self._lost.append(listener)
 
     async def finish(self, job: Job, outcome: Outcome, *, transition: Transition = Transition.FINISH) -> bool:
         """Give the job its outcome; True when this call finished it (a racing caller, or a cancel of a job that
@@ -39,6 +44,9 @@ class Finisher:
             lambda: self._shared.store.finish(job.id, kept, transition=transition, now=now),
         )
         if not won:
+            if transition is Transition.FINISH:  # a cancel that lost leaves a started job to its process
+                for listener in self._lost:
+                    listener(job)
             return False
         METRICS.jobs_finished.inc(job.provider, job.model, kept.status.value)
         if kept.status is JobStatus.SUCCEEDED and job.submitted_at is not None:

@@ -204,6 +204,10 @@ class Replies:
             reply.outcome = False
             reply.via = reply.via or "already"
             return False
+        if job.owner != self._shared.store.instance:
+            reply.outcome = False  # another process took it over (this one's lease ran out): it shows it
+            log.warning("job %d: now owned by %s, which delivers it", job_id, job.owner)
+            return False
         if reply.via is None or reply.again:
             try:
                 via = await asyncio.wait_for(self._gated(self._replier.show_outcome(job)), self.delivery_timeout)

@@ -19,26 +19,20 @@ from fluxbot.jobs.dispatch import Dispatcher
 from fluxbot.jobs.durations import HISTORY, Durations
 from fluxbot.jobs.finishing import Finisher
 from fluxbot.jobs.lifecycle import CallbackOutcome, FailureKind, Job, JobStatus, Outcome, Reply, Transition
+from fluxbot.jobs.ownership import LEASE_SECONDS, Ownership
 from fluxbot.jobs.persist import Persistence
 from fluxbot.jobs.replies import Replier, Replies
 from fluxbot.jobs.shared import Shared
 from fluxbot.jobs.tracker import Tracker
 from fluxbot.limits import Limits, Refused, refusal
 from fluxbot.providers.base import JobRequest, Provider
-from fluxbot.storage import Store, StoreUnavailable
+from fluxbot.storage import Signal, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 #: For callers that apply no member limits (tests, tools).
 NO_LIMITS = Limits(member_jobs=1_000_000)
 CANCELLED = "A moderator cancelled this job before it started. Nothing was made or charged."
-RESTARTED_BEFORE_SUBMIT = (
-    "The bot restarted before this job reached the image provider, so no image was made. Please run the command again."
-)
-RESTARTED_DURING_SUBMIT = (
-    "The bot restarted while it was sending this job to the image provider, before the provider confirmed it, so the "
-    "bot cannot follow it. If an image was made, it cannot be shown here. Please run the command again."
-)
 #: The background loop wakes at least this often (cards, delivery retries, and the claim backstop).
 LOOP_SECONDS = 1.0
 
@@ -58,6 +52,7 @@ class Jobs:
         other_providers: Mapping[str, Provider] | None = None,
         callback_url: str | None = None,
         clock: Callable[[], float] = time.time,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.store = store
         self.provider = provider
@@ -82,7 +77,13 @@ class Jobs:
         self.dispatcher = Dispatcher(
             shared, self.finisher, max_in_flight=max_in_flight, callback_url=callback_url, submitted=self._submitted
         )
+        self.ownership = Ownership(
+            shared, self.finisher, self.tracker, self.replies, close_unshown=self._close_unshown,
+            lease_seconds=lease_seconds,
+        )  # fmt: skip
         self.finisher.on_finished(self._finished)
+        self.finisher.on_lost(self._lost)
+        store.listen(self._signalled)
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._stopping = False
@@ -156,11 +157,16 @@ class Jobs:
             return known
         try:
             job = await self.store.job_for_task(self.provider.name, task_id)
+            if job is None:
+                return CallbackOutcome.UNKNOWN
+            if job.status.finished:
+                return CallbackOutcome.FINISHED
+            if job.owner != self.store.instance:
+                # Another process follows it: it looks the task up (one lookup, one delivery, whoever got the call).
+                await self.store.signal(Signal.HINT, f"{self.provider.name} {task_id}")
         except StoreUnavailable:
             return CallbackOutcome.UNAVAILABLE  # the provider may send it again; polling finds it meanwhile
-        if job is None:
-            return CallbackOutcome.UNKNOWN
-        return CallbackOutcome.FINISHED if job.status.finished else CallbackOutcome.ACCEPTED
+        return CallbackOutcome.ACCEPTED
 
     async def show_again(self, job: Job, reply: Reply) -> bool:
         """Show a finished job's result once more, in a new reply (for /job); False when it could not be shown."""
@@ -173,26 +179,12 @@ class Jobs:
     # -- start-up, the background loop, shutdown -------------------------------------------------
 
     async def resume(self) -> None:
-        """Take up what a previous run left: close jobs cut off mid-submit, follow submitted ones, deliver the rest."""
-        for job in await self.store.jobs_with_status(JobStatus.PENDING):
-            # The provider may have received (and billed) the submit; without its task id there is nothing to follow.
-            log.warning("job %d: the bot stopped while its submit was under way; closing it unfollowed", job.id)
-            await self.finisher.finish(job, Outcome.failed(FailureKind.RESTARTED, RESTARTED_DURING_SUBMIT))
-        for job in await self.store.jobs_with_status(JobStatus.QUEUED):
-            if job.reply.message_id is None:  # the bot stopped before it could even answer the command
-                await self._close_unshown(job, Outcome.failed(FailureKind.RESTARTED, RESTARTED_BEFORE_SUBMIT))
-        submitted = await self.store.jobs_with_status(JobStatus.SUBMITTED)
+        """Take the lease and take up what stopped runs left: close jobs cut off mid-submit, follow submitted ones,
+        deliver the rest."""
         for name in self._shared.providers:
             for model in catalog.model_names(catalog.PROVIDERS[name]) if name in catalog.PROVIDERS else ():
                 self.durations.load(name, model, await self.store.recent_durations(name, model, limit=HISTORY))
-        for job in submitted:
-            self.tracker.follow(job, at_once=True)  # it may have ended while the bot was down
-        undelivered = await self.store.undelivered_jobs()
-        for job in undelivered:
-            self.replies.deliver(job.id)
-        log.info(
-            "resuming: %d submitted job(s) to follow, %d finished job(s) to deliver", len(submitted), len(undelivered)
-        )
+        await self.ownership.start()
         self.dispatcher.fill()
 
     def start_tracker(self) -> None:
@@ -211,12 +203,14 @@ class Jobs:
         await finish_work(self.tracker.busy, self.replies.busy, within=within)
 
     async def drain(self, within: float) -> None:
-        """Wait (up to `within` seconds) for jobs that are being submitted right now, e.g. before shutdown."""
+        """Wait (up to `within` seconds) for jobs being submitted right now, then give the lease up (at shutdown)."""
         pending = set(self.dispatcher.busy()) | self._attaching
         if pending:
             log.info("waiting for %d job(s) being submitted", len(pending))
             await asyncio.wait(pending, timeout=within)
         await finish_work(self.replies.busy, within=3.0)  # the cards those submits asked for
+        # Only now: another process would close a job whose submit is under way as cut off.
+        await self.ownership.stop()
         self.persistence.stop()
 
     def tracker_alive(self) -> bool:
@@ -231,6 +225,8 @@ class Jobs:
 
     async def round(self) -> None:
         """One pass of the background work, then wait until it settles (tests and tools)."""
+        self.ownership.round()
+        await settle(self.ownership.busy)
         self.replies.retry_due()
         self.dispatcher.fill()
         await self.settle()
@@ -246,6 +242,7 @@ class Jobs:
         while not self._stopping:
             self.last_round = self._clock()
             try:
+                self.ownership.round()
                 await self.tracker.round()
                 if self._clock() - self._cards_at >= self.poll_interval:
                     # Cards at the old modest cadence, however often lookups run: a line moving fast must not
@@ -277,6 +274,18 @@ class Jobs:
         due = self.tracker.next_due()
         if due is not None and due < self._sleep_until:
             self._wake.set()
+
+    def _signalled(self, signal: Signal, payload: str) -> None:
+        """Another process got a callback for a task this one follows."""
+        if signal is Signal.HINT:
+            provider, _, task_id = payload.partition(" ")
+            if self.tracker.hint(provider, task_id) is CallbackOutcome.ACCEPTED:
+                self._wake.set()
+
+    def _lost(self, job: Job) -> None:
+        """Another run owns the job now (or finished it first): stop following it here."""
+        self.tracker.forget(job)
+        self.cards.forget(job.id)
 
     def _finished(self, job: Job) -> None:
         self.tracker.forget(job)

@@ -86,10 +86,15 @@ class GuildReport:
 class Store(Protocol):
     """The jobs database: one implementation per engine (SQLite for one process, PostgreSQL for several)."""
 
-    #: This run's name as the owner of jobs, unique per process start.
-    instance: str
-    #: True when several processes may use the database at once.
-    shared: bool
+    @property
+    def instance(self) -> str:
+        """This run's name as the owner of jobs, unique per process start."""
+        ...
+
+    @property
+    def shared(self) -> bool:
+        """True when several processes may use the database at once."""
+        ...
 
     @property
     def round_trips(self) -> int:
@@ -108,6 +113,10 @@ class Store(Protocol):
 
     async def end_lease(self) -> None:
         """Give this run's unfinished jobs up at once (a clean shutdown)."""
+        ...
+
+    async def live_instances(self) -> list[str]:
+        """The runs whose lease has not ended, by name."""
         ...
 
     async def adopt_orphans(self, *, now: float | None = None) -> list[Job]:

@@ -81,6 +81,10 @@ class PostgresStore:
         """Give this run's unfinished jobs up at once: another process may adopt them now."""
         await self._engine.fetch("DELETE FROM instances WHERE name = $1", self.instance)
 
+    async def live_instances(self) -> list[str]:
+        """The runs whose lease has not ended (on the database's clock), by name."""
+        return [str(r[0]) for r in await self._engine.fetch(sql.LIVE_INSTANCES)]
+
     async def adopt_orphans(self, *, now: float | None = None) -> list[Job]:
         """Undelivered jobs of no run, or of a run whose lease has ended, become this run's; oldest first."""
         rows = await self._engine.fetch(sql.ADOPT_ORPHANS, self.instance, now)

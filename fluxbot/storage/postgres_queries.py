@@ -80,6 +80,8 @@ MARK_DELIVERED = f"""UPDATE jobs SET delivered_at = $1, delivered_via = $2, inte
 RENEW_LEASE = f"""INSERT INTO instances (name, lease_until) VALUES ($1, COALESCE($2::double precision, {DB_NOW}) + $3)
     ON CONFLICT (name) DO UPDATE SET lease_until = excluded.lease_until"""  # noqa: S608
 
+LIVE_INSTANCES = f"SELECT name FROM instances WHERE lease_until > {DB_NOW} ORDER BY name"  # noqa: S608
+
 #: $1 this run, $2 now (None: the database's clock).
 ADOPT_ORPHANS = f"""UPDATE jobs SET owner = $1
     WHERE delivered_at IS NULL AND (owner IS NULL OR owner <> $1)

@@ -101,6 +101,11 @@ class SQLiteStore:
         """Forget this run's lease."""
         await self._engine.statement("DELETE FROM instances WHERE name = ?", (self.instance,))
 
+    async def live_instances(self) -> list[str]:
+        """The runs whose lease has not ended, by name."""
+        rows = await self._engine.read("SELECT name FROM instances WHERE lease_until > ? ORDER BY name", (time.time(),))
+        return [str(r[0]) for r in rows]
+
     async def adopt_orphans(self, *, now: float | None = None) -> list[Job]:
         """Every undelivered job of an earlier run becomes this run's (no earlier run can still be alive)."""
         rows = await self._engine.statement(
@@ -199,8 +204,7 @@ class SQLiteStore:
         if outcome.status not in edge.targets:
             raise ValueError(f"{transition} cannot lead to {outcome.status}")
         images = json.dumps([{"url": i.url, "seed": i.seed} for i in outcome.images])
-        # Until the job core adopts a restarted run's jobs (main), SQLite's finish does not check the owner.
-        owned = ""
+        owned = "" if transition is Transition.CANCEL else "AND owner = :me"
         return await self._changed(
             f"""SET status = :status, images = :images, inference_seconds = :seconds, error_kind = :kind,
                    error_message = :message, finished_at = :now, owner = :me
@@ -216,8 +220,8 @@ class SQLiteStore:
         return await self._changed(
             # The interaction token is useless once the outcome is shown; it is not kept.
             f"""SET delivered_at = ?, delivered_via = ?, interaction_token = ''
-               WHERE id = ? AND delivered_at IS NULL AND status IN {_DELIVERABLE}""",
-            (_now(now), via, job_id),
+               WHERE id = ? AND delivered_at IS NULL AND status IN {_DELIVERABLE} AND owner = ?""",
+            (_now(now), via, job_id, self.instance),
         )
 
     # -- other writes ----------------------------------------------------------------------------

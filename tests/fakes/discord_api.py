@@ -14,7 +14,7 @@ import mimetypes
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,16 +22,13 @@ from urllib.parse import quote
 
 from aiohttp import BodyPartReader, WSMsgType, web
 
+from tests.fakes.discord_guilds import ALL_BUT_ADMIN, DISCORD_EPOCH_MS, FakeGuild, shard_of
 from tests.fakes.png import PNG_SIGNATURE, make_png, png_size
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v10"
-DISCORD_EPOCH_MS = 1420070400000
 HEARTBEAT_INTERVAL_MS = 41250
-ALL_PERMISSIONS = 8866461766385663
-ALL_BUT_ADMIN = ALL_PERMISSIONS & ~8
-EVERYONE_PERMISSIONS = 2248473465835073
 APPLICATION_FLAGS = (1 << 19) | (1 << 23)  # GATEWAY_MESSAGE_CONTENT_LIMITED | APPLICATION_COMMAND_BADGE
 ATTACHMENT_SIZE_LIMIT = 26214400
 FLAG_SUPPRESS_EMBEDS = 1 << 2
@@ -111,6 +108,13 @@ class _Connection:
     session_id: str | None = None
     seq: int = 0
     ready: bool = False
+    #: (shard id, shard count) from IDENTIFY (a client that sends none is shard 0 of 1).
+    shard: tuple[int, int] = (0, 1)
+
+    def holds(self, guild_id: int | None) -> bool:
+        """Whether Discord sends this connection the guild's events (DMs: shard 0)."""
+        shard_id, count = self.shard
+        return shard_id == (0 if guild_id is None else shard_of(guild_id, count))
 
 
 @dataclass
@@ -217,6 +221,12 @@ def _walk_options(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return flat
 
 
+def _identified_shard(identify: dict[str, Any]) -> tuple[int, int]:
+    """The (shard id, shard count) an IDENTIFY asks for; a client that sends none runs shard 0 of 1."""
+    shard = identify.get("shard") or [0, 1]
+    return int(shard[0]), int(shard[1])
+
+
 def _matches(predicate: Callable[[RecordedRequest], bool], request: RecordedRequest) -> bool:
     """Apply a request predicate; one that raises on a request simply does not match it."""
     try:
@@ -271,6 +281,7 @@ class FakeDiscord:
         user_id: int = DEFAULT_USER_ID,
         bot_token: str | None = None,
         ack_deadline: float = 3.0,
+        recommended_shards: int = 1,
     ) -> None:
         self.application_id = application_id
         self.bot_user_id = bot_user_id
@@ -281,6 +292,8 @@ class FakeDiscord:
         #: The per-file upload limit sent with interactions and enforced on uploads (413, code 40005).
         self.attachment_size_limit = ATTACHMENT_SIZE_LIMIT
         self.ack_deadline = ack_deadline
+        #: The shard count GET /gateway/bot recommends (what discord.py uses when given none).
+        self.recommended_shards = recommended_shards
         self.base_url = ""
         self.api_base = ""
         self.gateway_url = ""
@@ -296,6 +309,7 @@ class FakeDiscord:
         self._runner: web.AppRunner | None = None
         self._connections: list[_Connection] = []
         self._sessions: dict[str, int] = {}
+        self._session_shards: dict[str, tuple[int, int]] = {}
         self._states: dict[int, _InteractionState] = {}
         self._states_by_token: dict[str, _InteractionState] = {}
         self._command_ids: dict[tuple[str, str, int], int] = {}
@@ -303,15 +317,14 @@ class FakeDiscord:
         self._files: dict[int, tuple[bytes, str]] = {}
         self._image_sizes: dict[int, tuple[int, int]] = {}
         self._verify_key = secrets.token_hex(32)
-        self._bot_role_id = self.next_snowflake()
-        self._extra_roles: dict[int, str] = {}
-        #: The guild's members and their roles (besides @everyone); sending a guild interaction makes one a member.
-        self._members: dict[int, list[int]] = {bot_user_id: [self._bot_role_id], user_id: []}
         self._users: dict[int, dict[str, Any]] = {
             bot_user_id: _user_json(bot_user_id, "fluxbot", bot=True),
             user_id: _user_json(user_id, "tester"),
         }
-        self._channels: dict[int, dict[str, Any]] = {channel_id: self._text_channel_json()}
+        #: Every guild the bot is in, by id; `guild_id` is the default one (and the first).
+        self.guilds: dict[int, FakeGuild] = {}
+        self._channels: dict[int, dict[str, Any]] = {}
+        self.add_guild(guild_id, channel_id=channel_id)
         self._dm_channels: dict[int, int] = {}
         self._routes = self._build_routes()
 
@@ -362,9 +375,50 @@ class FakeDiscord:
         """Intents sent with the most recent IDENTIFY."""
         return self.identifies[-1].get("intents") if self.identifies else None
 
+    @property
+    def connected_shards(self) -> list[tuple[int, int]]:
+        """(shard id, shard count) of every ready gateway connection, sorted."""
+        return sorted(conn.shard for conn in self._connections if conn.ready)
+
+    def identified_shards(self) -> list[tuple[int, int]]:
+        """(shard id, shard count) of every successful IDENTIFY so far, in order (none sent: shard 0 of 1)."""
+        return [_identified_shard(identify) for identify in self.identifies]
+
     async def wait_ready(self, timeout: float = 20) -> None:
         """Wait until a client identified and READY + GUILD_CREATE were sent to it."""
         await self.wait_for(lambda: self.connected_clients > 0, timeout, message="no gateway client became ready")
+
+    async def wait_shards_ready(self, shard_ids: Iterable[int], shard_count: int, timeout: float = 20) -> None:
+        """Wait until a ready gateway connection holds each of these shards (of `shard_count`)."""
+        wanted = {(shard_id, shard_count) for shard_id in shard_ids}
+        message = f"shards {sorted(wanted)} did not all connect"
+        await self.wait_for(lambda: wanted <= set(self.connected_shards), timeout, message=message)
+
+    def add_guild(self, guild_id: int | None = None, *, channel_id: int | None = None) -> FakeGuild:
+        """Put the bot (and the default user) in one more guild, with a text channel; call it before the bot
+        connects (or use `join_guild`). `guild_id_on_shard` makes an id on a chosen shard."""
+        guild_id = guild_id or self.next_snowflake()
+        if guild_id in self.guilds:
+            raise AssertionError(f"fake discord already has guild {guild_id}")
+        name = "Fluxbot Test Guild" + (f" {len(self.guilds) + 1}" if self.guilds else "")
+        guild = FakeGuild(guild_id, channel_id or self.next_snowflake(), self.next_snowflake(), name)
+        guild.members.update({self.bot_user_id: [guild.bot_role_id], self.user_id: []})
+        self.guilds[guild_id] = guild
+        self._channels[guild.channel_id] = guild.text_channel_json()
+        return guild
+
+    async def join_guild(self, guild_id: int | None = None) -> FakeGuild:
+        """Add a guild while the bot runs: GUILD_CREATE goes to the connection holding its shard, as Discord does."""
+        guild = self.add_guild(guild_id)
+        await self._dispatch_to_guild("GUILD_CREATE", self._guild_create_json(guild), guild.id)
+        return guild
+
+    def guild(self, guild_id: int | None = None) -> FakeGuild:
+        """A guild of the fake (default: the default guild)."""
+        found = self.guilds.get(guild_id or self.guild_id)
+        if found is None:
+            raise AssertionError(f"fake discord has no guild {guild_id}; add_guild makes one")
+        return found
 
     async def wait_for(
         self,
@@ -404,6 +458,23 @@ class FakeDiscord:
         targets = [conn for conn in self._connections if conn.ready]
         if not targets:
             raise AssertionError(f"cannot dispatch {event}: no identified gateway connection")
+        await self._write_to(targets, event, data)
+
+    async def _dispatch_to_guild(self, event: str, data: dict[str, Any], guild_id: int | None) -> None:
+        """Send a DISPATCH to the ready connections holding the guild's shard (None: a DM, shard 0), as Discord
+        routes them; AssertionError when no connection holds it."""
+        ready = [conn for conn in self._connections if conn.ready]
+        targets = [conn for conn in ready if conn.holds(guild_id)]
+        if not targets:
+            where = "a DM (shard 0)" if guild_id is None else f"guild {guild_id}"
+            held = ", ".join(f"{shard} of {count}" for shard, count in sorted(c.shard for c in ready)) or "none"
+            raise AssertionError(
+                f"cannot dispatch {event} for {where}: no identified gateway connection holds its shard "
+                f"(shard = (guild_id >> 22) % shard count); connected shards: {held}"
+            )
+        await self._write_to(targets, event, data)
+
+    async def _write_to(self, targets: list[_Connection], event: str, data: dict[str, Any]) -> None:
         for conn in targets:
             try:
                 async with conn.lock:
@@ -500,45 +571,51 @@ class FakeDiscord:
         wait_for_ack: bool = True,
         channel_id: int | None = None,
         permissions: int | None = None,
+        guild_id: int | None = None,
     ) -> SentInteraction:
-        """Dispatch a CHAT_INPUT application command interaction (in `channel_id`, with `permissions`)."""
-        data = self._command_data(name, 1, guild=guild)
+        """Dispatch a CHAT_INPUT application command interaction (in `channel_id`, with `permissions`), in guild
+        `guild_id` (default: the default guild; `guild=False`: a DM) to the connection holding its shard."""
+        where = self.guild(guild_id) if guild else None
+        data = self._command_data(name, 1, guild=where)
         if options:
             data["options"] = [_normalize_option(o) for o in options]
-        resolved = self._resolve(data.get("options", []), attachments, guild=guild)
+        resolved = self._resolve(data.get("options", []), attachments, guild=where)
         if resolved:
             data["resolved"] = resolved
         return await self._send_interaction(
             2,
             data,
             user_id=user_id,
-            guild=guild,
+            guild=where,
             channel_id=channel_id,
             permissions=permissions,
             wait_for_ack=wait_for_ack,
         )
 
-    async def add_text_channel(self, name: str) -> int:
+    async def add_text_channel(self, name: str, *, guild_id: int | None = None) -> int:
         """Create another text channel in the guild (announced with CHANNEL_CREATE, as Discord does)."""
+        guild = self.guild(guild_id)
         channel_id = self.next_snowflake()
-        self._channels[channel_id] = {**self._text_channel_json(), "id": str(channel_id), "name": name}
-        await self.dispatch("CHANNEL_CREATE", self._channels[channel_id])
+        self._channels[channel_id] = guild.text_channel_json(channel_id, name)
+        await self._dispatch_to_guild("CHANNEL_CREATE", self._channels[channel_id], guild.id)
         return channel_id
 
-    async def add_role(self, name: str) -> int:
+    async def add_role(self, name: str, *, guild_id: int | None = None) -> int:
         """Create a role in the guild (announced with GUILD_ROLE_CREATE, as Discord does)."""
+        guild = self.guild(guild_id)
         role_id = self.next_snowflake()
-        self._extra_roles[role_id] = name
-        role = next(r for r in self._roles_json() if r["id"] == str(role_id))
-        await self.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": role})
+        guild.roles[role_id] = name
+        role = next(r for r in guild.roles_json(self.bot_user_id) if r["id"] == str(role_id))
+        await self._dispatch_to_guild("GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role}, guild.id)
         return role_id
 
-    def set_member(self, user_id: int, roles: list[int] | None) -> None:
+    def set_member(self, user_id: int, roles: list[int] | None, *, guild_id: int | None = None) -> None:
         """Make `user_id` a member of the guild with these roles, or (None) not a member at all."""
+        members = self.guild(guild_id).members
         if roles is None:
-            self._members.pop(user_id, None)
+            members.pop(user_id, None)
         else:
-            self._members[user_id] = list(roles)
+            members[user_id] = list(roles)
 
     async def send_autocomplete(
         self,
@@ -548,15 +625,17 @@ class FakeDiscord:
         *,
         user_id: int | None = None,
         wait_for_ack: bool = True,
+        guild_id: int | None = None,
     ) -> SentInteraction:
         """Dispatch an APPLICATION_COMMAND_AUTOCOMPLETE interaction with `focused` marked."""
-        data = self._command_data(name, 1, guild=True)
+        guild = self.guild(guild_id)
+        data = self._command_data(name, 1, guild=guild)
         data["options"] = [_normalize_option(o) for o in options]
         for option in _walk_options(data["options"]):
             if option.get("name") == focused and option.get("type") not in (1, 2):
                 option["focused"] = True
                 option.setdefault("value", "")
-        return await self._send_interaction(4, data, user_id=user_id, guild=True, wait_for_ack=wait_for_ack)
+        return await self._send_interaction(4, data, user_id=user_id, guild=guild, wait_for_ack=wait_for_ack)
 
     async def send_component(
         self,
@@ -578,7 +657,7 @@ class FakeDiscord:
             3,
             data,
             user_id=user_id,
-            guild="guild_id" in message,
+            guild=self._message_guild(message),
             channel_id=int(message["channel_id"]),
             message=message,
             permissions=permissions,
@@ -602,7 +681,7 @@ class FakeDiscord:
             5,
             data,
             user_id=user_id,
-            guild=message is None or "guild_id" in message,
+            guild=self.guild() if message is None else self._message_guild(message),
             channel_id=int(message["channel_id"]) if message else None,
             message=message,
             wait_for_ack=wait_for_ack,
@@ -613,37 +692,45 @@ class FakeDiscord:
     ) -> SentInteraction:
         """Dispatch a MESSAGE context-menu command interaction targeting a known message."""
         message = self._known_message(target_message_id)
-        data = self._command_data(name, 3, guild="guild_id" in message)
+        guild = self._message_guild(message)
+        data = self._command_data(name, 3, guild=guild)
         data["target_id"] = str(target_message_id)
         data["resolved"] = {"messages": {str(target_message_id): copy.deepcopy(message)}}
         return await self._send_interaction(
             2,
             data,
             user_id=user_id,
-            guild="guild_id" in message,
+            guild=guild,
             channel_id=int(message["channel_id"]),
             wait_for_ack=wait_for_ack,
         )
 
-    def _command_data(self, name: str, command_type: int, *, guild: bool) -> dict[str, Any]:
+    def _message_guild(self, message: dict[str, Any]) -> FakeGuild | None:
+        """The guild a message is in (None: a DM)."""
+        return self.guild(int(message["guild_id"])) if "guild_id" in message else None
+
+    def _command_data(self, name: str, command_type: int, *, guild: FakeGuild | None) -> dict[str, Any]:
         """Build the id/name/type (and guild_id for guild commands) of application command data."""
-        command_id, command_guild = self._find_command(name, command_type)
+        command_id, command_guild = self._find_command(name, command_type, guild)
         data: dict[str, Any] = {"id": str(command_id), "name": name, "type": command_type}
-        if command_guild is not None and guild:
+        if command_guild is not None and guild is not None:
             data["guild_id"] = str(command_guild)
         return data
 
-    def _find_command(self, name: str, command_type: int) -> tuple[int, int | None]:
+    def _find_command(self, name: str, command_type: int, guild: FakeGuild | None) -> tuple[int, int | None]:
         """Return (command id, guild id or None) of a synced command, or a fresh id if never synced."""
-        scopes = [str(self.guild_id), "global", *self.commands]
+        here = guild or self.guild()
+        scopes = [str(here.id), "global", *self.commands]
         for scope in scopes:
             for command in self.commands.get(scope, []):
                 if command["name"] == name and command.get("type", 1) == command_type:
+                    if guild is not None and scope not in ("global", str(guild.id)):
+                        raise AssertionError(f"/{name} is synced to guild {scope} only, not to guild {guild.id}")
                     return int(command["id"]), None if scope == "global" else int(scope)
         return self.next_snowflake(), None
 
     def _resolve(
-        self, options: list[dict[str, Any]], attachments: list[dict[str, Any]] | None, *, guild: bool
+        self, options: list[dict[str, Any]], attachments: list[dict[str, Any]] | None, *, guild: FakeGuild | None
     ) -> dict[str, Any]:
         """Build data.resolved for attachments and any user/channel/role options."""
         resolved: dict[str, dict[str, Any]] = {}
@@ -653,8 +740,8 @@ class FakeDiscord:
             value = option.get("value")
             if option.get("type") in (6, 9) and value is not None and int(value) in self._users:
                 resolved.setdefault("users", {})[str(value)] = self._users[int(value)]
-                if guild:
-                    member = self._member_json(int(value))
+                if guild is not None:
+                    member = self._member_json(int(value), guild)
                     member.pop("user")
                     member["permissions"] = str(ALL_BUT_ADMIN)
                     resolved.setdefault("members", {})[str(value)] = member
@@ -662,7 +749,8 @@ class FakeDiscord:
                 channel = {**self._channels[int(value)], "permissions": str(ALL_BUT_ADMIN)}
                 resolved.setdefault("channels", {})[str(value)] = channel
             elif option.get("type") in (8, 9) and value is not None:
-                role = next((r for r in self._roles_json() if r["id"] == str(value)), None)
+                roles = (guild or self.guild()).roles_json(self.bot_user_id)
+                role = next((r for r in roles if r["id"] == str(value)), None)
                 if role is not None:
                     resolved.setdefault("roles", {})[str(value)] = role
         return resolved
@@ -673,13 +761,14 @@ class FakeDiscord:
         data: dict[str, Any],
         *,
         user_id: int | None,
-        guild: bool,
+        guild: FakeGuild | None,
         channel_id: int | None = None,
         message: dict[str, Any] | None = None,
         permissions: int | None = None,
         wait_for_ack: bool = True,
     ) -> SentInteraction:
-        """Register and dispatch an INTERACTION_CREATE; by default return once the bot called back (or gave up)."""
+        """Register and dispatch an INTERACTION_CREATE to the connection holding the guild's shard (a DM's: shard
+        0); by default return once the bot called back (or gave up)."""
         interaction_id = self.next_snowflake()
         token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(96)
         payload = self._interaction_json(
@@ -702,7 +791,7 @@ class FakeDiscord:
         self._states[interaction_id] = state
         self._states_by_token[token] = state
         try:
-            await self.dispatch("INTERACTION_CREATE", payload)
+            await self._dispatch_to_guild("INTERACTION_CREATE", payload, guild.id if guild else None)
         except AssertionError:
             del self._states[interaction_id], self._states_by_token[token]
             raise
@@ -720,7 +809,7 @@ class FakeDiscord:
         data: dict[str, Any],
         *,
         user_id: int,
-        guild: bool,
+        guild: FakeGuild | None,
         channel_id: int | None,
         message: dict[str, Any] | None,
         permissions: int | None,
@@ -739,19 +828,19 @@ class FakeDiscord:
             "entitlement_sku_ids": [],
             "attachment_size_limit": self.attachment_size_limit,
         }
-        if guild:
-            channel = self._channels[channel_id or self.channel_id]
-            self._members.setdefault(user_id, [])
-            member = self._member_json(user_id)
+        if guild is not None:
+            channel = self._channels[channel_id or guild.channel_id]
+            guild.members.setdefault(user_id, [])
+            member = self._member_json(user_id, guild)
             member["permissions"] = str(ALL_BUT_ADMIN if permissions is None else permissions)
             payload.update(
-                guild_id=str(self.guild_id),
-                guild={"id": str(self.guild_id), "locale": "en-US", "features": []},
+                guild_id=str(guild.id),
+                guild={"id": str(guild.id), "locale": "en-US", "features": []},
                 guild_locale="en-US",
                 channel_id=channel["id"],
                 channel={**channel, "permissions": member["permissions"]},
                 member=member,
-                authorizing_integration_owners={"0": str(self.guild_id)},
+                authorizing_integration_owners={"0": str(guild.id)},
                 context=0,
             )
         else:
@@ -780,11 +869,11 @@ class FakeDiscord:
             self._users[user_id] = _user_json(user_id, f"user{user_id % 100000}")
         return self._users[user_id]
 
-    def _member_json(self, user_id: int) -> dict[str, Any]:
+    def _member_json(self, user_id: int, guild: FakeGuild) -> dict[str, Any]:
         """Build a guild member object (with user)."""
         return {
             "user": self._user(user_id),
-            "roles": [str(r) for r in self._members.get(user_id, [])],
+            "roles": [str(r) for r in guild.members.get(user_id, [])],
             "nick": None,
             "avatar": None,
             "banner": None,
@@ -796,25 +885,6 @@ class FakeDiscord:
             "flags": 0,
             "communication_disabled_until": None,
             "unusual_dm_activity_until": None,
-        }
-
-    def _text_channel_json(self) -> dict[str, Any]:
-        """Build the guild text channel object."""
-        return {
-            "id": str(self.channel_id),
-            "type": 0,
-            "guild_id": str(self.guild_id),
-            "name": "general",
-            "position": 0,
-            "permission_overwrites": [],
-            "parent_id": None,
-            "topic": None,
-            "nsfw": False,
-            "last_message_id": None,
-            "rate_limit_per_user": 0,
-            "flags": 0,
-            "icon_emoji": None,
-            "theme_color": None,
         }
 
     def _dm_channel(self, user_id: int) -> dict[str, Any]:
@@ -831,89 +901,22 @@ class FakeDiscord:
             }
         return self._channels[self._dm_channels[user_id]]
 
-    def _roles_json(self) -> list[dict[str, Any]]:
-        """Build the guild's roles: @everyone and the bot's managed role."""
-
-        def role(role_id: int, name: str, permissions: int, position: int, **extra: Any) -> dict[str, Any]:
-            return {
-                "id": str(role_id),
-                "name": name,
-                "description": None,
-                "permissions": str(permissions),
-                "position": position,
-                "color": 0,
-                "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
-                "hoist": False,
-                "icon": None,
-                "unicode_emoji": None,
-                "managed": False,
-                "mentionable": False,
-                "flags": 0,
-                **extra,
-            }
-
-        return [
-            role(self.guild_id, "@everyone", EVERYONE_PERMISSIONS, 0),
-            role(self._bot_role_id, "fluxbot", ALL_BUT_ADMIN, 1, managed=True, tags={"bot_id": str(self.bot_user_id)}),
-            *(role(r, name, 0, 2 + n) for n, (r, name) in enumerate(self._extra_roles.items())),
-        ]
-
-    def _guild_json(self) -> dict[str, Any]:
+    def _guild_json(self, guild: FakeGuild) -> dict[str, Any]:
         """Build the guild object as REST returns it."""
-        return {
-            "id": str(self.guild_id),
-            "name": "Fluxbot Test Guild",
-            "icon": None,
-            "icon_hash": None,
-            "splash": None,
-            "discovery_splash": None,
-            "banner": None,
-            "description": None,
-            "owner_id": str(self.user_id),
-            "afk_channel_id": None,
-            "afk_timeout": 300,
-            "widget_enabled": False,
-            "widget_channel_id": None,
-            "verification_level": 1,
-            "default_message_notifications": 1,
-            "explicit_content_filter": 2,
-            "roles": self._roles_json(),
-            "emojis": [],
-            "stickers": [],
-            "features": [],
-            "mfa_level": 0,
-            "application_id": None,
-            "system_channel_id": str(self.channel_id),
-            "system_channel_flags": 0,
-            "rules_channel_id": None,
-            "public_updates_channel_id": None,
-            "safety_alerts_channel_id": None,
-            "max_presences": None,
-            "max_members": 500000,
-            "vanity_url_code": None,
-            "premium_tier": 0,
-            "premium_subscription_count": 0,
-            "preferred_locale": "en-US",
-            "max_video_channel_users": 25,
-            "max_stage_video_channel_users": 50,
-            "nsfw_level": 0,
-            "nsfw": False,
-            "premium_progress_bar_enabled": False,
-            "incidents_data": None,
-        }
+        return guild.guild_json(owner_id=self.user_id, bot_user_id=self.bot_user_id)
 
-    def _guild_create_json(self) -> dict[str, Any]:
+    def _guild_create_json(self, guild: FakeGuild) -> dict[str, Any]:
         """Build the full GUILD_CREATE payload."""
-        channel = {k: v for k, v in self._channels[self.channel_id].items() if k != "guild_id"}
+        channel = {k: v for k, v in self._channels[guild.channel_id].items() if k != "guild_id"}
         return {
-            **self._guild_json(),
+            **self._guild_json(guild),
             "joined_at": GUILD_JOINED_AT,
             "large": False,
             "unavailable": False,
             "lazy": True,
-            "member_count": len(self._members),
+            "member_count": len(guild.members),
             "voice_states": [],
-            "members": [self._member_json(self.bot_user_id)],
+            "members": [self._member_json(self.bot_user_id, guild)],
             "channels": [channel],
             "threads": [],
             "presences": [],
@@ -925,13 +928,13 @@ class FakeDiscord:
             "version": int(time.time() * 1000),
         }
 
-    def _ready_json(self, session_id: str, identify: dict[str, Any]) -> dict[str, Any]:
-        """Build the READY payload."""
+    def _ready_json(self, session_id: str, identify: dict[str, Any], guilds: list[FakeGuild]) -> dict[str, Any]:
+        """Build the READY payload (listing the guilds of the connection's shard)."""
         ready: dict[str, Any] = {
             "v": 10,
             "user_settings": {},
             "user": {**self._users[self.bot_user_id], "verified": True, "mfa_enabled": False, "email": None},
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "guilds": [{"id": str(guild.id), "unavailable": True} for guild in guilds],
             "guild_join_requests": [],
             "relationships": [],
             "private_channels": [],
@@ -974,7 +977,7 @@ class FakeDiscord:
             "role_connections_verification_url": None,
             "tags": [],
             "integration_types_config": {"0": {}},
-            "approximate_guild_count": 1,
+            "approximate_guild_count": len(self.guilds),
             "approximate_user_install_count": 0,
             "storefront_available": False,
         }
@@ -1046,7 +1049,7 @@ class FakeDiscord:
             "components": payload.get("components") or [],
         }
         if channel["type"] != 1:
-            message["guild_id"] = str(self.guild_id)
+            message["guild_id"] = channel["guild_id"]
         if payload.get("nonce") is not None:
             message["nonce"] = payload["nonce"]
         reference = payload.get("message_reference")
@@ -1346,12 +1349,20 @@ class FakeDiscord:
         if data.get("token") != self.bot_token:
             await conn.ws.close(code=4004, message=b"Authentication failed.")
             return
+        shard_id, shard_count = _identified_shard(data)
+        if not 0 <= shard_id < shard_count:
+            await conn.ws.close(code=4010, message=b"Invalid shard.")
+            return
         self.identifies.append(data)
         conn.session_id = secrets.token_hex(16)
         conn.seq = 0
+        conn.shard = (shard_id, shard_count)
+        self._session_shards[conn.session_id] = conn.shard
+        guilds = [guild for guild in self.guilds.values() if guild.on_shard(shard_id, shard_count)]
         async with conn.lock:
-            await self._write_dispatch(conn, "READY", self._ready_json(conn.session_id, data))
-            await self._write_dispatch(conn, "GUILD_CREATE", self._guild_create_json())
+            await self._write_dispatch(conn, "READY", self._ready_json(conn.session_id, data, guilds))
+            for guild in guilds:
+                await self._write_dispatch(conn, "GUILD_CREATE", self._guild_create_json(guild))
             conn.ready = True
 
     async def _resume(self, conn: _Connection, data: dict[str, Any]) -> None:
@@ -1366,17 +1377,19 @@ class FakeDiscord:
                 other.ready = False
         conn.session_id = session_id
         conn.seq = self._sessions[session_id]
+        conn.shard = self._session_shards[session_id]
         async with conn.lock:
             await self._write_dispatch(conn, "RESUMED", {"_trace": ['["fake-gateway",{"micros":0}]']})
             conn.ready = True
 
     async def _request_members(self, conn: _Connection, data: dict[str, Any]) -> None:
         """Answer REQUEST_GUILD_MEMBERS with a single GUILD_MEMBERS_CHUNK."""
-        known = list(self._members)
+        guild = self.guild(int(data.get("guild_id") or self.guild_id))
+        known = list(guild.members)
         wanted = [int(u) for u in data.get("user_ids") or known]
         chunk: dict[str, Any] = {
-            "guild_id": str(self.guild_id),
-            "members": [self._member_json(u) for u in wanted if u in known],
+            "guild_id": str(guild.id),
+            "members": [self._member_json(u, guild) for u in wanted if u in known],
             "chunk_index": 0,
             "chunk_count": 1,
             "not_found": [str(u) for u in wanted if u not in known],
@@ -1409,7 +1422,8 @@ class FakeDiscord:
     async def _get_gateway_bot(self, record: RecordedRequest, match: re.Match[str]) -> web.StreamResponse:
         """GET /gateway/bot."""
         limit = {"total": 1000, "remaining": 999, "reset_after": 14400000, "max_concurrency": 1}
-        return _json_response({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+        answer = {"url": self.gateway_url, "shards": self.recommended_shards, "session_start_limit": limit}
+        return _json_response(answer)
 
     async def _get_me(self, record: RecordedRequest, match: re.Match[str]) -> web.StreamResponse:
         """GET /users/@me."""
@@ -1437,7 +1451,7 @@ class FakeDiscord:
         if int(match["app"]) != self.application_id:
             return _error(403, "Missing Access", 50001)
         guild = match.groupdict().get("guild")
-        if guild is not None and int(guild) != self.guild_id:
+        if guild is not None and int(guild) not in self.guilds:
             return _error(404, "Unknown Guild", 10004)
         return "global" if guild is None else guild
 
@@ -1486,16 +1500,18 @@ class FakeDiscord:
 
     async def _get_guild(self, record: RecordedRequest, match: re.Match[str]) -> web.StreamResponse:
         """GET /guilds/{id}."""
-        if int(match["guild"]) != self.guild_id:
+        guild = self.guilds.get(int(match["guild"]))
+        if guild is None:
             return _error(404, "Unknown Guild", 10004)
-        return _json_response(self._guild_json())
+        return _json_response(self._guild_json(guild))
 
     async def _get_member(self, record: RecordedRequest, match: re.Match[str]) -> web.StreamResponse:
         """GET /guilds/{id}/members/{user}."""
         user_id = int(match["user"])
-        if int(match["guild"]) != self.guild_id or user_id not in self._members:
+        guild = self.guilds.get(int(match["guild"]))
+        if guild is None or user_id not in guild.members:
             return _error(404, "Unknown Member", 10007)
-        return _json_response(self._member_json(user_id))
+        return _json_response(self._member_json(user_id, guild))
 
     # ----------------------------------------------------------------- REST: channels
 
