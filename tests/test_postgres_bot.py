@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import asyncpg
@@ -72,6 +73,11 @@ async def test_open_store_picks_postgresql_with_a_url_and_sqlite_without(tmp_pat
         assert (postgres.instance, postgres.shared) == ("two", True)
     finally:
         await postgres.close()
+    named = await open_store(load(tmp_path, DATABASE_URL=database_url, INSTANCE_NAME="bot-a"))
+    try:
+        assert named.instance.startswith(f"bot-a-{os.getpid()}-"), "each start its own name, after INSTANCE_NAME"
+    finally:
+        await named.close()
 
 
 async def test_a_database_the_bot_cannot_use_is_a_config_error_without_the_password(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -14,7 +15,7 @@ from fluxbot.jobs.service import NO_LIMITS
 from fluxbot.limits import GuildSettings
 from fluxbot.storage import PostgresStore, StoreError, StoreUnavailable
 from fluxbot.storage.schema import MIGRATIONS, SchemaTooNew
-from tests.pgserver import PASSWORD, PgServer, free_port
+from tests.pgserver import PASSWORD, PgServer, ServerMissing, find_binaries, free_port
 from tests.test_store import REPLY, REQUEST
 
 #: A Discord snowflake needs 64 bits.
@@ -177,3 +178,13 @@ async def test_a_column_a_newer_process_added_does_not_stop_this_one(database_ur
         assert claimed.id == second.id
     finally:
         await store.close()
+
+
+def test_the_newest_server_binaries_are_found_and_missing_ones_say_how_to_install_them(tmp_path: Path) -> None:
+    for version in ("9.6", "13", "15"):
+        (tmp_path / version / "bin").mkdir(parents=True)
+        (tmp_path / version / "bin" / "initdb").touch()
+    (tmp_path / "16" / "bin").mkdir(parents=True)  # a client-only install: no initdb
+    assert find_binaries(tmp_path) == tmp_path / "15" / "bin"
+    with pytest.raises(ServerMissing, match=r"install them with `apt-get install -y postgresql`"):
+        find_binaries(tmp_path / "nothing")

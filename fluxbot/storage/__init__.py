@@ -6,7 +6,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from fluxbot.config import ConfigError
-from fluxbot.storage.base import GuildReport, Signal, SignalHandler, Store, StoreError, StoreUnavailable
+from fluxbot.storage.base import GuildReport, Signal, SignalHandler, Store, StoreError, StoreUnavailable, run_name
 from fluxbot.storage.postgres import PostgresStore
 from fluxbot.storage.schema import SchemaTooNew
 from fluxbot.storage.sqlite import SQLiteStore
@@ -36,9 +36,11 @@ def database_setting(settings: Settings) -> str:
 async def open_store(settings: Settings, *, instance: str | None = None) -> Store:
     """Open the database the settings name (PostgreSQL at DATABASE_URL, else SQLite at DATABASE_PATH).
 
-    `instance` names this run as the owner of jobs (a fresh name when None). A database that cannot be opened
+    `instance` names this run as the owner of jobs (default: INSTANCE_NAME, the process id and a random part,
+    unique per start). A database that cannot be opened
     is a ConfigError naming the variable, in one line without the password; a newer schema is SchemaTooNew.
     """
+    instance = instance or run_name(settings.instance_name)
     if settings.database_url is not None:
         try:
             return await PostgresStore.open(settings.database_url.reveal(), instance=instance)

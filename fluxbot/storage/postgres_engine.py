@@ -8,6 +8,7 @@ application's single-key locks in the same database.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import urllib.parse
@@ -97,8 +98,9 @@ async def _no_reset(connection: asyncpg.Connection[asyncpg.Record]) -> None:
 class Engine:
     """One asyncpg pool; open with `await Engine.open(url)`."""
 
-    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], url: str) -> None:
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], url: str, *, wait: float = 30.0) -> None:
         self._pool = pool
+        self._wait = wait
         self.where = describe(url)
         self.scrub = scrubber(url)
         self.round_trips = 0
@@ -115,12 +117,15 @@ class Engine:
         except Exception as exc:
             kind = StoreUnavailable if is_retryable(exc) else StoreError
             raise kind(f"could not connect to {describe(url)}: {scrub(_text(exc))}") from None
-        return cls(pool, url)
+        return cls(pool, url, wait=wait)
 
     async def close(self) -> None:
-        """Close every connection (waiting for those in use)."""
+        """Close every connection, waiting a while for those in use (then cutting them off)."""
         self._closed = True
-        await self._pool.close()
+        try:
+            await asyncio.wait_for(self._pool.close(), self._wait)
+        except TimeoutError:
+            self._pool.terminate()
 
     async def fetch(self, sql: str, *args: Any) -> list[Record]:
         """The rows of one statement."""
@@ -189,7 +194,7 @@ class Engine:
         if self._closed:
             raise StoreUnavailable("the database is closed")
         try:
-            async with self._pool.acquire() as db:
+            async with self._pool.acquire(timeout=self._wait) as db:
                 yield db
         except StoreError:
             raise
