@@ -153,6 +153,29 @@ def test_the_docker_image_runs_the_documented_command_as_non_root_with_a_health_
     assert int(grace.group(1)) > SUBMIT_DRAIN_SECONDS + 5, "Docker must not kill the bot while it drains submits"
 
 
+def test_the_postgresql_compose_file_runs_two_shards_on_one_database_with_a_volume() -> None:
+    """No Docker engine here: the file is read for what the README promises of it."""
+    compose = (ROOT / "docker-compose.postgres.yml").read_text()
+    block = compose[compose.index("\nservices:") : compose.index("\nvolumes:")]
+    services = dict(re.findall(r"^  ([a-z0-9-]+):\n((?:    .*\n|\n)*)", block, re.M))
+    assert set(services) == {"postgres", "fluxbot-0", "fluxbot-1"}
+    assert "fluxbot-postgres:/var/lib/postgresql/data" in services["postgres"]
+    assert "pg_isready" in services["postgres"], "the bots wait for a database that answers"
+    for shard in (0, 1):
+        bot = services[f"fluxbot-{shard}"]
+        assert "<<: *fluxbot" in bot
+        assert re.search(
+            r"DATABASE_URL: postgresql://fluxbot:\$\{POSTGRES_PASSWORD\}@postgres:5432/fluxbot$", bot, re.M
+        )
+        assert f'SHARD_COUNT: "2"\n      SHARD_IDS: "{shard}"' in bot
+        assert f"INSTANCE_NAME: fluxbot-{shard}" in bot
+    shared = compose[compose.index("x-fluxbot:") : compose.index("services:")]
+    assert "condition: service_healthy" in shared
+    grace = re.search(r"stop_grace_period: (\d+)s", shared)
+    assert grace is not None
+    assert int(grace.group(1)) > SUBMIT_DRAIN_SECONDS + 5
+
+
 async def run_health_check(command: list[str], port: int) -> int:
     """Run the image's HEALTHCHECK command (exec form, as Docker does) against `port`; its exit code."""
     env = {**os.environ, "METRICS_PORT": str(port)}
