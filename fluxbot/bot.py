@@ -22,6 +22,7 @@ from fluxbot.jobs.service import Jobs
 from fluxbot.limits import Policy
 from fluxbot.policy import MemberPolicies
 from fluxbot.providers.base import JobRequest, Provider
+from fluxbot.servers import ServerDirectory
 from fluxbot.shards import ShardState, shard_states
 from fluxbot.storage import Store
 
@@ -77,7 +78,8 @@ class FluxBot(commands.AutoShardedBot):
             callback_url=callback_url,
         )
         #: Which rules apply to a member where they asked (the cogs ask it; so does `run_job`).
-        self.policies = MemberPolicies(store, settings, self)
+        self.servers = ServerDirectory(self, shard_ids=settings.shard_ids, shard_count=settings.shard_count)
+        self.policies = MemberPolicies(store, settings, self.servers)
         #: Set when shutdown starts: from then on commands are answered "restarting".
         self.closing = False
 
@@ -88,6 +90,7 @@ class FluxBot(commands.AutoShardedBot):
         await self.sync_commands()
         await self.jobs.resume()
         self.jobs.start_tracker()
+        self.servers.start()
 
     async def sync_commands(self) -> None:
         """Sync to DEV_GUILD_ID when set (instant); otherwise globally, only when the commands changed."""
@@ -199,6 +202,7 @@ class FluxBot(commands.AutoShardedBot):
             return
         self.closing = True
         log.info("shutting down: new commands are refused; waiting for submits under way")
+        await self.servers.stop()
         await self.jobs.stop_tracker()
         # As long as one submit may take: one cut off would leave a job the provider may bill but the bot lost.
         await self.jobs.drain(within=SUBMIT_DRAIN_SECONDS)

@@ -1183,6 +1183,7 @@ class FakeDiscord:
             ("GET", r"/gateway", self._get_gateway, False),
             ("GET", r"/gateway/bot", self._get_gateway_bot, True),
             ("GET", r"/users/@me", self._get_me, True),
+            ("GET", r"/users/@me/guilds", self._get_my_guilds, True),
             ("GET", r"/users/(?P<user>\d+)", self._get_user, True),
             ("POST", r"/users/@me/channels", self._create_dm, True),
             ("GET", r"/oauth2/applications/@me", self._get_app_info, True),
@@ -1429,6 +1430,18 @@ class FakeDiscord:
         """GET /users/@me."""
         me = {**self._users[self.bot_user_id], "verified": True, "mfa_enabled": False, "email": None, "locale": "en-US"}
         return _json_response(me)
+
+    async def _get_my_guilds(self, record: RecordedRequest, match: re.Match[str]) -> web.StreamResponse:
+        """GET /users/@me/guilds: the bot's guilds as partial objects, by id, paged with `after` and `limit`."""
+        after = int(record.query.get("after", "0"))
+        limit = min(200, int(record.query.get("limit", "200")))
+        guilds = sorted((g for g in self.guilds.values() if g.id > after), key=lambda g: g.id)[:limit]
+        partial: list[dict[str, Any]] = [
+            {"id": str(g.id), "name": g.name, "icon": None, "banner": None, "owner": False,
+             "permissions": str(ALL_BUT_ADMIN), "features": []}
+            for g in guilds
+        ]  # fmt: skip
+        return _json_response(partial)
 
     async def _get_user(self, record: RecordedRequest, match: re.Match[str]) -> web.StreamResponse:
         """GET /users/{id}."""

@@ -1,4 +1,4 @@
-"""End to end on PostgreSQL: two real bot processes on shards 0 and 1 of 2 share one database.
+"""End to end on PostgreSQL: two real bot processes on shards 0 and 1 of 2 share one database and its rules.
 
 One of them is SIGKILLed while its jobs are at the provider; the other takes them over and delivers each once,
 on its original reply. Limits hold for both processes together.
@@ -149,3 +149,29 @@ async def test_limits_and_the_line_hold_for_both_processes_together(
         everyone = [*admitted, *others]
         await asyncio.gather(*(final_reply(owner[s.payload["guild_id"]], s, "Done", timeout=30) for s in everyone))
         assert len(flux.submits) == 9
+
+
+async def test_a_dm_follows_the_rules_of_a_server_on_another_process_s_shard_changed_there(
+    sharded: tuple[FakeDiscord, FakeFlux], database_url: str, tmp_path: Path
+) -> None:
+    """DMs reach shard 0's process; the member's only server is on shard 1, whose moderators change its rules on
+    the other process. The change applies at once (a signal), and its server is known (Discord's REST list)."""
+    discord, flux = sharded
+    there = guild_on_shard(discord, 1, 2)
+    member = FIRST_MEMBER + 77
+    discord.set_member(member, [], guild_id=there)
+    async with running_bots(discord, flux, tmp_path, *shard_envs(2), DATABASE_URL=database_url, DEV_GUILD_ID=""):
+        first = await discord.send_slash_command("imagine", [option("prompt", "a dm")], guild=False, user_id=member)
+        await discord.wait_for(lambda: bool(flux.submits), timeout=10)
+
+        dms_off = [{"name": "dms", "type": 1, "options": [option("allowed", False, kind=5)]}]
+        changed = await discord.send_slash_command("fluxadmin", dms_off, guild_id=there)
+        assert discord.callbacks_for(changed)
+        refused = await discord.send_slash_command("imagine", [option("prompt", "again")], guild=False, user_id=member)
+        answer = discord.callbacks_for(refused)[0].json
+        assert answer["data"]["content"] == (
+            f"The moderators of **{discord.guild(there).name}** have turned off fluxbot in direct messages. "
+            "Please use me in a channel there."
+        )
+        assert len(flux.submits) == 1
+        assert discord.callbacks_for(first)
