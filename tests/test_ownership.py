@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 from fluxbot.jobs.lifecycle import CallbackOutcome, JobStatus
+from fluxbot.jobs.ownership import RESTARTED_DURING_SUBMIT
 from fluxbot.jobs.requests import prepare_imagine
 from fluxbot.jobs.service import NO_LIMITS, Jobs
 from fluxbot.storage import Signal, Store
 from fluxbot.storage.base import SignalHandler
+from fluxbot.storage.postgres import PostgresStore
 from tests.conftest import earlier_run
 from tests.doubles import Clock, RecordingReplier
 from tests.fakes.flux_api import FakeFlux
@@ -86,3 +89,50 @@ async def test_a_run_takes_the_lease_and_gives_it_up_when_it_stops(
     assert await store.live_instances() == [store.instance], "kept while submits under way may finish"
     await jobs.drain(within=1)
     assert await store.live_instances() == []
+
+
+async def test_on_postgresql_a_process_takes_over_the_jobs_of_one_whose_lease_ran_out(
+    database_url: str, client: Any, flux: FakeFlux
+) -> None:
+    """Two job services on one database, as two processes: the first stops renewing (it hangs, or died), and
+    once its lease ends the second follows its job, delivers it once, and closes its half-submitted one."""
+    first_store = await PostgresStore.open(database_url, instance="first", pool_size=3)
+    second_store = await PostgresStore.open(database_url, instance="second", pool_size=3)
+    first_replies, second_replies = RecordingReplier(), RecordingReplier()
+    try:
+        first = Jobs(first_store, client, first_replies, poll_interval=3, job_timeout=600, lease_seconds=0.4)
+        second = Jobs(second_store, client, second_replies, poll_interval=3, job_timeout=600, lease_seconds=0.4)
+        await first.resume()
+        await second.resume()
+        flux.hold = True
+        job = await first.start(prepare_imagine(ACE, "cat", "flux-dev", None, 1), REPLY)
+        assert (job.status, job.owner) == (JobStatus.SUBMITTED, "first")
+        cut = await first_store.admit("acedata", prepare_imagine(ACE, "dog", "flux-dev", None, 1), REPLY,
+                                      limits=NO_LIMITS)  # fmt: skip
+        assert cut is not None
+        assert await first_store.claim(10) is not None  # its submit "under way" when the first stops
+
+        await second.round()
+        assert await second_store.get_job(job.id) == job, "a live lease keeps the job the first's"
+
+        await asyncio.sleep(0.5)  # the first renews no more: its lease runs out
+        assert job.task_id is not None
+        flux.finish(job.task_id)
+        await second.round()  # adopts both, looks the followed task up, delivers
+        shown = {j.id: j for j in second_replies.outcomes}
+        assert sorted((i, j.status) for i, j in shown.items()) == [
+            (job.id, JobStatus.SUCCEEDED),
+            (cut.id, JobStatus.FAILED),
+        ]
+        assert shown[cut.id].error_message == RESTARTED_DURING_SUBMIT
+        assert first_replies.outcomes == []
+        current = await second_store.get_job(job.id)
+        assert current is not None
+        assert (current.owner, current.delivered_at is not None) == ("second", True)
+
+        await first.round()  # the first wakes up: the job is not its to finish or show any more
+        assert first_replies.outcomes == []
+        assert len(second_replies.outcomes) == 2
+    finally:
+        await second_store.close()
+        await first_store.close()

@@ -185,21 +185,21 @@ async def test_signals_reach_the_other_process_and_not_the_sender(stores: tuple[
     a.listen(lambda signal, payload: heard_a.append((signal, payload)))
     b.listen(lambda signal, payload: heard_b.append((signal, payload)))
     await a.signal(Signal.HINT, "acedata task-1")
-    await a.signal(Signal.QUEUE)
+    await a.signal(Signal.SETTINGS)
     await a.signal(Signal.SETTINGS, str(SNOWFLAKE))
 
     async def b_heard_all() -> bool:
         return len(heard_b) == 3
 
     await until(b_heard_all, "b hears a's three signals")
-    assert heard_b == [(Signal.HINT, "acedata task-1"), (Signal.QUEUE, ""), (Signal.SETTINGS, str(SNOWFLAKE))]
-    await b.signal(Signal.QUEUE)
+    assert heard_b == [(Signal.HINT, "acedata task-1"), (Signal.SETTINGS, ""), (Signal.SETTINGS, str(SNOWFLAKE))]
+    await b.signal(Signal.HINT, "kie task-2")
 
     async def a_heard_b() -> bool:
         return bool(heard_a)
 
     await until(a_heard_b, "a hears b")
-    assert heard_a == [(Signal.QUEUE, "")], "a's own signals, sent before, never reached a"
+    assert heard_a == [(Signal.HINT, "kie task-2")], "a's own signals, sent before, never reached a"
 
 
 async def test_a_failing_handler_and_a_lost_connection_do_not_stop_the_signals(

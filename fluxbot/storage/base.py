@@ -44,7 +44,6 @@ class Signal(StrEnum):
     """What one process tells the others through the database (PostgreSQL's NOTIFY)."""
 
     HINT = "hint"  # payload "<provider> <task_id>": a callback reached a process that does not own the job
-    QUEUE = "queue"  # payload "": a job became claimable, or a slot at the provider freed
     SETTINGS = "settings"  # payload "<guild_id>": a server's settings changed
 
 
