@@ -80,12 +80,21 @@ class Ownership:
     def round(self) -> None:
         """Renew the lease when due and, on a shared database, look for orphaned jobs (in the background)."""
         now = self._shared.clock()
-        if now - self._renewed_at >= self.renew_every and not self.busy():
+        # Each kind of work runs once at a time, and neither waits for the other: a long take-over must not
+        # let this run's own lease run out.
+        if now - self._renewed_at >= self.renew_every and not self._running("fluxbot-lease"):
             self._renewed_at = now
             spawn(self._renew(), "fluxbot-lease", self._work)
-        if self._shared.store.shared and now - self._adopted_at >= self.adopt_every:
+        if (
+            self._shared.store.shared
+            and now - self._adopted_at >= self.adopt_every
+            and not self._running("fluxbot-adopt")
+        ):
             self._adopted_at = now
             spawn(self._adopt_quietly(), "fluxbot-adopt", self._work)
+
+    def _running(self, name: str) -> bool:
+        return any(task.get_name() == name for task in self.busy())
 
     def busy(self) -> list[asyncio.Task[None]]:
         """Renewals and take-overs under way."""
