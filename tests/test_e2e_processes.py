@@ -91,6 +91,8 @@ async def test_a_killed_process_s_jobs_are_delivered_once_by_the_other_and_never
         edits = [r for r in discord.requests[requests_before:] if r.method == "PATCH"]
         assert edits == [], "no reply touched after the restart"
         assert takeovers(killed) == [], "nothing left to take over"
+        syncs = [r for r in discord.requests if r.method == "PUT" and r.path.endswith("/commands")]
+        assert len(syncs) == 1, "three starts, one command sync: the definitions did not change"
         print(f"failover: after the restart, {len(flux.submits)} submits and one result per reply")
 
 
