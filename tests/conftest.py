@@ -14,7 +14,7 @@ from fluxbot.config import Secret
 from fluxbot.providers.acedata import AceDataFlux
 from fluxbot.storage import PostgresStore, SQLiteStore, Store
 from tests.doubles import Clock, RecordingReplier
-from tests.e2e import World, running_bot
+from tests.e2e import World, running_bot, sharded_discord
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.flux_api import FakeFlux
 from tests.pgserver import PgServer, ServerMissing
@@ -115,6 +115,17 @@ async def fakes() -> AsyncIterator[tuple[FakeDiscord, FakeFlux]]:
 async def world(fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path) -> AsyncIterator[World]:
     async with running_bot(*fakes, tmp_path) as running:
         yield running
+
+
+@pytest.fixture
+async def sharded() -> AsyncIterator[tuple[FakeDiscord, FakeFlux]]:
+    """A fake Discord recommending 2 shards, with a guild on each, and the fake provider."""
+    discord, flux = sharded_discord(2), FakeFlux()
+    await discord.start()
+    await flux.start()
+    yield discord, flux
+    await flux.close()
+    await discord.close()
 
 
 @pytest.fixture

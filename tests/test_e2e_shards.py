@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,21 +21,9 @@ from tests.e2e import (
     running_bot,
     running_bots,
     shard_envs,
-    sharded_discord,
 )
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.flux_api import FakeFlux
-
-
-@pytest.fixture
-async def sharded() -> AsyncIterator[tuple[FakeDiscord, FakeFlux]]:
-    """A fake Discord recommending 2 shards, with a guild on each, and the fake provider."""
-    discord, flux = sharded_discord(2), FakeFlux()
-    await discord.start()
-    await flux.start()
-    yield discord, flux
-    await flux.close()
-    await discord.close()
 
 
 def metrics_env(instance: str, **extra: str) -> dict[str, str]:

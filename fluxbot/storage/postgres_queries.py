@@ -7,22 +7,16 @@ could not infer a parameter's type (INSERT ... SELECT, COALESCE).
 
 from __future__ import annotations
 
-import dataclasses
-import json
-
 from fluxbot.jobs.lifecycle import (
     AT_PROVIDER,
     FINISHED_STATUSES,
     LIFECYCLE,
     OPEN_STATUSES,
-    FailureKind,
     Job,
-    JobStatus,
-    Reply,
     Transition,
 )
-from fluxbot.providers.base import Image
 from fluxbot.storage.postgres_engine import Record
+from fluxbot.storage.schema import job_from_row
 from fluxbot.storage.sqlite_engine import sql_states
 
 OPEN = sql_states(OPEN_STATUSES)
@@ -105,18 +99,7 @@ RECENT_DURATIONS = """SELECT finished_at - submitted_at FROM jobs
     WHERE provider = $1 AND model = $2 AND status = 'succeeded' AND submitted_at IS NOT NULL
     ORDER BY id DESC LIMIT $3"""
 
-_JOB_COLUMNS = {f.name for f in dataclasses.fields(Job)} - {"reply"}
-_REPLY_COLUMNS = [f.name for f in dataclasses.fields(Reply)]
-
 
 def job(row: Record) -> Job:
-    """The Job a row of `jobs` holds; columns this version does not know (a newer process added them) are left."""
-    data = dict(row)
-    reply = Reply(**{name: data[name] for name in _REPLY_COLUMNS})
-    data = {name: value for name, value in data.items() if name in _JOB_COLUMNS}
-    data["status"] = JobStatus(data["status"])
-    data["error_kind"] = FailureKind.of(data["error_kind"])
-    data["expects_callback"] = bool(data["expects_callback"])
-    data["options"] = json.loads(data["options"])
-    data["images"] = tuple(Image(url=i["url"], seed=i.get("seed")) for i in json.loads(data["images"]))
-    return Job(reply=reply, **data)
+    """The Job a row of `jobs` holds."""
+    return job_from_row(dict(row))

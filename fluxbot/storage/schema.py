@@ -6,8 +6,14 @@ refuse a database a newer fluxbot wrote (SchemaTooNew) and leave it as it was.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
+from collections.abc import Mapping
+from typing import Any
 
+from fluxbot.jobs.lifecycle import FailureKind, Job, JobStatus, Reply
+from fluxbot.providers.base import Image
 from fluxbot.storage.base import StoreError
 
 MIGRATIONS: tuple[str, ...] = (
@@ -97,3 +103,20 @@ class SchemaTooNew(StoreError):
             f"{where} has schema version {version}, but this fluxbot knows versions up to {known}; "
             "run the newer fluxbot or restore a backup"
         )
+
+
+_JOB_COLUMNS = {f.name for f in dataclasses.fields(Job)} - {"reply"}
+_REPLY_COLUMNS = [f.name for f in dataclasses.fields(Reply)]
+
+
+def job_from_row(row: Mapping[str, Any]) -> Job:
+    """The Job a row of `jobs` holds (either engine); columns a newer fluxbot added are left out."""
+    data = dict(row)
+    reply = Reply(**{name: data[name] for name in _REPLY_COLUMNS})
+    data = {name: value for name, value in data.items() if name in _JOB_COLUMNS}
+    data["status"] = JobStatus(data["status"])
+    data["error_kind"] = FailureKind.of(data["error_kind"])
+    data["expects_callback"] = bool(data["expects_callback"])
+    data["options"] = json.loads(data["options"])
+    data["images"] = tuple(Image(url=i["url"], seed=i.get("seed")) for i in json.loads(data["images"]))
+    return Job(reply=reply, **data)

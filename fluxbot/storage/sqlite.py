@@ -19,7 +19,6 @@ from fluxbot.jobs.lifecycle import (
     LIFECYCLE,
     OPEN_STATUSES,
     EditImage,
-    FailureKind,
     Job,
     JobStatus,
     Outcome,
@@ -27,8 +26,9 @@ from fluxbot.jobs.lifecycle import (
     Transition,
 )
 from fluxbot.limits import GuildSettings, Limits, Usage, day_start
-from fluxbot.providers.base import Image, JobRequest
+from fluxbot.providers.base import JobRequest
 from fluxbot.storage.base import GuildReport, Signal, SignalHandler, run_name
+from fluxbot.storage.schema import job_from_row
 from fluxbot.storage.sqlite_engine import (
     URGENT,
     Engine,
@@ -363,19 +363,4 @@ def _now(now: float | None) -> float:
 
 
 def _job(row: Row) -> Job:
-    data = dict(row)
-    reply = Reply(
-        user_id=data.pop("user_id"),
-        guild_id=data.pop("guild_id"),
-        channel_id=data.pop("channel_id"),
-        application_id=data.pop("application_id"),
-        interaction_token=data.pop("interaction_token"),
-        message_id=data.pop("message_id"),
-        upload_limit=data.pop("upload_limit"),
-    )
-    data["status"] = JobStatus(data["status"])
-    data["error_kind"] = FailureKind.of(data["error_kind"])
-    data["expects_callback"] = bool(data["expects_callback"])
-    data["options"] = json.loads(data["options"])
-    data["images"] = tuple(Image(url=i["url"], seed=i.get("seed")) for i in json.loads(data["images"]))
-    return Job(reply=reply, **data)
+    return job_from_row(dict(row))
