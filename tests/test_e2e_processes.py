@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
-from tests.e2e import World, final_reply, guild_on_shard, option, running_bots, shard_envs
+from tests.e2e import World, final_reply, free_port, guild_on_shard, option, running_bots, shard_envs
 from tests.fakes.discord_api import FakeDiscord, SentInteraction
 from tests.fakes.flux_api import FakeFlux
 
@@ -181,3 +181,49 @@ async def test_a_dm_follows_the_rules_of_a_server_on_another_process_s_shard_cha
         )
         assert len(flux.submits) == 1
         assert discord.callbacks_for(first)
+
+
+async def owner_of(database_url: str, task_id: str) -> str:
+    """The run that owns the job of a provider task."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        return str(await connection.fetchval("SELECT owner FROM jobs WHERE task_id = $1", task_id))
+    finally:
+        await connection.close()
+
+
+def lookups_of(flux: FakeFlux, task_id: str) -> int:
+    """How many lookup calls asked about the task."""
+    return sum(1 for body in flux.lookups if task_id in (body.get("ids") or [body.get("id")]))
+
+
+async def test_a_callback_that_reaches_the_other_process_makes_one_lookup_and_one_delivery(
+    sharded: tuple[FakeDiscord, FakeFlux], database_url: str, tmp_path: Path
+) -> None:
+    """Behind one load balancer a callback may reach either process: the one that got it tells the owner."""
+    discord, flux = sharded
+    flux.hold, flux.auto_callback = True, False  # the test delivers the callback, to the process it chooses
+    ports = [free_port(), free_port()]
+    envs = [
+        {**env, "CALLBACK_BASE_URL": "http://fluxbot.example.org", "CALLBACK_HOST": "127.0.0.1",
+         "CALLBACK_PORT": str(port)}
+        for env, port in zip(shard_envs(2), ports, strict=True)
+    ]  # fmt: skip
+    async with running_bots(discord, flux, tmp_path, *envs, DATABASE_URL=database_url, DEV_GUILD_ID="") as both:
+        sent = await discord.send_slash_command(
+            "imagine", [option("prompt", "a callback elsewhere")], guild_id=guild_on_shard(discord, 0, 2)
+        )
+        await final_reply(both[0], sent, "Flux is working on it")
+        [task] = flux.tasks.values()
+        owner = await owner_of(database_url, task.id)
+        other = 1 if owner.startswith("fluxbot-0-") else 0
+        flux.finish(task.id)
+        url = str(task.request["callback_url"]).replace(
+            "http://fluxbot.example.org", f"http://127.0.0.1:{ports[other]}"
+        )
+        assert await flux.send_callback(task.id, url=url) == 200
+
+        await final_reply(both[0], sent, "Done", timeout=10)
+        await asyncio.sleep(1)
+        assert lookups_of(flux, task.id) == 1, "the owner looked it up once; the process that got the call did not"
+        assert results_shown(discord, sent) == 1

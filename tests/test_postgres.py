@@ -18,6 +18,7 @@ from fluxbot.jobs.lifecycle import FailureKind, JobStatus, Outcome, Reply, Trans
 from fluxbot.jobs.service import NO_LIMITS
 from fluxbot.limits import Limits
 from fluxbot.storage import PostgresStore, Signal, StoreUnavailable
+from fluxbot.web import callback_secret
 from tests.pgserver import PgServer
 from tests.test_store import REPLY, REQUEST
 
@@ -291,3 +292,12 @@ async def test_a_connection_cut_mid_statement_is_unavailable_and_the_next_statem
     await b.close()
     with pytest.raises(StoreUnavailable, match="closed"):
         await b.get_meta("k")
+
+
+async def test_two_processes_starting_together_share_one_callback_secret(
+    stores: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, b = stores
+    first, second = await asyncio.gather(callback_secret(a), callback_secret(b))
+    assert first == second, "a callback for one process's job may reach the other, behind one load balancer"
+    assert await a.get_meta("callback_secret") == first
