@@ -1,11 +1,13 @@
 """fluxbot benchmark: the real bot process against the fakes on loopback; prints figures, asserts nothing.
 
-Run: .venv/bin/python -m benchmarks.run                 (about 6 minutes on 2 cores)
-     .venv/bin/python -m benchmarks.run --quick         (about 3 minutes: smaller sizes, same task durations)
+Run: .venv/bin/python -m benchmarks.run                 (about 6 minutes on 2 cores, and 3 more for section H)
+     .venv/bin/python -m benchmarks.run --quick         (about 3 minutes, and 2½ more for section H: smaller sizes,
+                                                         same task durations)
      .venv/bin/python -m benchmarks.run --only A,C      (only those sections)
 
 Sections: A polling mode against an SDK-like poller, B lost callbacks, C burst deferral, D idle,
-E queue burst at the shipped cap, F memory and CPU in flight, G restart with jobs unfinished.
+E queue burst at the shipped cap, F memory and CPU in flight, G restart with jobs unfinished, H one process on
+SQLite against two processes on PostgreSQL (burst, load, SIGKILL), side by side.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.cluster import ENGINES, LABELS, TASKS, burst, failover, load, postgres_server
 from benchmarks.harness import ACK_LIMIT, ms, pct, ratio
 from benchmarks.latency import LONGEST, SDK_INTERVAL, SHORTEST, callbacks, idle, polling
 from benchmarks.load import deferral, in_flight, queue_burst, restart
 
-SECTIONS = "ABCDEFG"
+SECTIONS = "ABCDEFGH"
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,15 @@ class Sizes:
     queued: int
     in_flight: int
     unfinished: int
+    #: Section H: (commands, over seconds) of the burst; the load's jobs and spread; the jobs held at the kill.
+    cluster_burst: tuple[int, float]
+    cluster_jobs: int
+    cluster_spread: float
+    cluster_held: int
 
 
-FULL = Sizes(200, 10.0, 100, ((1000, 5.0, 3), (200, 5.0, 1)), 30.0, 300, 1000, 1000)
-QUICK = Sizes(50, 5.0, 30, ((200, 1.0, 1), (40, 1.0, 1)), 10.0, 60, 200, 200)
+FULL = Sizes(200, 10.0, 100, ((1000, 5.0, 3), (200, 5.0, 1)), 30.0, 300, 1000, 1000, (1000, 5.0), 200, 10.0, 50)
+QUICK = Sizes(50, 5.0, 30, ((200, 1.0, 1), (40, 1.0, 1)), 10.0, 60, 200, 200, (200, 1.0), 50, 5.0, 20)
 
 
 async def section_a(tmp: Path, sizes: Sizes) -> None:
@@ -132,8 +140,58 @@ async def section_g(tmp: Path, sizes: Sizes) -> None:
     print(f"   {settings}")
 
 
+def h_row(label: str, text: dict[str, str], pg_over_sqlite: str = "") -> None:
+    """One line of section H's table: a figure of each engine (and the ratio)."""
+    print(f"   {label:<38}{text['sqlite']:>14}{text['postgres']:>16}{pg_over_sqlite:>12}".rstrip())
+
+
+def h_figure(label: str, values: dict[str, float | None], unit: str, scale: float = 1.0, digits: int = 1) -> None:
+    """A measured figure of each engine, with PostgreSQL / SQLite."""
+    text = {e: "—" if v is None else f"{v * scale:.{digits}f}{unit}" for e, v in values.items()}
+    sqlite, postgres = values["sqlite"], values["postgres"]
+    h_row(label, text, "n/a" if sqlite is None or postgres is None else ratio(postgres, sqlite))
+
+
+def h_percentiles(label: str, samples: dict[str, list[float]], *, worst: bool = False) -> None:
+    """p50 and p99 (and the maximum) of each engine's samples, in milliseconds."""
+    for p in (50.0, 99.0, *([100.0] if worst else [])):
+        name = "max" if p == 100 else f"p{p:.0f}"
+        h_figure(f"{label} {name}", {e: pct(v, p) if v else None for e, v in samples.items()}, " ms", 1000)
+
+
+async def section_h(tmp: Path, sizes: Sizes) -> None:
+    (jobs, seconds), held = sizes.cluster_burst, sizes.cluster_held
+    runs, spread = sizes.cluster_jobs, sizes.cluster_spread
+    async with postgres_server() as pg:
+        bursts = {e: await burst(e, tmp / f"cluster-burst-{e}", pg, jobs, seconds) for e in ENGINES}
+        loads = {e: await load(e, tmp / f"cluster-load-{e}", pg, runs, spread) for e in ENGINES}
+        kills = {e: await failover(e, tmp / f"cluster-kill-{e}", pg, held) for e in ENGINES}
+    print("H. one process on SQLite (both shards) vs two on PostgreSQL (shard 0, shard 1), the same 2-shard fake "
+          "Discord; commands alternate between a guild on each shard, each from its own member")  # fmt: skip
+    h_row("", LABELS, "PG/SQLite")
+    print(f"   burst: {jobs} commands over {seconds:.0f} s, tasks {TASKS}; INTERACTION_CREATE → deferral")
+    h_percentiles("  acknowledgement", {e: b.latencies for e, b in bursts.items()})
+    h_row(f"  later than {ACK_LIMIT:.0f} s", {e: str(b.late) for e, b in bursts.items()})
+    h_row("  delivered", {e: f"{b.delivered}/{b.jobs}" for e, b in bursts.items()})
+    print(f"   load: {runs} jobs, tasks {TASKS} (seeded), commands over {spread:.0f} s, polling mode")
+    h_percentiles("  completion → member", {e: r.latencies for e, r in loads.items()}, worst=True)
+    h_figure("  provider calls per job", {e: r.provider_calls / r.jobs for e, r in loads.items()}, "", digits=3)
+    h_figure("  database round trips per job", {e: r.round_trips / r.jobs for e, r in loads.items()}, "")
+    h_row("  delivered", {e: f"{r.delivered}/{r.jobs}" for e, r in loads.items()})
+    print(f"   failover: {held} jobs at the provider, then SIGKILL (SQLite: its process, started again at once; "
+          "PostgreSQL: shard 0's, shard 1's takes over); the tasks finish at the kill")  # fmt: skip
+    h_figure('  kill → first "took over"', {e: k.taken_over for e, k in kills.items()}, " s", digits=2)
+    h_figure("  kill → last of its jobs delivered", {e: k.delivered_after for e, k in kills.items()}, " s", digits=2)
+    h_row("  jobs taken over / the killed one's", {e: f"{k.adopted}/{k.owned}" for e, k in kills.items()})
+    h_row("  delivered exactly once", {e: f"{k.once}/{k.jobs}" for e, k in kills.items()})
+    for engine in ENGINES:
+        for settings in dict.fromkeys(run.settings for run in (bursts[engine], loads[engine], kills[engine])):
+            print(f"   {LABELS[engine]}: {settings}")
+
+
 RUNNERS: dict[str, Callable[[Path, Sizes], Awaitable[None]]] = {
     "A": section_a, "B": section_b, "C": section_c, "D": section_d, "E": section_e, "F": section_f, "G": section_g,
+    "H": section_h,
 }  # fmt: skip
 
 
@@ -164,7 +222,7 @@ async def main(quick: bool, sections: str) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smaller sizes (about 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (about 3 minutes, and 2½ more for H)")
     parser.add_argument("--only", metavar="A,B,...", help=f"run only these sections (of {','.join(SECTIONS)})")
     args = parser.parse_args()
     asyncio.run(main(args.quick, chosen(args.only)))
