@@ -13,6 +13,7 @@ from discord.ext import commands
 from fluxbot import catalog
 from fluxbot.bot import FluxBot
 from fluxbot.limits import GuildSettings, Limits, Refused, next_utc_midnight, with_changes
+from fluxbot.moderation import MAX_RULES, parse_rule
 from fluxbot.storage import GuildReport
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,8 @@ def settings_card(settings: GuildSettings, limits: Limits, default_model: str, *
     if not serve_dms:
         dms = "off: the bot's operator does not serve DMs (SERVE_DMS)"
     embed.add_field(name="Direct messages", value=dms, inline=False)
-    embed.set_footer(text="Change with /fluxadmin models · channels · role · limits · dms")
+    embed.add_field(name="Blocklist", value=f"{len(settings.blocklist)} rule(s) of this server's own", inline=True)
+    embed.set_footer(text="Change with /fluxadmin models · channels · role · limits · dms · blocklist")
     return embed
 
 
@@ -85,7 +87,8 @@ class Server(commands.Cog):
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         """Re-check Manage Server at run time: default permissions can be overridden by the server."""
         command = interaction.command
-        in_admin = isinstance(command, app_commands.Command) and command.parent is self.admin
+        # root_parent: /fluxadmin blocklist add is under a subgroup, and needs the permission just the same.
+        in_admin = isinstance(command, app_commands.Command) and command.root_parent is self.admin
         if in_admin and not interaction.permissions.manage_guild:
             await interaction.response.send_message(NEEDS_MANAGE_SERVER, ephemeral=True)
             return False
@@ -242,6 +245,64 @@ class Server(commands.Cog):
             ephemeral=True,
             allowed_mentions=discord.AllowedMentions.none(),
         )  # fmt: skip
+
+    blocklist = app_commands.Group(name="blocklist", description="Words and patterns prompts may not contain",
+                                   parent=admin)  # fmt: skip
+
+    @blocklist.command(name="add", description="Refuse prompts with this word, phrase, or re: pattern")
+    @app_commands.describe(rule="A word or phrase (whole words, any case or accents), or re: and an RE2 pattern")
+    async def blocklist_add(self, interaction: discord.Interaction, rule: str) -> None:
+        """Add a rule."""
+        added = parse_rule(rule)  # InvalidRule says what to type instead
+
+        def add(settings: GuildSettings) -> GuildSettings:
+            if added.text in settings.blocklist:
+                raise Refused(f"`{added.text}` is on this server's blocklist already.")
+            if len(settings.blocklist) >= MAX_RULES:
+                raise Refused(f"This server has {MAX_RULES} rules, the most it may have. Remove one first.")
+            return with_changes(settings, blocklist=(*settings.blocklist, added.text))
+
+        await self._change_blocklist(interaction, add, f"Added `{added.text}`.")
+
+    @blocklist.command(name="remove", description="Stop refusing prompts for this rule")
+    @app_commands.describe(rule="The rule exactly as /fluxadmin blocklist show lists it")
+    async def blocklist_remove(self, interaction: discord.Interaction, rule: str) -> None:
+        """Remove a rule."""
+        text = rule.strip()
+
+        def remove(settings: GuildSettings) -> GuildSettings:
+            if text not in settings.blocklist:
+                raise Refused(f"`{text[:100]}` is not on this server's blocklist. See `/fluxadmin blocklist show`.")
+            return with_changes(settings, blocklist=tuple(r for r in settings.blocklist if r != text))
+
+        await self._change_blocklist(interaction, remove, f"Removed `{text}`.")
+
+    @blocklist.command(name="show", description="List the rules prompts are checked against here")
+    async def blocklist_show(self, interaction: discord.Interaction) -> None:
+        """List the server's rules (and how many the operator adds)."""
+        settings = await self.bot.policies.guild_settings(self._guild_id(interaction))
+        await interaction.response.send_message(embed=self._blocklist_card(settings), ephemeral=True)
+
+    async def _change_blocklist(
+        self, interaction: discord.Interaction, change: Callable[[GuildSettings], GuildSettings], done: str
+    ) -> None:
+        settings = await self.bot.policies.change_guild_settings(self._guild_id(interaction), change)
+        log.info("server %s blocklist changed by %s: %d rule(s)", interaction.guild_id, interaction.user.id,
+                 len(settings.blocklist))  # fmt: skip
+        embed = self._blocklist_card(settings)
+        embed.description = f"✅ {done} It applies to the next prompt.\n\n{embed.description}"
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    def _blocklist_card(self, settings: GuildSettings) -> discord.Embed:
+        embed = discord.Embed(title="fluxbot blocklist for this server", colour=discord.Colour.blurple())
+        rules = "\n".join(f"`{rule}`" for rule in settings.blocklist) or "No rules of this server's own."
+        embed.description = rules[:4000]
+        operator = len(self.bot.settings.blocklist)
+        embed.set_footer(
+            text=(f"The bot's operator adds {operator} rule(s) of their own on every server. " if operator else "")
+            + "Prompts matching a rule are refused before anything is sent."
+        )
+        return embed
 
     @app_commands.command(name="flux", description="What fluxbot can do here, and how much of your quota is left")
     async def flux(self, interaction: discord.Interaction) -> None:

@@ -145,6 +145,7 @@ class FluxBot(commands.AutoShardedBot):
         policy = await self.policies.policy(interaction)
         request = build(policy)
         policy.check_model(request.model)
+        policy.check_prompt(request.prompt)  # before anything is queued or sent: a refusal costs nothing
         job = await self.jobs.enqueue(request, self._reply_to(interaction, message_id=None), policy.limits)
         try:
             reply = await self.reply_for(interaction)

@@ -17,6 +17,7 @@ from dotenv import dotenv_values
 from fluxbot import catalog
 from fluxbot.errors import FluxbotError
 from fluxbot.limits import Limits
+from fluxbot.moderation import InvalidRule, load_rules
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,8 @@ class Settings:
     shard_ids: tuple[int, ...] | None = None
     #: This process's name in /metrics (the `instance` label) and in the logs; default: the host name.
     instance_name: str = field(default_factory=host_instance_name)
+    #: The operator's blocked words, phrases and patterns (from BLOCKLIST_FILE), on every server.
+    blocklist: tuple[str, ...] = ()
 
     @property
     def provider_info(self) -> catalog.ProviderInfo:
@@ -163,10 +166,25 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         shard_count=shard_count,
         shard_ids=env.shard_ids("SHARD_IDS", shard_count, count_variable="SHARD_COUNT"),
         instance_name=env.instance_name("INSTANCE_NAME"),
+        blocklist=_operator_rules(env.raw("BLOCKLIST_FILE")),
     )
     if settings.database_url is None:
         _prepare_database_folder(settings.database_path)
     return settings
+
+
+def _operator_rules(path: str | None) -> tuple[str, ...]:
+    """The rules of the operator's blocklist file, or ConfigError naming the line to fix."""
+    if not path:
+        return ()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("BLOCKLIST_FILE", f"cannot read {path} ({exc.__class__.__name__}: {exc})") from None
+    try:
+        return load_rules(text)
+    except InvalidRule as exc:
+        raise ConfigError("BLOCKLIST_FILE", f"{path}, {exc}") from None
 
 
 def load_database_url(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Secret | None:

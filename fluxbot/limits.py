@@ -13,12 +13,21 @@ from datetime import UTC, datetime, timedelta
 
 from fluxbot import catalog
 from fluxbot.errors import MemberError
+from fluxbot.moderation import NO_RULES, Blocklist, Rule
 
 log = logging.getLogger(__name__)
 
 
 class Refused(MemberError):
     """A member may not run this now; the message says why and what to do."""
+
+
+class PromptBlocked(Refused):
+    """The prompt breaks a blocklist rule (`rule`, for the moderation log; never shown to the member)."""
+
+    def __init__(self, rule: Rule, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,8 @@ class GuildSettings:
     cooldown_seconds: int | None = None
     daily_images: int | None = None
     dms: bool = True  # whether this server's members may use the bot in direct messages
+    #: Blocked words, phrases and `re:` patterns (moderation.py matches prompts against them).
+    blocklist: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         """The settings as stored."""
@@ -52,7 +63,7 @@ class GuildSettings:
         """Settings as stored; unknown keys (from a newer version) are ignored."""
         data = json.loads(text)
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for key in ("allowed_models", "allowed_channels"):
+        for key in ("allowed_models", "allowed_channels", "blocklist"):
             known[key] = tuple(known.get(key) or ())
         return cls(**known)
 
@@ -88,6 +99,16 @@ class Policy:
     limits: Limits
     #: The model edits use here: the usual Kontext model unless the server allows only others.
     edit_model: str = catalog.DEFAULT_EDIT_MODEL
+    #: What prompts may not contain here: the operator's list and the server's.
+    blocklist: Blocklist = NO_RULES
+
+    def check_prompt(self, prompt: str) -> None:
+        """Refuse a prompt that breaks a rule, without repeating what matched."""
+        rule = self.blocklist.match(prompt)
+        if rule is not None:
+            who = "the bot's operator does" if rule.source == "operator" else "this server's moderators do"
+            raise PromptBlocked(rule, f"I can't send this prompt: it contains something {who} not allow. "
+                                      "Please reword it. Nothing was made or charged.")  # fmt: skip
 
     def check_model(self, model: str) -> None:
         """Refuse a model this server does not allow."""

@@ -10,6 +10,7 @@ hang the bot.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -32,9 +33,11 @@ class InvalidRule(MemberError):
 
 @dataclass(frozen=True)
 class Rule:
-    """One blocked word, phrase or pattern, as the moderator typed it."""
+    """One blocked word, phrase or pattern, as the moderator (or the operator's file) wrote it."""
 
     text: str
+    #: Whose rule it is: "server" (its moderators') or "operator" (the bot's default list).
+    source: str = "server"
 
     @property
     def is_pattern(self) -> bool:
@@ -68,7 +71,7 @@ def spelled_out(words: Sequence[str]) -> list[str]:
     return runs
 
 
-def parse_rule(text: str) -> Rule:
+def parse_rule(text: str, *, source: str = "server") -> Rule:
     """A rule from what a moderator typed; InvalidRule (saying what to fix) when it cannot be used."""
     text = text.strip()
     if not text:
@@ -80,10 +83,10 @@ def parse_rule(text: str) -> Rule:
         if not pattern:
             raise InvalidRule("The pattern after `re:` is empty.")
         _compile(pattern)
-        return Rule(PATTERN_PREFIX + pattern)
+        return Rule(PATTERN_PREFIX + pattern, source)
     if not normalize(text):
         raise InvalidRule("The rule has no letters or digits, so it could never match a prompt.")
-    return Rule(text)
+    return Rule(text, source)
 
 
 def _compile(pattern: str) -> object:
@@ -103,7 +106,7 @@ class Blocklist:
     """The rules that apply on one server (the operator's and the server's), compiled once for matching."""
 
     def __init__(self, rules: Iterable[Rule]) -> None:
-        self.rules = tuple(dict.fromkeys(rules))
+        self.rules = tuple({rule.text: rule for rule in reversed(list(rules))}.values())[::-1]
         self._words = [(rule, f" {normalize(rule.text)} ") for rule in self.rules if not rule.is_pattern]
         self._patterns = [(rule, _compile(rule.text[len(PATTERN_PREFIX) :])) for rule in self.rules if rule.is_pattern]
 
@@ -125,3 +128,30 @@ class Blocklist:
             if any(pattern.search(form) is not None for form in (text, *runs)):  # type: ignore[attr-defined]
                 return rule
         return None
+
+
+@functools.lru_cache(maxsize=256)
+def blocklist_of(operator: tuple[str, ...], server: tuple[str, ...]) -> Blocklist:
+    """The compiled list of the operator's and a server's rules (kept: servers rarely change them)."""
+    return Blocklist(
+        [*(parse_rule(text, source="operator") for text in operator), *(parse_rule(text) for text in server)]
+    )
+
+
+NO_RULES = Blocklist(())
+
+
+def load_rules(text: str) -> tuple[str, ...]:
+    """The rules of an operator's list: one per line, `#` starts a comment line; InvalidRule names the line."""
+    rules = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            rules.append(parse_rule(line, source="operator").text)
+        except InvalidRule as exc:
+            raise InvalidRule(f"line {number}: {exc}") from None
+    if len(rules) > MAX_RULES * 10:
+        raise InvalidRule(f"{len(rules)} rules; at most {MAX_RULES * 10} are allowed")
+    return tuple(rules)

@@ -10,12 +10,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from typing import Protocol
 
 import discord
 
 from fluxbot.config import Settings
 from fluxbot.limits import NO_DMS, GuildSettings, Policy, Refused, SharedServer, dm_policy, policy_for, with_changes
+from fluxbot.moderation import Blocklist, blocklist_of
 from fluxbot.storage.base import Signal, SignalHandler
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,13 @@ class MemberPolicies:
         if interaction.guild_id is None:
             return await self._dm_policy(interaction.user.id)
         guild = await self.guild_settings(interaction.guild_id)
+        return replace(self._server_policy(interaction, guild), blocklist=self._blocklist(guild.blocklist))
+
+    def _blocklist(self, *server_rules: tuple[str, ...]) -> Blocklist:
+        """The operator's rules and the given servers' (compiled once per distinct list)."""
+        return blocklist_of(self._settings.blocklist, tuple(rule for rules in server_rules for rule in rules))
+
+    def _server_policy(self, interaction: discord.Interaction, guild: GuildSettings) -> Policy:
         channel = interaction.channel
         parent = getattr(channel, "parent_id", None)
         roles = [role.id for role in getattr(interaction.user, "roles", [])]
@@ -123,12 +132,15 @@ class MemberPolicies:
             settings = await self.guild_settings(guild.id)
             role = guild.get_role(settings.required_role) if settings.required_role else None
             servers.append(SharedServer(guild.name, settings, roles, role.name if role else ""))
-        return dm_policy(
+        # In a DM, every shared server's blocklist applies: the member is one of each server's community.
+        blocklist = self._blocklist(*(server.settings.blocklist for server in servers))
+        policy = dm_policy(
             servers,
             provider=self._settings.provider_info,
             defaults=self._settings.limits(),
             default_model=self._settings.default_model,
         )
+        return replace(policy, blocklist=blocklist)
 
     async def _member_roles(self, guild: discord.Guild, user_id: int) -> tuple[int, ...] | None:
         """The member's role ids on `guild`, None when not a member; asked of Discord at most every few minutes."""

@@ -277,3 +277,17 @@ def test_only_the_chosen_providers_key_is_required(tmp_path: Path) -> None:
         env_file=None,
     )
     assert (on_kie.provider, on_kie.acedata_api_token, on_kie.default_model) == ("kie", None, "flux-kontext-pro")
+
+
+def test_the_operator_blocklist_file_is_read_and_a_bad_line_is_named(tmp_path: Path) -> None:
+    rules = tmp_path / "blocklist.txt"
+    rules.write_text("# shipped with the bot\nnude\n\n  re:gore\\s*fest  \n", encoding="utf-8")
+    env = {**BASE, "DATABASE_PATH": str(tmp_path / "x.db"), "BLOCKLIST_FILE": str(rules)}
+    assert load_settings(env, env_file=None).blocklist == ("nude", r"re:gore\s*fest")
+    assert load_settings({**BASE, "DATABASE_PATH": str(tmp_path / "x.db")}, env_file=None).blocklist == ()
+
+    rules.write_text("nude\nre:(a)\\1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"BLOCKLIST_FILE: .*blocklist.txt, line 2: .*no back-references"):
+        load_settings(env, env_file=None)
+    with pytest.raises(ConfigError, match=r"BLOCKLIST_FILE: cannot read .*missing\.txt"):
+        load_settings({**env, "BLOCKLIST_FILE": str(tmp_path / "missing.txt")}, env_file=None)

@@ -51,7 +51,11 @@ async def test_commands_are_synced_globally_once_with_their_options(
             "dms",
             "usage",
             "cancel",
+            "blocklist",
         }
+        blocklist = {o["name"]: o for o in admin["options"]}["blocklist"]
+        assert blocklist["type"] == 2, "a subcommand group"
+        assert [o["name"] for o in blocklist["options"]] == ["add", "remove", "show"]
 
         imagine = {o["name"]: o for o in commands["imagine"]["options"]}
         assert list(imagine) == ["prompt", "model", "size", "count"]

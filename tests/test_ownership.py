@@ -112,10 +112,12 @@ async def test_on_postgresql_a_process_takes_over_the_jobs_of_one_whose_lease_ra
         assert cut is not None
         assert await first_store.claim(10) is not None  # its submit "under way" when the first stops
 
+        await first_store.renew_lease(seconds=60)  # whatever this machine's speed: live while checked
         await second.round()
         assert await second_store.get_job(job.id) == job, "a live lease keeps the job the first's"
 
-        await asyncio.sleep(0.5)  # the first renews no more: its lease runs out
+        await first_store.renew_lease(seconds=0)  # its last renewal, then it renews no more: the lease ends
+        await asyncio.sleep(0.2)  # past the second's next look for orphans
         assert job.task_id is not None
         flux.finish(job.task_id)
         await second.round()  # adopts both, looks the followed task up, delivers

@@ -1,0 +1,77 @@
+"""End to end: prompt moderation as a moderator and a member meet it, through the real bot and the fake Discord."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.e2e import final_reply, first_callback, option, running_bot
+from tests.fakes.discord_api import FakeDiscord, SentInteraction
+from tests.fakes.flux_api import FakeFlux
+from tests.test_e2e_results import click
+
+MEMBER = 444444444444444444
+SERVER_RULE = "This server's moderators do"
+
+
+def blocklist(sub: str, *options: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"name": "blocklist", "type": 2, "options": [{"name": sub, "type": 1, "options": list(options)}]}]
+
+
+def private_text(discord: FakeDiscord, interaction: SentInteraction) -> str:
+    callbacks = discord.callbacks_for(interaction)
+    assert callbacks, "not answered"
+    data = callbacks[0].json["data"]
+    assert data["flags"] & 64, "answered privately"
+    return str(data.get("content") or data["embeds"][0].get("description", ""))
+
+
+async def test_a_blocked_prompt_is_refused_before_anything_is_sent_whatever_its_spelling(
+    fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path
+) -> None:
+    discord, flux = fakes
+    operator_list = tmp_path / "blocklist.txt"
+    operator_list.write_text("# the operator's own rules\nre:gore\\s*fest\n", encoding="utf-8")
+    async with running_bot(discord, flux, tmp_path, BLOCKLIST_FILE=str(operator_list)) as world:
+        not_a_moderator = await discord.send_slash_command(
+            "fluxadmin", blocklist("add", option("rule", "nude")), permissions=0
+        )
+        assert "Manage Server" in private_text(discord, not_a_moderator), "the subgroup checks the permission too"
+
+        added = await discord.send_slash_command("fluxadmin", blocklist("add", option("rule", "nude")))
+        assert "Added `nude`" in private_text(discord, added)
+        bad = await discord.send_slash_command("fluxadmin", blocklist("add", option("rule", "re:(a)\\1")))
+        assert "no back-references" in private_text(discord, bad)
+
+        for prompt in ("a N.U.D.E portrait", "a ｎｕｄｅ portrait", "a nu\u200bde portrait"):
+            refused = await discord.send_slash_command("imagine", [option("prompt", prompt)], user_id=MEMBER)
+            text = private_text(discord, refused)
+            assert text == (
+                "I can't send this prompt: it contains something this server's moderators do not allow. "
+                "Please reword it. Nothing was made or charged."
+            )
+            assert "nude" not in text.lower()
+        by_operator = await discord.send_slash_command("imagine", [option("prompt", "a GoreFest")], user_id=MEMBER)
+        assert "the bot's operator does not allow" in private_text(discord, by_operator)
+        assert flux.submits == [], "no provider call for a refused prompt"
+
+        fine = await discord.send_slash_command("imagine", [option("prompt", "a classic nudibranch")], user_id=MEMBER)
+        done = await final_reply(world, fine, "Done")
+        shown = await discord.send_slash_command("fluxadmin", blocklist("show"))
+        assert "`nude`" in private_text(discord, shown)
+        assert "operator adds 1 rule" in discord.callbacks_for(shown)[0].json["data"]["embeds"][0]["footer"]["text"]
+
+        # A rule added later applies to re-rolls of jobs made before it.
+        await discord.send_slash_command("fluxadmin", blocklist("add", option("rule", "nudibranch")))
+        reroll = await click(world, done, "reroll", user_id=MEMBER)
+        assert "moderators do not allow" in private_text(discord, reroll)
+        assert len(flux.submits) == 1
+
+        removed = await discord.send_slash_command("fluxadmin", blocklist("remove", option("rule", "nudibranch")))
+        assert "Removed `nudibranch`" in private_text(discord, removed)
+        again = await click(world, done, "reroll", user_id=MEMBER)
+        assert first_callback(world, again).json["type"] == 5, "deferred: it runs"
+        await final_reply(world, again, "Done")
+        ours = [line for line in world.bot.output.splitlines() if " fluxbot." in line or " cogs." in line]
+        leaked = [line for line in ours if "nude" in line.replace("nudibranch", "").lower()]
+        assert leaked == [], "fluxbot's log never repeats a blocked prompt (discord.py's DEBUG log shows events)"
