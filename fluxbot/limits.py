@@ -124,6 +124,10 @@ def _edit_model(provider: catalog.ProviderInfo, allowed_models: tuple[str, ...])
 
 
 NO_DMS = "I don't take commands in direct messages. Please use me in a server we share."
+NO_SHARED_SERVER = (
+    "In direct messages I follow the rules of a server we share, and we share none. Please use me in a channel "
+    "of a server I'm in, or ask its moderators to add me."
+)
 
 
 def policy_for(
@@ -169,11 +173,12 @@ def dm_policy(
 ) -> Policy:
     """The policy for a command in a DM: the rules of the first shared server that lets the member use DMs.
 
-    Only asked when the operator serves DMs (SERVE_DMS). A member who shares no server with the bot gets the
-    operator's defaults. A server's channel list does not apply in DMs; its role, models and limits do.
+    Only asked when the operator serves DMs (SERVE_DMS). A member who shares no server with the bot is refused:
+    with the operator's defaults, leaving a server would lift its stricter rules. A server's channel list does not
+    apply in DMs; its role, models and limits do.
     """
     if not servers:
-        return Policy(default_model, (), defaults, _edit_model(provider, ()))
+        raise Refused(NO_SHARED_SERVER)
     for server in servers:
         rules = server.settings
         if rules.dms and (rules.required_role is None or rules.required_role in server.role_ids):

@@ -293,3 +293,22 @@ async def test_a_command_that_cannot_be_acknowledged_does_not_hold_a_place(
         )
         await final_reply(world, retry, "Done")
         assert [b["prompt"] for b in flux.submits] == ["second try"]
+
+
+async def test_a_dm_from_someone_who_shares_no_server_is_refused_and_says_why(
+    fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path
+) -> None:
+    """Leaving (or being kicked from) a server must not lift its rules: with no shared server, no DM service."""
+    discord, flux = fakes
+    async with running_bot(discord, flux, tmp_path, DEV_GUILD_ID="", DAILY_IMAGES_PER_MEMBER="50") as world:
+        discord.set_member(CAROL, None)  # left the only server
+        refused = await discord.send_slash_command(
+            "imagine", [option("prompt", "a harbour")], guild=False, user_id=CAROL
+        )
+        data = answer(world, refused)["data"]
+        assert data["flags"] & EPHEMERAL
+        assert data["content"] == (
+            "In direct messages I follow the rules of a server we share, and we share none. Please use me in a "
+            "channel of a server I'm in, or ask its moderators to add me."
+        )
+        assert flux.submits == []
