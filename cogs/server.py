@@ -67,7 +67,9 @@ def settings_card(settings: GuildSettings, limits: Limits, default_model: str, *
         dms = "off: the bot's operator does not serve DMs (SERVE_DMS)"
     embed.add_field(name="Direct messages", value=dms, inline=False)
     embed.add_field(name="Blocklist", value=f"{len(settings.blocklist)} rule(s) of this server's own", inline=True)
-    embed.set_footer(text="Change with /fluxadmin models · channels · role · limits · dms · blocklist")
+    modlog = f"<#{settings.modlog_channel}>" if settings.modlog_channel else "off"
+    embed.add_field(name="Moderation log", value=modlog, inline=True)
+    embed.set_footer(text="Change with /fluxadmin models · channels · role · limits · dms · blocklist · modlog")
     return embed
 
 
@@ -197,6 +199,12 @@ class Server(commands.Cog):
     async def dms(self, interaction: discord.Interaction, allowed: bool) -> None:
         """Allow or refuse DMs for this server's members."""
         await self._change(interaction, lambda settings: with_changes(settings, dms=allowed))
+
+    @admin.command(name="modlog", description="Choose the channel that gets a message for every refused prompt")
+    @app_commands.describe(channel="Where refusals are posted (leave it out to stop posting them)")
+    async def modlog(self, interaction: discord.Interaction, channel: discord.TextChannel | None = None) -> None:
+        """Set or clear the moderation log channel."""
+        await self._change(interaction, lambda settings: with_changes(settings, modlog_channel=channel and channel.id))
 
     @admin.command(name="limits", description="Change the per-member limits on this server")
     @app_commands.describe(

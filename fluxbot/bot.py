@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -19,7 +20,8 @@ from fluxbot.errors import MemberError
 from fluxbot.jobs.lifecycle import Reply
 from fluxbot.jobs.requests import AttachmentInfo
 from fluxbot.jobs.service import Jobs
-from fluxbot.limits import Policy
+from fluxbot.limits import Policy, PromptBlocked
+from fluxbot.modlog import report_refusal
 from fluxbot.policy import MemberPolicies
 from fluxbot.providers.base import JobRequest, Provider
 from fluxbot.servers import ServerDirectory
@@ -82,6 +84,7 @@ class FluxBot(commands.AutoShardedBot):
         self.policies = MemberPolicies(store, settings, self.servers)
         #: Set when shutdown starts: from then on commands are answered "restarting".
         self.closing = False
+        self._background: set[asyncio.Task[None]] = set()
 
     async def setup_hook(self) -> None:
         """Load the cogs, sync the commands, resume unfinished jobs and start tracking."""
@@ -145,7 +148,11 @@ class FluxBot(commands.AutoShardedBot):
         policy = await self.policies.policy(interaction)
         request = build(policy)
         policy.check_model(request.model)
-        policy.check_prompt(request.prompt)  # before anything is queued or sent: a refusal costs nothing
+        try:
+            policy.check_prompt(request.prompt)  # before anything is queued or sent: a refusal costs nothing
+        except PromptBlocked as blocked:
+            await self._log_refusal(interaction, request.prompt, blocked)
+            raise
         job = await self.jobs.enqueue(request, self._reply_to(interaction, message_id=None), policy.limits)
         try:
             reply = await self.reply_for(interaction)
@@ -155,6 +162,18 @@ class FluxBot(commands.AutoShardedBot):
             raise
         assert reply.message_id is not None
         await self.jobs.attach_reply(job, reply.message_id)
+
+    async def _log_refusal(self, interaction: discord.Interaction, prompt: str, blocked: PromptBlocked) -> None:
+        """Tell the server's moderation log (if it has one) in the background: the member is answered first."""
+        if interaction.guild_id is None:
+            return  # a DM's refusal belongs to no one server's log
+        channel = (await self.policies.guild_settings(interaction.guild_id)).modlog_channel
+        if channel is not None:
+            report = report_refusal(self, channel, user_id=interaction.user.id, channel_id=interaction.channel_id,
+                                    prompt=prompt, rule=blocked.rule)  # fmt: skip
+            task = asyncio.create_task(report, name="fluxbot-modlog")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def health(self) -> dict[str, bool]:
         """The checks /healthz reports: every shard of this process connected, database writable, tracker alive."""

@@ -53,6 +53,8 @@ class GuildSettings:
     dms: bool = True  # whether this server's members may use the bot in direct messages
     #: Blocked words, phrases and `re:` patterns (moderation.py matches prompts against them).
     blocklist: tuple[str, ...] = ()
+    #: The channel that gets one message per refused prompt (None: no moderation log).
+    modlog_channel: int | None = None
 
     def to_json(self) -> str:
         """The settings as stored."""

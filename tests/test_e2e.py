@@ -52,6 +52,7 @@ async def test_commands_are_synced_globally_once_with_their_options(
             "usage",
             "cancel",
             "blocklist",
+            "modlog",
         }
         blocklist = {o["name"]: o for o in admin["options"]}["blocklist"]
         assert blocklist["type"] == 2, "a subcommand group"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
-from tests.e2e import final_reply, first_callback, option, running_bot
+from tests.e2e import World, final_reply, first_callback, option, running_bot
 from tests.fakes.discord_api import FakeDiscord, SentInteraction
 from tests.fakes.flux_api import FakeFlux
 from tests.test_e2e_results import click
@@ -75,3 +76,40 @@ async def test_a_blocked_prompt_is_refused_before_anything_is_sent_whatever_its_
         ours = [line for line in world.bot.output.splitlines() if " fluxbot." in line or " cogs." in line]
         leaked = [line for line in ours if "nude" in line.replace("nudibranch", "").lower()]
         assert leaked == [], "fluxbot's log never repeats a blocked prompt (discord.py's DEBUG log shows events)"
+
+
+async def test_each_refusal_is_posted_to_the_moderation_log_with_the_prompt_behind_a_spoiler(world: World) -> None:
+    discord, flux = world.discord, world.flux
+    log_channel = await discord.add_text_channel("mod-log")
+    chosen = await discord.send_slash_command(
+        "fluxadmin", [{"name": "modlog", "type": 1, "options": [option("channel", str(log_channel), kind=7)]}]
+    )
+    card = discord.callbacks_for(chosen)[0].json["data"]["embeds"][0]
+    assert {f["name"]: f["value"] for f in card["fields"]}["Moderation log"] == f"<#{log_channel}>"
+    await discord.send_slash_command("fluxadmin", blocklist("add", option("rule", "re:blood\\s*bath")))
+
+    refused = await discord.send_slash_command("imagine", [option("prompt", "a *BLOOD* bath")], user_id=MEMBER)
+    assert "moderators do not allow" in private_text(discord, refused)
+    await discord.wait_for(lambda: bool(posts_to(discord, log_channel)), timeout=5)
+    [post] = posts_to(discord, log_channel)
+    fields = {f["name"]: f["value"] for f in post["embeds"][0]["fields"]}
+    assert post["embeds"][0]["title"] == "Prompt refused"
+    assert fields["Member"] == f"<@{MEMBER}>"
+    assert fields["Prompt"] == "||a \\*BLOOD\\* bath||", "behind a spoiler, its markdown shown as typed"
+    assert fields["Rule"] == "`re:blood\\s*bath` (this server's blocklist)"
+    assert post["allowed_mentions"]["parse"] == [], "the member is named, not pinged"
+    assert flux.submits == []
+
+    await discord.send_slash_command("fluxadmin", [{"name": "modlog", "type": 1, "options": []}])
+    await discord.send_slash_command("imagine", [option("prompt", "another bloodbath")], user_id=MEMBER)
+    await asyncio.sleep(0.5)
+    assert len(posts_to(discord, log_channel)) == 1, "no log once it is turned off"
+
+
+def posts_to(discord: FakeDiscord, channel_id: int) -> list[dict[str, Any]]:
+    """The messages the bot posted in a channel."""
+    return [
+        r.json
+        for r in discord.requests
+        if r.method == "POST" and r.path.endswith(f"/channels/{channel_id}/messages") and r.status == 200
+    ]
