@@ -12,65 +12,14 @@ from discord.ext import commands
 
 from fluxbot import catalog
 from fluxbot.bot import FluxBot
-from fluxbot.limits import GuildSettings, Limits, Refused, next_utc_midnight, with_changes
+from fluxbot.limits import GuildSettings, Refused, next_utc_midnight, with_changes
 from fluxbot.moderation import MAX_RULES, parse_rule
-from fluxbot.storage import GuildReport
+from fluxbot.settings_cards import blocklist_card, settings_card, usage_card
 
 log = logging.getLogger(__name__)
 
 
 NEEDS_MANAGE_SERVER = "Only members with the **Manage Server** permission can change fluxbot's settings here."
-
-
-def _limit_text(value: int, unit: str) -> str:
-    return f"{value} {unit}" if value else "off"
-
-
-def _tally(images: int, jobs: int, failures: int) -> str:
-    return f"{images} image(s) in {jobs} job(s), {failures} failed"
-
-
-def usage_card(report: GuildReport) -> discord.Embed:
-    """A server's usage per member and per day, and its open jobs."""
-    span = "today" if report.days == 1 else f"the last {report.days} days"
-    embed = discord.Embed(title=f"fluxbot usage, {span} (UTC)", colour=discord.Colour.blurple())
-    if not report.members:
-        embed.description = f"Nobody has used fluxbot here {span}."
-    else:
-        lines = ["**Per member**"]
-        lines += [f"<@{m.user_id}>: {_tally(m.images, m.jobs, m.failures)}" for m in report.members]
-        if report.more_members:
-            lines.append(f"… and {report.more_members} more member(s)")
-        lines.append("**Per day**")
-        lines += [f"{d.day.isoformat()}: {_tally(d.images, d.jobs, d.failures)}" for d in report.per_day]
-        embed.description = "\n".join(lines)
-    open_jobs = ", ".join(f"{count} {status}" for status, count in sorted(report.open_jobs.items())) or "none"
-    embed.add_field(name="Jobs open now", value=open_jobs, inline=False)
-    return embed
-
-
-def settings_card(settings: GuildSettings, limits: Limits, default_model: str, *, serve_dms: bool) -> discord.Embed:
-    """This server's settings, as moderators see them."""
-    embed = discord.Embed(title="fluxbot settings for this server", colour=discord.Colour.blurple())
-    models = ", ".join(f"`{m}`" for m in settings.allowed_models) or "all models"
-    embed.add_field(name="Default model", value=f"`{default_model}`", inline=True)
-    embed.add_field(name="Allowed models", value=models, inline=False)
-    channels = ", ".join(f"<#{c}>" for c in settings.allowed_channels) or "every channel"
-    embed.add_field(name="Channels", value=channels, inline=False)
-    role = f"<@&{settings.required_role}>" if settings.required_role else "everyone"
-    embed.add_field(name="Who may use it", value=role, inline=True)
-    embed.add_field(name="Jobs at once per member", value=str(limits.member_jobs), inline=True)
-    embed.add_field(name="Cooldown", value=_limit_text(limits.cooldown_seconds, "seconds"), inline=True)
-    embed.add_field(name="Images per member per day", value=_limit_text(limits.daily_images, "(UTC day)"), inline=True)
-    dms = "members may use it in DMs, under these rules" if settings.dms else "off for this server's members"
-    if not serve_dms:
-        dms = "off: the bot's operator does not serve DMs (SERVE_DMS)"
-    embed.add_field(name="Direct messages", value=dms, inline=False)
-    embed.add_field(name="Blocklist", value=f"{len(settings.blocklist)} rule(s) of this server's own", inline=True)
-    modlog = f"<#{settings.modlog_channel}>" if settings.modlog_channel else "off"
-    embed.add_field(name="Moderation log", value=modlog, inline=True)
-    embed.set_footer(text="Change with /fluxadmin models · channels · role · limits · dms · blocklist · modlog")
-    return embed
 
 
 class Server(commands.Cog):
@@ -206,6 +155,36 @@ class Server(commands.Cog):
         """Set or clear the moderation log channel."""
         await self._change(interaction, lambda settings: with_changes(settings, modlog_channel=channel and channel.id))
 
+    @admin.command(name="strikes", description="Pause members whose prompts are refused too often (0 = never)")
+    @app_commands.describe(
+        count="Refused prompts that pause a member (0 = off)",
+        window_minutes="Within how many minutes they count",
+        pause_minutes="How long the pause lasts",
+    )
+    async def strikes(
+        self,
+        interaction: discord.Interaction,
+        count: app_commands.Range[int, 0, 100],
+        window_minutes: app_commands.Range[int, 1, 10_080] = 60,
+        pause_minutes: app_commands.Range[int, 1, 43_200] = 60,
+    ) -> None:
+        """Set the strikes rule."""
+        changes = {"strikes": count, "strike_window_minutes": window_minutes, "pause_minutes": pause_minutes}
+        await self._change(interaction, lambda settings: with_changes(settings, **changes))
+
+    @admin.command(name="pardon", description="Lift a member's pause on this server and forget their refusals")
+    @app_commands.describe(member="Whose pause to lift")
+    async def pardon(self, interaction: discord.Interaction, member: discord.Member) -> None:
+        """Lift a pause."""
+        lifted = await self.bot.store.strikes.pardon(self._guild_id(interaction), member.id)
+        log.info("server %s: %s pardoned %s (%s)", interaction.guild_id, interaction.user.id, member.id, lifted)
+        await interaction.response.send_message(
+            f"{member.mention} may use fluxbot here again; their refused prompts are forgotten." if lifted else
+            f"{member.mention} is not paused here. Their refused prompts are forgotten all the same.",
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )  # fmt: skip
+
     @admin.command(name="limits", description="Change the per-member limits on this server")
     @app_commands.describe(
         member_jobs="Jobs one member may have running or waiting at once",
@@ -289,7 +268,9 @@ class Server(commands.Cog):
     async def blocklist_show(self, interaction: discord.Interaction) -> None:
         """List the server's rules (and how many the operator adds)."""
         settings = await self.bot.policies.guild_settings(self._guild_id(interaction))
-        await interaction.response.send_message(embed=self._blocklist_card(settings), ephemeral=True)
+        await interaction.response.send_message(
+            embed=blocklist_card(settings, operator_rules=len(self.bot.settings.blocklist)), ephemeral=True
+        )
 
     async def _change_blocklist(
         self, interaction: discord.Interaction, change: Callable[[GuildSettings], GuildSettings], done: str
@@ -297,20 +278,9 @@ class Server(commands.Cog):
         settings = await self.bot.policies.change_guild_settings(self._guild_id(interaction), change)
         log.info("server %s blocklist changed by %s: %d rule(s)", interaction.guild_id, interaction.user.id,
                  len(settings.blocklist))  # fmt: skip
-        embed = self._blocklist_card(settings)
+        embed = blocklist_card(settings, operator_rules=len(self.bot.settings.blocklist))
         embed.description = f"✅ {done} It applies to the next prompt.\n\n{embed.description}"
         await interaction.response.send_message(embed=embed, ephemeral=True)
-
-    def _blocklist_card(self, settings: GuildSettings) -> discord.Embed:
-        embed = discord.Embed(title="fluxbot blocklist for this server", colour=discord.Colour.blurple())
-        rules = "\n".join(f"`{rule}`" for rule in settings.blocklist) or "No rules of this server's own."
-        embed.description = rules[:4000]
-        operator = len(self.bot.settings.blocklist)
-        embed.set_footer(
-            text=(f"The bot's operator adds {operator} rule(s) of their own on every server. " if operator else "")
-            + "Prompts matching a rule are refused before anything is sent."
-        )
-        return embed
 
     @app_commands.command(name="flux", description="What fluxbot can do here, and how much of your quota is left")
     async def flux(self, interaction: discord.Interaction) -> None:

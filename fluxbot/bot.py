@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -21,7 +20,7 @@ from fluxbot.jobs.lifecycle import Reply
 from fluxbot.jobs.requests import AttachmentInfo
 from fluxbot.jobs.service import Jobs
 from fluxbot.limits import Policy, PromptBlocked
-from fluxbot.modlog import report_refusal
+from fluxbot.modlog import Moderation
 from fluxbot.policy import MemberPolicies
 from fluxbot.providers.base import JobRequest, Provider
 from fluxbot.servers import ServerDirectory
@@ -82,9 +81,10 @@ class FluxBot(commands.AutoShardedBot):
         #: Which rules apply to a member where they asked (the cogs ask it; so does `run_job`).
         self.servers = ServerDirectory(self, shard_ids=settings.shard_ids, shard_count=settings.shard_count)
         self.policies = MemberPolicies(store, settings, self.servers)
+        #: Refused prompts: strikes, pauses and the moderation log.
+        self.moderation = Moderation(self, store, self.policies)
         #: Set when shutdown starts: from then on commands are answered "restarting".
         self.closing = False
-        self._background: set[asyncio.Task[None]] = set()
 
     async def setup_hook(self) -> None:
         """Load the cogs, sync the commands, resume unfinished jobs and start tracking."""
@@ -146,13 +146,13 @@ class FluxBot(commands.AutoShardedBot):
             await answer_privately(interaction, RESTARTING)
             return
         policy = await self.policies.policy(interaction)
+        await self.moderation.check_paused(interaction)
         request = build(policy)
         policy.check_model(request.model)
         try:
             policy.check_prompt(request.prompt)  # before anything is queued or sent: a refusal costs nothing
         except PromptBlocked as blocked:
-            await self._log_refusal(interaction, request.prompt, blocked)
-            raise
+            raise await self.moderation.refused(interaction, request.prompt, blocked) from None
         job = await self.jobs.enqueue(request, self._reply_to(interaction, message_id=None), policy.limits)
         try:
             reply = await self.reply_for(interaction)
@@ -162,18 +162,6 @@ class FluxBot(commands.AutoShardedBot):
             raise
         assert reply.message_id is not None
         await self.jobs.attach_reply(job, reply.message_id)
-
-    async def _log_refusal(self, interaction: discord.Interaction, prompt: str, blocked: PromptBlocked) -> None:
-        """Tell the server's moderation log (if it has one) in the background: the member is answered first."""
-        if interaction.guild_id is None:
-            return  # a DM's refusal belongs to no one server's log
-        channel = (await self.policies.guild_settings(interaction.guild_id)).modlog_channel
-        if channel is not None:
-            report = report_refusal(self, channel, user_id=interaction.user.id, channel_id=interaction.channel_id,
-                                    prompt=prompt, rule=blocked.rule)  # fmt: skip
-            task = asyncio.create_task(report, name="fluxbot-modlog")
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
 
     async def health(self) -> dict[str, bool]:
         """The checks /healthz reports: every shard of this process connected, database writable, tracker alive."""

@@ -55,6 +55,10 @@ class GuildSettings:
     blocklist: tuple[str, ...] = ()
     #: The channel that gets one message per refused prompt (None: no moderation log).
     modlog_channel: int | None = None
+    #: Refused prompts within `strike_window_minutes` that pause a member for `pause_minutes` (0: never).
+    strikes: int = 0
+    strike_window_minutes: int = 60
+    pause_minutes: int = 60
 
     def to_json(self) -> str:
         """The settings as stored."""

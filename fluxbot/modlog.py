@@ -1,13 +1,18 @@
-"""The moderation log: one message per refused prompt, in the channel a server's moderators chose."""
+"""What follows a refused prompt: the moderation log (one message per refusal, in the channel a server's
+moderators chose) and strikes (enough refusals in a window pause the member on that server)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 import discord
 
+from fluxbot.limits import PromptBlocked, Refused
 from fluxbot.moderation import Rule
+from fluxbot.policy import MemberPolicies
+from fluxbot.storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -39,3 +44,51 @@ async def report_refusal(
         )
     except discord.HTTPException as exc:
         log.warning("could not post to the moderation log channel %s: %s %s", modlog_channel, exc.status, exc.text)
+
+
+def paused_message(until: float) -> str:
+    """What a paused member reads."""
+    return (
+        f"You are paused on this server until <t:{int(until)}:f> (<t:{int(until)}:R>), after several refused "
+        "prompts. A moderator can lift it sooner with `/fluxadmin pardon`."
+    )
+
+
+class Moderation:
+    """Pauses paused members, and counts and reports each refused prompt on a server."""
+
+    def __init__(self, client: discord.Client, store: Store, policies: MemberPolicies) -> None:
+        self._client = client
+        self._store = store
+        self._policies = policies
+        self._reports: set[asyncio.Task[None]] = set()
+
+    async def check_paused(self, interaction: discord.Interaction) -> None:
+        """Refused (saying until when) while the member is paused on this server."""
+        if interaction.guild_id is not None:
+            until = await self._store.strikes.paused_until(interaction.guild_id, interaction.user.id)
+            if until is not None:
+                raise Refused(paused_message(until))
+
+    async def refused(self, interaction: discord.Interaction, prompt: str, blocked: PromptBlocked) -> Refused:
+        """Count the refusal (a strike), report it to the moderation log, and say what the member is told."""
+        if interaction.guild_id is None:
+            return blocked  # a DM's refusal belongs to no one server
+        settings = await self._policies.guild_settings(interaction.guild_id)
+        until = await self._store.strikes.record_refusal(
+            interaction.guild_id,
+            interaction.user.id,
+            strikes=settings.strikes,
+            window=settings.strike_window_minutes * 60.0,
+            pause=settings.pause_minutes * 60.0,
+        )
+        if settings.modlog_channel is not None:
+            report = report_refusal(self._client, settings.modlog_channel, user_id=interaction.user.id,
+                                    channel_id=interaction.channel_id, prompt=prompt, rule=blocked.rule)  # fmt: skip
+            task = asyncio.create_task(report, name="fluxbot-modlog")  # the member is answered first
+            self._reports.add(task)
+            task.add_done_callback(self._reports.discard)
+        if until is None:
+            return blocked
+        log.info("member %s paused on server %s until %.0f", interaction.user.id, interaction.guild_id, until)
+        return Refused(f"{blocked}\n{paused_message(until)}")

@@ -53,6 +53,8 @@ async def test_commands_are_synced_globally_once_with_their_options(
             "cancel",
             "blocklist",
             "modlog",
+            "strikes",
+            "pardon",
         }
         blocklist = {o["name"]: o for o in admin["options"]}["blocklist"]
         assert blocklist["type"] == 2, "a subcommand group"

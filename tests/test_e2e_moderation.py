@@ -113,3 +113,38 @@ def posts_to(discord: FakeDiscord, channel_id: int) -> list[dict[str, Any]]:
         for r in discord.requests
         if r.method == "POST" and r.path.endswith(f"/channels/{channel_id}/messages") and r.status == 200
     ]
+
+
+async def test_two_refusals_in_the_window_pause_the_member_until_a_moderator_pardons_them(world: World) -> None:
+    discord, flux = world.discord, world.flux
+
+    def admin(name: str, *options: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"name": name, "type": 1, "options": list(options)}]
+
+    rule = await discord.send_slash_command(
+        "fluxadmin", admin("strikes", option("count", 2, kind=4), option("pause_minutes", 30, kind=4))
+    )
+    card = discord.callbacks_for(rule)[0].json["data"]["embeds"][0]
+    fields = {f["name"]: f["value"] for f in card["fields"]}
+    assert fields["Strikes"] == "2 refused prompt(s) within 60 min pause a member for 30 min"
+    await discord.send_slash_command("fluxadmin", blocklist("add", option("rule", "gore")))
+
+    first = await discord.send_slash_command("imagine", [option("prompt", "gore")], user_id=MEMBER)
+    assert "paused" not in private_text(discord, first)
+    second = await discord.send_slash_command("imagine", [option("prompt", "G.O.R.E")], user_id=MEMBER)
+    told = private_text(discord, second)
+    assert told.startswith("I can't send this prompt"), "the refusal first"
+    assert "You are paused on this server until <t:" in told
+    assert "`/fluxadmin pardon`" in told
+    innocent = await discord.send_slash_command("imagine", [option("prompt", "a lighthouse")], user_id=MEMBER)
+    assert private_text(discord, innocent).startswith("You are paused on this server until <t:")
+    other = await discord.send_slash_command("imagine", [option("prompt", "a lighthouse")])
+    await final_reply(world, other, "Done")  # only that member is paused
+    assert len(flux.submits) == 1
+
+    pardoned = await discord.send_slash_command("fluxadmin", admin("pardon", option("member", str(MEMBER), kind=6)))
+    assert "may use fluxbot here again" in private_text(discord, pardoned)
+    again = await discord.send_slash_command("imagine", [option("prompt", "a lighthouse")], user_id=MEMBER)
+    await final_reply(world, again, "Done")
+    once_more = await discord.send_slash_command("imagine", [option("prompt", "gore")], user_id=MEMBER)
+    assert "paused" not in private_text(discord, once_more), "the pardon forgot the earlier refusals"

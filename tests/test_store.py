@@ -8,6 +8,7 @@ import sqlite3
 import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -254,3 +255,25 @@ async def test_adopting_takes_every_undelivered_job_of_a_run_that_is_gone(store:
     assert current is not None
     assert current.owner == store.instance
     await store.end_lease()
+
+
+async def test_the_third_refusal_within_the_window_pauses_the_member_until_a_pardon(store: Store) -> None:
+    strikes = store.strikes
+    rules: dict[str, Any] = {"strikes": 3, "window": 600.0, "pause": 3600.0}
+    assert await strikes.record_refusal(7, 42, **rules, now=1000.0) is None
+    assert await strikes.record_refusal(7, 42, **rules, now=1100.0) is None
+    assert await strikes.record_refusal(8, 42, **rules, now=1150.0) is None, "another server counts apart"
+    assert await strikes.record_refusal(7, 43, **rules, now=1150.0) is None, "so does another member"
+    assert await strikes.record_refusal(7, 42, **rules, now=2000.0) is None, "the first two are out of the window"
+    assert await strikes.record_refusal(7, 42, **rules, now=2100.0) is None
+    assert await strikes.record_refusal(7, 42, **rules, now=2200.0) == 5800.0, "three within ten minutes"
+    assert await strikes.paused_until(7, 42, now=3000.0) == 5800.0
+    assert await strikes.paused_until(7, 42, now=5800.0) is None, "the pause ends by itself"
+    assert await strikes.paused_until(8, 42, now=3000.0) is None
+
+    assert await strikes.pardon(7, 42) is False, "at the real time, that pause is long over"
+    await strikes.record_refusal(7, 44, strikes=1, window=60.0, pause=60.0)
+    assert await strikes.paused_until(7, 44) is not None
+    assert await strikes.pardon(7, 44) is True
+    assert await strikes.paused_until(7, 44) is None
+    assert await strikes.record_refusal(7, 44, strikes=0, window=60.0, pause=60.0) is None, "0 strikes: never"

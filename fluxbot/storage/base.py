@@ -82,6 +82,25 @@ class GuildReport:
     open_jobs: dict[str, int]
 
 
+class Strikes(Protocol):
+    """Members' refused prompts per server, and the pauses enough of them bring (moderation.py's rules)."""
+
+    async def record_refusal(
+        self, guild_id: int, user_id: int, *, strikes: int, window: float, pause: float, now: float | None = None
+    ) -> float | None:
+        """Count a refused prompt; when it is the `strikes`-th within `window` seconds, pause the member for
+        `pause` seconds and return until when (None otherwise, and always when `strikes` is 0)."""
+        ...
+
+    async def paused_until(self, guild_id: int, user_id: int, *, now: float | None = None) -> float | None:
+        """Until when the member is paused on this server, or None."""
+        ...
+
+    async def pardon(self, guild_id: int, user_id: int) -> bool:
+        """Lift the member's pause and forget their refusals here; False when they were not paused."""
+        ...
+
+
 class Store(Protocol):
     """The jobs database: one implementation per engine (SQLite for one process, PostgreSQL for several)."""
 
@@ -98,6 +117,11 @@ class Store(Protocol):
     @property
     def round_trips(self) -> int:
         """Statements and queries sent to the database so far (for the benchmark)."""
+        ...
+
+    @property
+    def strikes(self) -> Strikes:
+        """Refused prompts and the pauses they bring."""
         ...
 
     async def close(self) -> None:

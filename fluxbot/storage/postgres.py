@@ -23,6 +23,7 @@ from fluxbot.storage.postgres_engine import CLAIM, MEMBER_LOCKS, NAMED_LOCKS, En
 from fluxbot.storage.postgres_reports import guild_report
 from fluxbot.storage.postgres_schema import migrate
 from fluxbot.storage.postgres_signals import CHANNEL, Listener, notification
+from fluxbot.storage.postgres_strikes import PostgresStrikes
 
 _DAY = 86_400  # seconds
 
@@ -36,6 +37,8 @@ class PostgresStore:
         self._engine = engine
         self._listener = listener
         self.instance = instance
+        #: Refused prompts and pauses.
+        self.strikes = PostgresStrikes(engine)
 
     @classmethod
     async def open(cls, url: str, *, instance: str | None = None, pool_size: int = 10) -> PostgresStore:

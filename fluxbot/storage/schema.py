@@ -77,6 +77,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN owner TEXT;
     CREATE TABLE instances (name TEXT PRIMARY KEY, lease_until REAL NOT NULL);
     """,
+    """
+    CREATE TABLE refusals (guild_id INTEGER NOT NULL, user_id INTEGER NOT NULL, at REAL NOT NULL);
+    CREATE INDEX refusals_member ON refusals (guild_id, user_id, at);
+    CREATE TABLE pauses (
+        guild_id INTEGER NOT NULL, user_id INTEGER NOT NULL, until REAL NOT NULL, PRIMARY KEY (guild_id, user_id)
+    );
+    """,
 )
 
 #: SQLite's words → PostgreSQL's, in this order: an INTEGER PRIMARY KEY is SQLite's auto-numbered row id;

@@ -37,6 +37,7 @@ from fluxbot.storage.sqlite_engine import (
 )
 from fluxbot.storage.sqlite_reports import guild_report
 from fluxbot.storage.sqlite_schema import migrate
+from fluxbot.storage.sqlite_strikes import SQLiteStrikes
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ class SQLiteStore:
         self._engine = engine
         self.instance = instance
         self._locks: dict[str, asyncio.Lock] = {}
+        #: Refused prompts and pauses.
+        self.strikes = SQLiteStrikes(engine)
 
     @classmethod
     async def open(cls, path: Path | str, *, instance: str | None = None) -> SQLiteStore:
