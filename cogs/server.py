@@ -185,6 +185,22 @@ class Server(commands.Cog):
             allowed_mentions=discord.AllowedMentions.none(),
         )  # fmt: skip
 
+    @admin.command(name="safety", description="Kie only: the most permissive content filter members may ask for")
+    @app_commands.describe(ceiling="0 (strictest) to 6; jobs that ask for nothing get at most this", reset="No ceiling")
+    async def safety(
+        self,
+        interaction: discord.Interaction,
+        ceiling: app_commands.Range[int, 0, 6] | None = None,
+        reset: bool = False,
+    ) -> None:
+        """Set or clear the safety_tolerance ceiling."""
+        if ceiling is None and not reset:
+            await interaction.response.send_message("Give a `ceiling` from 0 to 6, or `reset:True`.", ephemeral=True)
+            return
+        await self._change(
+            interaction, lambda settings: with_changes(settings, safety_ceiling=None if reset else ceiling)
+        )
+
     @admin.command(name="limits", description="Change the per-member limits on this server")
     @app_commands.describe(
         member_jobs="Jobs one member may have running or waiting at once",

@@ -147,7 +147,7 @@ class FluxBot(commands.AutoShardedBot):
             return
         policy = await self.policies.policy(interaction)
         await self.moderation.check_paused(interaction)
-        request = build(policy)
+        request = policy.apply_safety(build(policy), self.settings.provider_info)
         policy.check_model(request.model)
         try:
             policy.check_prompt(request.prompt)  # before anything is queued or sent: a refusal costs nothing

@@ -10,10 +10,18 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from fluxbot import catalog
 from fluxbot.errors import MemberError
 from fluxbot.moderation import NO_RULES, Blocklist, Rule
+
+if TYPE_CHECKING:  # annotations only: the providers package imports the settings, which import this module
+    from fluxbot.providers.base import JobRequest
+
+#: Kie's content-filter option, and the value it uses when a job does not say (kie-api.md: default 2).
+SAFETY_OPTION = "safety_tolerance"
+KIE_DEFAULT_SAFETY = 2
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,8 @@ class GuildSettings:
     strikes: int = 0
     strike_window_minutes: int = 60
     pause_minutes: int = 60
+    #: The most permissive `safety_tolerance` a Kie job may ask for here (None: the provider's own range).
+    safety_ceiling: int | None = None
 
     def to_json(self) -> str:
         """The settings as stored."""
@@ -107,6 +117,24 @@ class Policy:
     edit_model: str = catalog.DEFAULT_EDIT_MODEL
     #: What prompts may not contain here: the operator's list and the server's.
     blocklist: Blocklist = NO_RULES
+    #: The server's ceiling for Kie's content filter (`safety_tolerance`), or None.
+    safety_ceiling: int | None = None
+
+    def apply_safety(self, request: JobRequest, provider: catalog.ProviderInfo) -> JobRequest:
+        """The request within the server's safety ceiling: a looser value asked for is refused, and the
+        provider's default, when looser, is lowered to the ceiling."""
+        ceiling = self.safety_ceiling
+        if ceiling is None or not any(o.name == SAFETY_OPTION for o in provider.options):
+            return request
+        asked = request.options.get(SAFETY_OPTION)
+        if isinstance(asked, int) and not isinstance(asked, bool) and asked > ceiling:
+            raise Refused(
+                f"On this server `{SAFETY_OPTION}` is at most {ceiling} (0 is the strictest). "
+                f"Please ask for {ceiling} or less, or leave it out."
+            )
+        if asked is None and ceiling < KIE_DEFAULT_SAFETY:
+            return replace(request, options={**request.options, SAFETY_OPTION: ceiling})
+        return request
 
     def check_prompt(self, prompt: str) -> None:
         """Refuse a prompt that breaks a rule, without repeating what matched."""
@@ -161,7 +189,9 @@ def policy_for(
     model = guild.default_model if guild.default_model in names else default_model
     if allowed and model not in allowed:
         model = allowed[0]
-    return Policy(model, allowed, guild.limits(defaults), _edit_model(provider, allowed))
+    return Policy(
+        model, allowed, guild.limits(defaults), _edit_model(provider, allowed), safety_ceiling=guild.safety_ceiling
+    )
 
 
 @dataclass(frozen=True)

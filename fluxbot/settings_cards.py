@@ -60,8 +60,10 @@ def settings_card(settings: GuildSettings, limits: Limits, default_model: str, *
         strikes = (f"{settings.strikes} refused prompt(s) within {settings.strike_window_minutes} min pause a "
                    f"member for {settings.pause_minutes} min")  # fmt: skip
     embed.add_field(name="Strikes", value=strikes, inline=False)
+    ceiling = "none" if settings.safety_ceiling is None else f"at most {settings.safety_ceiling} (0 is the strictest)"
+    embed.add_field(name="Kie safety_tolerance", value=ceiling, inline=True)
     embed.set_footer(
-        text="Change with /fluxadmin models · channels · role · limits · dms · blocklist · modlog · strikes"
+        text="Change with /fluxadmin models · channels · role · limits · dms · blocklist · modlog · strikes · safety"
     )
     return embed
 

@@ -146,3 +146,26 @@ async def test_jobs_finish_on_the_provider_that_started_them(
         await world.restart()
         closed = await final_reply(world, second, "Failed")
         assert "now uses another image provider" in fields(closed["embeds"][0])["What happened"]
+
+
+async def test_a_servers_safety_ceiling_applies_to_what_is_sent_to_kie(
+    fakes: tuple[FakeDiscord, FakeFlux], kie: FakeKie, tmp_path: Path
+) -> None:
+    discord, flux = fakes
+    async with running_bot(discord, flux, tmp_path, **kie_env(kie)) as world:
+        ceiling = [{"name": "safety", "type": 1, "options": [option("ceiling", 1, kind=4)]}]
+        saved = await discord.send_slash_command("fluxadmin", ceiling)
+        card = first_callback(world, saved).json["data"]["embeds"][0]
+        assert fields(card)["Kie safety_tolerance"] == "at most 1 (0 is the strictest)"
+
+        plain = await discord.send_slash_command("imagine", [option("prompt", "a quiet bay")])
+        await final_reply(world, plain, "Done")
+        assert kie.submits[-1]["safetyTolerance"] == 1, "Kie's default of 2 is lowered to the server's ceiling"
+        looser = await discord.send_slash_command(
+            "imagine", [option("prompt", "a loud bay"), option("safety_tolerance", 4, kind=4)]
+        )
+        assert first_callback(world, looser).json["data"]["content"] == (
+            "On this server `safety_tolerance` is at most 1 (0 is the strictest). "
+            "Please ask for 1 or less, or leave it out."
+        )
+        assert len(kie.submits) == 1

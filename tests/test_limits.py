@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -243,3 +244,20 @@ async def test_the_usage_report_names_the_busiest_members_and_counts_the_rest(st
     report = await store.guild_report(7, now=NOON)
     assert [m.user_id for m in report.members] == list(range(REPORT_MEMBERS + 2, 2, -1))
     assert report.more_members == 2
+
+
+def test_a_servers_safety_ceiling_lowers_kies_filter_and_refuses_looser_requests() -> None:
+    kie, ace = catalog.PROVIDERS["kie"], catalog.PROVIDERS["acedata"]
+    strict = Policy("flux-kontext-pro", (), Limits(), safety_ceiling=1)
+    asked_for = JobRequest("generate", "x", "flux-kontext-pro", "1:1", options={"safety_tolerance": 1})
+    assert strict.apply_safety(asked_for, kie) == asked_for
+    unsaid = JobRequest("generate", "x", "flux-kontext-pro", "1:1", options={"output_format": "png"})
+    assert strict.apply_safety(unsaid, kie).options == {"output_format": "png", "safety_tolerance": 1}, (
+        "Kie's default (2) is looser than the ceiling: the ceiling is sent"
+    )
+    with pytest.raises(Refused, match="`safety_tolerance` is at most 1"):
+        strict.apply_safety(replace(asked_for, options={"safety_tolerance": 4}), kie)
+    assert strict.apply_safety(unsaid, ace) == unsaid, "Ace Data Cloud has no such option"
+    loose = Policy("flux-kontext-pro", (), Limits(), safety_ceiling=5)
+    assert loose.apply_safety(unsaid, kie) == unsaid, "a ceiling above the default changes nothing unasked"
+    assert Policy("flux-kontext-pro", (), Limits()).apply_safety(unsaid, kie) == unsaid
