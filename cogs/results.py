@@ -28,6 +28,7 @@ from fluxbot.jobs.requests import (
     result_images,
     url_expired,
 )
+from fluxbot.limits import Refused, cooldown_refusal
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +225,12 @@ class Results(commands.Cog):
     @app_commands.describe(number="The job number, as shown in /jobs")
     async def job(self, interaction: discord.Interaction, number: app_commands.Range[int, 1]) -> None:
         """Re-post a finished job's result (like Midjourney's /show)."""
-        await self.bot.policies.policy(interaction)  # the server's channels and role apply to re-posts too (Refused)
+        policy = await self.bot.policies.policy(interaction)  # channels and role apply to re-posts too (Refused)
+        now = time.time()
+        # Showing a result again downloads and uploads its images: it is a command for the cooldown too.
+        waiting = cooldown_refusal(await self.bot.store.usage(interaction.user.id, now=now), policy.limits, now=now)
+        if waiting is not None:
+            raise Refused(waiting)
         job = await self.bot.store.get_job(number)
         if job is None or job.reply.user_id != interaction.user.id:
             await interaction.response.send_message(NOT_YOURS if job else f"There is no job #{number}.", ephemeral=True)
@@ -236,6 +242,7 @@ class Results(commands.Cog):
                 ephemeral=True,
             )
             return
+        await self.bot.store.record_show_again(interaction.user.id, now=now)
         if not await self.bot.jobs.show_again(job, await self.bot.reply_for(interaction)):
             link = render.jump_url(job)
             with contextlib.suppress(discord.HTTPException):

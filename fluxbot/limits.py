@@ -254,10 +254,8 @@ def refusal(usage: Usage, limits: Limits, *, images: int, now: float) -> str | N
             f"You already have {usage.in_flight} job(s) running or waiting, and the limit here is "
             f"{limits.member_jobs}. Please wait for one to finish, then try again (`/jobs` shows them)."
         )
-    if limits.cooldown_seconds and usage.last_command_at is not None:
-        ready = usage.last_command_at + limits.cooldown_seconds
-        if now < ready:
-            return f"Please wait a little between commands here: you can try again <t:{int(ready) + 1}:R>."
+    if (waiting := cooldown_refusal(usage, limits, now=now)) is not None:
+        return waiting
     if limits.daily_images:
         left = limits.daily_images - usage.images_today
         reset = int(next_utc_midnight(now))
@@ -268,6 +266,15 @@ def refusal(usage: Usage, limits: Limits, *, images: int, now: float) -> str | N
             )
         if images > left:
             return f"That would make {images} images, but you have {left} left today. Ask for {left} or fewer."
+    return None
+
+
+def cooldown_refusal(usage: Usage, limits: Limits, *, now: float) -> str | None:
+    """Why the cooldown refuses a command now, or None."""
+    if limits.cooldown_seconds and usage.last_command_at is not None:
+        ready = usage.last_command_at + limits.cooldown_seconds
+        if now < ready:
+            return f"Please wait a little between commands here: you can try again <t:{int(ready) + 1}:R>."
     return None
 
 

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.e2e import DEFERRED_CHANNEL_MESSAGE, EPHEMERAL, World, fields, final_reply, first_callback, option
-from tests.fakes.discord_api import SentInteraction
+from tests.e2e import (
+    DEFERRED_CHANNEL_MESSAGE,
+    EPHEMERAL,
+    World,
+    fields,
+    final_reply,
+    first_callback,
+    option,
+    running_bot,
+)
+from tests.fakes.discord_api import FakeDiscord, SentInteraction
+from tests.fakes.flux_api import FakeFlux
 
 MODAL = 9
 UPDATE_MESSAGE = 7
@@ -282,3 +293,20 @@ async def test_rerolling_an_edit_whose_image_expired_says_so(world: World) -> No
     assert answer["data"]["flags"] & EPHEMERAL
     assert "expired on Discord" in answer["data"]["content"]
     assert len(world.flux.submits) == 1
+
+
+async def test_showing_a_result_again_counts_against_the_cooldown(
+    fakes: tuple[FakeDiscord, FakeFlux], tmp_path: Path
+) -> None:
+    discord, flux = fakes
+    async with running_bot(discord, flux, tmp_path, COOLDOWN_SECONDS="2") as world:
+        made = await discord.send_slash_command("imagine", [option("prompt", "a tidy desk")])
+        await final_reply(world, made, "Done")
+        await asyncio.sleep(2.1)  # the cooldown after the command has passed
+        shown = await discord.send_slash_command("job", [option("number", 1, kind=4)])
+        await final_reply(world, shown, "Done")
+        for command, options in (("job", [option("number", 1, kind=4)]), ("imagine", [option("prompt", "x")])):
+            refused = await discord.send_slash_command(command, options)
+            content = first_callback(world, refused).json["data"]["content"]
+            assert content.startswith("Please wait a little between commands here"), command
+        assert len(flux.submits) == 1

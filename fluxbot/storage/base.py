@@ -205,6 +205,10 @@ class Store(Protocol):
         """Keep the images a member may edit until the edit prompt comes back; returns its id."""
         ...
 
+    async def record_show_again(self, user_id: int, *, now: float | None = None) -> None:
+        """Remember when the member last had a result shown again (it counts as a command for the cooldown)."""
+        ...
+
     async def save_guild_settings(self, guild_id: int, settings: GuildSettings) -> None:
         """Store a server's settings."""
         ...

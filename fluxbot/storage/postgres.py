@@ -190,6 +190,10 @@ class PostgresStore:
         [row] = await self._engine.fetch(sql.ADD_EDIT_SOURCE, user_id, payload, _now(now))
         return int(row[0])
 
+    async def record_show_again(self, user_id: int, *, now: float | None = None) -> None:
+        """Remember when the member last had a result shown again (it counts as a command for the cooldown)."""
+        await self._engine.fetch(sql.RECORD_SHOW_AGAIN, user_id, _now(now))
+
     async def save_guild_settings(self, guild_id: int, settings: GuildSettings) -> None:
         """Store a server's settings."""
         await self._engine.fetch(sql.SAVE_GUILD_SETTINGS, guild_id, settings.to_json())

@@ -27,7 +27,9 @@ DB_NOW = "extract(epoch from clock_timestamp())::double precision"
 # A member's open jobs, last command and images since a moment (failed jobs make none): what the limits count.
 # ADMIT checks them and `usage` reports them, from these same subqueries.
 MEMBER_OPEN_JOBS = f"SELECT COUNT(*) FROM jobs WHERE user_id = :user::bigint AND status IN {OPEN}"  # noqa: S608
-MEMBER_LAST_COMMAND = "SELECT MAX(created_at) FROM jobs WHERE user_id = :user::bigint"
+# A result shown again (/job) is a command too: the cooldown counts it.
+MEMBER_LAST_COMMAND = """SELECT MAX(at) FROM (SELECT MAX(created_at) AS at FROM jobs WHERE user_id = :user::bigint
+                         UNION ALL SELECT at FROM shown_again WHERE user_id = :user::bigint) AS commands"""
 MEMBER_IMAGES_SINCE = """SELECT COALESCE(SUM(count), 0) FROM jobs
     WHERE user_id = :user::bigint AND created_at >= :since::double precision AND status <> 'failed'"""
 USAGE = f"SELECT ({MEMBER_OPEN_JOBS}), ({MEMBER_LAST_COMMAND}), ({MEMBER_IMAGES_SINCE})"
@@ -89,6 +91,9 @@ ADD_EDIT_SOURCE = """WITH stale AS (DELETE FROM edit_sources WHERE created_at < 
 
 SAVE_GUILD_SETTINGS = """INSERT INTO guild_settings (guild_id, settings) VALUES ($1, $2)
     ON CONFLICT (guild_id) DO UPDATE SET settings = excluded.settings"""
+
+RECORD_SHOW_AGAIN = """INSERT INTO shown_again (user_id, at) VALUES ($1, $2)
+    ON CONFLICT (user_id) DO UPDATE SET at = excluded.at"""
 
 SET_META = "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 

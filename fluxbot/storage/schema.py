@@ -84,6 +84,9 @@ MIGRATIONS: tuple[str, ...] = (
         guild_id INTEGER NOT NULL, user_id INTEGER NOT NULL, until REAL NOT NULL, PRIMARY KEY (guild_id, user_id)
     );
     """,
+    """
+    CREATE TABLE shown_again (user_id INTEGER PRIMARY KEY, at REAL NOT NULL);
+    """,
 )
 
 #: SQLite's words → PostgreSQL's, in this order: an INTEGER PRIMARY KEY is SQLite's auto-numbered row id;

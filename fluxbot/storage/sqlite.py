@@ -52,7 +52,9 @@ _DELIVERABLE = sql_states(LIFECYCLE[Transition.DELIVER].sources)
 # A member's open jobs, last command and images since a moment (failed jobs make none): what the limits count.
 # `admit` checks them in its INSERT and `usage` reports them, from these same subqueries.
 _MEMBER_OPEN_JOBS = f"SELECT COUNT(*) FROM jobs WHERE user_id = :user AND status IN {_OPEN}"  # noqa: S608
-_MEMBER_LAST_COMMAND = "SELECT MAX(created_at) FROM jobs WHERE user_id = :user"
+# A result shown again (/job) is a command too: the cooldown counts it.
+_MEMBER_LAST_COMMAND = """SELECT MAX(at) FROM (SELECT MAX(created_at) AS at FROM jobs WHERE user_id = :user
+                          UNION ALL SELECT at FROM shown_again WHERE user_id = :user)"""
 _MEMBER_IMAGES_SINCE = (
     "SELECT COALESCE(SUM(count), 0) FROM jobs WHERE user_id = :user AND created_at >= :since AND status != 'failed'"
 )
@@ -252,6 +254,14 @@ class SQLiteStore:
 
         source_id: int = await self._engine.write(add, priority=URGENT)  # the edit prompt opens after it
         return source_id
+
+    async def record_show_again(self, user_id: int, *, now: float | None = None) -> None:
+        """Remember when the member last had a result shown again (it counts as a command for the cooldown)."""
+        await self._engine.statement(
+            "INSERT INTO shown_again (user_id, at) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET at = excluded.at",
+            (user_id, _now(now)),
+            priority=URGENT,
+        )
 
     async def save_guild_settings(self, guild_id: int, settings: GuildSettings) -> None:
         """Store a server's settings."""
