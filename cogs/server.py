@@ -201,6 +201,19 @@ class Server(commands.Cog):
             interaction, lambda settings: with_changes(settings, safety_ceiling=None if reset else ceiling)
         )
 
+    @admin.command(name="spoilers", description="Show results as spoilers: never, always, or outside NSFW channels")
+    @app_commands.describe(mode="When finished images are blurred until a member clicks them")
+    @app_commands.choices(
+        mode=[
+            app_commands.Choice(name="never", value="never"),
+            app_commands.Choice(name="always", value="always"),
+            app_commands.Choice(name="outside age-restricted channels", value="outside_age_restricted"),
+        ]
+    )
+    async def spoilers(self, interaction: discord.Interaction, mode: app_commands.Choice[str]) -> None:
+        """Choose when results are spoilers."""
+        await self._change(interaction, lambda settings: with_changes(settings, spoilers=mode.value))
+
     @admin.command(name="limits", description="Change the per-member limits on this server")
     @app_commands.describe(
         member_jobs="Jobs one member may have running or waiting at once",

@@ -16,10 +16,10 @@ from discord.ext import commands
 from fluxbot.config import Settings
 from fluxbot.delivery import Delivery
 from fluxbot.errors import MemberError
-from fluxbot.jobs.lifecycle import Reply
+from fluxbot.jobs.lifecycle import Job, Reply
 from fluxbot.jobs.requests import AttachmentInfo
 from fluxbot.jobs.service import Jobs
-from fluxbot.limits import Policy, PromptBlocked
+from fluxbot.limits import Policy, PromptBlocked, shows_spoilers
 from fluxbot.modlog import Moderation
 from fluxbot.policy import MemberPolicies
 from fluxbot.providers.base import JobRequest, Provider
@@ -71,7 +71,7 @@ class FluxBot(commands.AutoShardedBot):
         self.jobs = Jobs(
             store,
             providers[settings.provider],
-            Delivery(self, session, image_delivery=settings.image_delivery),
+            Delivery(self, session, image_delivery=settings.image_delivery, spoilers=self._spoilers),
             poll_interval=settings.poll_interval_seconds,
             job_timeout=settings.job_timeout_seconds,
             max_in_flight=settings.max_jobs_in_flight,
@@ -162,6 +162,16 @@ class FluxBot(commands.AutoShardedBot):
             raise
         assert reply.message_id is not None
         await self.jobs.attach_reply(job, reply.message_id)
+
+    async def _spoilers(self, job: Job) -> bool:
+        """Whether the job's result is shown as spoilers, by its server's choice and its channel."""
+        if job.reply.guild_id is None:
+            return False
+        mode = (await self.policies.guild_settings(job.reply.guild_id)).spoilers
+        channel = self.get_channel(job.reply.channel_id) if job.reply.channel_id is not None else None
+        # A channel this process does not know (another shard's) counts as not age-restricted: the safe side.
+        age_restricted = bool(channel is not None and getattr(channel, "is_nsfw", lambda: False)())
+        return shows_spoilers(mode, age_restricted=age_restricted)
 
     async def health(self) -> dict[str, bool]:
         """The checks /healthz reports: every shard of this process connected, database writable, tracker alive."""

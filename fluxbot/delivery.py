@@ -13,7 +13,7 @@ import ipaddress
 import logging
 import socket
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypedDict, TypeVar
 
@@ -96,6 +96,10 @@ class _Message:
         return [discord.File(io.BytesIO(data), filename=name) for name, data in self.files]
 
 
+async def _never(job: Job) -> bool:
+    return False
+
+
 class Delivery:
     """Edits job replies on Discord, uploading the finished images so they outlive the provider's links."""
 
@@ -107,8 +111,11 @@ class Delivery:
         image_delivery: str = "attachment",
         download_timeout: float = 30.0,
         resolver: AbstractResolver | None = None,
+        spoilers: Callable[[Job], Awaitable[bool]] | None = None,
     ) -> None:
         self._client = client
+        #: Whether a job's result is shown as spoilers (the server's choice); never, unless given.
+        self._spoilers = spoilers or _never
         self._session = session
         self._attach = image_delivery == "attachment"
         self._download_timeout = download_timeout
@@ -134,15 +141,19 @@ class Delivery:
 
     async def _show_outcome(self, job: Job) -> str:
         buttons = result_view(job)
+        spoiler = job.status is JobStatus.SUCCEEDED and await self._spoilers(job)
         if not (self._attach and job.status is JobStatus.SUCCEEDED):
-            return await self._deliver(job, _Message(render.final_card(job), view=buttons))
+            return await self._deliver(job, _Message(render.final_card(job, spoiler=spoiler), view=buttons))
         files = await self._download(job)
-        links_only = _Message(render.final_card(job, note=LINKS_INSTEAD), view=buttons)
+        links_only = _Message(render.final_card(job, note=LINKS_INSTEAD, spoiler=spoiler), view=buttons)
         if files is None:
             return await self._deliver(job, links_only)
+        if spoiler:  # Discord blurs a file whose name starts so, until the reader clicks it
+            files = tuple((f"SPOILER_{name}", data) for name, data in files)
         names = [name for name, _ in files]
+        card = render.final_card(job, attachments=names, spoiler=spoiler)
         try:
-            return await self._deliver(job, _Message(render.final_card(job, attachments=names), files, buttons))
+            return await self._deliver(job, _Message(card, files, buttons))
         except _TooLarge:
             log.info("job %d: Discord refused the upload as too large; showing links instead", job.id)
             return await self._deliver(job, links_only)

@@ -19,6 +19,9 @@ from fluxbot.moderation import NO_RULES, Blocklist, Rule
 if TYPE_CHECKING:  # annotations only: the providers package imports the settings, which import this module
     from fluxbot.providers.base import JobRequest
 
+#: When a server's results are spoilers: never, in every channel, or outside age-restricted (NSFW) channels.
+SPOILER_MODES = ("never", "always", "outside_age_restricted")
+
 #: Kie's content-filter option, and the value it uses when a job does not say (kie-api.md: default 2).
 SAFETY_OPTION = "safety_tolerance"
 KIE_DEFAULT_SAFETY = 2
@@ -69,6 +72,8 @@ class GuildSettings:
     pause_minutes: int = 60
     #: The most permissive `safety_tolerance` a Kie job may ask for here (None: the provider's own range).
     safety_ceiling: int | None = None
+    #: When results are shown as spoilers: one of SPOILER_MODES.
+    spoilers: str = "never"
 
     def to_json(self) -> str:
         """The settings as stored."""
@@ -267,6 +272,11 @@ def refusal(usage: Usage, limits: Limits, *, images: int, now: float) -> str | N
         if images > left:
             return f"That would make {images} images, but you have {left} left today. Ask for {left} or fewer."
     return None
+
+
+def shows_spoilers(mode: str, *, age_restricted: bool) -> bool:
+    """Whether a result is a spoiler under the server's `mode`, in a channel that is age-restricted or not."""
+    return mode == "always" or (mode == "outside_age_restricted" and not age_restricted)
 
 
 def cooldown_refusal(usage: Usage, limits: Limits, *, now: float) -> str | None:

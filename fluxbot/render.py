@@ -92,11 +92,14 @@ def expected_text(running: float, estimate: Estimate) -> str:
     return f"Usually ready in about {elapsed_text(max(estimate.typical, 1.0))}"
 
 
-def result_card(job: Job, *, attachments: Sequence[str] = (), note: str | None = None) -> list[discord.Embed]:
+def result_card(
+    job: Job, *, attachments: Sequence[str] = (), note: str | None = None, spoiler: bool = False
+) -> list[discord.Embed]:
     """The finished job: its images as one gallery (embeds sharing a URL) with prompt, model, size, seed.
 
     With `attachments` (uploaded file names, one per image) the embeds show the uploaded copies, which outlive
-    the provider's links; the originals are linked too.
+    the provider's links; the originals are linked too. With `spoiler` no embed shows an image: the uploads are
+    spoilers, and the links are behind spoiler marks.
     """
     images = shown_images(job)
     if not images:
@@ -115,10 +118,15 @@ def result_card(job: Job, *, attachments: Sequence[str] = (), note: str | None =
     first.add_field(name="Time", value=timing, inline=True)
     first.add_field(name="Task", value=f"`{clip(job.task_id or '?', 100)}`", inline=True)
     links = " · ".join(f"[{n}]({image.url})" for n, image in enumerate(images, start=1))
-    first.add_field(name="Originals", value=clip(links), inline=False)
+    first.add_field(name="Originals", value=clip(f"||{links}||" if spoiler else links), inline=False)
+    if spoiler:
+        where = "below, blurred: click one to see it" if attachments else "behind the links above"
+        first.add_field(name="Images", value=f"Shown as spoilers on this server: {where}.", inline=False)
     if note:
         first.add_field(name="Note", value=clip(note), inline=False)
     first.set_footer(text=f"Job #{job.id}")
+    if spoiler:
+        return [first]
     first.set_image(url=shown[0])
     embeds = [first]
     for url in shown[1:]:
@@ -139,10 +147,12 @@ def failure_card(job: Job) -> list[discord.Embed]:
     return [embed]
 
 
-def final_card(job: Job, *, attachments: Sequence[str] = (), note: str | None = None) -> list[discord.Embed]:
+def final_card(
+    job: Job, *, attachments: Sequence[str] = (), note: str | None = None, spoiler: bool = False
+) -> list[discord.Embed]:
     """The card for a finished job, whatever its outcome."""
     if job.status is JobStatus.SUCCEEDED:
-        return result_card(job, attachments=attachments, note=note)
+        return result_card(job, attachments=attachments, note=note, spoiler=spoiler)
     return failure_card(job)
 
 

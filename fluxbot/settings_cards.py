@@ -62,6 +62,8 @@ def settings_card(settings: GuildSettings, limits: Limits, default_model: str, *
     embed.add_field(name="Strikes", value=strikes, inline=False)
     ceiling = "none" if settings.safety_ceiling is None else f"at most {settings.safety_ceiling} (0 is the strictest)"
     embed.add_field(name="Kie safety_tolerance", value=ceiling, inline=True)
+    spoilers = {"never": "never", "always": "always", "outside_age_restricted": "outside age-restricted channels"}
+    embed.add_field(name="Results as spoilers", value=spoilers.get(settings.spoilers, settings.spoilers), inline=True)
     embed.set_footer(
         text="Change with /fluxadmin models · channels · role · limits · dms · blocklist · modlog · strikes · safety"
     )

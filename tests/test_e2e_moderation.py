@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from fluxbot.limits import SPOILER_MODES, shows_spoilers
 from tests.e2e import World, final_reply, first_callback, option, running_bot
 from tests.fakes.discord_api import FakeDiscord, SentInteraction
 from tests.fakes.flux_api import FakeFlux
@@ -148,3 +149,38 @@ async def test_two_refusals_in_the_window_pause_the_member_until_a_moderator_par
     await final_reply(world, again, "Done")
     once_more = await discord.send_slash_command("imagine", [option("prompt", "gore")], user_id=MEMBER)
     assert "paused" not in private_text(discord, once_more), "the pardon forgot the earlier refusals"
+
+
+async def test_a_server_that_chose_spoilers_gets_its_results_blurred(world: World) -> None:
+    discord = world.discord
+
+    def spoilers(mode: str) -> list[dict[str, Any]]:
+        return [{"name": "spoilers", "type": 1, "options": [option("mode", mode)]}]
+
+    chosen = await discord.send_slash_command("fluxadmin", spoilers("always"))
+    card = discord.callbacks_for(chosen)[0].json["data"]["embeds"][0]
+    assert {f["name"]: f["value"] for f in card["fields"]}["Results as spoilers"] == "always"
+    made = await discord.send_slash_command("imagine", [option("prompt", "a foggy pier"), option("count", 2, kind=4)])
+    done = await final_reply(world, made, "Done")
+    assert [a["filename"] for a in done["attachments"]] == ["SPOILER_flux-1-1.png", "SPOILER_flux-1-2.png"]
+    assert len(done["embeds"]) == 1, "one card, no gallery"
+    assert "image" not in done["embeds"][0], "no embed shows the image"
+    fields = {f["name"]: f["value"] for f in done["embeds"][0]["fields"]}
+    assert fields["Originals"].startswith("||[1](")
+    assert fields["Originals"].endswith("||")
+    assert "blurred" in fields["Images"]
+
+    # This channel is not age-restricted: "outside age-restricted channels" blurs here too; "never" does not.
+    await discord.send_slash_command("fluxadmin", spoilers("outside_age_restricted"))
+    outside = await discord.send_slash_command("imagine", [option("prompt", "a foggy pier")])
+    assert (await final_reply(world, outside, "Done"))["attachments"][0]["filename"].startswith("SPOILER_")
+    await discord.send_slash_command("fluxadmin", spoilers("never"))
+    plain = await discord.send_slash_command("imagine", [option("prompt", "a foggy pier")])
+    shown = await final_reply(world, plain, "Done")
+    assert not shown["attachments"][0]["filename"].startswith("SPOILER_")
+    assert "image" in shown["embeds"][0]
+
+
+def test_spoiler_modes() -> None:
+    assert [shows_spoilers(mode, age_restricted=False) for mode in SPOILER_MODES] == [False, True, True]
+    assert [shows_spoilers(mode, age_restricted=True) for mode in SPOILER_MODES] == [False, True, False]
