@@ -104,6 +104,7 @@ async def test_on_postgresql_a_process_takes_over_the_jobs_of_one_whose_lease_ra
         second = Jobs(second_store, client, second_replies, poll_interval=3, job_timeout=600, lease_seconds=0.4)
         await first.resume()
         await second.resume()
+        await second.settle()  # its start-up claim round is over: the job below is the first's to claim
         flux.hold = True
         job = await first.start(prepare_imagine(ACE, "cat", "flux-dev", None, 1), REPLY)
         assert (job.status, job.owner) == (JobStatus.SUBMITTED, "first")
