@@ -4,8 +4,9 @@ DATABASE_URL (from the environment, or .env in the current folder) names the Pos
 taken from the command line, where every user of the machine could read the password. Stop the bot first:
 the SQLite file stays locked for the whole copy. Jobs keep their ids (so buttons on old replies still work),
 and guild settings, edit sources, the key/value table (the callback secret, the commands' hash) and the
-moderation state (refusals, pauses, results shown again) come along; leases do not, so unfinished jobs are adopted by the first PostgreSQL process that starts. Everything
-goes in one transaction: a copy that fails leaves the PostgreSQL database as it was.
+moderation state (refusals, pauses, results shown again) come along. Leases do not, so unfinished jobs are
+adopted by the first PostgreSQL process that starts. Everything goes in one transaction: a copy that fails
+leaves the PostgreSQL database as it was.
 """
 
 from __future__ import annotations
