@@ -107,7 +107,13 @@ class Blocklist:
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = tuple({rule.text: rule for rule in reversed(list(rules))}.values())[::-1]
-        self._words = [(rule, f" {normalize(rule.text)} ") for rule in self.rules if not rule.is_pattern]
+        # (rule, its words padded for a whole-word search, its letters run together for spelled-out prompts)
+        self._words = [
+            (rule, f" {words} ", words.replace(" ", ""))
+            for rule in self.rules
+            if not rule.is_pattern
+            for words in [normalize(rule.text)]
+        ]
         self._patterns = [(rule, _compile(rule.text[len(PATTERN_PREFIX) :])) for rule in self.rules if rule.is_pattern]
 
     def __bool__(self) -> bool:
@@ -121,8 +127,8 @@ class Blocklist:
         padded = f" {text} "
         # Letters spelled out one by one ("a n.u.d.e") are one run: a rule anywhere inside it is a match.
         runs = spelled_out(text.split())
-        for rule, words in self._words:
-            if words in padded or any(words.replace(" ", "").strip() in run for run in runs):
+        for rule, words, letters in self._words:
+            if words in padded or any(letters in run for run in runs):
                 return rule
         for rule, pattern in self._patterns:
             if any(pattern.search(form) is not None for form in (text, *runs)):  # type: ignore[attr-defined]

@@ -64,24 +64,32 @@ class Moderation:
         self._reports: set[asyncio.Task[None]] = set()
 
     async def check_paused(self, interaction: discord.Interaction) -> None:
-        """Refused (saying until when) while the member is paused on this server."""
-        if interaction.guild_id is not None:
-            until = await self._store.strikes.paused_until(interaction.guild_id, interaction.user.id)
-            if until is not None:
-                raise Refused(paused_message(until))
+        """Refused (saying until when) while the member is paused on this server and the server uses strikes.
+
+        Most servers never turn strikes on: their (cached) settings spare every command a database read before
+        the 3-second answer. Turning strikes off ends the pauses they brought."""
+        if interaction.guild_id is None:
+            return
+        if not (await self._policies.guild_settings(interaction.guild_id)).strikes:
+            return
+        until = await self._store.strikes.paused_until(interaction.guild_id, interaction.user.id)
+        if until is not None:
+            raise Refused(paused_message(until))
 
     async def refused(self, interaction: discord.Interaction, prompt: str, blocked: PromptBlocked) -> Refused:
         """Count the refusal (a strike), report it to the moderation log, and say what the member is told."""
         if interaction.guild_id is None:
             return blocked  # a DM's refusal belongs to no one server
         settings = await self._policies.guild_settings(interaction.guild_id)
-        until = await self._store.strikes.record_refusal(
-            interaction.guild_id,
-            interaction.user.id,
-            strikes=settings.strikes,
-            window=settings.strike_window_minutes * 60.0,
-            pause=settings.pause_minutes * 60.0,
-        )
+        until = None
+        if settings.strikes:  # without strikes a refusal counts towards nothing: no write
+            until = await self._store.strikes.record_refusal(
+                interaction.guild_id,
+                interaction.user.id,
+                strikes=settings.strikes,
+                window=settings.strike_window_minutes * 60.0,
+                pause=settings.pause_minutes * 60.0,
+            )
         if settings.modlog_channel is not None:
             report = report_refusal(self._client, settings.modlog_channel, user_id=interaction.user.id,
                                     channel_id=interaction.channel_id, prompt=prompt, rule=blocked.rule)  # fmt: skip

@@ -149,6 +149,11 @@ async def test_two_refusals_in_the_window_pause_the_member_until_a_moderator_par
     await final_reply(world, again, "Done")
     once_more = await discord.send_slash_command("imagine", [option("prompt", "gore")], user_id=MEMBER)
     assert "paused" not in private_text(discord, once_more), "the pardon forgot the earlier refusals"
+    paused = await discord.send_slash_command("imagine", [option("prompt", "gore")], user_id=MEMBER)
+    assert "You are paused" in private_text(discord, paused)
+    await discord.send_slash_command("fluxadmin", admin("strikes", option("count", 0, kind=4)))
+    freed = await discord.send_slash_command("imagine", [option("prompt", "a calm sea")], user_id=MEMBER)
+    await final_reply(world, freed, "Done")  # turning strikes off ends the pauses they brought
 
 
 async def test_a_server_that_chose_spoilers_gets_its_results_blurred(world: World) -> None:
