@@ -76,6 +76,8 @@ async def test_a_sqlite_history_is_copied_whole_into_an_empty_postgresql_once(
         "  refusals              1",
         "  pauses                1",
         "  shown_again           1",
+        "  member_defaults       0",
+        "  budget_notices        0",
     ]
     assert PASSWORD not in done.stdout + done.stderr
 

@@ -3,10 +3,10 @@
 DATABASE_URL (from the environment, or .env in the current folder) names the PostgreSQL database; it is never
 taken from the command line, where every user of the machine could read the password. Stop the bot first:
 the SQLite file stays locked for the whole copy. Jobs keep their ids (so buttons on old replies still work),
-and guild settings, edit sources, the key/value table (the callback secret, the commands' hash) and the
-moderation state (refusals, pauses, results shown again) come along. Leases do not, so unfinished jobs are
-adopted by the first PostgreSQL process that starts. Everything goes in one transaction: a copy that fails
-leaves the PostgreSQL database as it was.
+and guild settings, edit sources, the key/value table (the callback secret, the commands' hash), the
+moderation state (refusals, pauses, results shown again), members' defaults and budget notices come along.
+Leases do not, so unfinished jobs are adopted by the first PostgreSQL process that starts. Everything goes in
+one transaction: a copy that fails leaves the PostgreSQL database as it was.
 """
 
 from __future__ import annotations
@@ -28,7 +28,17 @@ from fluxbot.storage.sqlite_engine import connect, hold_process_lock, release_pr
 from fluxbot.storage.sqlite_schema import migrate as migrate_sqlite
 
 #: What is copied, in this order. `instances` is not: a lease belongs to a run of the old database.
-TABLES = ("jobs", "guild_settings", "edit_sources", "meta", "refusals", "pauses", "shown_again")
+TABLES = (
+    "jobs",
+    "guild_settings",
+    "edit_sources",
+    "meta",
+    "refusals",
+    "pauses",
+    "shown_again",
+    "member_defaults",
+    "budget_notices",
+)
 #: Tables whose key PostgreSQL numbers itself: after the copy its next number follows the copied ones.
 _NUMBERED = (("jobs", "id"), ("edit_sources", "id"), ("guild_settings", "guild_id"))
 CALLBACK_SECRET_KEY = "callback_secret"  # noqa: S105 - the meta key web.py keeps the secret under

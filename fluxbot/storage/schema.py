@@ -87,6 +87,19 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE shown_again (user_id INTEGER PRIMARY KEY, at REAL NOT NULL);
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN style TEXT;
+    CREATE TABLE member_defaults (user_id INTEGER PRIMARY KEY, settings TEXT NOT NULL);
+    """,
+    """
+    ALTER TABLE jobs ADD COLUMN budget_guild INTEGER;
+    UPDATE jobs SET budget_guild = guild_id;
+    CREATE INDEX jobs_budget ON jobs (budget_guild, created_at);
+    CREATE TABLE budget_notices (
+        guild_id INTEGER NOT NULL, period TEXT NOT NULL, percent INTEGER NOT NULL, at REAL NOT NULL,
+        PRIMARY KEY (guild_id, period, percent)
+    );
+    """,
 )
 
 #: SQLite's words → PostgreSQL's, in this order: an INTEGER PRIMARY KEY is SQLite's auto-numbered row id;
