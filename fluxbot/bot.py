@@ -29,7 +29,7 @@ from fluxbot.storage import Store
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.images", "cogs.results", "cogs.server")
+EXTENSIONS = ("cogs.images", "cogs.results", "cogs.server", "cogs.member")
 SUBMIT_DRAIN_SECONDS = 35.0  # a provider request times out after 30 s
 RESTARTING = "The bot is restarting right now. Please try again in a moment; nothing of yours was lost."
 GENERIC_ERROR = (
