@@ -227,7 +227,7 @@ class Results(commands.Cog):
         """Re-post a finished job's result (like Midjourney's /show)."""
         policy = await self.bot.policies.policy(interaction)  # channels and role apply to re-posts too (Refused)
         now = time.time()
-        # Showing a result again downloads and uploads its images: it is a command for the cooldown too.
+        # Showing a result again reads its first reply, and may copy its images again: a command for the cooldown.
         waiting = cooldown_refusal(await self.bot.store.usage(interaction.user.id, now=now), policy.limits, now=now)
         if waiting is not None:
             raise Refused(waiting)

@@ -7,26 +7,24 @@ the channel that mentions the member; and as a last resort into a DM. A reply th
 
 from __future__ import annotations
 
-import asyncio
 import io
-import ipaddress
 import logging
-import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypedDict, TypeVar
 
 import aiohttp
 import discord
 from aiohttp.abc import AbstractResolver
-from yarl import URL
 
 from fluxbot import render
 from fluxbot.buttons import result_view
+from fluxbot.downloads import ImageFetcher
 from fluxbot.errors import FluxbotError
 from fluxbot.jobs.durations import Estimate
 from fluxbot.jobs.lifecycle import Job, JobStatus
+from fluxbot.jobs.requests import url_expired
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,10 +37,6 @@ REQUEST_TOO_LARGE = 40005
 INTERACTION_TOKEN_LIFETIME = 14.5 * 60
 #: Discord's smallest per-file upload limit, used when an interaction did not say.
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
-#: Redirects followed when downloading one image; each one's target must be a public address.
-MAX_REDIRECTS = 3
-_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpg"), (b"GIF8", "gif"))
 
 LINKS_INSTEAD = (
     "The images could not be copied into Discord, so they are shown from the provider's links. Nothing is lost, "
@@ -116,10 +110,8 @@ class Delivery:
         self._client = client
         #: Whether a job's result is shown as spoilers (the server's choice); never, unless given.
         self._spoilers = spoilers or _never
-        self._session = session
+        self._fetcher = ImageFetcher(session, timeout=download_timeout, resolver=resolver)
         self._attach = image_delivery == "attachment"
-        self._download_timeout = download_timeout
-        self._resolver = resolver  # judges redirect targets; a ThreadedResolver (getaddrinfo) unless given
         self._expired: set[str] = set()  # interaction tokens Discord called expired
 
     async def show_progress(
@@ -132,19 +124,43 @@ class Delivery:
         except (_Gone, _Refused, _TooLarge) as exc:
             raise DeliveryError(f"progress card not shown: {exc}", retryable=False) from None
 
-    async def show_outcome(self, job: Job) -> str:
-        """Show the job's result or error and return how it was delivered."""
+    async def show_outcome(self, job: Job, *, copies: Sequence[str] = ()) -> str:
+        """Show the job's result or error and return how it was delivered; `copies` are the URLs of its images
+        already on Discord (`uploaded_copies`), shown instead of copying the images again."""
         try:
-            return await self._show_outcome(job)
+            return await self._show_outcome(job, copies)
         except (_Gone, _Refused, _Expired, _TooLarge) as exc:
             raise DeliveryError(f"{type(exc).__name__.strip('_').lower()}: {exc}", retryable=False) from None
 
-    async def _show_outcome(self, job: Job) -> str:
+    async def uploaded_copies(self, job: Job) -> list[str]:
+        """The URLs of the images the job's reply carries on Discord now, one per image shown (reading the
+        message signs them afresh); [] when the reply or any of its images is gone."""
+        if job.deleted_at is not None or job.reply.channel_id is None or job.reply.message_id is None:
+            return []
+        try:
+            message = await _call(self._channel(job).fetch_message(job.reply.message_id))
+        except (_Gone, _Refused, _Expired, _TooLarge, DeliveryError) as exc:
+            log.info("job %d: its reply's images cannot be reused (%s); copying them again", job.id, exc)
+            return []
+        uploaded = {a.filename.removeprefix("SPOILER_"): a.url for a in message.attachments}
+        copies = []
+        for number in range(1, len(render.shown_images(job)) + 1):
+            url = next((u for name, u in uploaded.items() if name.startswith(f"flux-{job.id}-{number}.")), None)
+            if url is None or url_expired(url, now=time.time()):
+                return []
+            copies.append(url)
+        return copies
+
+    async def _show_outcome(self, job: Job, copies: Sequence[str]) -> str:
         buttons = result_view(job)
         spoiler = job.status is JobStatus.SUCCEEDED and await self._spoilers(job)
+        if copies and not spoiler and job.status is JobStatus.SUCCEEDED:
+            # Shown again: the embeds show the first reply's uploads; nothing is downloaded or uploaded.
+            return await self._deliver(job, _Message(render.final_card(job, copies=copies), view=buttons))
         if not (self._attach and job.status is JobStatus.SUCCEEDED):
             return await self._deliver(job, _Message(render.final_card(job, spoiler=spoiler), view=buttons))
-        files = await self._download(job)
+        # A spoiler must be a file of its own: Discord's copies are fetched then, the provider's links may be old.
+        files = await self._download(job, copies)
         links_only = _Message(render.final_card(job, note=LINKS_INSTEAD, spoiler=spoiler), view=buttons)
         if files is None:
             return await self._deliver(job, links_only)
@@ -221,139 +237,12 @@ class Delivery:
 
     # -- images ----------------------------------------------------------------------------------
 
-    async def _download(self, job: Job) -> tuple[tuple[str, bytes], ...] | None:
-        """The job's images as (filename, bytes), or None when any cannot be fetched within the limits."""
-        limit = job.reply.upload_limit or DEFAULT_UPLOAD_LIMIT
+    async def _download(self, job: Job, copies: Sequence[str] = ()) -> tuple[tuple[str, bytes], ...] | None:
+        """The job's images (from `copies` when given) as (filename, bytes), or None when any cannot be fetched
+        within the limits."""
         # No more than the result shows: the job may hold more images than it asked for.
-        images = render.shown_images(job)
-        try:
-            return tuple(
-                await asyncio.gather(*(self._fetch(job, i, image.url, limit) for i, image in enumerate(images)))
-            )
-        except _DownloadFailed as exc:
-            log.warning("job %d: image download failed (%s); showing the provider's links", job.id, exc)
-            return None
-
-    async def _fetch(self, job: Job, index: int, url: str, limit: int) -> tuple[str, bytes]:
-        name = f"image {index + 1}"
-        try:
-            # One deadline for all the hops together, not one per request.
-            async with asyncio.timeout(self._download_timeout):
-                data, content_type = await self._follow(url, name, limit)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise _DownloadFailed(f"{name}: {type(exc).__name__}") from None
-        extension = image_extension(data[:16])
-        if extension is None:
-            raise _DownloadFailed(f"{name}: not an image ({content_type})")
-        return f"flux-{job.id}-{index + 1}.{extension}", data
-
-    async def _follow(self, url: str, name: str, limit: int) -> tuple[bytes, str]:
-        """GET `url`, following up to MAX_REDIRECTS redirects to public addresses; the body and its type."""
-        # The provider's own link is trusted (it is what the API returned); where it redirects to is not.
-        target: str | URL = url
-        for hop in range(MAX_REDIRECTS + 1):
-            async with self._session.get(target, allow_redirects=False) as resp:
-                if resp.status not in _REDIRECT_STATUSES:
-                    return await _read_image(resp, name, limit)
-                if hop == MAX_REDIRECTS:
-                    break
-                target = await self._redirect_target(resp, name)
-        raise _DownloadFailed(f"{name}: more than {MAX_REDIRECTS} redirects")
-
-    async def _redirect_target(self, resp: aiohttp.ClientResponse, name: str) -> URL:
-        location = resp.headers.get(aiohttp.hdrs.LOCATION)
-        if not location:
-            raise _DownloadFailed(f"{name}: HTTP {resp.status} without a Location")
-        try:
-            target = resp.url.join(URL(location)).with_fragment(None)
-        except ValueError:
-            raise _DownloadFailed(f"{name}: a redirect to a malformed address") from None
-        if self._resolver is None:
-            self._resolver = aiohttp.ThreadedResolver()
-        reason = await redirect_refusal(target, self._resolver)
-        if reason is not None:
-            # The origin only: a signed link's query string is a credential.
-            raise _DownloadFailed(f"{name}: redirect to {_origin(target)} refused, {reason}")
-        return target
-
-
-async def _read_image(resp: aiohttp.ClientResponse, name: str, limit: int) -> tuple[bytes, str]:
-    if resp.status != 200:
-        raise _DownloadFailed(f"{name}: HTTP {resp.status}")
-    # Image hosts often say application/octet-stream, so the bytes decide (in _fetch); an HTML or JSON answer
-    # (an error page served with 200) is refused before its body is read.
-    if not resp.content_type.startswith("image/") and resp.content_type not in _BINARY_TYPES:
-        raise _DownloadFailed(f"{name}: not an image ({resp.content_type})")
-    data = bytearray()
-    async for chunk in resp.content.iter_chunked(64 * 1024):
-        data += chunk
-        if len(data) > limit:
-            raise _DownloadFailed(f"{name}: over the {limit // 1048576} MB upload limit")
-    return bytes(data), resp.content_type
-
-
-async def redirect_refusal(target: URL, resolver: AbstractResolver) -> str | None:
-    """Why a download may not follow a redirect to `target`, or None when it may (a public http(s) address).
-
-    A host name is refused when any address it resolves to is not public: the connection may use any of them.
-    """
-    if target.scheme not in ("http", "https"):
-        return f"the scheme {target.scheme or '(none)'!r} is not http or https"
-    host = target.raw_host
-    if not host:
-        return "it names no host"
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        kind = _not_public(literal)
-        return None if kind is None else f"{host} is {kind}"
-    try:
-        found = await resolver.resolve(host, target.port or 0, family=socket.AF_UNSPEC)
-    except OSError as exc:
-        return f"{host} does not resolve ({type(exc).__name__})"
-    if not found:
-        return f"{host} does not resolve"
-    for result in found:
-        try:
-            address = ipaddress.ip_address(result["host"])
-        except ValueError:
-            return f"{host} resolves to an address that cannot be judged"
-        kind = _not_public(address)
-        if kind is not None:
-            return f"{host} resolves to {address}, {kind}"
-    return None
-
-
-def _not_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    """What kind of non-public address `address` is, or None when it is a public one."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    kinds = (
-        (address.is_unspecified, "an unspecified address"),
-        (address.is_loopback, "a loopback address"),
-        (address.is_link_local, "a link-local address"),
-        (address.is_multicast, "a multicast address"),
-        (address.is_reserved, "a reserved address"),
-        (address.is_private, "a private address"),
-        (not address.is_global, "not a public address"),
-    )
-    return next((kind for matches, kind in kinds if matches), None)
-
-
-def _origin(url: URL) -> str:
-    return str(url.origin()) if url.absolute and url.host else "an address without a host"
-
-
-_BINARY_TYPES = frozenset({"application/octet-stream", "binary/octet-stream"})
-
-
-def image_extension(head: bytes) -> str | None:
-    """The file extension for image bytes starting with `head`, or None when they are not an image."""
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    return next((ext for magic, ext in _SIGNATURES if head.startswith(magic)), None)
+        urls = list(copies) or [image.url for image in render.shown_images(job)]
+        return await self._fetcher.fetch_all(job, urls, job.reply.upload_limit or DEFAULT_UPLOAD_LIMIT)
 
 
 class _Gone(Exception):
@@ -370,10 +259,6 @@ class _Expired(Exception):
 
 class _TooLarge(Exception):
     """The upload is larger than Discord accepts here."""
-
-
-class _DownloadFailed(Exception):
-    """An image could not be downloaded within the limits."""
 
 
 async def _call(request: Awaitable[T]) -> T:

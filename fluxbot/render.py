@@ -93,18 +93,25 @@ def expected_text(running: float, estimate: Estimate) -> str:
 
 
 def result_card(
-    job: Job, *, attachments: Sequence[str] = (), note: str | None = None, spoiler: bool = False
+    job: Job,
+    *,
+    attachments: Sequence[str] = (),
+    copies: Sequence[str] = (),
+    note: str | None = None,
+    spoiler: bool = False,
 ) -> list[discord.Embed]:
     """The finished job: its images as one gallery (embeds sharing a URL) with prompt, model, size, seed.
 
     With `attachments` (uploaded file names, one per image) the embeds show the uploaded copies, which outlive
-    the provider's links; the originals are linked too. With `spoiler` no embed shows an image: the uploads are
-    spoilers, and the links are behind spoiler marks.
+    the provider's links; with `copies` (URLs of copies already on Discord) they show those; the originals are
+    linked too. With `spoiler` no embed shows an image: the uploads are spoilers, and the links are behind
+    spoiler marks.
     """
     images = shown_images(job)
     if not images:
         return failure_card(job)
-    shown = [f"attachment://{name}" for name in attachments] if attachments else [image.url for image in images]
+    shown = [f"attachment://{name}" for name in attachments] if attachments else list(copies)
+    shown = shown or [image.url for image in images]
     gallery_url = images[0].url
     first = _base(job, "✅ Done", DONE_COLOUR)
     first.url = gallery_url
@@ -148,11 +155,16 @@ def failure_card(job: Job) -> list[discord.Embed]:
 
 
 def final_card(
-    job: Job, *, attachments: Sequence[str] = (), note: str | None = None, spoiler: bool = False
+    job: Job,
+    *,
+    attachments: Sequence[str] = (),
+    copies: Sequence[str] = (),
+    note: str | None = None,
+    spoiler: bool = False,
 ) -> list[discord.Embed]:
     """The card for a finished job, whatever its outcome."""
     if job.status is JobStatus.SUCCEEDED:
-        return result_card(job, attachments=attachments, note=note, spoiler=spoiler)
+        return result_card(job, attachments=attachments, copies=copies, note=note, spoiler=spoiler)
     return failure_card(job)
 
 

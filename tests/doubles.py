@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from fluxbot.delivery import DeliveryError
@@ -23,6 +24,9 @@ class RecordingReplier:
 
     positions: list[int | None] = field(default_factory=list)
     estimates: list[Estimate | None] = field(default_factory=list)
+    #: The URLs each job's reply carries on Discord (what `uploaded_copies` answers), and what was shown with them.
+    uploads: dict[int, list[str]] = field(default_factory=dict)
+    copies_shown: list[list[str]] = field(default_factory=list)
 
     async def show_progress(
         self, job: Job, *, now: float, position: int | None = None, estimate: Estimate | None = None
@@ -33,13 +37,17 @@ class RecordingReplier:
         self.estimates.append(estimate)
         self.edits.append("progress")
 
-    async def show_outcome(self, job: Job) -> str:
+    async def show_outcome(self, job: Job, *, copies: Sequence[str] = ()) -> str:
         await asyncio.sleep(self.delay)
         self.edits.append("outcome")
         if self.failures:
             raise self.failures.pop(0)
         self.outcomes.append(job)
+        self.copies_shown.append(list(copies))
         return "interaction"
+
+    async def uploaded_copies(self, job: Job) -> list[str]:
+        return list(self.uploads.get(job.id, []))
 
 
 class Clock:

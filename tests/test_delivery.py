@@ -18,7 +18,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from fluxbot import render
-from fluxbot.delivery import MAX_REDIRECTS, Delivery, redirect_refusal
+from fluxbot.delivery import Delivery
+from fluxbot.downloads import MAX_REDIRECTS, redirect_refusal
 from fluxbot.jobs.lifecycle import Job, JobStatus
 from fluxbot.providers.base import Image
 from tests.fakes.png import make_png

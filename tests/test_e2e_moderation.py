@@ -174,6 +174,11 @@ async def test_a_server_that_chose_spoilers_gets_its_results_blurred(world: Worl
     assert fields["Originals"].startswith("||[1](")
     assert fields["Originals"].endswith("||")
     assert "blurred" in fields["Images"]
+    downloads = world.flux.file_downloads
+    again = await final_reply(world, await discord.send_slash_command("job", [option("number", 1, kind=4)]), "Done")
+    assert [a["filename"] for a in again["attachments"]] == ["SPOILER_flux-1-1.png", "SPOILER_flux-1-2.png"]
+    assert "image" not in again["embeds"][0], "shown again, still blurred"
+    assert world.flux.file_downloads == downloads, "copied from Discord's copies, not from the provider"
 
     # This channel is not age-restricted: "outside age-restricted channels" blurs here too; "never" does not.
     await discord.send_slash_command("fluxadmin", spoilers("outside_age_restricted"))

@@ -241,12 +241,17 @@ async def test_jobs_lists_the_members_jobs_in_pages(world: World) -> None:
 
 
 async def test_job_shows_a_finished_result_again_for_its_owner(world: World) -> None:
-    _, done = await finished_job(world, "worth seeing twice")
+    _, done = await finished_job(world, "worth seeing twice", count=2)
+    downloads = world.flux.file_downloads
     shown = await world.discord.send_slash_command("job", [option("number", 1, kind=4)])
     again = await final_reply(world, shown, "Done")
     assert again["id"] != done["id"]
     assert buttons(again) == buttons(done)
-    assert [a["filename"] for a in again["attachments"]] == ["flux-1-1.png"]
+    # The first reply still has its uploads: the copy shows them, nothing is downloaded or uploaded again.
+    assert again["attachments"] == []
+    first_uploads = [a["url"] for a in done["attachments"]]
+    assert [e["image"]["url"] for e in again["embeds"]] == first_uploads
+    assert world.flux.file_downloads == downloads
 
     refused = await world.discord.send_slash_command("job", [option("number", 1, kind=4)], user_id=OTHER_MEMBER)
     assert "Only the member who asked" in first_callback(world, refused).json["data"]["content"]
@@ -258,6 +263,17 @@ async def test_job_shows_a_finished_result_again_for_its_owner(world: World) -> 
     await world.discord.send_slash_command("fluxadmin", fluxadmin)
     elsewhere = await world.discord.send_slash_command("job", [option("number", 1, kind=4)])
     assert f"you can use me in <#{art}>" in first_callback(world, elsewhere).json["data"]["content"]
+
+
+async def test_job_copies_the_images_again_when_the_first_reply_lost_them(world: World) -> None:
+    _, done = await finished_job(world, "a reply that lost its images")
+    world.discord.messages[int(done["id"])]["attachments"] = []  # e.g. a moderator removed the images
+    downloads = world.flux.file_downloads
+    shown = await world.discord.send_slash_command("job", [option("number", 1, kind=4)])
+    again = await final_reply(world, shown, "Done")
+    assert [a["filename"] for a in again["attachments"]] == ["flux-1-1.png"]
+    assert again["embeds"][0]["image"]["url"].endswith("flux-1-1.png")
+    assert world.flux.file_downloads == downloads + 1
 
 
 async def test_buttons_work_after_the_commands_token_expired(world: World) -> None:

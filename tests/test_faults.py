@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
 import aiohttp
@@ -108,11 +108,11 @@ class StuckReplier(RecordingReplier):
         self.release = asyncio.Event()
         self.delivered_at: dict[int, float] = {}
 
-    async def show_outcome(self, job: Job) -> str:
+    async def show_outcome(self, job: Job, *, copies: Sequence[str] = ()) -> str:
         if job.prompt == self.stuck_prompt:
             await self.release.wait()
         self.delivered_at[job.id] = time.time()
-        return await super().show_outcome(job)
+        return await super().show_outcome(job, copies=copies)
 
 
 async def test_a_delivery_stuck_for_25_s_delays_no_other_delivery_and_lookups_go_on(
@@ -284,9 +284,9 @@ class LandingLate(RecordingReplier):
 
         await asyncio.shield(asyncio.ensure_future(land()))  # sent: cancelling the caller does not stop it
 
-    async def show_outcome(self, job: Job) -> str:
+    async def show_outcome(self, job: Job, *, copies: Sequence[str] = ()) -> str:
         self.landed.append("outcome")
-        return await super().show_outcome(job)
+        return await super().show_outcome(job, copies=copies)
 
 
 async def test_a_progress_edit_never_lands_after_the_outcome(

@@ -618,6 +618,24 @@ async def test_showing_a_result_again_leaves_the_job_alone_and_says_when_it_fail
     assert await store.get_job(job.id) == done, "the stored job is unchanged"
 
 
+async def test_showing_a_result_again_passes_on_the_first_replys_uploads(
+    service: Jobs, replier: RecordingReplier, store: Store, clock: Clock
+) -> None:
+    job = await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
+    for _ in range(2):
+        clock.now += 3
+        await service.round()
+    done = await store.get_job(job.id)
+    assert done is not None
+    assert done.status is JobStatus.SUCCEEDED
+    new_reply = replace(REPLY, interaction_token="fresh-token", message_id=2002)
+    assert await service.show_again(done, new_reply)
+    assert replier.copies_shown[-1] == [], "nothing on Discord to reuse: the images are copied"
+    replier.uploads[job.id] = ["https://cdn.discordapp.test/attachments/1/2/flux-1-1.png"]
+    assert await service.show_again(done, new_reply)
+    assert replier.copies_shown[-1] == replier.uploads[job.id]
+
+
 async def test_a_tracker_stuck_in_a_round_is_reported_unhealthy(
     service: Jobs, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

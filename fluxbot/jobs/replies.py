@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -35,8 +36,13 @@ class Replier(Protocol):
         """Edit the job's reply into its progress card (with its place in line while queued)."""
         ...
 
-    async def show_outcome(self, job: Job) -> str:
-        """Edit the job's reply into its outcome and return how it was delivered."""
+    async def show_outcome(self, job: Job, *, copies: Sequence[str] = ()) -> str:
+        """Edit the job's reply into its outcome and return how it was delivered (`copies`: its images' URLs
+        on Discord, shown instead of uploading them again)."""
+        ...
+
+    async def uploaded_copies(self, job: Job) -> list[str]:
+        """The URLs of the images the job's reply carries on Discord now ([] when any is gone)."""
         ...
 
 
@@ -123,7 +129,9 @@ class Replies:
         # It is a new reply: whether the member deleted the first one does not matter to it.
         again = replace(job, reply=reply, created_at=now, finished_at=now + took, deleted_at=None)
         try:
-            await self._gated(self._replier.show_outcome(again))
+            # The first reply's uploads are reused while it still has them: nothing is copied again.
+            copies = await self._replier.uploaded_copies(job)
+            await self._gated(self._replier.show_outcome(again, copies=copies))
         except DeliveryError as exc:
             log.warning("job %d: could not show it again (%s)", job.id, exc)
             return False

@@ -87,6 +87,8 @@ class FakeFlux:
         self.image_bytes = make_png(16, 16)
         self.image_content_type = "image/png"
         self.image_status = 200
+        #: How many times an image file was downloaded.
+        self.file_downloads = 0
         #: POST the result to a task's callback_url when it finishes (as the real API does).
         self.auto_callback = True
         #: (url, HTTP status answered) of every callback sent.
@@ -283,4 +285,5 @@ class FakeFlux:
         return task
 
     async def _file(self, request: web.Request) -> web.Response:
+        self.file_downloads += 1
         return web.Response(status=self.image_status, body=self.image_bytes, content_type=self.image_content_type)
