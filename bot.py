@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import sys
+
+# Before anything else is imported: the code below needs Python 3.11 and would fail with an obscure error.
+if sys.version_info < (3, 11):  # noqa: UP036 - the check is for the Pythons the project does not support
+    sys.exit(f"fluxbot needs Python 3.11 or newer; this is Python {'.'.join(map(str, sys.version_info[:3]))}.")
+
 import asyncio
 import contextlib
 import logging
 import signal
-import sys
 
 import aiohttp
 import discord
 
 from fluxbot.bot import FluxBot
-from fluxbot.config import ConfigError, Settings, load_settings
+from fluxbot.config import ConfigError, ConfigErrors, Settings, load_settings
 from fluxbot.logs import setup_logging
 from fluxbot.providers import build_providers
+from fluxbot.startup import check_provider_key
 from fluxbot.storage import StoreError, database_setting, open_store
 from fluxbot.web import WebServer, callback_secret, callback_url
 
 log = logging.getLogger("fluxbot")
+
+
+class DiscordUnreachable(Exception):
+    """Discord could not be reached to log in (no network, DNS, a proxy): a supervisor should try again later."""
 
 
 async def run(settings: Settings) -> None:
@@ -28,6 +38,8 @@ async def run(settings: Settings) -> None:
         store = await open_store(settings)
         resources.push_async_callback(store.close)
         clients = build_providers(settings, session)
+        # Asked while logging in to Discord: a key the provider refuses stops the start, not the first /imagine.
+        key_check = asyncio.create_task(check_provider_key(clients[settings.provider], settings.provider_info))
         secret = await callback_secret(store) if settings.callback_base_url else None
         url = callback_url(settings.callback_base_url, secret) if settings.callback_base_url and secret else None
         bot = FluxBot(settings=settings, store=store, providers=clients, session=session, callback_url=url)
@@ -35,10 +47,19 @@ async def run(settings: Settings) -> None:
         for server in web_servers(settings, bot, secret):
             await server.start()
             resources.push_async_callback(server.close)
+        try:
+            await bot.login(settings.discord_token.reveal())
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            key_check.cancel()
+            raise DiscordUnreachable(f"{type(exc).__name__}: {exc}") from None
+        finally:
+            await asyncio.wait({key_check})
+        if not key_check.cancelled():
+            key_check.result()  # ConfigError when the provider refused the key
         with contextlib.suppress(NotImplementedError):
             for stop in (signal.SIGTERM, signal.SIGINT):
                 asyncio.get_running_loop().add_signal_handler(stop, lambda: asyncio.ensure_future(bot.close()))
-        await bot.start(settings.discord_token.reveal())
+        await bot.connect()
 
 
 def web_servers(settings: Settings, bot: FluxBot, secret: str | None) -> list[WebServer]:
@@ -57,25 +78,34 @@ def web_servers(settings: Settings, bot: FluxBot, secret: str | None) -> list[We
     return servers
 
 
+def _config_problems(exc: ConfigError) -> int:
+    """Print every configuration problem, one line each; the exit code for them."""
+    for error in exc.errors if isinstance(exc, ConfigErrors) else (exc,):
+        print(f"fluxbot: configuration error: {error}", file=sys.stderr)
+    return 2
+
+
 def main() -> int:
-    """Run the bot; configuration and database problems end with one line and exit code 2."""
+    """Run the bot; configuration and database problems end with one line each and exit code 2, an unreachable
+    Discord with one line and exit code 1 (a supervisor restarts it)."""
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(f"fluxbot: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return _config_problems(exc)
     setup_logging(settings.log_level, settings.secrets())
     try:
         asyncio.run(run(settings))
     except ConfigError as exc:
-        print(f"fluxbot: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return _config_problems(exc)
     except StoreError as exc:
         print(f"fluxbot: {database_setting(settings)}: {exc}", file=sys.stderr)
         return 2
     except discord.LoginFailure:
         log.error("Discord rejected DISCORD_TOKEN: check the bot token in the developer portal")
         return 2
+    except DiscordUnreachable as exc:
+        print(f"fluxbot: cannot reach Discord to log in ({exc}); check the network, then start again", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         pass
     return 0

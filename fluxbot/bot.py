@@ -25,6 +25,7 @@ from fluxbot.policy import MemberPolicies
 from fluxbot.providers.base import JobRequest, Provider
 from fluxbot.servers import ServerDirectory
 from fluxbot.shards import ShardState, shard_states
+from fluxbot.startup import invite_url
 from fluxbot.storage import Store
 
 log = logging.getLogger(__name__)
@@ -85,9 +86,14 @@ class FluxBot(commands.AutoShardedBot):
         self.moderation = Moderation(self, store, self.policies)
         #: Set when shutdown starts: from then on commands are answered "restarting".
         self.closing = False
+        #: Set once logged in (setup_hook): before that, there is nothing to shut down but the connection.
+        self.started = False
 
     async def setup_hook(self) -> None:
         """Load the cogs, sync the commands, resume unfinished jobs and start tracking."""
+        self.started = True
+        if self.application_id is not None:
+            log.info("invite the bot to a server with %s", invite_url(self.application_id))
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands()
@@ -219,7 +225,8 @@ class FluxBot(commands.AutoShardedBot):
         if self.closing:
             return
         self.closing = True
-        log.info("shutting down: new commands are refused; waiting for submits under way")
+        if self.started:
+            log.info("shutting down: new commands are refused; waiting for submits under way")
         await self.servers.stop()
         await self.jobs.stop_tracker()
         # As long as one submit may take: one cut off would leave a job the provider may bill but the bot lost.

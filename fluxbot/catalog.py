@@ -178,11 +178,25 @@ class ProviderInfo:
     max_count: int = 4
     #: Whether an edit without a size keeps the input's aspect ratio (the size is then not sent).
     keeps_ratio_on_edit: bool = False
+    #: The settings that hold its key and its address (named in start-up errors).
+    key_setting: str = ""
+    url_setting: str = ""
 
 
 PROVIDERS: dict[str, ProviderInfo] = {
-    "acedata": ProviderInfo("acedata", "Ace Data Cloud", MODELS),
-    "kie": ProviderInfo("kie", "Kie.ai", KIE_MODELS, KIE_OPTIONS, max_count=1, keeps_ratio_on_edit=True),
+    "acedata": ProviderInfo(
+        "acedata", "Ace Data Cloud", MODELS, key_setting="ACEDATA_API_TOKEN", url_setting="FLUX_API_BASE_URL"
+    ),
+    "kie": ProviderInfo(
+        "kie",
+        "Kie.ai",
+        KIE_MODELS,
+        KIE_OPTIONS,
+        max_count=1,
+        keeps_ratio_on_edit=True,
+        key_setting="KIE_API_TOKEN",
+        url_setting="KIE_API_BASE_URL",
+    ),
 }
 #: The size of an edit that keeps the input image's aspect ratio (providers with `keeps_ratio_on_edit`).
 KEEP_RATIO = "auto"

@@ -7,10 +7,10 @@ import os
 import re
 import socket
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import overload
+from typing import TypeVar, overload
 
 from dotenv import dotenv_values
 
@@ -26,6 +26,7 @@ IMAGE_DELIVERY_MODES = ("attachment", "url")
 #: Far above any real bot's shard count (Discord asks for one shard per 1,000-2,500 servers).
 MAX_SHARD_COUNT = 100_000
 INSTANCE_NAME_RULE = re.compile(r"[A-Za-z0-9_.-]{1,63}")
+T = TypeVar("T")
 
 
 class ConfigError(FluxbotError):
@@ -34,6 +35,15 @@ class ConfigError(FluxbotError):
     def __init__(self, variable: str, expected: str) -> None:
         super().__init__(f"{variable}: {expected}")
         self.variable = variable
+
+
+class ConfigErrors(ConfigError):
+    """Several settings are missing or malformed: `errors` has each one (the message, the first)."""
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        first = errors[0]
+        super().__init__(first.variable, str(first).partition(": ")[2])
+        self.errors = tuple(errors)
 
 
 class Secret:
@@ -130,14 +140,15 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     env = _read(environ, env_file)
     provider = env.choice("FLUX_PROVIDER", Settings.provider, tuple(catalog.PROVIDERS))
     models = tuple(m.name for m in catalog.PROVIDERS[provider].models)
+    known_provider = not env.errors  # else its key and DEFAULT_MODEL are not judged for a provider nobody chose
     shard_count = env.shard_count("SHARD_COUNT")
     settings = Settings(
         discord_token=env.secret("DISCORD_TOKEN", "the bot token from the Discord developer portal"),
         acedata_api_token=env.secret(
-            "ACEDATA_API_TOKEN", "your Ace Data Cloud API token", required=provider == "acedata"
+            "ACEDATA_API_TOKEN", "your Ace Data Cloud API token", required=known_provider and provider == "acedata"
         ),
         provider=provider,
-        kie_api_token=env.secret("KIE_API_TOKEN", "your Kie.ai API key", required=provider == "kie"),
+        kie_api_token=env.secret("KIE_API_TOKEN", "your Kie.ai API key", required=known_provider and provider == "kie"),
         kie_api_base_url=env.url("KIE_API_BASE_URL", Settings.kie_api_base_url),
         kie_webhook_hmac_key=env.secret(
             "KIE_WEBHOOK_HMAC_KEY", "the webhook HMAC key of your Kie.ai account", required=False
@@ -145,7 +156,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         flux_api_base_url=env.url("FLUX_API_BASE_URL", Settings.flux_api_base_url),
         database_path=Path(env.text("DATABASE_PATH", str(Settings.database_path))),
         database_url=env.database_url("DATABASE_URL"),
-        default_model=env.choice("DEFAULT_MODEL", models[0], models),
+        default_model=env.choice("DEFAULT_MODEL", models[0], models) if known_provider else models[0],
         poll_interval_seconds=env.number("POLL_INTERVAL_SECONDS", Settings.poll_interval_seconds, low=0.05, high=300),
         job_timeout_seconds=env.number("JOB_TIMEOUT_SECONDS", Settings.job_timeout_seconds, low=1, high=86_400),
         dev_guild_id=env.snowflake("DEV_GUILD_ID"),
@@ -166,30 +177,36 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         shard_count=shard_count,
         shard_ids=env.shard_ids("SHARD_IDS", shard_count, count_variable="SHARD_COUNT"),
         instance_name=env.instance_name("INSTANCE_NAME"),
-        blocklist=_operator_rules(env.raw("BLOCKLIST_FILE")),
+        blocklist=_operator_rules(env, env.raw("BLOCKLIST_FILE")),
     )
-    if settings.database_url is None:
+    if settings.database_url is None and not env.errors:
         _prepare_database_folder(settings.database_path)
+    if env.errors:
+        raise ConfigErrors(env.errors)
     return settings
 
 
-def _operator_rules(path: str | None) -> tuple[str, ...]:
-    """The rules of the operator's blocklist file, or ConfigError naming the line to fix."""
+def _operator_rules(env: _Env, path: str | None) -> tuple[str, ...]:
+    """The rules of the operator's blocklist file (a problem with it noted as the line to fix)."""
     if not path:
         return ()
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("BLOCKLIST_FILE", f"cannot read {path} ({exc.__class__.__name__}: {exc})") from None
+        return env.problem(ConfigError("BLOCKLIST_FILE", f"cannot read {path} ({exc.__class__.__name__}: {exc})"), ())
     try:
         return load_rules(text)
     except InvalidRule as exc:
-        raise ConfigError("BLOCKLIST_FILE", f"{path}, {exc}") from None
+        return env.problem(ConfigError("BLOCKLIST_FILE", f"{path}, {exc}"), ())
 
 
 def load_database_url(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Secret | None:
     """DATABASE_URL alone (for tools that need no bot token), read and checked as `load_settings` does."""
-    return _read(environ, env_file).database_url("DATABASE_URL")
+    env = _read(environ, env_file)
+    url = env.database_url("DATABASE_URL")
+    if env.errors:
+        raise env.errors[0]
+    return url
 
 
 def _read(environ: Mapping[str, str] | None, env_file: Path | None) -> _Env:
@@ -220,7 +237,16 @@ def _prepare_database_folder(path: Path) -> None:
 
 @dataclass(frozen=True)
 class _Env:
+    """The settings' raw values; each malformed one is noted in `errors` (and a stand-in used), so that every
+    problem is reported at once."""
+
     values: Mapping[str, str]
+    errors: list[ConfigError] = field(default_factory=list)
+
+    def problem(self, error: ConfigError, stand_in: T) -> T:
+        """Note `error` and go on with `stand_in` (the settings are not used while any error is noted)."""
+        self.errors.append(error)
+        return stand_in
 
     def raw(self, name: str) -> str | None:
         value = self.values.get(name)
@@ -241,9 +267,11 @@ class _Env:
         if value is None and not required:
             return None
         if value is None:
-            raise ConfigError(name, f"missing. Set it to {what} (in .env or the environment)")
+            return self.problem(
+                ConfigError(name, f"missing. Set it to {what} (in .env or the environment)"), Secret("")
+            )
         if any(ch.isspace() for ch in value):
-            raise ConfigError(name, "must be a single token without spaces")
+            return self.problem(ConfigError(name, "must be a single token without spaces"), Secret(""))
         return Secret(value)
 
     def database_url(self, name: str) -> Secret | None:
@@ -255,24 +283,24 @@ class _Env:
         scheme = value.partition("://")[0] if "://" in value else None
         if scheme not in ("postgresql", "postgres"):
             got = f"a {scheme}:// URL" if scheme and scheme.isalnum() else "something else"
-            raise ConfigError(name, f"expects a PostgreSQL URL such as {example}, got {got}")
+            return self.problem(ConfigError(name, f"expects a PostgreSQL URL such as {example}, got {got}"), None)
         try:
             parts = urllib.parse.urlsplit(value)
             parts.port  # noqa: B018 - parsing the port is the check
         except ValueError:
             parts = None
         if parts is None or not parts.hostname or not parts.path.strip("/") or any(c.isspace() for c in value):
-            raise ConfigError(
-                name,
+            expected = (
                 f"expects a PostgreSQL URL such as {example} (a host, an optional port number and a database name;"
-                " characters such as / @ : # in the password percent-encoded, e.g. %2F)",
+                " characters such as / @ : # in the password percent-encoded, e.g. %2F)"
             )
+            return self.problem(ConfigError(name, expected), None)
         return Secret(value)
 
     def url(self, name: str, default: str) -> str:
         value = self.text(name, default).rstrip("/")
         if not value.startswith(("http://", "https://")) or len(value) <= len("https://"):
-            raise ConfigError(name, f"expects an http(s) URL such as {default}, got {value!r}")
+            return self.problem(ConfigError(name, f"expects an http(s) URL such as {default}, got {value!r}"), default)
         return value
 
     def optional_url(self, name: str) -> str | None:
@@ -287,7 +315,7 @@ class _Env:
             return default
         number = _whole_number(value, high)
         if number is None or not low <= number <= high:
-            raise ConfigError(name, f"expects {what} from {low} to {high}, got {value!r}")
+            return self.problem(ConfigError(name, f"expects {what} from {low} to {high}, got {value!r}"), default)
         return number
 
     def flag(self, name: str, default: bool) -> bool:
@@ -295,7 +323,7 @@ class _Env:
         if value is None:
             return default
         if value.lower() not in ("true", "false", "yes", "no", "1", "0"):
-            raise ConfigError(name, f"expects true or false, got {value!r}")
+            return self.problem(ConfigError(name, f"expects true or false, got {value!r}"), default)
         return value.lower() in ("true", "yes", "1")
 
     def number(self, name: str, default: float, *, low: float, high: float) -> float:
@@ -305,9 +333,11 @@ class _Env:
         try:
             number = float(value)
         except ValueError:
-            raise ConfigError(name, f"expects a number of seconds, got {value!r}") from None
+            return self.problem(ConfigError(name, f"expects a number of seconds, got {value!r}"), default)
         if not low <= number <= high:
-            raise ConfigError(name, f"expects a number between {low:g} and {high:g}, got {value}")
+            return self.problem(
+                ConfigError(name, f"expects a number between {low:g} and {high:g}, got {value}"), default
+            )
         return number
 
     def snowflake(self, name: str) -> int | None:
@@ -315,14 +345,14 @@ class _Env:
         if value is None:
             return None
         if not value.isdecimal() or not 15 <= len(value) <= 21:
-            raise ConfigError(name, f"expects a Discord server id (a long number), got {value!r}")
+            return self.problem(ConfigError(name, f"expects a Discord server id (a long number), got {value!r}"), None)
         return int(value)
 
     def choice(self, name: str, default: str, options: tuple[str, ...], *, upper: bool = False) -> str:
         value = self.text(name, default)
         value = value.upper() if upper else value
         if value not in options:
-            raise ConfigError(name, f"expects one of {', '.join(options)}, got {value!r}")
+            return self.problem(ConfigError(name, f"expects one of {', '.join(options)}, got {value!r}"), default)
         return value
 
     def shard_count(self, name: str) -> int | None:
@@ -336,16 +366,18 @@ class _Env:
         if value is None:
             return None
         if count is None:
-            raise ConfigError(name, f"needs {count_variable}, the total number of shards, set as well")
+            return self.problem(
+                ConfigError(name, f"needs {count_variable}, the total number of shards, set as well"), None
+            )
         shards: list[int] = []
         for item in (item.strip() for item in value.split(",")):
             shard = _whole_number(item, count) if item.isascii() else None
             if shard is None or shard >= count:
                 expected = f"a comma list of shard numbers from 0 to {count - 1} (of {count_variable}={count})"
-                raise ConfigError(name, f"expects {expected}, got {value!r}")
+                return self.problem(ConfigError(name, f"expects {expected}, got {value!r}"), None)
             shards.append(shard)
         if len(set(shards)) != len(shards):
-            raise ConfigError(name, f"expects each shard once, got {value!r}")
+            return self.problem(ConfigError(name, f"expects each shard once, got {value!r}"), None)
         return tuple(sorted(shards))
 
     def instance_name(self, name: str) -> str:
@@ -353,5 +385,7 @@ class _Env:
         if value is None:
             return host_instance_name()
         if not INSTANCE_NAME_RULE.fullmatch(value):
-            raise ConfigError(name, f"expects up to 63 letters, digits, '-', '_' or '.', got {value!r}")
+            return self.problem(
+                ConfigError(name, f"expects up to 63 letters, digits, '-', '_' or '.', got {value!r}"), "fluxbot"
+            )
         return value

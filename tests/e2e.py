@@ -14,10 +14,11 @@ from typing import Any
 
 import aiohttp
 
+from fluxbot.startup import KEY_CHECK_TASK
 from tests.botprocess import BotProcess
 from tests.fakes.discord_api import FakeDiscord, RecordedRequest, SentInteraction
 from tests.fakes.discord_guilds import guild_id_on_shard
-from tests.fakes.flux_api import FakeFlux
+from tests.fakes.flux_api import FakeFlux, SeenRequest
 
 EPHEMERAL = 64
 DEFERRED_CHANNEL_MESSAGE = 5
@@ -163,6 +164,11 @@ def guild_on_shard(discord: FakeDiscord, shard: int, shard_count: int) -> int:
     found = [guild.id for guild in discord.guilds.values() if guild.on_shard(shard, shard_count)]
     assert found, f"the fake has no guild on shard {shard} of {shard_count}"
     return found[0]
+
+
+def job_requests(flux: FakeFlux) -> list[SeenRequest]:
+    """What the bot asked the provider for jobs: every request but the start-up key check."""
+    return [r for r in flux.requests if not (isinstance(r.body, dict) and r.body.get("ids") == [KEY_CHECK_TASK])]
 
 
 def free_port() -> int:

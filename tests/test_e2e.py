@@ -19,6 +19,7 @@ from tests.e2e import (
     final_reply,
     first_callback,
     held_job,
+    job_requests,
     last_edit,
     option,
     running_bot,
@@ -181,7 +182,7 @@ async def test_invalid_input_gets_an_ephemeral_message_and_no_api_call(
     assert callback.json["type"] == CHANNEL_MESSAGE
     assert callback.json["data"]["flags"] & EPHEMERAL
     assert says in callback.json["data"]["content"]
-    assert world.flux.requests == []
+    assert job_requests(world.flux) == []
 
 
 async def test_kontext_sizes_are_offered_for_a_kontext_model(world: World) -> None:
