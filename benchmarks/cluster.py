@@ -49,7 +49,8 @@ PATIENCE = 300.0
 #: How often a process on PostgreSQL looks for jobs whose owner's lease ran out (the bot's ADOPT_EVERY).
 ADOPT_LOOK = 5.0
 TOOK_OVER = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*took over (\d+) job", re.M)
-ROUND_TRIPS = re.compile(r"^fluxbot_database_round_trips_total\{[^}]*\} (\d+)$", re.M)
+#: prometheus-client writes every value as a float (`15.0`, `1.234567e+06`).
+ROUND_TRIPS = re.compile(r"^fluxbot_database_round_trips_total\{[^}]*\} (\S+)$", re.M)
 PROVIDER_CALLS = ("/flux/images", "/flux/tasks")
 
 
@@ -92,7 +93,7 @@ class Cluster:
         total = 0
         for world in self.worlds:
             found = ROUND_TRIPS.search(await world.metrics())
-            total += int(found[1]) if found else 0
+            total += int(float(found[1])) if found else 0
         return total
 
     async def owned_by(self, world: World) -> set[int]:

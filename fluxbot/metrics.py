@@ -1,162 +1,171 @@
-"""Counters and histograms in the Prometheus text format (0.0.4), kept in memory; no extra dependency.
+"""The bot's Prometheus metrics (prometheus-client): what it counts as it goes, and what it reads at each scrape.
 
-Every series carries an `instance` label (INSTANCE_NAME), so the processes of one bot can be told apart.
+Counters and histograms live in this process's `Metrics` (its own registry, never prometheus-client's global
+one). What the database or the gateway knows (jobs by state, the queue, shards, round trips, health) is read at
+scrape time by `Exposition`, one per bot, so a restart or a second process never counts it twice. Every series
+carries an `instance` label (INSTANCE_NAME), so the processes of one bot can be told apart.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from fluxbot.shards import ShardState
 
-log = logging.getLogger(__name__)
-
-SHARD_CONNECTED_HELP = "Whether each Discord shard of this process is connected (1) or not (0)."
-ROUND_TRIPS_HELP = "Statements and queries this process sent to the database."
-SHARD_LATENCY_HELP = "Seconds from a shard's heartbeat to Discord's answer (NaN until one was answered)."
+#: Command to delivered reply, and finished to delivered: seconds to (at worst) many minutes.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+#: One provider request: tens of milliseconds to its timeout (35 s).
+PROVIDER_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 35.0, 60.0)
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(names: Sequence[str], values: Sequence[str]) -> str:
-    pairs = [f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)]
-    return "{" + ",".join(pairs) + "}" if pairs else ""
-
-
-def _number(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
-
-
-@dataclass
-class Counter:
-    """A monotonically increasing count per label set."""
-
-    name: str
-    help: str
-    labels: tuple[str, ...] = ()
-    values: dict[tuple[str, ...], float] = field(default_factory=dict)
-
-    def inc(self, *labels: str, by: float = 1.0) -> None:
-        """Add `by` for this label set."""
-        self.values[labels] = self.values.get(labels, 0.0) + by
-
-    def render(self, instance: str) -> Iterable[str]:
-        """Exposition lines."""
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} counter"
-        for labels, value in sorted(self.values.items()):
-            yield f"{self.name}{_labels(('instance', *self.labels), (instance, *labels))} {_number(value)}"
-
-
-@dataclass
-class Histogram:
-    """Observations counted into cumulative buckets."""
-
-    name: str
-    help: str
-    buckets: tuple[float, ...] = LATENCY_BUCKETS
-    counts: list[int] = field(init=False)
-    total: float = 0.0
-    observed: int = 0
-
-    def __post_init__(self) -> None:
-        self.counts = [0] * len(self.buckets)
-
-    def observe(self, value: float) -> None:
-        """Count one observation."""
-        for index, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[index] += 1
-        self.total += value
-        self.observed += 1
-
-    def render(self, instance: str) -> Iterable[str]:
-        """Exposition lines."""
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} histogram"
-        for bound, count in (*zip(self.buckets, self.counts, strict=True), (math.inf, self.observed)):
-            yield f"{self.name}_bucket{_labels(('instance', 'le'), (instance, _number(bound)))} {count}"
-        yield f"{self.name}_sum{_labels(('instance',), (instance,))} {_number(self.total)}"
-        yield f"{self.name}_count{_labels(('instance',), (instance,))} {self.observed}"
-
-
-@dataclass
 class Metrics:
-    """Everything fluxbot counts. One instance per process (`METRICS`)."""
+    """What fluxbot counts as it goes, in a registry of its own. One per process (`METRICS`)."""
 
-    jobs_submitted: Counter = field(
-        default_factory=lambda: Counter(
-            "fluxbot_jobs_submitted_total", "Jobs sent to a provider.", ("provider", "model")
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry()
+        self.jobs_submitted = Counter(
+            "fluxbot_jobs_submitted_total", "Jobs sent to a provider.", ("provider", "model"), registry=registry
         )
-    )
-    jobs_finished: Counter = field(
-        default_factory=lambda: Counter(
-            "fluxbot_jobs_finished_total", "Jobs that reached an outcome.", ("provider", "model", "status")
+        self.jobs_finished = Counter(
+            "fluxbot_jobs_finished_total",
+            "Jobs that reached an outcome, by status (succeeded, failed, timed_out).",
+            ("provider", "model", "status"),
+            registry=registry,
         )
-    )
-    provider_calls: Counter = field(
-        default_factory=lambda: Counter("fluxbot_provider_calls_total", "Calls to provider APIs.", ("provider", "call"))
-    )
-    provider_errors: Counter = field(
-        default_factory=lambda: Counter(
-            "fluxbot_provider_errors_total", "Failed provider calls, by error code.", ("provider", "call", "code")
+        self.job_failures = Counter(
+            "fluxbot_job_failures_total",
+            "Jobs that ended without images, by why (the failure kind a failed or timed-out job was given).",
+            ("provider", "model", "kind"),
+            registry=registry,
         )
-    )
-    discord_edit_failures: Counter = field(
-        default_factory=lambda: Counter(
-            "fluxbot_discord_edit_failures_total", "Reply edits Discord refused or failed.", ("kind", "retryable")
+        self.provider_calls = Counter(
+            "fluxbot_provider_calls_total", "Calls to provider APIs.", ("provider", "call"), registry=registry
         )
-    )
-    job_latency: Histogram = field(
-        default_factory=lambda: Histogram("fluxbot_job_seconds", "From the command to the delivered reply.")
-    )
-    delivery_latency: Histogram = field(
-        default_factory=lambda: Histogram(
+        self.provider_errors = Counter(
+            "fluxbot_provider_errors_total",
+            "Failed provider calls, by error code.",
+            ("provider", "call", "code"),
+            registry=registry,
+        )
+        self.provider_latency = Histogram(
+            "fluxbot_provider_request_duration_seconds",
+            "Seconds one provider API call took, answered or failed.",
+            ("provider", "call"),
+            buckets=PROVIDER_BUCKETS,
+            registry=registry,
+        )
+        self.discord_edit_failures = Counter(
+            "fluxbot_discord_edit_failures_total",
+            "Reply edits Discord refused or failed (kind: progress card or result).",
+            ("kind", "retryable"),
+            registry=registry,
+        )
+        self.job_latency = Histogram(
+            "fluxbot_job_seconds",
+            "From the command to the delivered reply.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.delivery_latency = Histogram(
             "fluxbot_delivery_seconds",
             "From the bot learning a job finished (poll or callback) to the reply showing it.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
         )
-    )
-
-    def render(
-        self, jobs_by_state: dict[str, int], *, instance: str, shards: Sequence[ShardState] = (), round_trips: int = 0
-    ) -> str:
-        """The whole exposition, with the current number of jobs in each state, this process's shards and its
-        database round trips."""
-        states = sorted(jobs_by_state.items())
-        connected = [(str(shard.id), float(shard.connected)) for shard in shards]
-        latency = [(str(shard.id), math.nan if shard.latency is None else shard.latency) for shard in shards]
-        lines = [
-            *_gauge("fluxbot_jobs", "Jobs open or awaiting delivery, by state.", instance, "state", states),
-            *_gauge("fluxbot_shard_connected", SHARD_CONNECTED_HELP, instance, "shard", connected),
-            *_gauge("fluxbot_shard_latency_seconds", SHARD_LATENCY_HELP, instance, "shard", latency),
-            f"# HELP fluxbot_database_round_trips_total {ROUND_TRIPS_HELP}",
-            "# TYPE fluxbot_database_round_trips_total counter",
-            f"fluxbot_database_round_trips_total{_labels(('instance',), (instance,))} {round_trips}",
-        ]
-        for metric in (
-            self.jobs_submitted, self.jobs_finished, self.provider_calls, self.provider_errors,
-            self.discord_edit_failures, self.job_latency, self.delivery_latency,
-        ):  # fmt: skip
-            lines += list(metric.render(instance))
-        return "\n".join(lines) + "\n"
 
 
-def _gauge(name: str, text: str, instance: str, label: str, samples: Iterable[tuple[str, float]]) -> Iterable[str]:
-    """A gauge's exposition lines (HELP `text`), one sample per value of `label`, in the order given."""
-    yield f"# HELP {name} {text}"
-    yield f"# TYPE {name} gauge"
-    for key, value in samples:
-        yield f"{name}{_labels(('instance', label), (instance, key))} {_number(value)}"
+@dataclass(frozen=True)
+class Readings:
+    """What /metrics reads from the running bot at one scrape."""
+
+    #: Jobs open or awaiting delivery, by state; None when the database could not say.
+    jobs_by_state: Mapping[str, int] | None
+    shards: Sequence[ShardState] = ()
+    round_trips: int = 0
+    #: The /healthz checks by name, True when passing.
+    health: Mapping[str, bool] = field(default_factory=dict)
+
+
+class Exposition:
+    """One bot's /metrics: its process's counters and its readings, every series labelled with its instance."""
+
+    def __init__(self, instance: str, metrics: Metrics | None = None) -> None:
+        self._instance = instance
+        self._readings = Readings(None)
+        self.registry = CollectorRegistry()
+        self.registry.register(_Labelled((metrics or METRICS).registry, instance))
+        self.registry.register(self)
+
+    def render(self, readings: Readings) -> bytes:
+        """The text exposition (prometheus-client's `generate_latest`) with these readings."""
+        self._readings = readings
+        return generate_latest(self.registry)
+
+    def collect(self) -> Iterable[Metric]:
+        """The families read at scrape time (prometheus-client's collector interface)."""
+        readings, instance = self._readings, self._instance
+        if readings.jobs_by_state is not None:
+            jobs = GaugeMetricFamily(
+                "fluxbot_jobs", "Jobs open or awaiting delivery, by state.", labels=("instance", "state")
+            )
+            for state, count in sorted(readings.jobs_by_state.items()):
+                jobs.add_metric((instance, state), count)
+            queue = GaugeMetricFamily(
+                "fluxbot_queue_length",
+                "Jobs waiting for a free slot at the provider (the jobs in state queued).",
+                labels=["instance"],
+            )
+            queue.add_metric((instance,), readings.jobs_by_state.get("queued", 0))
+            yield from (jobs, queue)
+        connected = GaugeMetricFamily(
+            "fluxbot_shard_connected",
+            "Whether each Discord shard of this process is connected (1) or not (0).",
+            labels=("instance", "shard"),
+        )
+        latency = GaugeMetricFamily(
+            "fluxbot_shard_latency_seconds",
+            "Seconds from a shard's heartbeat to Discord's answer (NaN until one was answered).",
+            labels=("instance", "shard"),
+        )
+        for shard in readings.shards:
+            connected.add_metric((instance, str(shard.id)), float(shard.connected))
+            latency.add_metric((instance, str(shard.id)), math.nan if shard.latency is None else shard.latency)
+        round_trips = CounterMetricFamily(
+            "fluxbot_database_round_trips",
+            "Statements and queries this process sent to the database.",
+            labels=["instance"],
+        )
+        round_trips.add_metric((instance,), readings.round_trips)
+        health = GaugeMetricFamily(
+            "fluxbot_health_check",
+            "Each /healthz check (gateway, database writable, tracker): passing (1) or not (0).",
+            labels=("check", "instance"),
+        )
+        for check, passing in sorted(readings.health.items()):
+            health.add_metric((check, instance), float(passing))
+        yield from (connected, latency, round_trips, health)
+
+
+class _Labelled:
+    """Every family of `source` with the `instance` label added (and without the `_created` series)."""
+
+    def __init__(self, source: CollectorRegistry, instance: str) -> None:
+        self._source, self._instance = source, instance
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self._source.collect():
+            labelled = Metric(family.name, family.documentation, family.type, family.unit)
+            labelled.samples = [
+                sample._replace(labels={"instance": self._instance, **sample.labels})
+                for sample in family.samples
+                if sample.name != f"{family.name}_created"  # a process's start time per series: noise here
+            ]
+            yield labelled
 
 
 METRICS = Metrics()

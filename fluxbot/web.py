@@ -13,14 +13,15 @@ from typing import Protocol
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from fluxbot.config import ConfigError
 from fluxbot.jobs.lifecycle import CallbackOutcome
 from fluxbot.logs import RateLimitedLog, redact
-from fluxbot.metrics import METRICS
+from fluxbot.metrics import Exposition, Readings
 from fluxbot.providers.base import TASK_ID_RULE, CallbackRefused, Provider, valid_task_id
 from fluxbot.shards import ShardState
-from fluxbot.storage import Store
+from fluxbot.storage import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class WebServer:
         self._jobs: Hints | None = None
         self._secret = ""
         self._health: Health | None = None
-        self._instance = ""
+        self._exposition: Exposition | None = None
         self._hint_seconds = hint_seconds
         self._late_hints: set[asyncio.Task[CallbackOutcome]] = set()
         # Anyone who sees the callback URL can send thousands of bad requests a second: count them, do not log each.
@@ -140,7 +141,7 @@ class WebServer:
 
     def serve_health(self, health: Health, *, instance: str) -> None:
         """Answer /healthz and /metrics (every series labelled with `instance`)."""
-        self._health, self._instance = health, instance
+        self._health, self._exposition = health, Exposition(instance)
         self._app.router.add_get("/healthz", self._healthz)
         self._app.router.add_get("/metrics", self._metrics)
 
@@ -182,14 +183,16 @@ class WebServer:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         assert self._health is not None
-        jobs = await self._health.jobs_by_state()
-        text = METRICS.render(
-            jobs,
-            instance=self._instance,
-            shards=self._health.shard_states(),
-            round_trips=self._health.database_round_trips(),
-        )
-        return web.Response(body=text.encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+        assert self._exposition is not None
+        round_trips = self._health.database_round_trips()  # before the health check's own write
+        jobs: dict[str, int] | None = None
+        try:
+            jobs = await self._health.jobs_by_state()
+        except StoreUnavailable as exc:
+            # The rest still answers (the database check says it is down); a failed scrape would read "bot down".
+            self._warnings.log("unread job counts", "/metrics could not read the job counts: %s", exc)
+        readings = Readings(jobs, self._health.shard_states(), round_trips, await self._health.health())
+        return web.Response(body=self._exposition.render(readings), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _callback(self, request: web.Request) -> web.Response:
         # surrogateescape: whatever text the router hands over, encoding it cannot raise.

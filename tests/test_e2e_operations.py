@@ -74,6 +74,12 @@ async def test_health_and_metrics_show_what_happened(fakes: tuple[FakeDiscord, F
         assert sample(metrics, "fluxbot_delivery_seconds_count") == 3
         assert sample(metrics, "fluxbot_delivery_seconds_bucket", le="+Inf") == 3
         assert re.search(r"^# TYPE fluxbot_job_seconds histogram$", metrics, re.M)
+        assert sample(metrics, "fluxbot_job_failures_total", kind="provider_failed") == 1
+        assert sample(metrics, "fluxbot_job_failures_total", kind="rate_limited") == 1
+        assert sample(metrics, "fluxbot_provider_request_duration_seconds_count", call="submit") == 5
+        assert sample(metrics, "fluxbot_provider_request_duration_seconds_bucket", call="lookup", le="+Inf") >= 2
+        assert sample(metrics, "fluxbot_queue_length") == 0
+        assert [sample(metrics, "fluxbot_health_check", check=check) for check in ("gateway", "database")] == [1, 1]
 
         world.flux.hold = True
         unknown = {"message": "Unknown Message", "code": 10008}

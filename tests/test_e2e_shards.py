@@ -61,11 +61,12 @@ async def test_one_process_on_both_shards_serves_a_guild_on_each(
         assert all(isinstance(s["latency_seconds"], float) and s["latency_seconds"] >= 0 for s in health["shards"])
 
         metrics = samples(await world.metrics())
-        assert all('{instance="shards-01"' in line for line in metrics), "every series has the instance label"
-        assert 'fluxbot_shard_connected{instance="shards-01",shard="0"} 1' in metrics
-        assert 'fluxbot_shard_connected{instance="shards-01",shard="1"} 1' in metrics
+        labelled = [re.search(r'[{,]instance="shards-01"[,}]', line) for line in metrics]
+        assert all(labelled), "every series has the instance label"
+        assert 'fluxbot_shard_connected{instance="shards-01",shard="0"} 1.0' in metrics
+        assert 'fluxbot_shard_connected{instance="shards-01",shard="1"} 1.0' in metrics
         assert len([line for line in metrics if line.startswith("fluxbot_shard_latency_seconds{")]) == 2
-        submitted = 'fluxbot_jobs_submitted_total{instance="shards-01",provider="acedata",model="flux-dev"} 2'
+        submitted = 'fluxbot_jobs_submitted_total{instance="shards-01",model="flux-dev",provider="acedata"} 2.0'
         assert submitted in metrics
         await discord.wait_for(lambda: "in 2 server(s), on shard(s) 0, 1 of 2" in world.bot.output)
 
@@ -107,7 +108,7 @@ async def test_health_is_red_until_every_shard_of_the_process_is_connected(
         assert (status, health["healthy"], health["gateway"], health["database"]) == (503, False, False, True)
         assert [(s["id"], s["connected"], s["latency_seconds"]) for s in health["shards"]][1] == (1, False, None)
         assert health["shards"][0]["connected"] is True
-        assert re.search(r'^fluxbot_shard_connected\{instance="a",shard="1"\} 0$', await world.metrics(), re.M)
+        assert re.search(r'^fluxbot_shard_connected\{instance="a",shard="1"\} 0\.0$', await world.metrics(), re.M)
         await discord.wait_shards_ready([0, 1], 2, timeout=30)
         status, health = await world.healthz()
         assert (status, [s["connected"] for s in health["shards"]]) == (200, [True, True])
@@ -143,4 +144,4 @@ async def test_two_processes_on_shards_0_and_1_each_serve_the_guild_of_their_sha
         for world, shard in ((zero, 0), (one, 1)):
             status, health = await world.healthz()
             assert (status, [s["id"] for s in health["shards"]]) == (200, [shard])
-            assert f'fluxbot_shard_connected{{instance="fluxbot-{shard}",shard="{shard}"}} 1' in await world.metrics()
+            assert f'fluxbot_shard_connected{{instance="fluxbot-{shard}",shard="{shard}"}} 1.0' in await world.metrics()

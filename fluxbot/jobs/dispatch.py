@@ -90,7 +90,7 @@ class Dispatcher:
             log.exception("job %d: unexpected error while submitting", job.id)
             await self._finisher.finish(job, Outcome.failed(FailureKind.INTERNAL, UNEXPECTED_ERROR))
             return
-        METRICS.jobs_submitted.inc(job.provider, job.model)
+        METRICS.jobs_submitted.labels(job.provider, job.model).inc()
         log.info("job %d: submitted as task %s", job.id, task_id)
         # The provider has it (and may bill it): the task id is stored however long the database takes.
         now = self._shared.clock()
@@ -106,10 +106,11 @@ class Dispatcher:
         delays = list(self.submit_retry_delays)
         while True:
             try:
-                METRICS.provider_calls.inc(job.provider, "submit")
-                return await provider.submit(request)
+                METRICS.provider_calls.labels(job.provider, "submit").inc()
+                with METRICS.provider_latency.labels(job.provider, "submit").time():
+                    return await provider.submit(request)
             except ProviderError as exc:
-                METRICS.provider_errors.inc(job.provider, "submit", exc.code or exc.kind.value)
+                METRICS.provider_errors.labels(job.provider, "submit", exc.code or exc.kind.value).inc()
                 # Only a request that surely started nothing is sent again: a resend could bill twice.
                 if not exc.safe_to_resend or not delays:
                     raise

@@ -48,7 +48,9 @@ class Finisher:
                 for listener in self._lost:
                     listener(job)
             return False
-        METRICS.jobs_finished.inc(job.provider, job.model, kept.status.value)
+        METRICS.jobs_finished.labels(job.provider, job.model, kept.status.value).inc()
+        if kept.error is not None:
+            METRICS.job_failures.labels(job.provider, job.model, kept.error.value).inc()
         if kept.status is JobStatus.SUCCEEDED and job.submitted_at is not None:
             self._shared.durations.add(job.provider, job.model, now - job.submitted_at)
         final = replace(

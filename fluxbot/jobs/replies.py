@@ -184,7 +184,7 @@ class Replies:
             return
         exc = edit.exception()
         if isinstance(exc, DeliveryError):
-            METRICS.discord_edit_failures.inc("progress", str(exc.retryable).lower())
+            METRICS.discord_edit_failures.labels("progress", str(exc.retryable).lower()).inc()
             log.info("job %d: progress card not updated (%s)", job.id, exc)
         elif exc is not None:
             log.error("job %d: unexpected error while updating the progress card", job.id, exc_info=exc)
@@ -225,7 +225,7 @@ class Replies:
                 elif not isinstance(exc, DeliveryError):
                     log.exception("job %d: unexpected error while delivering", job_id)
                     exc = DeliveryError(f"unexpected {type(exc).__name__}", retryable=True)
-                METRICS.discord_edit_failures.inc("result", str(exc.retryable).lower())
+                METRICS.discord_edit_failures.labels("result", str(exc.retryable).lower()).inc()
                 if self._later(job_id, reply, str(exc), retryable=exc.retryable):
                     return False
                 via = "unreachable"

@@ -199,11 +199,12 @@ class Tracker:
     async def _look_up(self, provider: Provider, chunk: Sequence[_Task]) -> None:
         try:
             async with self._gate:
-                METRICS.provider_calls.inc(provider.name, "lookup")
+                METRICS.provider_calls.labels(provider.name, "lookup").inc()
                 try:
-                    statuses = await provider.lookup([t.job.task_id or "" for t in chunk])
+                    with METRICS.provider_latency.labels(provider.name, "lookup").time():
+                        statuses = await provider.lookup([t.job.task_id or "" for t in chunk])
                 except ProviderError as exc:
-                    METRICS.provider_errors.inc(provider.name, "lookup", exc.code or exc.kind.value)
+                    METRICS.provider_errors.labels(provider.name, "lookup", exc.code or exc.kind.value).inc()
                     await self._failed(chunk, exc)
                     return
                 except Exception:
