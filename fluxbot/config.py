@@ -209,6 +209,17 @@ def load_database_url(environ: Mapping[str, str] | None = None, env_file: Path |
     return url
 
 
+def load_database_settings(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")
+) -> tuple[Path, Secret | None]:
+    """DATABASE_PATH and DATABASE_URL alone (for the database tools, which need no bot token)."""
+    env = _read(environ, env_file)
+    path, url = Path(env.text("DATABASE_PATH", str(Settings.database_path))), env.database_url("DATABASE_URL")
+    if env.errors:
+        raise env.errors[0]
+    return path, url
+
+
 def _read(environ: Mapping[str, str] | None, env_file: Path | None) -> _Env:
     values: dict[str, str] = {}
     if env_file is not None and env_file.is_file():
@@ -228,7 +239,7 @@ def _whole_number(text: str, high: int) -> int | None:
 
 def _prepare_database_folder(path: Path) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a new folder is the owner's only
     except OSError as exc:
         raise ConfigError(
             "DATABASE_PATH", f"a file path in a folder the bot can create ({path.parent}: {exc.strerror})"

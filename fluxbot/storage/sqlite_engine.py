@@ -76,7 +76,7 @@ def hold_process_lock(path: Path | str) -> int | None:
     if not _HAS_FLOCK:
         log.info("no file locking on this platform: nothing stops a second fluxbot from using %s", path)
         return None
-    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -138,6 +138,10 @@ class Engine:
         held = hold_process_lock(path)
         writer: aiosqlite.Connection | None = None
         try:
+            # The jobs hold members' prompts and interaction tokens: a new file is its owner's only (SQLite gives
+            # the -wal and -shm files beside it the same permissions).
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
             writer = await connect(path)
             await migrate(writer, path)  # first: a database this fluxbot cannot read is left as it was
             await writer.execute("PRAGMA journal_mode=WAL")
