@@ -13,7 +13,9 @@ WORKDIR /app
 COPY requirements.txt ./
 RUN pip install -r requirements.txt
 
-RUN useradd --create-home --uid 10001 fluxbot \
+# A fixed uid and gid (10001), so a host folder mounted on /data can be given to this user: see README, "Docker".
+RUN groupadd --gid 10001 fluxbot \
+    && useradd --create-home --uid 10001 --gid 10001 fluxbot \
     && mkdir -p /data \
     && chown fluxbot:fluxbot /data
 
