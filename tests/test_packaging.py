@@ -1,7 +1,8 @@
-"""Packaging: the README's two commands, the hashed lock files, the wheel, the Docker files."""
+"""Packaging: the README's two commands, the hashed lock files, the wheel, the Docker files, the playground."""
 
 from __future__ import annotations
 
+import asyncio
 import email.parser
 import importlib.metadata
 import json
@@ -262,3 +263,54 @@ def test_the_postgresql_compose_file_parses_and_keeps_its_data_on_a_volume_or_a_
         assert (bot["env_file"], bot["depends_on"]["postgres"]["condition"]) == (".env", "service_healthy")
         assert (bot["environment"]["SHARD_IDS"], bot["environment"]["SHARD_COUNT"]) == (str(shard), "2")
         assert "volumes" not in bot, "the bots keep nothing on disk: their jobs are in PostgreSQL"
+
+
+async def test_the_playground_shows_a_job_from_the_running_card_to_the_result_and_clicks_its_buttons() -> None:
+    """CONTRIBUTING's `python -m tests.playground`: the fakes and a real bot, driven by typed lines."""
+    assert "python -m tests.playground" in (ROOT / "CONTRIBUTING.md").read_text()
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "tests.playground", "--seconds", "1"),
+        cwd=ROOT,
+        env=clean_environ(),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    stdin, stdout = process.stdin, process.stdout
+    assert stdin is not None
+    assert stdout is not None
+    output: list[str] = []
+
+    async def until(text: str) -> str:
+        """Read the playground's lines up to one holding `text`; those lines."""
+        start = len(output)
+        while len(output) == start or text not in output[-1]:
+            line = await asyncio.wait_for(stdout.readline(), 60)
+            assert line, "the playground ended early:\n" + "".join(output)
+            output.append(line.decode())
+        return "".join(output[start:])
+
+    async def type_line(line: str) -> None:
+        stdin.write(f"{line}\n".encode())
+        await stdin.drain()
+
+    try:
+        await until("help, quit")
+        await type_line("/imagine prompt:a red fox in the snow")
+        shown = await until("[🎲 Re-roll]")
+        assert shown.index("Flux is working on it") < shown.index("✅ Done")
+        assert "> a red fox in the snow" in shown
+        assert re.search(r"file: http://127\.0\.0\.1:\d+/attachments/\S+\.png", shown)
+        await type_line("click Details")
+        assert "only you see it" in await until("Status: ✅ done")
+        await type_line("/imagine prompt:x count:many")
+        assert "?? count: expects a number, got 'many'" in await until("??")
+        await type_line("quit")
+        assert await asyncio.wait_for(process.wait(), 60) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    rest = (await stdout.read()).decode()
+    assert "stopping the bot" in rest
+    assert "Traceback" not in "".join(output) + rest
