@@ -9,11 +9,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, so a code change does not reinstall them.
+# Dependencies first, so a code change does not reinstall them: exactly the locked versions, each file checked
+# against its hash.
 COPY requirements.txt ./
-RUN pip install -r requirements.txt
+RUN pip install --require-hashes -r requirements.txt
 
-RUN useradd --create-home --uid 10001 fluxbot \
+# A fixed uid and gid (10001), so a host folder mounted on /data can be given to this user: see README, "Docker".
+RUN groupadd --gid 10001 fluxbot \
+    && useradd --create-home --uid 10001 --gid 10001 fluxbot \
     && mkdir -p /data \
     && chown fluxbot:fluxbot /data
 

@@ -265,7 +265,46 @@ def test_env_example_documents_every_setting_the_bot_reads() -> None:
     read = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', (ROOT / "fluxbot" / "config.py").read_text()))
     settings = read - {"DEBUG", "INFO", "WARNING", "ERROR"}  # log level values, not settings
     assert settings - SETTINGS == set(), "every setting has a line (and a comment) in .env.example"
+    assert SETTINGS - settings == set(), ".env.example documents no setting the bot does not read"
     assert len(SETTINGS) >= 24
+
+
+def env_example_lines() -> list[tuple[bool, str, str]]:
+    """Every `NAME=value` line of .env.example: (commented out, name, value)."""
+    text = (ROOT / ".env.example").read_text()
+    return [(bool(m[1]), m[2], m[3]) for m in re.finditer(r"^(# ?)?([A-Z][A-Z0-9_]+)=(.*)$", text, re.M)]
+
+
+def test_a_copied_env_example_sets_only_the_two_tokens_to_fill_in() -> None:
+    """A .env copied from the example pins no default: after an upgrade the new defaults apply."""
+    lines = env_example_lines()
+    assert [(name, value) for commented, name, value in lines if not commented] == [
+        ("DISCORD_TOKEN", ""),
+        ("ACEDATA_API_TOKEN", ""),
+    ]
+    assert {name for _, name, _ in lines} == SETTINGS, "each setting has exactly one line"
+    assert len(lines) == len(SETTINGS)
+
+
+def test_every_commented_line_of_env_example_shows_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Removing the # of any line changes no setting, so the values shown are the defaults the code uses."""
+    monkeypatch.chdir(tmp_path)
+    defaults = load_settings(BASE, env_file=None)
+    for commented, name, value in env_example_lines():
+        if commented:
+            assert load_settings({**BASE, name: value}, env_file=None) == defaults, f"{name}={value} is no default"
+    assert defaults.metrics_port is None, "METRICS_PORT is off unless set (the Docker image sets it)"
+
+
+def test_the_env_example_filled_in_as_the_readme_says_starts_with_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = (ROOT / ".env.example").read_text()
+    for name, value in BASE.items():
+        text = text.replace(f"\n{name}=\n", f"\n{name}={value}\n")
+    (tmp_path / ".env").write_text(text)
+    assert load_settings({}) == load_settings(BASE, env_file=None)
 
 
 def test_only_the_chosen_providers_key_is_required(tmp_path: Path) -> None:

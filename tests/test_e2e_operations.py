@@ -153,7 +153,7 @@ def test_the_docker_image_runs_the_documented_command_as_non_root_with_a_health_
     assert "METRICS_PORT" in health.group(1)
     compose = (ROOT / "docker-compose.yml").read_text()
     assert "env_file: .env" in compose
-    assert "fluxbot-data:/data" in compose
+    assert "- ${FLUXBOT_DATA:-fluxbot-data}:/data" in compose, "a named volume unless FLUXBOT_DATA names a folder"
     grace = re.search(r"stop_grace_period: (\d+)s", compose)
     assert grace is not None
     assert int(grace.group(1)) > SUBMIT_DRAIN_SECONDS + 5, "Docker must not kill the bot while it drains submits"
@@ -165,7 +165,7 @@ def test_the_postgresql_compose_file_runs_two_shards_on_one_database_with_a_volu
     block = compose[compose.index("\nservices:") : compose.index("\nvolumes:")]
     services = dict(re.findall(r"^  ([a-z0-9-]+):\n((?:    .*\n|\n)*)", block, re.M))
     assert set(services) == {"postgres", "fluxbot-0", "fluxbot-1"}
-    assert "fluxbot-postgres:/var/lib/postgresql/data" in services["postgres"]
+    assert "${FLUXBOT_POSTGRES_DATA:-fluxbot-postgres}:/var/lib/postgresql/data" in services["postgres"]
     assert "pg_isready" in services["postgres"], "the bots wait for a database that answers"
     for shard in (0, 1):
         bot = services[f"fluxbot-{shard}"]
