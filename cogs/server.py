@@ -9,17 +9,17 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.budget import BudgetCommands
 from cogs.fluxadmin import NEEDS_MANAGE_SERVER, admin
 from cogs.moderation import ModerationCommands
 from fluxbot import catalog
 from fluxbot.bot import FluxBot
 from fluxbot.limits import GuildSettings, Refused, with_changes
-from fluxbot.settings_cards import usage_card
 
 log = logging.getLogger(__name__)
 
 
-class Server(ModerationCommands):
+class Server(ModerationCommands, BudgetCommands):
     """Moderators' settings: every `/fluxadmin` command."""
 
     admin = admin
@@ -151,7 +151,7 @@ class Server(ModerationCommands):
         """Usage on this server over the last days."""
         guild_id = self._guild_id(interaction)
         report = await self.bot.store.guild_report(guild_id, days=days)
-        await interaction.response.send_message(embed=usage_card(report), ephemeral=True)
+        await interaction.response.send_message(embed=await self._usage_card(guild_id, report), ephemeral=True)
 
     @admin.command(name="cancel", description="Cancel a member's jobs that are still waiting in line")
     @app_commands.describe(member="Whose waiting jobs to cancel")

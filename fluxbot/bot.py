@@ -167,6 +167,7 @@ class FluxBot(commands.AutoShardedBot):
             await self.jobs.abandon(job, "the command could not be acknowledged in time")
             raise
         assert reply.message_id is not None
+        self.moderation.budgets.job_admitted(policy.limits.budget)  # in the background: the 80 % / 100 % notices
         await self.jobs.attach_reply(job, reply.message_id)
 
     async def _spoilers(self, job: Job) -> bool:

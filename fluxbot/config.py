@@ -9,6 +9,7 @@ import socket
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar, overload
 
@@ -27,6 +28,7 @@ IMAGE_DELIVERY_MODES = ("attachment", "url")
 MAX_SHARD_COUNT = 100_000
 INSTANCE_NAME_RULE = re.compile(r"[A-Za-z0-9_.-]{1,63}")
 T = TypeVar("T")
+PRICE_RULE = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
 
 
 class ConfigError(FluxbotError):
@@ -114,6 +116,13 @@ class Settings:
     instance_name: str = field(default_factory=host_instance_name)
     #: The operator's blocked words, phrases and patterns (from BLOCKLIST_FILE), on every server.
     blocklist: tuple[str, ...] = ()
+    #: (model, price of one image) from IMAGE_PRICES, for the estimated spend in /fluxadmin usage.
+    image_prices: tuple[tuple[str, Decimal], ...] = ()
+
+    @property
+    def prices(self) -> dict[str, Decimal]:
+        """The price of one image per model (models without a price are left out)."""
+        return dict(self.image_prices)
 
     @property
     def provider_info(self) -> catalog.ProviderInfo:
@@ -178,6 +187,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         shard_ids=env.shard_ids("SHARD_IDS", shard_count, count_variable="SHARD_COUNT"),
         instance_name=env.instance_name("INSTANCE_NAME"),
         blocklist=_operator_rules(env, env.raw("BLOCKLIST_FILE")),
+        image_prices=env.prices("IMAGE_PRICES", provider, models) if known_provider else (),
     )
     if settings.database_url is None and not env.errors:
         _prepare_database_folder(settings.database_path)
@@ -390,6 +400,32 @@ class _Env:
         if len(set(shards)) != len(shards):
             return self.problem(ConfigError(name, f"expects each shard once, got {value!r}"), None)
         return tuple(sorted(shards))
+
+    def prices(self, name: str, provider: str, models: tuple[str, ...]) -> tuple[tuple[str, Decimal], ...]:
+        value = self.raw(name)
+        prices: dict[str, Decimal] = {}
+        for entry in (e.strip() for e in (value or "").split(",")):
+            if not entry:
+                continue  # a trailing comma
+            model, equals, price = (part.strip() for part in entry.partition("="))
+            if not equals or not model:
+                expected = "expects model=price entries separated by commas, such as flux-dev=0.012,flux-pro=0.04"
+                return self.problem(ConfigError(name, f"{expected}; got {entry!r}"), ())
+            if model not in models:
+                known = ", ".join(models)
+                return self.problem(
+                    ConfigError(name, f"{entry!r}: {provider} has no model {model!r} (its models: {known})"), ()
+                )
+            if not PRICE_RULE.fullmatch(price):
+                return self.problem(
+                    ConfigError(name, f"{entry!r}: the price of one image must be a number such as 0.012"), ()
+                )
+            if model in prices:
+                return self.problem(
+                    ConfigError(name, f"{entry!r}: {model} has a price already; give each model one price"), ()
+                )
+            prices[model] = Decimal(price)
+        return tuple(prices.items())
 
     def instance_name(self, name: str) -> str:
         value = self.raw(name)

@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from fluxbot import catalog
+from fluxbot.budgets import Budget, BudgetUse, budget_refusal
 from fluxbot.errors import MemberError
 from fluxbot.moderation import NO_RULES, Blocklist, Rule
 
@@ -43,11 +44,14 @@ class PromptBlocked(Refused):
 
 @dataclass(frozen=True)
 class Limits:
-    """How much one member may do. Zero turns the cooldown or the daily quota off."""
+    """How much one member may do, and the server budget their jobs count against. Zero turns the cooldown or
+    the daily quota off."""
 
     member_jobs: int = 2
     cooldown_seconds: int = 0
     daily_images: int = 0
+    #: The server whose budget a job counts against (and the budget); None: no server's (operator tools, tests).
+    budget: Budget | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,9 @@ class GuildSettings:
     safety_ceiling: int | None = None
     #: When results are shown as spoilers: one of SPOILER_MODES.
     spoilers: str = "never"
+    #: Images the whole server may make per UTC day and per UTC calendar month, on top of member quotas (0: off).
+    budget_daily_images: int = 0
+    budget_monthly_images: int = 0
 
     def to_json(self) -> str:
         """The settings as stored."""
@@ -96,6 +103,10 @@ class GuildSettings:
         if self.daily_images:  # 0 = "no quota of our own": the operator's, if any, still applies
             quota = min(self.daily_images, quota) if quota else self.daily_images
         return Limits(member_jobs=jobs, cooldown_seconds=cooldown, daily_images=quota)
+
+    def budget(self, guild_id: int, server_name: str | None = None) -> Budget:
+        """This server's budget, which the jobs counting against server `guild_id` draw from."""
+        return Budget(guild_id, self.budget_daily_images, self.budget_monthly_images, server_name)
 
     def capped(self, operator: Limits) -> list[str]:
         """Overrides looser than the operator's limits (which win), each said in words."""
@@ -124,6 +135,11 @@ class Policy:
     blocklist: Blocklist = NO_RULES
     #: The server's ceiling for Kie's content filter (`safety_tolerance`), or None.
     safety_ceiling: int | None = None
+
+    @property
+    def budget_guild(self) -> int | None:
+        """The server whose rules apply (in a DM, the shared server chosen): its budget counts the job."""
+        return self.limits.budget.guild_id if self.limits.budget is not None else None
 
     def apply_safety(self, request: JobRequest, provider: catalog.ProviderInfo) -> JobRequest:
         """The request within the server's safety ceiling: a looser value asked for is refused, and the
@@ -177,10 +193,13 @@ def policy_for(
     default_model: str,
     channel_ids: Sequence[int],
     role_ids: Sequence[int],
+    guild_id: int | None = None,
+    server_name: str | None = None,
 ) -> Policy:
     """The policy for a command on a server, or Refused when the member may not use the bot here.
 
-    `channel_ids` are the channel and, for a thread, its parent.
+    `channel_ids` are the channel and, for a thread, its parent. With `guild_id` the jobs count against that
+    server's budget (`server_name` names it in the messages of a DM).
     """
     if guild.allowed_channels and not set(channel_ids) & set(guild.allowed_channels):
         places = ", ".join(f"<#{c}>" for c in guild.allowed_channels)
@@ -194,9 +213,10 @@ def policy_for(
     model = guild.default_model if guild.default_model in names else default_model
     if allowed and model not in allowed:
         model = allowed[0]
-    return Policy(
-        model, allowed, guild.limits(defaults), _edit_model(provider, allowed), safety_ceiling=guild.safety_ceiling
-    )
+    limits = guild.limits(defaults)
+    if guild_id is not None:
+        limits = replace(limits, budget=guild.budget(guild_id, server_name))
+    return Policy(model, allowed, limits, _edit_model(provider, allowed), safety_ceiling=guild.safety_ceiling)
 
 
 @dataclass(frozen=True)
@@ -207,6 +227,7 @@ class SharedServer:
     settings: GuildSettings
     role_ids: tuple[int, ...]
     required_role_name: str = ""  # the name of `settings.required_role`, as the DM cannot mention it
+    guild_id: int | None = None  # the server's id: a DM under its rules counts against its budget
 
 
 def dm_policy(
@@ -230,6 +251,8 @@ def dm_policy(
                 default_model=default_model,
                 channel_ids=[],
                 role_ids=server.role_ids,
+                guild_id=server.guild_id,
+                server_name=server.name,
             )
     open_to_dms = [server for server in servers if server.settings.dms]
     if not open_to_dms:
@@ -245,11 +268,12 @@ def dm_policy(
 
 @dataclass(frozen=True)
 class Usage:
-    """What a member has going on right now."""
+    """What a member has going on right now, and (when asked for a budget) their server's images so far."""
 
     in_flight: int
     last_command_at: float | None
     images_today: int
+    server: BudgetUse = field(default_factory=BudgetUse)
 
 
 def refusal(usage: Usage, limits: Limits, *, images: int, now: float) -> str | None:
@@ -271,6 +295,8 @@ def refusal(usage: Usage, limits: Limits, *, images: int, now: float) -> str | N
             )
         if images > left:
             return f"That would make {images} images, but you have {left} left today. Ask for {left} or fewer."
+    if limits.budget is not None:
+        return budget_refusal(limits.budget, usage.server, images=images, now=now)
     return None
 
 

@@ -1,14 +1,17 @@
 """What follows a refused prompt: the moderation log (one message per refusal, in the channel a server's
-moderators chose) and strikes (enough refusals in a window pause the member on that server)."""
+moderators chose) and strikes (enough refusals in a window pause the member on that server); and the notices a
+server's budget brings to the same log."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import discord
 
+from fluxbot.budgets import Budget, Notice, notices_due, period_words
 from fluxbot.limits import PromptBlocked, Refused
 from fluxbot.moderation import Rule
 from fluxbot.policy import MemberPolicies
@@ -33,17 +36,38 @@ def refusal_card(user_id: int, channel_id: int | None, prompt: str, rule: Rule, 
     return embed
 
 
+def budget_card(notice: Notice) -> discord.Embed:
+    """What the moderators read when the server reaches 80 % or 100 % of a budget."""
+    words = period_words(notice.period)
+    full = notice.percent >= 100
+    embed = discord.Embed(
+        title=f"Server budget {'used up' if full else f'{notice.percent} % used'} {words}",
+        colour=discord.Colour.red() if full else discord.Colour.gold(),
+    )
+    embed.description = (
+        f"This server has used {notice.used} of its {notice.limit} images for {words} (UTC). "
+        + ("New jobs are refused until it resets " if full else "It resets ")
+        + f"<t:{int(notice.resets_at)}:R>. `/fluxadmin budget` shows or changes it; `/fluxadmin usage` shows "
+        "who used it."
+    )
+    return embed
+
+
+async def post(client: discord.Client, channel_id: int, embed: discord.Embed) -> None:
+    """Post to the moderation log; a channel the bot cannot post in is logged, never raised."""
+    try:
+        await client.get_partial_messageable(channel_id).send(
+            embed=embed, allowed_mentions=discord.AllowedMentions.none()
+        )
+    except discord.HTTPException as exc:
+        log.warning("could not post to the moderation log channel %s: %s %s", channel_id, exc.status, exc.text)
+
+
 async def report_refusal(
     client: discord.Client, modlog_channel: int, *, user_id: int, channel_id: int | None, prompt: str, rule: Rule
 ) -> None:
     """Post the refusal to the moderation log; a channel the bot cannot post in is logged, never raised."""
-    card = refusal_card(user_id, channel_id, prompt, rule, now=time.time())
-    try:
-        await client.get_partial_messageable(modlog_channel).send(
-            embed=card, allowed_mentions=discord.AllowedMentions.none()
-        )
-    except discord.HTTPException as exc:
-        log.warning("could not post to the moderation log channel %s: %s %s", modlog_channel, exc.status, exc.text)
+    await post(client, modlog_channel, refusal_card(user_id, channel_id, prompt, rule, now=time.time()))
 
 
 def paused_message(until: float) -> str:
@@ -62,6 +86,8 @@ class Moderation:
         self._store = store
         self._policies = policies
         self._reports: set[asyncio.Task[None]] = set()
+        #: The notices of servers' budgets.
+        self.budgets = BudgetNotices(client, store, policies)
 
     async def check_paused(self, interaction: discord.Interaction) -> None:
         """Refused (saying until when) while the member is paused on this server and the server uses strikes.
@@ -100,3 +126,57 @@ class Moderation:
             return blocked
         log.info("member %s paused on server %s until %.0f", interaction.user.id, interaction.guild_id, until)
         return Refused(f"{blocked}\n{paused_message(until)}")
+
+
+class BudgetNotices:
+    """After each admitted job, tells the moderation log when its server reaches 80 % or 100 % of a budget: once
+    per threshold and period, whichever process admitted the job (the `budget_notices` table decides)."""
+
+    def __init__(
+        self, client: discord.Client, store: Store, policies: MemberPolicies, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._client = client
+        self._store = store
+        self._policies = policies
+        self._clock = clock
+        #: (server, period, percent) of notices known to be posted (by any process): not asked for again.
+        self._posted: set[tuple[int, str, int]] = set()
+        self._checks: set[asyncio.Task[None]] = set()
+
+    def job_admitted(self, budget: Budget | None) -> None:
+        """Check the job's server in the background: the member's command never waits for it, nor fails by it."""
+        if budget is None or not budget.applies:
+            return
+        task = asyncio.create_task(self._checked(budget), name="fluxbot-budget-notices")
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def _checked(self, budget: Budget) -> None:
+        try:
+            await self.check(budget)
+        except Exception:
+            log.exception("could not check the budget of server %s", budget.guild_id)
+
+    async def check(self, budget: Budget) -> list[Notice]:
+        """Post the notice of the highest threshold newly reached (the ones below it are claimed with it, as a
+        jump past 80 % straight to 100 % needs one message); returns the notices this call claimed."""
+        channel = (await self._policies.guild_settings(budget.guild_id)).modlog_channel
+        if channel is None:
+            return []  # nobody to tell: the notice stays unclaimed, for a log chosen later in the period
+        now = self._clock()
+        due = notices_due(budget, await self._store.budgets.used(budget.guild_id, now=now), now=now)
+        claimed = []
+        for notice in due:
+            key = (budget.guild_id, notice.key, notice.percent)
+            if key in self._posted:
+                continue
+            if await self._store.budgets.claim_notice(budget.guild_id, notice.key, notice.percent, now=now):
+                claimed.append(notice)
+            if len(self._posted) > 10_000:
+                self._posted.clear()
+            self._posted.add(key)
+        for period in {notice.period for notice in claimed}:
+            highest = max((n for n in claimed if n.period == period), key=lambda n: n.percent)
+            log.info("server %s reached %d %% of its budget %s", budget.guild_id, highest.percent, highest.key)
+            await post(self._client, channel, budget_card(highest))
+        return claimed

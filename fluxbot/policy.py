@@ -111,6 +111,7 @@ class MemberPolicies:
             default_model=self._settings.default_model,
             channel_ids=[c for c in (interaction.channel_id, parent) if c is not None],
             role_ids=roles,
+            guild_id=interaction.guild_id,
         )
 
     async def _dm_policy(self, user_id: int) -> Policy:
@@ -131,7 +132,7 @@ class MemberPolicies:
                 continue
             settings = await self.guild_settings(guild.id)
             role = guild.get_role(settings.required_role) if settings.required_role else None
-            servers.append(SharedServer(guild.name, settings, roles, role.name if role else ""))
+            servers.append(SharedServer(guild.name, settings, roles, role.name if role else "", guild.id))
         # In a DM, every shared server's blocklist applies: the member is one of each server's community.
         blocklist = self._blocklist(*(server.settings.blocklist for server in servers))
         policy = dm_policy(

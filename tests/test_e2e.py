@@ -49,6 +49,7 @@ async def test_commands_are_synced_globally_once_with_their_options(
             "channels",
             "role",
             "limits",
+            "budget",
             "dms",
             "usage",
             "cancel",

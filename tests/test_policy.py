@@ -13,6 +13,7 @@ import discord
 import pytest
 
 from fluxbot import policy as policy_module
+from fluxbot.budgets import Budget
 from fluxbot.config import Settings, load_settings
 from fluxbot.limits import GuildSettings, Limits, Refused, with_changes
 from fluxbot.policy import MEMBERSHIP_UNKNOWN, MemberPolicies
@@ -87,7 +88,9 @@ async def test_a_dm_member_is_asked_of_discord_once_a_minute_and_gets_the_shared
     policies = MemberPolicies(store, operator(), Servers(server(10, "Art Club", fetch=fetch)), clock=lambda: clock[0])
 
     first = await policies.policy(in_dm(ALICE))
-    assert first.limits == Limits(member_jobs=2, cooldown_seconds=0, daily_images=3)
+    art_club = Budget(10, 0, 0, "Art Club")
+    assert first.limits == Limits(member_jobs=2, cooldown_seconds=0, daily_images=3, budget=art_club)
+    assert first.budget_guild == 10, "the DM counts against the budget of the server whose rules it runs under"
     clock[0] += 59
     await policies.policy(in_dm(ALICE))
     assert fetch.await_count == 1, "the member's roles are trusted for a minute"

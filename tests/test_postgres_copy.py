@@ -52,6 +52,7 @@ async def a_history(path: Path) -> list[Job]:
         await store.renew_lease(seconds=30)
         await store.strikes.record_refusal(SNOWFLAKE, 42, strikes=1, window=60.0, pause=1e9, now=1_700_000_040.0)
         await store.record_show_again(42, now=1_700_000_050.0)
+        assert await store.budgets.claim_notice(SNOWFLAKE, "2023-11", 80, now=1_700_000_060.0)
         return [job for job in [await store.get_job(i) for i in range(1, 6)] if job is not None]
     finally:
         await store.close()
@@ -77,7 +78,7 @@ async def test_a_sqlite_history_is_copied_whole_into_an_empty_postgresql_once(
         "  pauses                1",
         "  shown_again           1",
         "  member_defaults       0",
-        "  budget_notices        0",
+        "  budget_notices        1",
     ]
     assert PASSWORD not in done.stdout + done.stderr
 
@@ -90,6 +91,9 @@ async def test_a_sqlite_history_is_copied_whole_into_an_empty_postgresql_once(
         assert await store.get_meta("callback_secret") == "the-callback-secret"
         assert await store.get_meta("commands_hash") == "abc"
         assert await store.strikes.paused_until(SNOWFLAKE, 42) == 1_700_000_040.0 + 1e9, "a pause comes along"
+        assert not await store.budgets.claim_notice(SNOWFLAKE, "2023-11", 80, now=1_700_000_070.0), (
+            "a notice posted before the copy is not posted again"
+        )
         assert await store.queue_positions() == {4: 1, 5: 2}
         adopted = await store.adopt_orphans()
         assert [job.id for job in adopted] == [1, 3, 4, 5], "no lease came along: the first run adopts the rest"
@@ -105,7 +109,7 @@ async def test_a_sqlite_history_is_copied_whole_into_an_empty_postgresql_once(
     assert again.stdout == ""
     assert again.stderr.strip() == (
         f"fluxbot copy: {where} is not empty (6 in jobs, 1 in guild_settings, 2 in edit_sources, 2 in meta, "
-        "1 in refusals, 1 in pauses, 1 in shown_again); "
+        "1 in refusals, 1 in pauses, 1 in shown_again, 1 in budget_notices); "
         "the copy goes into an empty database only, so nothing was copied"
     )
     db = await asyncpg.connect(url)

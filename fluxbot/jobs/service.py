@@ -102,7 +102,7 @@ class Jobs:
             self.provider.name, request, reply, limits=limits, expects_callback=bool(self._callback_url), now=now
         )
         if job is None:
-            usage = await self.store.usage(reply.user_id, now=now)
+            usage = await self.store.usage(reply.user_id, budget=limits.budget, now=now)
             reason = refusal(usage, limits, images=request.count, now=now)
             raise Refused(reason or "You cannot start another job right now. Please try again in a moment.")
         log.info("job %d: %s with %s, size %s, count %d", job.id, job.action, job.model, job.size, job.count)

@@ -11,7 +11,7 @@ import secrets
 import socket
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
@@ -20,6 +20,7 @@ from fluxbot.errors import FluxbotError
 from fluxbot.jobs.lifecycle import Transition
 
 if TYPE_CHECKING:  # only named in annotations: the job core imports this module, so no cycle at run time
+    from fluxbot.budgets import Budget, BudgetUse
     from fluxbot.jobs.lifecycle import EditImage, Job, JobStatus, Outcome, Reply
     from fluxbot.limits import GuildSettings, Limits, Usage
     from fluxbot.providers.base import JobRequest
@@ -59,6 +60,8 @@ class MemberUsage:
     images: int
     jobs: int
     failures: int
+    #: Images per model (failed jobs make none), for the estimated spend.
+    models: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class DayUsage:
     images: int
     jobs: int
     failures: int
+    #: Images per model (failed jobs make none), for the estimated spend.
+    models: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,15 @@ class GuildReport:
     more_members: int  # members left out of `members`
     per_day: list[DayUsage]  # days with at least one job, newest first
     open_jobs: dict[str, int]
+
+    @property
+    def per_model(self) -> dict[str, int]:
+        """Images per model over the report's days, the most first."""
+        totals: dict[str, int] = {}
+        for day in self.per_day:
+            for model, images in day.models.items():
+                totals[model] = totals.get(model, 0) + images
+        return dict(sorted(totals.items(), key=lambda item: (-item[1], item[0])))
 
 
 class Strikes(Protocol):
@@ -98,6 +112,19 @@ class Strikes(Protocol):
 
     async def pardon(self, guild_id: int, user_id: int) -> bool:
         """Lift the member's pause and forget their refusals here; False when they were not paused."""
+        ...
+
+
+class Budgets(Protocol):
+    """What servers' budgets count (jobs whose `budget_guild` is the server), and who posts each notice."""
+
+    async def used(self, guild_id: int, *, now: float | None = None) -> BudgetUse:
+        """The server's images so far in the current UTC day and month (failed jobs make none)."""
+        ...
+
+    async def claim_notice(self, guild_id: int, period: str, percent: int, *, now: float | None = None) -> bool:
+        """Record that the server's notice for `percent` % of its budget in `period` (e.g. "2026-11") is posted;
+        exactly one caller gets True, across every process."""
         ...
 
 
@@ -122,6 +149,11 @@ class Store(Protocol):
     @property
     def strikes(self) -> Strikes:
         """Refused prompts and the pauses they bring."""
+        ...
+
+    @property
+    def budgets(self) -> Budgets:
+        """Servers' images per UTC day and month, and their budget notices."""
         ...
 
     async def close(self) -> None:
@@ -170,7 +202,8 @@ class Store(Protocol):
         expects_callback: bool = False,
         now: float | None = None,
     ) -> Job | None:
-        """Queue a job if the member's limits allow it, atomically; None when they do not."""
+        """Queue a job if the member's limits and the server's budget (`limits.budget`) allow it, atomically; None
+        when they do not. The job counts against `limits.budget`'s server (without one: the reply's)."""
         ...
 
     async def claim(self, cap: int) -> Job | None:
@@ -247,8 +280,9 @@ class Store(Protocol):
         """How long the provider took (submit to result) for this model's latest successful jobs, newest first."""
         ...
 
-    async def usage(self, user_id: int, *, now: float | None = None) -> Usage:
-        """A member's open jobs, last command and images today (UTC), across every server."""
+    async def usage(self, user_id: int, *, budget: Budget | None = None, now: float | None = None) -> Usage:
+        """A member's open jobs, last command and images today (UTC), across every server; with `budget`, also
+        its server's images today and this month."""
         ...
 
     async def recent_jobs(self, user_id: int, *, limit: int, offset: int = 0) -> tuple[list[Job], int]:
@@ -260,7 +294,8 @@ class Store(Protocol):
         ...
 
     async def guild_report(self, guild_id: int, *, days: int = 1, now: float | None = None) -> GuildReport:
-        """Usage on one server over the last `days` UTC days: per member, per day, and the jobs open now."""
+        """Usage on one server over the last `days` UTC days: per member, per day, and the jobs open now; the jobs
+        are those that count against the server's budget (made there, or in a DM under its rules)."""
         ...
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:

@@ -2,8 +2,9 @@
 
 It behaves as `SQLiteStore` does, and where several processes meet it decides under PostgreSQL's locks:
 claims take the oldest queued job with `FOR UPDATE SKIP LOCKED` under one advisory lock (the global cap counts
-every process's jobs), a member's admissions are serialized by an advisory lock on the member, ownership is a
-lease on the database's clock, and signals travel by LISTEN/NOTIFY.
+every process's jobs), a member's admissions are serialized by an advisory lock on the member (and, under a
+server budget, on the server too), ownership is a lease on the database's clock, and signals travel by
+LISTEN/NOTIFY.
 """
 
 from __future__ import annotations
@@ -14,16 +15,19 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from fluxbot.budgets import MONTH, Budget, BudgetUse, period_start
 from fluxbot.jobs.lifecycle import LIFECYCLE, EditImage, Job, JobStatus, Outcome, Reply, Transition
 from fluxbot.limits import GuildSettings, Limits, Usage, day_start
 from fluxbot.providers.base import JobRequest
 from fluxbot.storage import postgres_queries as sql
 from fluxbot.storage.base import GuildReport, Signal, SignalHandler, run_name
-from fluxbot.storage.postgres_engine import CLAIM, MEMBER_LOCKS, NAMED_LOCKS, Engine, named
+from fluxbot.storage.postgres_budgets import PostgresBudgets
+from fluxbot.storage.postgres_engine import CLAIM, GUILD_LOCKS, MEMBER_LOCKS, NAMED_LOCKS, Engine, named
 from fluxbot.storage.postgres_reports import guild_report
 from fluxbot.storage.postgres_schema import migrate
 from fluxbot.storage.postgres_signals import CHANNEL, Listener, notification
 from fluxbot.storage.postgres_strikes import PostgresStrikes
+from fluxbot.storage.sqlite_budgets import budget_params
 
 _DAY = 86_400  # seconds
 
@@ -39,6 +43,8 @@ class PostgresStore:
         self.instance = instance
         #: Refused prompts and pauses.
         self.strikes = PostgresStrikes(engine)
+        #: Servers' images per day and month, and their budget notices.
+        self.budgets = PostgresBudgets(engine)
 
     @classmethod
     async def open(cls, url: str, *, instance: str | None = None, pool_size: int = 10) -> PostgresStore:
@@ -122,7 +128,9 @@ class PostgresStore:
         """Queue a job if the member's limits allow it; None when they do not.
 
         The member's admissions take turns under an advisory lock on the member, so commands arriving at once
-        at different processes cannot together exceed a limit; the check and the insert are one statement.
+        at different processes cannot together exceed a limit; the check and the insert are one statement. Under
+        a server budget, the admissions counting against the server also take turns (a lock on the server,
+        always taken after the member's, so two admissions never wait for each other's).
         """
         created = _now(now)
         text, args = named(
@@ -136,9 +144,12 @@ class PostgresStore:
                 "options": json.dumps(dict(request.options)), "owner": self.instance,
                 "member_jobs": limits.member_jobs, "cooldown": limits.cooldown_seconds,
                 "since": day_start(created), "daily": limits.daily_images,
+                **budget_params(limits.budget, reply.guild_id, created),
             },
         )  # fmt: skip
-        rows = await self._engine.locked((MEMBER_LOCKS, str(int(reply.user_id))), text, *args)
+        budget = limits.budget
+        server = (GUILD_LOCKS, str(int(budget.guild_id))) if budget is not None and budget.applies else None
+        rows = await self._engine.locked((MEMBER_LOCKS, str(int(reply.user_id))), text, *args, also=server)
         return sql.job(rows[0]) if rows else None
 
     async def claim(self, cap: int) -> Job | None:
@@ -238,10 +249,17 @@ class PostgresStore:
         rows = await self._engine.fetch(sql.RECENT_DURATIONS, provider, model, limit)
         return [float(r[0]) for r in rows]
 
-    async def usage(self, user_id: int, *, now: float | None = None) -> Usage:
-        """A member's open jobs, last command and images today (UTC), across every server."""
-        [row] = await self._engine.fetch_named(sql.USAGE, {"user": user_id, "since": day_start(_now(now))})
-        return Usage(int(row[0]), row[1], int(row[2]))
+    async def usage(self, user_id: int, *, budget: Budget | None = None, now: float | None = None) -> Usage:
+        """A member's open jobs, last command and images today (UTC), across every server; with `budget`, also
+        its server's images today and this month."""
+        at = _now(now)
+        if budget is None:
+            [row] = await self._engine.fetch_named(sql.USAGE, {"user": user_id, "since": day_start(at)})
+            return Usage(int(row[0]), row[1], int(row[2]))
+        params = {"user": user_id, "since": day_start(at), "budget_guild": budget.guild_id,
+                  "month": period_start(MONTH, at)}  # fmt: skip
+        [row] = await self._engine.fetch_named(sql.USAGE_WITH_BUDGET, params)
+        return Usage(int(row[0]), row[1], int(row[2]), BudgetUse(int(row[3]), int(row[4])))
 
     async def recent_jobs(self, user_id: int, *, limit: int, offset: int = 0) -> tuple[list[Job], int]:
         """A member's jobs, newest first, one page of them, and how many there are in all."""

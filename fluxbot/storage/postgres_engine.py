@@ -32,6 +32,7 @@ MIGRATE = (LOCKS, "migrate")  # applying migrations
 CLAIM = (LOCKS, "claim")  # claims: the global cap counts the jobs of every process
 MEMBER_LOCKS = LOCKS + 1  # (MEMBER_LOCKS, user id): one member's admissions
 NAMED_LOCKS = LOCKS + 2  # (NAMED_LOCKS, name): `exclusive(name)`
+GUILD_LOCKS = LOCKS + 3  # (GUILD_LOCKS, server id): the admissions counting against one server's budget
 
 #: SQLSTATE classes worth a retry: connection exceptions, insufficient resources (too many connections, disk
 #: full), object not in prerequisite state (lock not available), operator intervention (shutdown, starting up),
@@ -138,18 +139,24 @@ class Engine:
         text, args = named(sql, params)
         return await self.fetch(text, *args)
 
-    async def locked(self, lock: tuple[int, str], sql: str, *args: Any) -> list[Record]:
-        """The rows of one statement run in a transaction that first takes the advisory lock `lock`.
+    async def locked(
+        self, lock: tuple[int, str], sql: str, *args: Any, also: tuple[int, str] | None = None
+    ) -> list[Record]:
+        """The rows of one statement run in a transaction that first takes the advisory lock `lock`, then `also`
+        when given (every caller takes them in that order, so two transactions never wait for each other).
 
         The lock is its own statement: under READ COMMITTED the next statement's snapshot is taken after
         the lock is granted, so it sees everything the previous holder committed. Three round trips.
         """
-        namespace, key = lock
+        locks = "; ".join(
+            f"SELECT pg_advisory_xact_lock({int(namespace)}, hashtext({_literal(key)}))"
+            for namespace, key in (lock, *([also] if also is not None else []))
+        )
         async with self.connection() as db:
             self.round_trips += 3
             try:
-                # BEGIN and the lock in one simple-protocol message (the key is quoted as a literal).
-                await db.execute(f"BEGIN; SELECT pg_advisory_xact_lock({int(namespace)}, hashtext({_literal(key)}))")
+                # BEGIN and the locks in one simple-protocol message (the keys are quoted as literals).
+                await db.execute(f"BEGIN; {locks}")
                 rows = await db.fetch(sql, *args)
                 await db.execute("COMMIT")
             except asyncpg.PostgresError:

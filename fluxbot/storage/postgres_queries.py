@@ -15,6 +15,7 @@ from fluxbot.jobs.lifecycle import (
     Job,
     Transition,
 )
+from fluxbot.storage.postgres_budgets import server_images_since
 from fluxbot.storage.postgres_engine import Record
 from fluxbot.storage.schema import job_from_row
 from fluxbot.storage.sqlite_engine import sql_states
@@ -33,18 +34,24 @@ MEMBER_LAST_COMMAND = """SELECT MAX(at) FROM (SELECT MAX(created_at) AS at FROM 
 MEMBER_IMAGES_SINCE = """SELECT COALESCE(SUM(count), 0) FROM jobs
     WHERE user_id = :user::bigint AND created_at >= :since::double precision AND status <> 'failed'"""
 USAGE = f"SELECT ({MEMBER_OPEN_JOBS}), ({MEMBER_LAST_COMMAND}), ({MEMBER_IMAGES_SINCE})"
+#: USAGE and the server's images today and this month.
+USAGE_WITH_BUDGET = f"{USAGE}, ({server_images_since('since')}), ({server_images_since('month')})"
 
 ADMIT = f"""INSERT INTO jobs (status, action, provider, model, prompt, size, count, image_url, user_id, guild_id,
         channel_id, application_id, interaction_token, message_id, created_at, upload_limit, expects_callback,
-        options, owner)
+        options, owner, budget_guild)
     SELECT 'queued', :action::text, :provider::text, :model::text, :prompt::text, :size::text, :count::bigint,
            :image_url::text, :user::bigint, :guild::bigint, :channel::bigint, :application::bigint, :token::text,
            :message::bigint, :created::double precision, :upload_limit::bigint, :expects_callback::bigint,
-           :options::text, :owner::text
+           :options::text, :owner::text, :budget_guild::bigint
     WHERE ({MEMBER_OPEN_JOBS}) < :member_jobs::bigint
       AND (:cooldown::bigint = 0
            OR COALESCE(({MEMBER_LAST_COMMAND}), 0) <= :created::double precision - :cooldown::bigint)
       AND (:daily::bigint = 0 OR ({MEMBER_IMAGES_SINCE}) + :count::bigint <= :daily::bigint)
+      AND (:budget_daily::bigint = 0
+           OR ({server_images_since("since")}) + :count::bigint <= :budget_daily::bigint)
+      AND (:budget_monthly::bigint = 0
+           OR ({server_images_since("month")}) + :count::bigint <= :budget_monthly::bigint)
     RETURNING *"""
 
 #: $1 the owner, $2 the cap. Run after the claim lock: the count then includes every claim committed before.

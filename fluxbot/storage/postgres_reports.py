@@ -1,7 +1,11 @@
-"""The PostgreSQL queries behind `/fluxadmin usage`: a server's jobs per member and per UTC day."""
+"""The PostgreSQL queries behind `/fluxadmin usage`: a server's jobs per member, per UTC day and per model.
+
+A server's jobs are those that count against its budget: made there, or in a DM under its rules.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 from fluxbot.jobs.lifecycle import OPEN_STATUSES
@@ -14,28 +18,44 @@ _OPEN = sql_states(OPEN_STATUSES)
 # Images count unless the job failed; a timed-out job may still have been billed, so it counts too.
 _TOTALS = """COALESCE(SUM(count) FILTER (WHERE status <> 'failed'), 0), COUNT(*),
              COUNT(*) FILTER (WHERE status IN ('failed', 'timed_out'))"""
+# floor, not a cast: PostgreSQL's cast to an integer rounds.
+_DAY_NUMBER = f"floor((created_at - $2) / {_DAY})::bigint"
+_WHERE = "budget_guild = $1 AND created_at >= $2"
 
 
 async def guild_report(engine: Engine, guild_id: int, *, days: int, since: float) -> GuildReport:
     """Usage on one server since `since` (a UTC midnight, `days` days ago): per member, per day, and open jobs."""
+    models: dict[tuple[str, int], dict[str, int]] = defaultdict(dict)
+    for row in await engine.fetch(
+        f"""SELECT user_id, {_DAY_NUMBER}, model, SUM(count) FROM jobs WHERE {_WHERE} AND status <> 'failed'
+            GROUP BY 1, 2, 3""",  # noqa: S608
+        guild_id,
+        since,
+    ):
+        for key in (("member", int(row[0])), ("day", int(row[1]))):
+            models[key][str(row[2])] = models[key].get(str(row[2]), 0) + int(row[3])
     by_member = await engine.fetch(
-        f"""SELECT user_id, {_TOTALS} FROM jobs WHERE guild_id = $1 AND created_at >= $2
+        f"""SELECT user_id, {_TOTALS} FROM jobs WHERE {_WHERE}
             GROUP BY user_id ORDER BY 2 DESC, 3 DESC, 1""",  # noqa: S608
         guild_id,
         since,
     )
-    members = [MemberUsage(int(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in by_member]
+    members = [
+        MemberUsage(int(r[0]), int(r[1]), int(r[2]), int(r[3]), models[("member", int(r[0]))]) for r in by_member
+    ]
     by_day = await engine.fetch(
-        # floor, not a cast: PostgreSQL's cast to an integer rounds.
-        f"""SELECT floor((created_at - $2) / {_DAY})::bigint AS day, {_TOTALS}
-            FROM jobs WHERE guild_id = $1 AND created_at >= $2 GROUP BY day ORDER BY day DESC""",  # noqa: S608
+        f"""SELECT {_DAY_NUMBER} AS day, {_TOTALS}
+            FROM jobs WHERE {_WHERE} GROUP BY day ORDER BY day DESC""",  # noqa: S608
         guild_id,
         since,
     )
     first = datetime.fromtimestamp(since, tz=UTC).date()
-    per_day = [DayUsage(first + timedelta(days=int(r[0])), int(r[1]), int(r[2]), int(r[3])) for r in by_day]
+    per_day = [
+        DayUsage(first + timedelta(days=int(r[0])), int(r[1]), int(r[2]), int(r[3]), models[("day", int(r[0]))])
+        for r in by_day
+    ]
     open_rows = await engine.fetch(
-        f"SELECT status, COUNT(*) FROM jobs WHERE guild_id = $1 AND status IN {_OPEN} GROUP BY status",  # noqa: S608
+        f"SELECT status, COUNT(*) FROM jobs WHERE budget_guild = $1 AND status IN {_OPEN} GROUP BY status",  # noqa: S608
         guild_id,
     )
     shown = members[:REPORT_MEMBERS]

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiosqlite
 
+from fluxbot.budgets import MONTH, Budget, BudgetUse, period_start
 from fluxbot.jobs.lifecycle import (
     AT_PROVIDER,
     FINISHED_STATUSES,
@@ -29,6 +30,7 @@ from fluxbot.limits import GuildSettings, Limits, Usage, day_start
 from fluxbot.providers.base import JobRequest
 from fluxbot.storage.base import GuildReport, Signal, SignalHandler, run_name
 from fluxbot.storage.schema import job_from_row
+from fluxbot.storage.sqlite_budgets import SQLiteBudgets, budget_params, server_images_since
 from fluxbot.storage.sqlite_engine import (
     URGENT,
     Engine,
@@ -74,6 +76,8 @@ class SQLiteStore:
         self._locks: dict[str, asyncio.Lock] = {}
         #: Refused prompts and pauses.
         self.strikes = SQLiteStrikes(engine)
+        #: Servers' images per day and month, and their budget notices.
+        self.budgets = SQLiteBudgets(engine)
 
     @classmethod
     async def open(cls, path: Path | str, *, instance: str | None = None) -> SQLiteStore:
@@ -153,13 +157,15 @@ class SQLiteStore:
         rows = await self._engine.statement(
             f"""INSERT INTO jobs (status, action, provider, model, prompt, size, count, image_url, user_id,
                    guild_id, channel_id, application_id, interaction_token, message_id, created_at,
-                   upload_limit, expects_callback, options, owner)
+                   upload_limit, expects_callback, options, owner, budget_guild)
                SELECT :status, :action, :provider, :model, :prompt, :size, :count, :image_url, :user, :guild,
                       :channel, :application, :token, :message, :created, :upload_limit, :expects_callback, :options,
-                      :owner
+                      :owner, :budget_guild
                WHERE ({_MEMBER_OPEN_JOBS}) < :member_jobs
                  AND (:cooldown = 0 OR COALESCE(({_MEMBER_LAST_COMMAND}), 0) <= :created - :cooldown)
                  AND (:daily = 0 OR ({_MEMBER_IMAGES_SINCE}) + :count <= :daily)
+                 AND (:budget_daily = 0 OR ({server_images_since("since")}) + :count <= :budget_daily)
+                 AND (:budget_monthly = 0 OR ({server_images_since("month")}) + :count <= :budget_monthly)
                RETURNING *""",
             {
                 "status": JobStatus.QUEUED, "action": request.action, "provider": provider, "model": request.model,
@@ -170,6 +176,7 @@ class SQLiteStore:
                 "expects_callback": expects_callback, "options": json.dumps(dict(request.options)),
                 "member_jobs": limits.member_jobs, "cooldown": limits.cooldown_seconds, "since": day_start(created),
                 "daily": limits.daily_images, "owner": self.instance,
+                **budget_params(limits.budget, reply.guild_id, created),
             },
             priority=URGENT,
         )  # fmt: skip
@@ -322,13 +329,18 @@ class SQLiteStore:
         )
         return [float(r[0]) for r in rows]
 
-    async def usage(self, user_id: int, *, now: float | None = None) -> Usage:
-        """A member's open jobs, last command and images today (UTC), across every server."""
+    async def usage(self, user_id: int, *, budget: Budget | None = None, now: float | None = None) -> Usage:
+        """A member's open jobs, last command and images today (UTC), across every server; with `budget`, also
+        its server's images today and this month."""
+        at = _now(now)
+        server = f", ({server_images_since('since')}), ({server_images_since('month')})" if budget else ""
         [row] = await self._engine.read(
-            f"SELECT ({_MEMBER_OPEN_JOBS}), ({_MEMBER_LAST_COMMAND}), ({_MEMBER_IMAGES_SINCE})",
-            {"user": user_id, "since": day_start(_now(now))},
-        )
-        return Usage(int(row[0]), row[1], int(row[2]))
+            f"SELECT ({_MEMBER_OPEN_JOBS}), ({_MEMBER_LAST_COMMAND}), ({_MEMBER_IMAGES_SINCE}){server}",
+            {"user": user_id, "since": day_start(at), "budget_guild": budget and budget.guild_id,
+             "month": period_start(MONTH, at)},
+        )  # fmt: skip
+        used = BudgetUse(int(row[3]), int(row[4])) if budget else BudgetUse()
+        return Usage(int(row[0]), row[1], int(row[2]), used)
 
     async def recent_jobs(self, user_id: int, *, limit: int, offset: int = 0) -> tuple[list[Job], int]:
         """A member's jobs, newest first, one page of them, and how many there are in all."""

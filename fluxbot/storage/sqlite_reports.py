@@ -1,7 +1,11 @@
-"""The SQLite queries behind `/fluxadmin usage`: a server's jobs per member and per UTC day."""
+"""The SQLite queries behind `/fluxadmin usage`: a server's jobs per member, per UTC day and per model.
+
+A server's jobs are those that count against its budget: made there, or in a DM under its rules.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 from fluxbot.jobs.lifecycle import OPEN_STATUSES
@@ -13,25 +17,41 @@ _OPEN = sql_states(OPEN_STATUSES)
 # Images count unless the job failed; a timed-out job may still have been billed, so it counts too.
 _TOTALS = """COALESCE(SUM(CASE WHEN status != 'failed' THEN count ELSE 0 END), 0), COUNT(*),
              COALESCE(SUM(status IN ('failed', 'timed_out')), 0)"""
+_DAY_NUMBER = f"CAST((created_at - :since) / {_DAY} AS INTEGER)"
 
 
 async def guild_report(engine: Engine, guild_id: int, *, days: int, since: float) -> GuildReport:
     """Usage on one server since `since` (a UTC midnight, `days` days ago): per member, per day, and open jobs."""
+    params = {"guild": guild_id, "since": since}
+    where = "budget_guild = :guild AND created_at >= :since"
+    models: dict[tuple[str, int], dict[str, int]] = defaultdict(dict)
+    for row in await engine.read(
+        f"""SELECT user_id, {_DAY_NUMBER}, model, SUM(count) FROM jobs WHERE {where} AND status != 'failed'
+            GROUP BY 1, 2, 3""",  # noqa: S608
+        params,
+    ):
+        for key in (("member", int(row[0])), ("day", int(row[1]))):
+            models[key][str(row[2])] = models[key].get(str(row[2]), 0) + int(row[3])
     by_member = await engine.read(
-        f"""SELECT user_id, {_TOTALS} FROM jobs WHERE guild_id = ? AND created_at >= ?
+        f"""SELECT user_id, {_TOTALS} FROM jobs WHERE {where}
             GROUP BY user_id ORDER BY 2 DESC, 3 DESC""",  # noqa: S608
-        (guild_id, since),
+        params,
     )
-    members = [MemberUsage(int(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in by_member]
+    members = [
+        MemberUsage(int(r[0]), int(r[1]), int(r[2]), int(r[3]), models[("member", int(r[0]))]) for r in by_member
+    ]
     by_day = await engine.read(
-        f"""SELECT CAST((created_at - ?) / {_DAY} AS INTEGER) AS day, {_TOTALS}
-            FROM jobs WHERE guild_id = ? AND created_at >= ? GROUP BY day ORDER BY day DESC""",  # noqa: S608
-        (since, guild_id, since),
+        f"""SELECT {_DAY_NUMBER} AS day, {_TOTALS}
+            FROM jobs WHERE {where} GROUP BY day ORDER BY day DESC""",  # noqa: S608
+        params,
     )
     first = datetime.fromtimestamp(since, tz=UTC).date()
-    per_day = [DayUsage(first + timedelta(days=int(r[0])), int(r[1]), int(r[2]), int(r[3])) for r in by_day]
+    per_day = [
+        DayUsage(first + timedelta(days=int(r[0])), int(r[1]), int(r[2]), int(r[3]), models[("day", int(r[0]))])
+        for r in by_day
+    ]
     open_rows = await engine.read(
-        f"SELECT status, COUNT(*) FROM jobs WHERE guild_id = ? AND status IN {_OPEN} GROUP BY status",  # noqa: S608
+        f"SELECT status, COUNT(*) FROM jobs WHERE budget_guild = ? AND status IN {_OPEN} GROUP BY status",  # noqa: S608
         (guild_id,),
     )
     shown = members[:REPORT_MEMBERS]

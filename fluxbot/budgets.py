@@ -1,0 +1,133 @@
+"""A server's image budget per UTC day and per UTC calendar month: the periods, what is left, and when to tell.
+
+Pure functions of a `Budget`, the server's usage so far and the time, so the rules can be tested with any clock.
+Budgets count images of jobs that did not fail, made on the server or in a DM under the server's rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+DAY = "day"
+MONTH = "month"
+PERIODS = (DAY, MONTH)
+#: The shares of a budget at which the moderation log gets a notice (once each per period).
+NOTICE_PERCENTS = (80, 100)
+
+_PERIOD_WORDS = {DAY: "today", MONTH: "this month"}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The server a job counts against, and its budget there (0: no budget for that period)."""
+
+    guild_id: int
+    daily: int = 0
+    monthly: int = 0
+    #: The server's name, for messages read outside it (a DM); None: the member is on the server ("This server").
+    server_name: str | None = None
+
+    @property
+    def applies(self) -> bool:
+        """True when the server has a budget for the day or the month."""
+        return bool(self.daily or self.monthly)
+
+    def limit(self, period: str) -> int:
+        """The budget for `period` (DAY or MONTH), 0 when off."""
+        return self.daily if period == DAY else self.monthly
+
+    def who(self, *, capital: bool = True) -> str:
+        """How the messages name the server."""
+        if self.server_name is not None:
+            return f"**{self.server_name}**"
+        return "This server" if capital else "this server"
+
+
+@dataclass(frozen=True)
+class BudgetUse:
+    """A server's images so far in the current UTC day and UTC month (failed jobs make none)."""
+
+    today: int = 0
+    this_month: int = 0
+
+    def used(self, period: str) -> int:
+        """Images so far in `period` (DAY or MONTH)."""
+        return self.today if period == DAY else self.this_month
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A threshold of a budget the server has reached in this period: what the moderation log is told."""
+
+    period: str
+    key: str  # the period itself, e.g. "2026-11-21" or "2026-11": one notice per (server, key, percent)
+    percent: int
+    used: int
+    limit: int
+    resets_at: float
+
+
+def period_start(period: str, now: float) -> float:
+    """When the UTC day or month around `now` began."""
+    moment = datetime.fromtimestamp(now, tz=UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == MONTH:
+        moment = moment.replace(day=1)
+    return moment.timestamp()
+
+
+def period_end(period: str, now: float) -> float:
+    """When the UTC day or month around `now` ends (the next one begins): when its budget resets."""
+    start = datetime.fromtimestamp(period_start(period, now), tz=UTC)
+    if period == DAY:
+        return (start + timedelta(days=1)).timestamp()
+    year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
+    return start.replace(year=year, month=month).timestamp()
+
+
+def period_key(period: str, now: float) -> str:
+    """The UTC day ("2026-11-21") or month ("2026-11") around `now`."""
+    moment = datetime.fromtimestamp(now, tz=UTC)
+    return moment.strftime("%Y-%m-%d" if period == DAY else "%Y-%m")
+
+
+def period_words(period: str) -> str:
+    """The period in words: today, this month."""
+    return _PERIOD_WORDS[period]
+
+
+def budget_refusal(budget: Budget, use: BudgetUse, *, images: int, now: float) -> str | None:
+    """Why the server's budget refuses a new job of `images` images, or None when it allows it."""
+    tightest: tuple[int, str] | None = None
+    for period in (MONTH, DAY):  # a month used up is the news, even when the day is too: it lasts longer
+        limit = budget.limit(period)
+        if not limit:
+            continue
+        left = limit - use.used(period)
+        if left <= 0:
+            return (
+                f"{budget.who()} has used all {limit} of its images for {period_words(period)}; "
+                f"it resets <t:{int(period_end(period, now))}:R>."
+            )
+        if tightest is None or left < tightest[0]:
+            tightest = (left, period)
+    if tightest is not None and images > tightest[0]:
+        left, period = tightest
+        return (
+            f"That would make {images} images, but {budget.who(capital=False)} has {left} left "
+            f"{period_words(period)}. Ask for {left} or fewer."
+        )
+    return None
+
+
+def notices_due(budget: Budget, use: BudgetUse, *, now: float) -> list[Notice]:
+    """The thresholds the server has reached in the current day and month, lowest first."""
+    due = []
+    for period in PERIODS:
+        limit = budget.limit(period)
+        for percent in NOTICE_PERCENTS if limit else ():
+            if use.used(period) * 100 >= percent * limit:
+                due.append(
+                    Notice(period, period_key(period, now), percent, use.used(period), limit, period_end(period, now))
+                )
+    return due
