@@ -51,6 +51,31 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Style:
+    """A server's named look: text added to the prompt, optionally a model and a size (rules: `styles.py`).
+
+    It is defined here, beside the settings that keep it: `styles.py` uses the job rules (`jobs/requests.py`),
+    whose imports lead back to this module.
+    """
+
+    name: str
+    text: str
+    model: str | None = None
+    size: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Style:
+        """A style as stored; unknown keys (from a newer version) are ignored."""
+        model, size = data.get("model"), data.get("size")
+        return cls(
+            str(data["name"]),
+            str(data["text"]),
+            model if isinstance(model, str) else None,
+            size if isinstance(size, str) else None,
+        )
+
+
+@dataclass(frozen=True)
 class GuildSettings:
     """One server's choices, stored in SQLite; None (or empty) means "the operator's default"."""
 
@@ -74,6 +99,8 @@ class GuildSettings:
     safety_ceiling: int | None = None
     #: When results are shown as spoilers: one of SPOILER_MODES.
     spoilers: str = "never"
+    #: The server's style presets, in the order they were added (`/fluxadmin style`).
+    styles: tuple[Style, ...] = ()
 
     def to_json(self) -> str:
         """The settings as stored."""
@@ -86,6 +113,7 @@ class GuildSettings:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         for key in ("allowed_models", "allowed_channels", "blocklist"):
             known[key] = tuple(known.get(key) or ())
+        known["styles"] = tuple(Style.from_dict(style) for style in known.get("styles") or ())
         return cls(**known)
 
     def limits(self, operator: Limits) -> Limits:
@@ -124,6 +152,8 @@ class Policy:
     blocklist: Blocklist = NO_RULES
     #: The server's ceiling for Kie's content filter (`safety_tolerance`), or None.
     safety_ceiling: int | None = None
+    #: The style presets members may pick here (in a DM: those of the server whose rules apply).
+    styles: tuple[Style, ...] = ()
 
     def apply_safety(self, request: JobRequest, provider: catalog.ProviderInfo) -> JobRequest:
         """The request within the server's safety ceiling: a looser value asked for is refused, and the
@@ -195,7 +225,12 @@ def policy_for(
     if allowed and model not in allowed:
         model = allowed[0]
     return Policy(
-        model, allowed, guild.limits(defaults), _edit_model(provider, allowed), safety_ceiling=guild.safety_ceiling
+        model,
+        allowed,
+        guild.limits(defaults),
+        _edit_model(provider, allowed),
+        safety_ceiling=guild.safety_ceiling,
+        styles=guild.styles,
     )
 
 
