@@ -1,11 +1,14 @@
-"""The cards moderators see: a server's settings, its blocklist, and its usage report."""
+"""The cards moderators see: a server's settings, its blocklist, its styles, and its usage report."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import discord
 
-from fluxbot.limits import GuildSettings, Limits
+from fluxbot.limits import GuildSettings, Limits, Style
 from fluxbot.storage import GuildReport
+from fluxbot.styles import MAX_STYLES, describe
 
 
 def _limit_text(value: int, unit: str) -> str:
@@ -79,5 +82,20 @@ def blocklist_card(settings: GuildSettings, *, operator_rules: int) -> discord.E
     embed.set_footer(
         text=(f"The bot's operator adds {operator} rule(s) of their own on every server. " if operator else "")
         + "Prompts matching a rule are refused before anything is sent."
+    )
+    return embed
+
+
+def styles_card(styles: Sequence[Style]) -> discord.Embed:
+    """A server's style presets, as moderators and members see them."""
+    embed = discord.Embed(title="fluxbot styles on this server", colour=discord.Colour.blurple())
+    if not styles:
+        embed.description = "No styles yet. Add one with `/fluxadmin style add`."
+    else:
+        lines = [f"**{style.name}**: {describe(style)}" for style in styles]
+        embed.description = "\n".join(lines)[:4000]
+    embed.set_footer(
+        text=f"{len(styles)} of {MAX_STYLES} styles. Members pick one with /imagine style: or /edit style:; "
+        "its text joins their prompt."
     )
     return embed
