@@ -3,7 +3,8 @@
 The commands are built from the active provider's data (`catalog.ProviderInfo`) when the extension loads: its
 models are the choices, `count` is offered when it makes several images a job, and the options only it has (Kie.ai:
 output format, prompt upsampling, safety tolerance, translation) are offered, with their values, only when it has
-them.
+them. `style` autocompletes the server's style presets; options left out take the style's, the member's defaults
+or the server's (`defaults.choose`, applied by `FluxBot.run_member_job`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 import discord
@@ -19,9 +21,11 @@ from discord.ext import commands
 
 from fluxbot import catalog
 from fluxbot.bot import FluxBot, attachment_info
+from fluxbot.defaults import Chosen, Typed
 from fluxbot.jobs.requests import PROMPT_MAX_CHARS, prepare_edit, prepare_imagine
-from fluxbot.limits import Refused
-from fluxbot.providers.base import OptionValue
+from fluxbot.limits import Policy, Refused
+from fluxbot.providers.base import JobRequest, OptionValue
+from fluxbot.styles import describe, find_style, styled_prompt, suggestions
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +34,17 @@ DESCRIBE_IMAGINE = {
     "model": "Which Flux model to use",
     "size": "WIDTHxHEIGHT or an aspect ratio, depending on the model (suggestions follow the model)",
     "count": "How many images (1-4)",
+    "style": "One of this server's style presets: its look is added to your prompt",
 }
 DESCRIBE_EDIT = {
     "image": "The image to edit (PNG, JPEG or WebP)",
     "prompt": f"What to change (up to {PROMPT_MAX_CHARS:,} characters)",
     "model": "Which Kontext model to use",
     "size": "Aspect ratio of the result (default: closest to the image)",
+    "style": "One of this server's style presets: its look is added to your prompt",
 }
+#: The options every provider's /imagine and /edit have; a provider's own options may not take these names.
+FIXED_OPTIONS = ("image", "prompt", "model", "size", "count", "style")
 Choices = list[app_commands.Choice[str]]
 
 
@@ -51,39 +59,46 @@ class ImagesBase(commands.Cog, name="Images"):
         self.bot = bot
 
     async def imagine_job(
-        self,
-        interaction: discord.Interaction,
-        prompt: str,
-        model: str | None,
-        size: str | None,
-        count: int,
-        options: dict[str, OptionValue | None],
+        self, interaction: discord.Interaction, prompt: str, typed: Typed, options: dict[str, OptionValue | None]
     ) -> None:
         """Check the options and start the job."""
-        await self.bot.run_job(
-            interaction,
-            lambda policy: prepare_imagine(
-                self.bot.settings.provider_info, prompt, model or policy.default_model, size, count, options
-            ),
-        )
+        info = self.bot.settings.provider_info
+
+        def build(policy: Policy, chosen: Chosen) -> JobRequest:
+            text = styled_prompt(prompt, chosen.style)
+            request = prepare_imagine(info, text, chosen.model, chosen.size, chosen.count, options)
+            return replace(request, style=chosen.style.name if chosen.style else None)
+
+        await self.bot.run_member_job(interaction, "generate", typed, build)
 
     async def edit_job(
         self,
         interaction: discord.Interaction,
         image: discord.Attachment,
         prompt: str,
-        model: str | None,
-        size: str | None,
+        typed: Typed,
         options: dict[str, OptionValue | None],
     ) -> None:
         """Check the options and the attachment and start the edit."""
-        info = attachment_info(image)
-        await self.bot.run_job(
-            interaction,
-            lambda policy: prepare_edit(
-                self.bot.settings.provider_info, prompt, model or policy.edit_model, size, info, options
-            ),
-        )
+        info, attachment = self.bot.settings.provider_info, attachment_info(image)
+
+        def build(policy: Policy, chosen: Chosen) -> JobRequest:
+            text = styled_prompt(prompt, chosen.style)
+            request = prepare_edit(info, text, chosen.model, chosen.size, attachment, options)
+            return replace(request, style=chosen.style.name if chosen.style else None)
+
+        await self.bot.run_member_job(interaction, "edit", typed, build)
+
+    async def style_names(self, interaction: discord.Interaction, current: str) -> Choices:
+        """The style presets of the server whose rules apply here (in a DM too)."""
+        try:
+            policy = await self.bot.policies.policy(interaction)
+        except Refused:
+            return []
+        return [
+            app_commands.Choice(name=f"{s.name} · {describe(s)}"[:100], value=s.name)
+            for s in suggestions(policy.styles, current)
+        ]
 
     async def imagine_size(self, interaction: discord.Interaction, current: str) -> Choices:
         """/imagine's size suggestions."""
@@ -94,12 +109,15 @@ class ImagesBase(commands.Cog, name="Images"):
         return await self.sizes_for(interaction, current, edit=True)
 
     async def sizes_for(self, interaction: discord.Interaction, current: str, *, edit: bool) -> Choices:
-        """Sizes valid for the model picked so far (or the one the command would use)."""
+        """Sizes valid for the model picked so far (or the one the style picked, or the command would use)."""
         model = getattr(interaction.namespace, "model", None)
         if not model:
             try:
                 policy = await self.bot.policies.policy(interaction)
+                style = find_style(policy.styles, str(getattr(interaction.namespace, "style", None) or ""))
                 model = policy.edit_model if edit else policy.default_model
+                if style is not None and style.model and not edit:
+                    model = style.model
             except Refused:
                 model = catalog.DEFAULT_EDIT_MODEL if edit else self.bot.settings.default_model
         return [
@@ -111,6 +129,9 @@ class ImagesBase(commands.Cog, name="Images"):
 def images_cog(info: catalog.ProviderInfo) -> type[ImagesBase]:
     """The Images cog for a provider, built from its data: its models as choices, `count` when it makes several
     images a job, and the options only it has. A new provider needs no change here."""
+    clashing = [option.name for option in info.options if option.name in FIXED_OPTIONS]
+    if clashing:
+        raise ValueError(f"{info.name}: provider options may not be called {', '.join(clashing)}")
     models, editors = _choices(info.models), _choices(tuple(m for m in info.models if m.can_edit))
     imagine_options = [_parameter(option, "generate") for option in info.options]
     edit_options = [_parameter(option, "edit") for option in info.options]
@@ -120,23 +141,25 @@ def images_cog(info: catalog.ProviderInfo) -> type[ImagesBase]:
         for option in info.options
         if option.choices
     }
-    count = [] if info.max_count <= 1 else [_param("count", app_commands.Range[int, 1, min(4, info.max_count)], 1)]
+    most = min(4, info.max_count)
+    count = [] if info.max_count <= 1 else [_param("count", app_commands.Range[int, 1, most] | None, None)]
+    style = _param("style", str | None, None)
     describe_imagine = {k: v for k, v in DESCRIBE_IMAGINE.items() if k != "count" or count}
 
     async def imagine(self: ImagesBase, interaction: discord.Interaction, **values: Any) -> None:
         """Generate images from a prompt."""
-        prompt, model, size = values.pop("prompt"), values.pop("model", None), values.pop("size", None)
-        await self.imagine_job(interaction, prompt, model, size, values.pop("count", 1) or 1, values)
+        prompt = values.pop("prompt")
+        await self.imagine_job(interaction, prompt, _typed(values), values)
 
     async def edit(self: ImagesBase, interaction: discord.Interaction, **values: Any) -> None:
         """Edit an attached image."""
         image, prompt = values.pop("image"), values.pop("prompt")
-        await self.edit_job(interaction, image, prompt, values.pop("model", None), values.pop("size", None), values)
+        await self.edit_job(interaction, image, prompt, _typed(values), values)
 
     imagine_command = _command(
         imagine,
         "Create images from a text prompt with Flux",
-        [_param("prompt", str), _param("model", str | None, None), _param("size", str | None, None), *count],
+        [_param("prompt", str), _param("model", str | None, None), _param("size", str | None, None), *count, style],
         imagine_options,
         describe={**describe_imagine, **describe_options},
         choices={"model": models, **option_choices},
@@ -149,6 +172,7 @@ def images_cog(info: catalog.ProviderInfo) -> type[ImagesBase]:
             _param("prompt", str),
             _param("model", str | None, None),
             _param("size", str | None, None),
+            style,
         ],
         edit_options,
         describe={**DESCRIBE_EDIT, **describe_options},
@@ -156,7 +180,15 @@ def images_cog(info: catalog.ProviderInfo) -> type[ImagesBase]:
     )
     imagine_command.autocomplete("size")(ImagesBase.imagine_size)
     edit_command.autocomplete("size")(ImagesBase.edit_size)
+    imagine_command.autocomplete("style")(ImagesBase.style_names)
+    edit_command.autocomplete("style")(ImagesBase.style_names)
     return type("Images", (ImagesBase,), {"imagine": imagine_command, "edit": edit_command})
+
+
+def _typed(values: dict[str, Any]) -> Typed:
+    """The fixed options a member typed, taken out of `values` (what is left are the provider's own)."""
+    model, size, count, style = (values.pop(name, None) for name in ("model", "size", "count", "style"))
+    return Typed(model=model, size=size, count=count, style=style)
 
 
 def _param(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:

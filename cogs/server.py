@@ -12,6 +12,7 @@ from discord.ext import commands
 from cogs.budget import BudgetCommands
 from cogs.fluxadmin import NEEDS_MANAGE_SERVER, admin
 from cogs.moderation import ModerationCommands
+from cogs.styles import StyleCommands
 from fluxbot import catalog
 from fluxbot.bot import FluxBot
 from fluxbot.limits import GuildSettings, Refused, with_changes
@@ -19,7 +20,7 @@ from fluxbot.limits import GuildSettings, Refused, with_changes
 log = logging.getLogger(__name__)
 
 
-class Server(ModerationCommands, BudgetCommands):
+class Server(ModerationCommands, BudgetCommands, StyleCommands):
     """Moderators' settings: every `/fluxadmin` command."""
 
     admin = admin

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -14,6 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from fluxbot.config import Settings
+from fluxbot.defaults import Chosen, Typed, choose, notes_message
 from fluxbot.delivery import Delivery
 from fluxbot.errors import MemberError
 from fluxbot.jobs.lifecycle import Job, Reply
@@ -22,7 +24,7 @@ from fluxbot.jobs.service import Jobs
 from fluxbot.limits import Policy, PromptBlocked, shows_spoilers
 from fluxbot.modlog import Moderation
 from fluxbot.policy import MemberPolicies
-from fluxbot.providers.base import JobRequest, Provider
+from fluxbot.providers.base import Action, JobRequest, Provider
 from fluxbot.servers import ServerDirectory
 from fluxbot.shards import ShardState, shard_states
 from fluxbot.startup import invite_url
@@ -37,6 +39,9 @@ GENERIC_ERROR = (
     "Something went wrong on the bot's side and this command did not run. "
     "Please try again in a moment; if it keeps happening, tell the bot's operator."
 )
+#: Pauses between looks at whether a job's reply shows its card yet, before a private note follows it (~40 s: a
+#: submit may take 30 s before the first card).
+NOTE_WAITS = (0.2, 0.3, 0.5, 1.0, 1.0, 2.0, 2.0, 3.0, 5.0, 5.0, 10.0, 10.0)
 
 
 class FluxBot(commands.AutoShardedBot):
@@ -88,6 +93,7 @@ class FluxBot(commands.AutoShardedBot):
         self.closing = False
         #: Set once logged in (setup_hook): before that, there is nothing to shut down but the connection.
         self.started = False
+        self._notes: set[asyncio.Task[None]] = set()  # private notes waiting for their job's card
 
     async def setup_hook(self) -> None:
         """Load the cogs, sync the commands, resume unfinished jobs and start tracking."""
@@ -141,16 +147,43 @@ class FluxBot(commands.AutoShardedBot):
             upload_limit=interaction.filesize_limit,
         )
 
-    async def run_job(self, interaction: discord.Interaction, build: Callable[[Policy], JobRequest]) -> None:
+    async def run_member_job(
+        self,
+        interaction: discord.Interaction,
+        action: Action,
+        typed: Typed,
+        build: Callable[[Policy, Chosen], JobRequest],
+    ) -> None:
+        """`run_job` for /imagine and /edit: the options left out take the style's, then the member's defaults
+        (/settings), then the server's (`defaults.choose`). A style or default not used here is told to the member
+        in a private note once the job's reply shows its card."""
+        if self.closing:
+            await answer_privately(interaction, RESTARTING)
+            return
+        defaults = await self.store.members.defaults(interaction.user.id)
+        notes: list[str] = []
+
+        def chosen(policy: Policy) -> JobRequest:
+            choice = choose(action, typed, defaults, policy, self.settings.provider_info)
+            notes.extend(choice.notes)
+            return build(policy, choice)
+
+        message_id = await self.run_job(interaction, chosen)
+        if notes and message_id is not None:
+            task = asyncio.create_task(tell_after_card(interaction, message_id, notes_message(notes)))
+            self._notes.add(task)
+            task.add_done_callback(self._notes.discard)
+
+    async def run_job(self, interaction: discord.Interaction, build: Callable[[Policy], JobRequest]) -> int | None:
         """Start the request `build` makes under this member's policy here, as a job whose reply is this interaction's
-        response, within the limits.
+        response, within the limits; the reply's message id (None when the bot is stopping).
 
         Raises Refused (place, role, model, member limits) or InvalidRequest before anything is answered; the one
         error handler of commands and components answers them privately.
         """
         if self.closing:  # buttons and prompts do not pass the command tree's check
             await answer_privately(interaction, RESTARTING)
-            return
+            return None
         policy = await self.policies.policy(interaction)
         await self.moderation.check_paused(interaction)
         request = policy.apply_safety(build(policy), self.settings.provider_info)
@@ -169,6 +202,7 @@ class FluxBot(commands.AutoShardedBot):
         assert reply.message_id is not None
         self.moderation.budgets.job_admitted(policy.limits.budget)  # in the background: the 80 % / 100 % notices
         await self.jobs.attach_reply(job, reply.message_id)
+        return reply.message_id
 
     async def _spoilers(self, job: Job) -> bool:
         """Whether the job's result is shown as spoilers, by its server's choice and its channel."""
@@ -229,6 +263,8 @@ class FluxBot(commands.AutoShardedBot):
         if self.started:
             log.info("shutting down: new commands are refused; waiting for submits under way")
         await self.servers.stop()
+        for note in list(self._notes):
+            note.cancel()
         await self.jobs.stop_tracker()
         # As long as one submit may take: one cut off would leave a job the provider may bill but the bot lost.
         await self.jobs.drain(within=SUBMIT_DRAIN_SECONDS)
@@ -281,6 +317,24 @@ def attachment_info(attachment: discord.Attachment) -> AttachmentInfo:
         width=attachment.width,
         height=attachment.height,
     )
+
+
+async def tell_after_card(
+    interaction: discord.Interaction, message_id: int, note: str, *, waits: tuple[float, ...] = NOTE_WAITS
+) -> None:
+    """Send `note` privately once the reply `message_id` is no longer "thinking": Discord turns the first followup
+    of a deferred reply into that reply itself, public whatever its flags say."""
+    for pause in (0.0, *waits):
+        await asyncio.sleep(pause)
+        try:
+            reply = await interaction.followup.fetch_message(message_id)
+            if reply.flags.loading:
+                continue
+            await interaction.followup.send(note, ephemeral=True)
+        except discord.HTTPException as exc:
+            log.warning("could not send member %s their note: %s %s", interaction.user.id, exc.status, exc.text)
+        return
+    log.warning("reply %s still showed no card after %.0f s; its note was not sent", message_id, sum(waits))
 
 
 async def answer_privately(interaction: discord.Interaction, message: str) -> None:

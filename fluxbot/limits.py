@@ -55,6 +55,31 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Style:
+    """A server's named look: text added to the prompt, optionally a model and a size (rules: `styles.py`).
+
+    It is defined here, beside the settings that keep it: `styles.py` uses the job rules (`jobs/requests.py`),
+    whose imports lead back to this module.
+    """
+
+    name: str
+    text: str
+    model: str | None = None
+    size: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Style:
+        """A style as stored; unknown keys (from a newer version) are ignored."""
+        model, size = data.get("model"), data.get("size")
+        return cls(
+            str(data["name"]),
+            str(data["text"]),
+            model if isinstance(model, str) else None,
+            size if isinstance(size, str) else None,
+        )
+
+
+@dataclass(frozen=True)
 class GuildSettings:
     """One server's choices, stored in SQLite; None (or empty) means "the operator's default"."""
 
@@ -81,6 +106,8 @@ class GuildSettings:
     #: Images the whole server may make per UTC day and per UTC calendar month, on top of member quotas (0: off).
     budget_daily_images: int = 0
     budget_monthly_images: int = 0
+    #: The server's style presets, in the order they were added (`/fluxadmin style`).
+    styles: tuple[Style, ...] = ()
 
     def to_json(self) -> str:
         """The settings as stored."""
@@ -93,6 +120,7 @@ class GuildSettings:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         for key in ("allowed_models", "allowed_channels", "blocklist"):
             known[key] = tuple(known.get(key) or ())
+        known["styles"] = tuple(Style.from_dict(style) for style in known.get("styles") or ())
         return cls(**known)
 
     def limits(self, operator: Limits) -> Limits:
@@ -135,6 +163,8 @@ class Policy:
     blocklist: Blocklist = NO_RULES
     #: The server's ceiling for Kie's content filter (`safety_tolerance`), or None.
     safety_ceiling: int | None = None
+    #: The style presets members may pick here (in a DM: those of the server whose rules apply).
+    styles: tuple[Style, ...] = ()
 
     @property
     def budget_guild(self) -> int | None:
@@ -216,7 +246,14 @@ def policy_for(
     limits = guild.limits(defaults)
     if guild_id is not None:
         limits = replace(limits, budget=guild.budget(guild_id, server_name))
-    return Policy(model, allowed, limits, _edit_model(provider, allowed), safety_ceiling=guild.safety_ceiling)
+    return Policy(
+        model,
+        allowed,
+        limits,
+        _edit_model(provider, allowed),
+        safety_ceiling=guild.safety_ceiling,
+        styles=guild.styles,
+    )
 
 
 @dataclass(frozen=True)

@@ -192,6 +192,8 @@ def details_card(job: Job) -> discord.Embed:
     embed.add_field(name="Asked by", value=f"<@{job.reply.user_id}>", inline=True)
     embed.add_field(name="Model", value=_model_label(job.model), inline=True)
     embed.add_field(name="Size", value=f"`{job.size}`", inline=True)
+    if job.style:
+        embed.add_field(name="Style", value=f"`{clip(job.style, 100)}` (its text is part of the prompt)", inline=True)
     embed.add_field(name="Images", value=str(len(shown_images(job)) or job.count), inline=True)
     seeds = ", ".join(str(i.seed) for i in shown_images(job) if i.seed is not None)
     embed.add_field(name="Seeds", value=clip(seeds) if seeds else "not reported", inline=True)

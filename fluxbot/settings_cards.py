@@ -1,15 +1,16 @@
-"""The cards moderators see: a server's settings, its blocklist, its budget, and its usage report."""
+"""The cards moderators see: a server's settings, its blocklist, its styles, its budget, and its usage report."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 import discord
 
 from fluxbot.budgets import DAY, MONTH, PERIODS, Budget, BudgetUse, period_end
-from fluxbot.limits import GuildSettings, Limits
+from fluxbot.limits import GuildSettings, Limits, Style
 from fluxbot.storage import GuildReport
+from fluxbot.styles import MAX_STYLES, describe
 
 #: Discord's limit for an embed's description.
 _DESCRIPTION = 4096
@@ -179,5 +180,20 @@ def blocklist_card(settings: GuildSettings, *, operator_rules: int) -> discord.E
     embed.set_footer(
         text=(f"The bot's operator adds {operator} rule(s) of their own on every server. " if operator else "")
         + "Prompts matching a rule are refused before anything is sent."
+    )
+    return embed
+
+
+def styles_card(styles: Sequence[Style]) -> discord.Embed:
+    """A server's style presets, as moderators and members see them."""
+    embed = discord.Embed(title="fluxbot styles on this server", colour=discord.Colour.blurple())
+    if not styles:
+        embed.description = "No styles yet. Add one with `/fluxadmin style add`."
+    else:
+        lines = [f"**{style.name}**: {describe(style)}" for style in styles]
+        embed.description = "\n".join(lines)[:4000]
+    embed.set_footer(
+        text=f"{len(styles)} of {MAX_STYLES} styles. Members pick one with /imagine style: or /edit style:; "
+        "its text joins their prompt."
     )
     return embed

@@ -12,7 +12,7 @@ import discord
 import pytest
 from discord import app_commands
 
-from fluxbot.bot import GENERIC_ERROR, FluxBot, report_command_error
+from fluxbot.bot import GENERIC_ERROR, FluxBot, report_command_error, tell_after_card
 from fluxbot.config import load_settings
 from fluxbot.jobs.requests import InvalidRequest
 from fluxbot.limits import Refused
@@ -77,6 +77,27 @@ async def test_a_bad_option_value_is_named() -> None:
     )
     message = fresh.response.send_message.await_args.args[0]
     assert "`many` is not a valid value" in message
+
+
+def reply_message(*, loading: bool) -> MagicMock:
+    message = MagicMock(spec=discord.WebhookMessage)
+    message.flags = discord.MessageFlags(loading=loading)
+    return message
+
+
+async def test_a_note_waits_until_the_reply_shows_its_card_so_it_cannot_replace_it_in_public() -> None:
+    deferred = interaction(answered=True)
+    seen = [reply_message(loading=True), reply_message(loading=True), reply_message(loading=False)]
+    deferred.followup.fetch_message = AsyncMock(side_effect=seen)
+    await tell_after_card(deferred, 123, "your default model is not enabled here", waits=(0.0, 0.0, 0.0, 0.0))
+    assert deferred.followup.fetch_message.await_count == 3, "asked until the reply no longer thinks"
+    deferred.followup.send.assert_awaited_once_with("your default model is not enabled here", ephemeral=True)
+
+    still_thinking = interaction(answered=True)
+    still_thinking.followup.fetch_message = AsyncMock(return_value=reply_message(loading=True))
+    await tell_after_card(still_thinking, 123, "a note", waits=(0.0, 0.0))
+    assert still_thinking.followup.fetch_message.await_count == 3
+    assert still_thinking.followup.send.await_count == 0, "never a followup on a reply that is still thinking"
 
 
 def test_secrets_and_interaction_tokens_are_scrubbed_from_log_lines() -> None:

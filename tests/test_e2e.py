@@ -39,7 +39,7 @@ async def test_commands_are_synced_globally_once_with_their_options(
     try:
         await discord.wait_for(lambda: bool(discord.commands.get("global")), timeout=30)
         commands = {c["name"]: c for c in discord.commands["global"]}
-        assert set(commands) == {"imagine", "edit", "jobs", "job", "Edit with Flux", "flux", "fluxadmin"}
+        assert set(commands) == {"imagine", "edit", "jobs", "job", "Edit with Flux", "flux", "settings", "fluxadmin"}
         assert commands["Edit with Flux"]["type"] == 3, "a message context menu"
         admin = commands["fluxadmin"]
         assert int(admin["default_member_permissions"]) == 1 << 5, "visible only with Manage Server"
@@ -59,13 +59,16 @@ async def test_commands_are_synced_globally_once_with_their_options(
             "pardon",
             "safety",
             "spoilers",
+            "style",
         }
         blocklist = {o["name"]: o for o in admin["options"]}["blocklist"]
         assert blocklist["type"] == 2, "a subcommand group"
         assert [o["name"] for o in blocklist["options"]] == ["add", "remove", "show"]
+        styles = {o["name"]: o for o in admin["options"]}["style"]
+        assert [o["name"] for o in styles["options"]] == ["add", "remove", "list"]
 
         imagine = {o["name"]: o for o in commands["imagine"]["options"]}
-        assert list(imagine) == ["prompt", "model", "size", "count"]
+        assert list(imagine) == ["prompt", "model", "size", "count", "style"]
         assert (imagine["prompt"]["type"], imagine["prompt"]["required"]) == (3, True)
         assert [c["value"] for c in imagine["model"]["choices"]] == [
             "flux-dev", "flux-pro", "flux-pro-1.1", "flux-pro-1.1-ultra", "flux-kontext-pro",
@@ -73,9 +76,11 @@ async def test_commands_are_synced_globally_once_with_their_options(
         ]  # fmt: skip
         assert imagine["size"]["autocomplete"] is True
         assert (imagine["count"]["type"], imagine["count"]["min_value"], imagine["count"]["max_value"]) == (4, 1, 4)
+        assert not imagine["count"].get("required", False), "left out, it takes the member's default"
+        assert (imagine["style"]["type"], imagine["style"]["autocomplete"]) == (3, True)
 
         edit = {o["name"]: o for o in commands["edit"]["options"]}
-        assert list(edit) == ["image", "prompt", "model", "size"]
+        assert list(edit) == ["image", "prompt", "model", "size", "style"]
         assert (edit["image"]["type"], edit["image"]["required"]) == (11, True)
         assert [c["value"] for c in edit["model"]["choices"]] == ["flux-kontext-pro", "flux-kontext-max"]
         assert not edit["size"].get("required", False)
@@ -93,7 +98,7 @@ async def test_commands_are_synced_globally_once_with_their_options(
 
 async def test_dev_guild_gets_the_commands_at_start_up(world: World) -> None:
     names = {c["name"] for c in world.discord.commands[str(world.discord.guild_id)]}
-    assert names == {"imagine", "edit", "jobs", "job", "Edit with Flux", "flux", "fluxadmin"}
+    assert names == {"imagine", "edit", "jobs", "job", "Edit with Flux", "flux", "settings", "fluxadmin"}
     assert "global" not in world.discord.commands
 
 

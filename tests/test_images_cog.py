@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import discord
+import pytest
 from discord import app_commands
 
 from cogs.images import images_cog
@@ -21,7 +22,7 @@ def test_a_third_provider_gets_its_own_options_from_its_data_alone() -> None:
         "Third Images",
         catalog.MODELS[:1] + catalog.KIE_MODELS[:1],
         options=(
-            catalog.Option("style", "The look of the image", str, choices=("vivid", "natural")),
+            catalog.Option("look", "The look of the image", str, choices=("vivid", "natural")),
             catalog.Option("steps", "Diffusion steps", int, ranges=(("generate", 1, 50), ("edit", 1, 20))),
             catalog.Option("raw", "Skip post-processing", bool),
         ),
@@ -35,16 +36,17 @@ def test_a_third_provider_gets_its_own_options_from_its_data_alone() -> None:
     assert isinstance(edit, app_commands.Command)
 
     given = parameters(imagine)
-    assert list(given) == ["prompt", "model", "size", "count", "style", "steps", "raw"]
+    assert list(given) == ["prompt", "model", "size", "count", "style", "look", "steps", "raw"]
     assert [c.value for c in given["model"].choices] == ["flux-dev", "flux-kontext-pro"]
     assert (given["count"].min_value, given["count"].max_value) == (1, 2), "count follows max_count"
-    assert [c.value for c in given["style"].choices] == ["vivid", "natural"]
+    assert [c.value for c in given["look"].choices] == ["vivid", "natural"]
+    assert given["style"].autocomplete, "the bot's own style presets, whatever the provider"
     assert (given["steps"].min_value, given["steps"].max_value, given["steps"].required) == (1, 50, False)
     assert given["raw"].type is discord.AppCommandOptionType.boolean
-    assert given["style"].description == "The look of the image"
+    assert given["look"].description == "The look of the image"
 
     changed = parameters(edit)
-    assert list(changed) == ["image", "prompt", "model", "size", "style", "steps", "raw"]
+    assert list(changed) == ["image", "prompt", "model", "size", "style", "look", "steps", "raw"]
     assert [c.value for c in changed["model"].choices] == ["flux-kontext-pro"]
     assert changed["steps"].max_value == 20, "a number option's range is per action"
 
@@ -54,6 +56,15 @@ def test_the_shipped_providers_get_the_commands_they_had() -> None:
     kie = {c.name: c for c in images_cog(catalog.PROVIDERS["kie"]).__cog_app_commands__}
     assert isinstance(acedata["imagine"], app_commands.Command)
     assert isinstance(kie["imagine"], app_commands.Command)
-    assert list(parameters(acedata["imagine"])) == ["prompt", "model", "size", "count"]
+    assert list(parameters(acedata["imagine"])) == ["prompt", "model", "size", "count", "style"]
     options = ["output_format", "prompt_upsampling", "safety_tolerance", "translate"]
-    assert list(parameters(kie["imagine"])) == ["prompt", "model", "size", *options], "one image a job: no count"
+    assert list(parameters(kie["imagine"])) == ["prompt", "model", "size", "style", *options], "one a job: no count"
+    assert not parameters(acedata["imagine"])["count"].required, "left out, it takes the member's default"
+
+
+def test_a_provider_option_may_not_take_the_name_of_one_every_provider_has() -> None:
+    clashing = catalog.ProviderInfo(
+        "clash", "Clash", catalog.MODELS[:1], options=(catalog.Option("style", "The provider's own style", str),)
+    )
+    with pytest.raises(ValueError, match="may not be called style"):
+        images_cog(clashing)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncpg
 
+from fluxbot.defaults import MemberDefaults
 from fluxbot.jobs.lifecycle import EditImage, Job, JobStatus, Outcome
 from fluxbot.jobs.service import NO_LIMITS
 from fluxbot.limits import GuildSettings
@@ -19,6 +20,7 @@ from tests.pgserver import PASSWORD, PgServer
 from tests.test_store import REPLY, REQUEST
 
 SNOWFLAKE = 1190413227513741362
+MEMBER_DEFAULTS = MemberDefaults(model="flux-pro", size="768x1024", count=3, style="film noir")
 
 
 def copy(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -29,12 +31,13 @@ def copy(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[
 
 
 async def a_history(path: Path) -> list[Job]:
-    """A SQLite database with jobs in every state, settings, an edit source, the callback secret and a lease."""
+    """A SQLite database with jobs in every state (each with a style), settings, an edit source, the callback secret,
+    a lease and a member's defaults."""
     store = await SQLiteStore.open(path, instance="sqlite-run")
     try:
         made = [
-            await store.admit("acedata", replace(REQUEST, prompt=f"job {i}", options={"n": i}), REPLY,
-                              limits=NO_LIMITS, expects_callback=i % 2 == 0, now=1_700_000_000.5 + i)
+            await store.admit("acedata", replace(REQUEST, prompt=f"job {i}", options={"n": i}, style=f"style {i}"),
+                              REPLY, limits=NO_LIMITS, expects_callback=i % 2 == 0, now=1_700_000_000.5 + i)
             for i in range(5)
         ]  # fmt: skip
         assert all(job is not None for job in made)
@@ -53,6 +56,7 @@ async def a_history(path: Path) -> list[Job]:
         await store.strikes.record_refusal(SNOWFLAKE, 42, strikes=1, window=60.0, pause=1e9, now=1_700_000_040.0)
         await store.record_show_again(42, now=1_700_000_050.0)
         assert await store.budgets.claim_notice(SNOWFLAKE, "2023-11", 80, now=1_700_000_060.0)
+        await store.members.save_defaults(42, MEMBER_DEFAULTS)
         return [job for job in [await store.get_job(i) for i in range(1, 6)] if job is not None]
     finally:
         await store.close()
@@ -77,7 +81,7 @@ async def test_a_sqlite_history_is_copied_whole_into_an_empty_postgresql_once(
         "  refusals              1",
         "  pauses                1",
         "  shown_again           1",
-        "  member_defaults       0",
+        "  member_defaults       1",
         "  budget_notices        1",
     ]
     assert PASSWORD not in done.stdout + done.stderr
@@ -85,7 +89,9 @@ async def test_a_sqlite_history_is_copied_whole_into_an_empty_postgresql_once(
     store = await PostgresStore.open(url, instance="postgres-run")
     try:
         after = [await store.get_job(job.id) for job in before]
-        assert after == before, "every job as it was: ids, states, times, images, options, replies, owners"
+        assert after == before, "every job as it was: ids, states, times, images, options, styles, replies, owners"
+        assert [job.style for job in before] == [f"style {i}" for i in range(5)]
+        assert await store.members.defaults(42) == MEMBER_DEFAULTS, "a member's defaults come along"
         assert (await store.guild_settings(SNOWFLAKE)).required_role == SNOWFLAKE
         assert await store.get_edit_source(1) == (SNOWFLAKE, [EditImage("https://img/1.png", "1:1")])
         assert await store.get_meta("callback_secret") == "the-callback-secret"
@@ -109,7 +115,7 @@ async def test_a_sqlite_history_is_copied_whole_into_an_empty_postgresql_once(
     assert again.stdout == ""
     assert again.stderr.strip() == (
         f"fluxbot copy: {where} is not empty (6 in jobs, 1 in guild_settings, 2 in edit_sources, 2 in meta, "
-        "1 in refusals, 1 in pauses, 1 in shown_again, 1 in budget_notices); "
+        "1 in refusals, 1 in pauses, 1 in shown_again, 1 in member_defaults, 1 in budget_notices); "
         "the copy goes into an empty database only, so nothing was copied"
     )
     db = await asyncpg.connect(url)

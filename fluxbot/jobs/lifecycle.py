@@ -178,3 +178,5 @@ class Job:
     options: dict[str, Any] = field(default_factory=dict)
     #: The run (one process start) that works on the job now; another takes it over when that run's lease ends.
     owner: str | None = None
+    #: The style preset the job was made with (its text is part of `prompt`), or None.
+    style: str | None = None

@@ -158,6 +158,7 @@ def request_of(job: Job, *, callback_url: str | None = None) -> JobRequest:
         image_url=job.image_url,
         callback_url=callback_url,
         options=dict(job.options),
+        style=job.style,
     )
 
 

@@ -30,6 +30,8 @@ class JobRequest:
     callback_url: str | None = field(default=None, repr=False)
     #: Options only some providers have, by name (only those asked for); see `catalog.ProviderInfo.options`.
     options: Mapping[str, OptionValue] = field(default_factory=dict)
+    #: The server's style preset the prompt was made with (its text is in `prompt` already), or None.
+    style: str | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from fluxbot.jobs.lifecycle import Transition
 
 if TYPE_CHECKING:  # only named in annotations: the job core imports this module, so no cycle at run time
     from fluxbot.budgets import Budget, BudgetUse
+    from fluxbot.defaults import MemberDefaults
     from fluxbot.jobs.lifecycle import EditImage, Job, JobStatus, Outcome, Reply
     from fluxbot.limits import GuildSettings, Limits, Usage
     from fluxbot.providers.base import JobRequest
@@ -128,6 +129,18 @@ class Budgets(Protocol):
         ...
 
 
+class Members(Protocol):
+    """Members' own defaults (`/settings`), one set per member for every server."""
+
+    async def defaults(self, user_id: int) -> MemberDefaults:
+        """The member's defaults (none chosen when they never used `/settings`)."""
+        ...
+
+    async def save_defaults(self, user_id: int, defaults: MemberDefaults) -> None:
+        """Replace the member's defaults (empty ones are forgotten)."""
+        ...
+
+
 class Store(Protocol):
     """The jobs database: one implementation per engine (SQLite for one process, PostgreSQL for several)."""
 
@@ -154,6 +167,11 @@ class Store(Protocol):
     @property
     def budgets(self) -> Budgets:
         """Servers' images per UTC day and month, and their budget notices."""
+        ...
+
+    @property
+    def members(self) -> Members:
+        """Members' defaults."""
         ...
 
     async def close(self) -> None:

@@ -23,6 +23,7 @@ from fluxbot.storage import postgres_queries as sql
 from fluxbot.storage.base import GuildReport, Signal, SignalHandler, run_name
 from fluxbot.storage.postgres_budgets import PostgresBudgets
 from fluxbot.storage.postgres_engine import CLAIM, GUILD_LOCKS, MEMBER_LOCKS, NAMED_LOCKS, Engine, named
+from fluxbot.storage.postgres_members import PostgresMembers
 from fluxbot.storage.postgres_reports import guild_report
 from fluxbot.storage.postgres_schema import migrate
 from fluxbot.storage.postgres_signals import CHANNEL, Listener, notification
@@ -45,6 +46,8 @@ class PostgresStore:
         self.strikes = PostgresStrikes(engine)
         #: Servers' images per day and month, and their budget notices.
         self.budgets = PostgresBudgets(engine)
+        #: Members' defaults (/settings).
+        self.members = PostgresMembers(engine)
 
     @classmethod
     async def open(cls, url: str, *, instance: str | None = None, pool_size: int = 10) -> PostgresStore:
@@ -143,7 +146,7 @@ class PostgresStore:
                 "created": created, "upload_limit": reply.upload_limit, "expects_callback": int(expects_callback),
                 "options": json.dumps(dict(request.options)), "owner": self.instance,
                 "member_jobs": limits.member_jobs, "cooldown": limits.cooldown_seconds,
-                "since": day_start(created), "daily": limits.daily_images,
+                "since": day_start(created), "daily": limits.daily_images, "style": request.style,
                 **budget_params(limits.budget, reply.guild_id, created),
             },
         )  # fmt: skip

@@ -37,6 +37,7 @@ from fluxbot.storage.sqlite_engine import (
     Row,
     sql_states,
 )
+from fluxbot.storage.sqlite_members import SQLiteMembers
 from fluxbot.storage.sqlite_reports import guild_report
 from fluxbot.storage.sqlite_schema import migrate
 from fluxbot.storage.sqlite_strikes import SQLiteStrikes
@@ -78,6 +79,8 @@ class SQLiteStore:
         self.strikes = SQLiteStrikes(engine)
         #: Servers' images per day and month, and their budget notices.
         self.budgets = SQLiteBudgets(engine)
+        #: Members' defaults (/settings).
+        self.members = SQLiteMembers(engine)
 
     @classmethod
     async def open(cls, path: Path | str, *, instance: str | None = None) -> SQLiteStore:
@@ -157,10 +160,10 @@ class SQLiteStore:
         rows = await self._engine.statement(
             f"""INSERT INTO jobs (status, action, provider, model, prompt, size, count, image_url, user_id,
                    guild_id, channel_id, application_id, interaction_token, message_id, created_at,
-                   upload_limit, expects_callback, options, owner, budget_guild)
+                   upload_limit, expects_callback, options, owner, budget_guild, style)
                SELECT :status, :action, :provider, :model, :prompt, :size, :count, :image_url, :user, :guild,
                       :channel, :application, :token, :message, :created, :upload_limit, :expects_callback, :options,
-                      :owner, :budget_guild
+                      :owner, :budget_guild, :style
                WHERE ({_MEMBER_OPEN_JOBS}) < :member_jobs
                  AND (:cooldown = 0 OR COALESCE(({_MEMBER_LAST_COMMAND}), 0) <= :created - :cooldown)
                  AND (:daily = 0 OR ({_MEMBER_IMAGES_SINCE}) + :count <= :daily)
@@ -175,7 +178,7 @@ class SQLiteStore:
                 "message": reply.message_id, "created": created, "upload_limit": reply.upload_limit,
                 "expects_callback": expects_callback, "options": json.dumps(dict(request.options)),
                 "member_jobs": limits.member_jobs, "cooldown": limits.cooldown_seconds, "since": day_start(created),
-                "daily": limits.daily_images, "owner": self.instance,
+                "daily": limits.daily_images, "owner": self.instance, "style": request.style,
                 **budget_params(limits.budget, reply.guild_id, created),
             },
             priority=URGENT,

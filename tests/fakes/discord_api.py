@@ -626,16 +626,18 @@ class FakeDiscord:
         user_id: int | None = None,
         wait_for_ack: bool = True,
         guild_id: int | None = None,
+        guild: bool = True,
     ) -> SentInteraction:
-        """Dispatch an APPLICATION_COMMAND_AUTOCOMPLETE interaction with `focused` marked."""
-        guild = self.guild(guild_id)
-        data = self._command_data(name, 1, guild=guild)
+        """Dispatch an APPLICATION_COMMAND_AUTOCOMPLETE interaction (type 4) with `focused` marked, in guild
+        `guild_id` (default: the default guild; `guild=False`: a DM); the bot answers with callback type 8."""
+        where = self.guild(guild_id) if guild else None
+        data = self._command_data(name, 1, guild=where)
         data["options"] = [_normalize_option(o) for o in options]
         for option in _walk_options(data["options"]):
             if option.get("name") == focused and option.get("type") not in (1, 2):
                 option["focused"] = True
                 option.setdefault("value", "")
-        return await self._send_interaction(4, data, user_id=user_id, guild=guild, wait_for_ack=wait_for_ack)
+        return await self._send_interaction(4, data, user_id=user_id, guild=where, wait_for_ack=wait_for_ack)
 
     async def send_component(
         self,

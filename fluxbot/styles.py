@@ -1,0 +1,144 @@
+"""Style presets: what makes a valid style, how many a server keeps, and how one changes a member's prompt.
+
+A style's text joins the member's prompt as "<prompt>, <text>". A text that holds `{prompt}` says itself where the
+member's prompt goes instead ("a watercolour of {prompt}, soft light"). The result must fit in PROMPT_MAX_CHARS; a
+prompt that becomes too long is refused with how much shorter it must be. Which model and size a style brings, and
+when, is decided with the member's defaults in `defaults.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fluxbot import catalog
+from fluxbot.catalog import ProviderInfo
+from fluxbot.jobs.requests import PROMPT_MAX_CHARS, InvalidRequest, check_prompt
+from fluxbot.limits import Refused, Style
+
+__all__ = ["MAX_STYLES", "NAME_MAX_CHARS", "PLACEHOLDER", "TEXT_MAX_CHARS", "Style"]
+
+NAME_MAX_CHARS = 32
+TEXT_MAX_CHARS = 500
+#: Discord offers at most 25 autocomplete choices: every style of a server can be offered.
+MAX_STYLES = 25
+#: Where a style's text puts the member's prompt; without it the text follows the prompt.
+PLACEHOLDER = "{prompt}"
+_NAME_SIGNS = frozenset(" -_")
+EMPTY_TEXT = "The style's text is empty. Describe the look it adds, e.g. `film noir, high contrast, grainy`."
+
+
+def style_name(typed: str) -> str:
+    """A style's name as kept: spaces collapsed, lowercase; InvalidRequest unless 1-32 letters, digits, spaces,
+    `-` or `_`."""
+    name = " ".join(typed.split()).lower()
+    if not 1 <= len(name) <= NAME_MAX_CHARS or not all(c.isalnum() or c in _NAME_SIGNS for c in name):
+        shown = typed.strip()[:40] or " "
+        raise InvalidRequest(
+            f"`{shown}` cannot be a style's name. Use 1 to {NAME_MAX_CHARS} letters, digits, spaces, `-` or `_`, "
+            "e.g. `film noir`."
+        )
+    return name
+
+
+def new_style(
+    info: ProviderInfo, name: str, text: str, model: str | None, size: str | None, *, default_model: str
+) -> Style:
+    """A style checked against the provider: its text like a prompt, its model the provider's, its size one that
+    model takes (without a model: one the server's `default_model` takes). Raises InvalidRequest."""
+    stripped = text.strip()
+    if len(stripped) > TEXT_MAX_CHARS:
+        raise InvalidRequest(
+            f"The style's text is {len(stripped):,} characters long; the limit is {TEXT_MAX_CHARS}. Shorten it."
+        )
+    try:
+        cleaned = check_prompt(stripped)
+    except InvalidRequest:  # within the length, only an empty text is refused
+        raise InvalidRequest(EMPTY_TEXT) from None
+    chosen_model = model.strip() if model and model.strip() else None
+    names = catalog.model_names(info)
+    if chosen_model is not None and chosen_model not in names:
+        known = ", ".join(f"`{n}`" for n in names)
+        raise InvalidRequest(f"`{chosen_model[:40]}` is not a model of this bot's provider. Pick one of {known}.")
+    chosen_size = None
+    if size and size.strip():
+        checked = catalog.get_model(info, chosen_model or default_model)
+        try:
+            chosen_size = checked.size_rule.normalize(size)
+        except catalog.InvalidSize as exc:
+            hint = "" if chosen_model else " Without a `model`, sizes are checked against this server's default model."
+            raise InvalidRequest(f"{exc} (model `{checked.name}`).{hint}") from None
+    return Style(style_name(name), cleaned, chosen_model, chosen_size)
+
+
+def find_style(styles: Sequence[Style], name: str) -> Style | None:
+    """The style called `name` (any case, spaces as typed), or None."""
+    wanted = " ".join(name.split()).casefold()
+    return next((style for style in styles if style.name.casefold() == wanted), None)
+
+
+def pick_style(styles: Sequence[Style], name: str) -> Style:
+    """The style a member named; InvalidRequest listing this server's styles when there is none of that name."""
+    style = find_style(styles, name)
+    if style is not None:
+        return style
+    shown = name.strip()[:40]
+    if not styles:
+        raise InvalidRequest(f"There are no styles here, so `{shown}` is not one. Leave `style` out.")
+    listed = ", ".join(f"`{s.name}`" for s in styles)
+    raise InvalidRequest(f"`{shown}` is not a style here. Pick one of {listed}, or leave `style` out.")
+
+
+def with_style(styles: Sequence[Style], style: Style) -> tuple[Style, ...]:
+    """`styles` with `style` added at the end; Refused when its name is taken or the server has MAX_STYLES."""
+    if find_style(styles, style.name) is not None:
+        raise Refused(
+            f"There is a style called `{style.name}` already. Remove it first with `/fluxadmin style remove`, "
+            "or pick another name."
+        )
+    if len(styles) >= MAX_STYLES:
+        raise Refused(f"This server has {MAX_STYLES} styles, the most it may have. Remove one first.")
+    return (*styles, style)
+
+
+def without_style(styles: Sequence[Style], name: str) -> tuple[Style, ...]:
+    """`styles` without the one called `name`; Refused (listing them) when there is none of that name."""
+    style = find_style(styles, name)
+    if style is None:
+        listed = ", ".join(f"`{s.name}`" for s in styles) or "none"
+        raise Refused(f"`{name.strip()[:40]}` is not a style here. This server's styles: {listed}.")
+    return tuple(s for s in styles if s is not style)
+
+
+def styled_prompt(prompt: str, style: Style | None) -> str:
+    """The prompt that is sent: the member's, checked, with the style's text; InvalidRequest when too long."""
+    text = check_prompt(prompt)
+    if style is None:
+        return text
+    if PLACEHOLDER in style.text:
+        combined = style.text.replace(PLACEHOLDER, text)
+    else:
+        # "a cat." or "a cat," and the style read as one list: "a cat, film noir".
+        combined = f"{text.rstrip(' ,;.') or text}, {style.text}"
+    if len(combined) > PROMPT_MAX_CHARS:
+        added = len(combined) - len(text)
+        raise InvalidRequest(
+            f"With the style `{style.name}` (it adds {added:,} characters) the prompt would be {len(combined):,} "
+            f"characters long; the limit is {PROMPT_MAX_CHARS:,}. Shorten your prompt to "
+            f"{max(PROMPT_MAX_CHARS - added, 0):,} characters or fewer, or leave the style out."
+        )
+    return combined
+
+
+def suggestions(styles: Sequence[Style], typed: str) -> list[Style]:
+    """Styles to offer while a member types `typed`: names that start with it first, then names that contain it."""
+    wanted = " ".join(typed.split()).casefold()
+    starting = [s for s in styles if s.name.casefold().startswith(wanted)]
+    containing = [s for s in styles if wanted in s.name.casefold() and s not in starting]
+    return [*starting, *containing][:MAX_STYLES]
+
+
+def describe(style: Style) -> str:
+    """A style in one line: its text, then its model and size when it has them."""
+    extras = [f"model `{style.model}`" if style.model else "", f"size `{style.size}`" if style.size else ""]
+    extra = ", ".join(e for e in extras if e)
+    return f"{style.text}" + (f" ({extra})" if extra else "")
