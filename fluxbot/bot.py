@@ -83,6 +83,7 @@ class FluxBot(commands.AutoShardedBot):
             max_in_flight=settings.max_jobs_in_flight,
             other_providers=providers,
             callback_url=callback_url,
+            retention_days=settings.job_retention_days,
         )
         #: Which rules apply to a member where they asked (the cogs ask it; so does `run_job`).
         self.servers = ServerDirectory(self, shard_ids=settings.shard_ids, shard_count=settings.shard_count)

@@ -83,6 +83,7 @@ async def test_a_sqlite_history_is_copied_whole_into_an_empty_postgresql_once(
         "  shown_again           1",
         "  member_defaults       1",
         "  budget_notices        1",
+        "  usage_totals          0",
     ]
     assert PASSWORD not in done.stdout + done.stderr
 

@@ -18,6 +18,7 @@ from fluxbot.jobs.cards import Cards
 from fluxbot.jobs.dispatch import Dispatcher
 from fluxbot.jobs.durations import HISTORY, Durations
 from fluxbot.jobs.finishing import Finisher
+from fluxbot.jobs.housekeeping import Housekeeping
 from fluxbot.jobs.lifecycle import CallbackOutcome, FailureKind, Job, JobStatus, Outcome, Reply, Transition
 from fluxbot.jobs.ownership import LEASE_SECONDS, Ownership
 from fluxbot.jobs.persist import Persistence
@@ -53,6 +54,7 @@ class Jobs:
         callback_url: str | None = None,
         clock: Callable[[], float] = time.time,
         lease_seconds: float = LEASE_SECONDS,
+        retention_days: int = 0,
     ) -> None:
         self.store = store
         self.provider = provider
@@ -81,6 +83,7 @@ class Jobs:
             shared, self.finisher, self.tracker, self.replies, close_unshown=self._close_unshown,
             lease_seconds=lease_seconds,
         )  # fmt: skip
+        self.housekeeping = Housekeeping(shared, retention_days=retention_days)
         self.finisher.on_finished(self._finished)
         self.finisher.on_lost(self._lost)
         store.listen(self._signalled)
@@ -200,6 +203,7 @@ class Jobs:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop
             self._loop = None
+        self.housekeeping.stop()
         await finish_work(self.tracker.busy, self.replies.busy, within=within)
 
     async def drain(self, within: float) -> None:
@@ -226,7 +230,8 @@ class Jobs:
     async def round(self) -> None:
         """One pass of the background work, then wait until it settles (tests and tools)."""
         self.ownership.round()
-        await settle(self.ownership.busy)
+        self.housekeeping.round()
+        await settle(self.ownership.busy, self.housekeeping.busy)
         self.replies.retry_due()
         self.dispatcher.fill()
         await self.settle()
@@ -243,6 +248,7 @@ class Jobs:
             self.last_round = self._clock()
             try:
                 self.ownership.round()
+                self.housekeeping.round()
                 await self.tracker.round()
                 if self._clock() - self._cards_at >= self.poll_interval:
                     # Cards at the old modest cadence, however often lookups run: a line moving fast must not

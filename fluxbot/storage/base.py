@@ -141,6 +141,19 @@ class Members(Protocol):
         ...
 
 
+class Retention(Protocol):
+    """What is kept, and for how long: old jobs folded into usage totals, interaction tokens forgotten."""
+
+    async def forget_tokens(self, before: float) -> int:
+        """Drop the interaction token of every job created before `before`; how many were dropped."""
+        ...
+
+    async def prune(self, before: float, *, batch: int = 500) -> int:
+        """Fold up to `batch` finished jobs created before `before` into the usage totals (per server, member,
+        UTC day and model) and delete them, with the edit sources and shown-again records as old; how many went."""
+        ...
+
+
 class Store(Protocol):
     """The jobs database: one implementation per engine (SQLite for one process, PostgreSQL for several)."""
 
@@ -172,6 +185,11 @@ class Store(Protocol):
     @property
     def members(self) -> Members:
         """Members' defaults."""
+        ...
+
+    @property
+    def retention(self) -> Retention:
+        """Old jobs and stale interaction tokens."""
         ...
 
     async def close(self) -> None:

@@ -4,7 +4,7 @@ DATABASE_URL (from the environment, or .env in the current folder) names the Pos
 taken from the command line, where every user of the machine could read the password. Stop the bot first:
 the SQLite file stays locked for the whole copy. Jobs keep their ids (so buttons on old replies still work),
 and guild settings, edit sources, the key/value table (the callback secret, the commands' hash), the
-moderation state (refusals, pauses, results shown again), members' defaults and budget notices come along.
+moderation state (refusals, pauses, results shown again), members' defaults, budget notices and usage totals come along.
 Leases do not, so unfinished jobs are adopted by the first PostgreSQL process that starts. Everything goes in
 one transaction: a copy that fails leaves the PostgreSQL database as it was.
 """
@@ -38,6 +38,7 @@ TABLES = (
     "shown_again",
     "member_defaults",
     "budget_notices",
+    "usage_totals",
 )
 #: Tables whose key PostgreSQL numbers itself: after the copy its next number follows the copied ones.
 _NUMBERED = (("jobs", "id"), ("edit_sources", "id"), ("guild_settings", "guild_id"))

@@ -25,6 +25,7 @@ from fluxbot.storage.postgres_budgets import PostgresBudgets
 from fluxbot.storage.postgres_engine import CLAIM, GUILD_LOCKS, MEMBER_LOCKS, NAMED_LOCKS, Engine, named
 from fluxbot.storage.postgres_members import PostgresMembers
 from fluxbot.storage.postgres_reports import guild_report
+from fluxbot.storage.postgres_retention import PostgresRetention
 from fluxbot.storage.postgres_schema import migrate
 from fluxbot.storage.postgres_signals import CHANNEL, Listener, notification
 from fluxbot.storage.postgres_strikes import PostgresStrikes
@@ -48,6 +49,8 @@ class PostgresStore:
         self.budgets = PostgresBudgets(engine)
         #: Members' defaults (/settings).
         self.members = PostgresMembers(engine)
+        #: Old jobs and stale interaction tokens.
+        self.retention = PostgresRetention(engine)
 
     @classmethod
     async def open(cls, url: str, *, instance: str | None = None, pool_size: int = 10) -> PostgresStore:

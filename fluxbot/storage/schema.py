@@ -100,6 +100,15 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (guild_id, period, percent)
     );
     """,
+    """
+    CREATE TABLE usage_totals (
+        guild_id INTEGER NOT NULL, user_id INTEGER NOT NULL, day TEXT NOT NULL, model TEXT NOT NULL,
+        jobs INTEGER NOT NULL, images INTEGER NOT NULL, failed INTEGER NOT NULL,
+        PRIMARY KEY (guild_id, user_id, day, model)
+    );
+    CREATE INDEX jobs_created ON jobs (created_at);
+    CREATE INDEX jobs_with_token ON jobs (created_at) WHERE interaction_token != '';
+    """,
 )
 
 #: SQLite's words → PostgreSQL's, in this order: an INTEGER PRIMARY KEY is SQLite's auto-numbered row id;

@@ -39,6 +39,7 @@ from fluxbot.storage.sqlite_engine import (
 )
 from fluxbot.storage.sqlite_members import SQLiteMembers
 from fluxbot.storage.sqlite_reports import guild_report
+from fluxbot.storage.sqlite_retention import SQLiteRetention
 from fluxbot.storage.sqlite_schema import migrate
 from fluxbot.storage.sqlite_strikes import SQLiteStrikes
 
@@ -81,6 +82,8 @@ class SQLiteStore:
         self.budgets = SQLiteBudgets(engine)
         #: Members' defaults (/settings).
         self.members = SQLiteMembers(engine)
+        #: Old jobs and stale interaction tokens.
+        self.retention = SQLiteRetention(engine)
 
     @classmethod
     async def open(cls, path: Path | str, *, instance: str | None = None) -> SQLiteStore:
