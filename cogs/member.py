@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from fluxbot import catalog
 from fluxbot.bot import FluxBot
+from fluxbot.budgets import budget_left
 from fluxbot.defaults import MemberDefaults, Typed, changed_defaults, choose, describe_chosen, describe_defaults
 from fluxbot.limits import Policy, Refused, next_utc_midnight
 from fluxbot.styles import describe, suggestions
@@ -27,8 +28,8 @@ class Member(commands.Cog):
     async def flux(self, interaction: discord.Interaction) -> None:
         """The member's overview."""
         policy = await self.bot.policies.policy(interaction)  # Refused when the member may not use the bot here
-        usage = await self.bot.store.usage(interaction.user.id)
         limits = policy.limits
+        usage = await self.bot.store.usage(interaction.user.id, budget=limits.budget)
         embed = discord.Embed(title="fluxbot here", colour=discord.Colour.blurple())
         embed.description = (
             "`/imagine` makes images from a prompt, `/edit` changes an image you attach, **Edit with Flux** "
@@ -48,6 +49,8 @@ class Member(commands.Cog):
         embed.add_field(name="Images today", value=quota, inline=True)
         if limits.cooldown_seconds:
             embed.add_field(name="Cooldown", value=f"{limits.cooldown_seconds} s between commands", inline=True)
+        if limits.budget is not None and limits.budget.applies:
+            embed.add_field(name="Server budget", value=budget_left(limits.budget, usage.server, now=time.time()))
         if policy.styles:
             styles = ", ".join(f"`{s.name}`" for s in policy.styles)
             embed.add_field(name="Styles (`style:`)", value=styles[:1024], inline=False)

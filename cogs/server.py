@@ -1,5 +1,6 @@
-"""The `/fluxadmin` cog: a server's models, channels, role, DMs and limits here; its other commands come from the
-parts it brings together (`moderation.py`). Replies only."""
+"""The `/fluxadmin` cog: a server's models, channels, role, DMs, limits, usage and queue here; its other commands
+come from the parts it brings together (`moderation.py`: prompts, strikes, spoilers; `budget.py`: the server's
+budget; `styles.py`: style presets). Replies only."""
 
 from __future__ import annotations
 

@@ -131,3 +131,14 @@ def notices_due(budget: Budget, use: BudgetUse, *, now: float) -> list[Notice]:
                     Notice(period, period_key(period, now), percent, use.used(period), limit, period_end(period, now))
                 )
     return due
+
+
+def budget_left(budget: Budget, use: BudgetUse, *, now: float) -> str:
+    """What is left of each period's budget and when it resets, for members (one line per period)."""
+    lines = []
+    for period in PERIODS:
+        if limit := budget.limit(period):
+            left = max(0, limit - use.used(period))
+            reset = int(period_end(period, now))
+            lines.append(f"{left} of {limit} images left {period_words(period)}, resets <t:{reset}:R>")
+    return "\n".join(lines)

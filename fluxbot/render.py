@@ -127,7 +127,7 @@ def result_card(
     links = " · ".join(f"[{n}]({image.url})" for n, image in enumerate(images, start=1))
     first.add_field(name="Originals", value=clip(f"||{links}||" if spoiler else links), inline=False)
     if spoiler:
-        where = "below, blurred: click one to see it" if attachments else "behind the links above"
+        where = "as blurred images: click one to see it" if attachments else "behind the links above"
         first.add_field(name="Images", value=f"Shown as spoilers on this server: {where}.", inline=False)
     if note:
         first.add_field(name="Note", value=clip(note), inline=False)

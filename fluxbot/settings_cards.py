@@ -9,6 +9,7 @@ import discord
 
 from fluxbot.budgets import DAY, MONTH, PERIODS, Budget, BudgetUse, period_end
 from fluxbot.limits import GuildSettings, Limits, Style
+from fluxbot.render import clip
 from fluxbot.storage import GuildReport
 from fluxbot.styles import MAX_STYLES, describe
 
@@ -153,6 +154,8 @@ def settings_card(settings: GuildSettings, limits: Limits, default_model: str, *
         dms = "off: the bot's operator does not serve DMs (SERVE_DMS)"
     embed.add_field(name="Direct messages", value=dms, inline=False)
     embed.add_field(name="Blocklist", value=f"{len(settings.blocklist)} rule(s) of this server's own", inline=True)
+    styles = ", ".join(f"`{style.name}`" for style in settings.styles) or "none (`/fluxadmin style add`)"
+    embed.add_field(name="Styles", value=clip(styles, 1024), inline=True)
     modlog = f"<#{settings.modlog_channel}>" if settings.modlog_channel else "off"
     embed.add_field(name="Moderation log", value=modlog, inline=True)
     strikes = "off"

@@ -126,6 +126,10 @@ async def test_members_use_up_the_servers_budget_and_the_moderators_hear_of_it_o
         )
         shown = await discord.send_slash_command("fluxadmin", admin("show"))
         assert fields(answer(world, shown)["embeds"][0])["Server budget"] == "5 images per UTC day"
+        overview = await discord.send_slash_command("flux", user_id=BOB)
+        assert fields(answer(world, overview)["embeds"][0])["Server budget"] == (
+            f"0 of 5 images left today, resets <t:{next_midnight()}:R>"
+        ), "members see what is left of the server's budget"
 
         raised = await discord.send_slash_command(
             "fluxadmin", admin("budget", option("day", 50, kind=4), option("month", 20, kind=4))

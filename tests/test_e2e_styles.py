@@ -75,6 +75,8 @@ async def test_a_style_picked_through_autocomplete_shapes_the_job_its_reroll_and
     )  # fmt: skip
     assert "(model `flux-pro-1.1-ultra`)" in text_of(discord, wrong_size)
     await discord.send_slash_command("fluxadmin", style("add", option("name", "sketch"), option("text", "pencil")))
+    shown = await discord.send_slash_command("fluxadmin", [{"name": "show", "type": 1, "options": []}])
+    assert fields(first_callback(world, shown).json["data"]["embeds"][0])["Styles"] == "`film noir`, `sketch`"
 
     offered = await discord.send_autocomplete(
         "imagine", [option("prompt", "a rainy street"), option("style", "NOI")], "style", user_id=MEMBER
