@@ -19,13 +19,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.choices import style_choices
 from fluxbot import catalog
 from fluxbot.bot import FluxBot, attachment_info
 from fluxbot.defaults import Chosen, Typed
 from fluxbot.jobs.requests import PROMPT_MAX_CHARS, prepare_edit, prepare_imagine
 from fluxbot.limits import Policy, Refused
 from fluxbot.providers.base import JobRequest, OptionValue
-from fluxbot.styles import describe, find_style, styled_prompt, suggestions
+from fluxbot.styles import find_style, styled_prompt
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +92,7 @@ class ImagesBase(commands.Cog, name="Images"):
 
     async def style_names(self, interaction: discord.Interaction, current: str) -> Choices:
         """The style presets of the server whose rules apply here (in a DM too)."""
-        try:
-            policy = await self.bot.policies.policy(interaction)
-        except Refused:
-            return []
-        return [
-            app_commands.Choice(name=f"{s.name} · {describe(s)}"[:100], value=s.name)
-            for s in suggestions(policy.styles, current)
-        ]
+        return await style_choices(self.bot, interaction, current)
 
     async def imagine_size(self, interaction: discord.Interaction, current: str) -> Choices:
         """/imagine's size suggestions."""

@@ -8,12 +8,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.choices import style_choices
 from fluxbot import catalog
 from fluxbot.bot import FluxBot
 from fluxbot.budgets import budget_left
 from fluxbot.defaults import MemberDefaults, Typed, changed_defaults, choose, describe_chosen, describe_defaults
 from fluxbot.limits import Policy, Refused, next_utc_midnight
-from fluxbot.styles import describe, suggestions
 
 Choices = list[app_commands.Choice[str]]
 
@@ -126,14 +126,7 @@ class Member(commands.Cog):
     @settings.autocomplete("style")
     async def style_names(self, interaction: discord.Interaction, current: str) -> Choices:
         """The styles of the server whose rules apply here."""
-        try:
-            policy = await self.bot.policies.policy(interaction)
-        except Refused:
-            return []
-        return [
-            app_commands.Choice(name=f"{s.name} · {describe(s)}"[:100], value=s.name)
-            for s in suggestions(policy.styles, current)
-        ]
+        return await style_choices(self.bot, interaction, current)
 
 
 async def setup(bot: commands.Bot) -> None:
