@@ -40,8 +40,7 @@ async def test_a_backup_taken_while_jobs_run_opens_and_holds_every_job(world: Wo
         await final_reply(world, await world.discord.send_slash_command("imagine", [option("prompt", prompt)]), "Done")
     storm, _, task_id = await held_job(world, "a storm at sea")
     before = job_ids(live)
-    dest = tmp_path / "backups" / "fluxbot-backup.db"
-    dest.parent.mkdir()
+    dest = tmp_path / "backups" / "fluxbot-backup.db"  # the folder is made for it
 
     # The bot goes on taking commands while the backup runs.
     during = world.discord.send_slash_command("imagine", [option("prompt", "a second storm")])

@@ -43,6 +43,7 @@ def backup(source: Path, dest: Path) -> Backup:
         raise BackupFailed(f"{source}: no such database file")
     if dest.exists() and dest.resolve() == source.resolve():
         raise BackupFailed(f"{dest} is the database itself; name another file")
+    dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a new folder is its owner's only, like the copy
     partial = dest.with_name(f".{dest.name}.partial")
     # Created owner-only before SQLite writes to it: the jobs hold members' prompts and interaction tokens.
     os.close(os.open(partial, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
