@@ -126,7 +126,7 @@ class FluxBot(commands.AutoShardedBot):
                 return
             synced = await self.tree.sync()
             await self.store.set_meta(key, digest)
-        log.info("synced %d command(s) globally (Discord may take a few minutes to show changes)", len(synced))
+        log.info("synced %d command(s) globally (Discord may take up to an hour to show changes everywhere)", len(synced))
 
     async def reply_for(self, interaction: discord.Interaction) -> Reply:
         """Acknowledge the interaction with a "thinking" reply and say where that reply is."""
