@@ -87,6 +87,8 @@ async def test_commands_are_synced_globally_once_with_their_options(
 
         syncs = [r for r in discord.requests if r.method == "PUT" and r.path.endswith("/commands")]
         assert len(syncs) == 1
+        # The commands' hash is stored after Discord answered the sync: stop only once it is (the log says so).
+        await discord.wait_for(lambda: "command(s) globally" in bot.output, timeout=30)
         await bot.stop()
         await bot.start()
         await discord.wait_for(lambda: bot.output.count("commands unchanged") == 1, timeout=30)
