@@ -14,29 +14,13 @@ from typing import Any
 import aiosqlite
 
 from fluxbot.budgets import MONTH, Budget, BudgetUse, period_start
-from fluxbot.jobs.lifecycle import (
-    AT_PROVIDER,
-    FINISHED_STATUSES,
-    LIFECYCLE,
-    OPEN_STATUSES,
-    EditImage,
-    Job,
-    JobStatus,
-    Outcome,
-    Reply,
-    Transition,
-)
+from fluxbot.jobs.lifecycle import LIFECYCLE, EditImage, Job, JobStatus, Outcome, Reply, Transition
 from fluxbot.limits import GuildSettings, Limits, Usage, day_start
 from fluxbot.providers.base import JobRequest
+from fluxbot.storage import sqlite_queries as sql
 from fluxbot.storage.base import GuildReport, Signal, SignalHandler, run_name
-from fluxbot.storage.schema import job_from_row
-from fluxbot.storage.sqlite_budgets import SQLiteBudgets, budget_params, server_images_since
-from fluxbot.storage.sqlite_engine import (
-    URGENT,
-    Engine,
-    Row,
-    sql_states,
-)
+from fluxbot.storage.sqlite_budgets import SQLiteBudgets, budget_params
+from fluxbot.storage.sqlite_engine import URGENT, Engine, sql_states
 from fluxbot.storage.sqlite_members import SQLiteMembers
 from fluxbot.storage.sqlite_reports import guild_report
 from fluxbot.storage.sqlite_schema import migrate
@@ -45,22 +29,7 @@ from fluxbot.storage.sqlite_strikes import SQLiteStrikes
 log = logging.getLogger(__name__)
 
 _DAY = 86_400  # seconds
-
-
-_OPEN = sql_states(OPEN_STATUSES)
-_FINISHED = sql_states(FINISHED_STATUSES)
-_AT_PROVIDER = sql_states(AT_PROVIDER)
 _DELIVERABLE = sql_states(LIFECYCLE[Transition.DELIVER].sources)
-
-# A member's open jobs, last command and images since a moment (failed jobs make none): what the limits count.
-# `admit` checks them in its INSERT and `usage` reports them, from these same subqueries.
-_MEMBER_OPEN_JOBS = f"SELECT COUNT(*) FROM jobs WHERE user_id = :user AND status IN {_OPEN}"  # noqa: S608
-# A result shown again (/job) is a command too: the cooldown counts it.
-_MEMBER_LAST_COMMAND = """SELECT MAX(at) FROM (SELECT MAX(created_at) AS at FROM jobs WHERE user_id = :user
-                          UNION ALL SELECT at FROM shown_again WHERE user_id = :user)"""
-_MEMBER_IMAGES_SINCE = (
-    "SELECT COALESCE(SUM(count), 0) FROM jobs WHERE user_id = :user AND created_at >= :since AND status != 'failed'"
-)
 
 
 class SQLiteStore:
@@ -125,7 +94,7 @@ class SQLiteStore:
             (self.instance, self.instance),
             priority=URGENT,
         )
-        return sorted((_job(row) for row in rows), key=lambda job: job.id)
+        return sorted((sql.job(row) for row in rows), key=lambda job: job.id)
 
     async def signal(self, signal: Signal, payload: str = "") -> None:
         """Nobody else to tell."""
@@ -158,18 +127,7 @@ class SQLiteStore:
         """
         created = _now(now)
         rows = await self._engine.statement(
-            f"""INSERT INTO jobs (status, action, provider, model, prompt, size, count, image_url, user_id,
-                   guild_id, channel_id, application_id, interaction_token, message_id, created_at,
-                   upload_limit, expects_callback, options, owner, budget_guild, style)
-               SELECT :status, :action, :provider, :model, :prompt, :size, :count, :image_url, :user, :guild,
-                      :channel, :application, :token, :message, :created, :upload_limit, :expects_callback, :options,
-                      :owner, :budget_guild, :style
-               WHERE ({_MEMBER_OPEN_JOBS}) < :member_jobs
-                 AND (:cooldown = 0 OR COALESCE(({_MEMBER_LAST_COMMAND}), 0) <= :created - :cooldown)
-                 AND (:daily = 0 OR ({_MEMBER_IMAGES_SINCE}) + :count <= :daily)
-                 AND (:budget_daily = 0 OR ({server_images_since("since")}) + :count <= :budget_daily)
-                 AND (:budget_monthly = 0 OR ({server_images_since("month")}) + :count <= :budget_monthly)
-               RETURNING *""",
+            sql.ADMIT,
             {
                 "status": JobStatus.QUEUED, "action": request.action, "provider": provider, "model": request.model,
                 "prompt": request.prompt, "size": request.size, "count": request.count,
@@ -183,22 +141,12 @@ class SQLiteStore:
             },
             priority=URGENT,
         )  # fmt: skip
-        return _job(rows[0]) if rows else None
+        return sql.job(rows[0]) if rows else None
 
     async def claim(self, cap: int) -> Job | None:
         """`claim`: the oldest queued job (with a reply) becomes pending, if fewer than `cap` are at the provider."""
-        rows = await self._engine.statement(
-            # "delivered_at IS NULL" is always true for these states; it lets SQLite use the jobs_open index
-            # instead of scanning the whole history.
-            f"""UPDATE jobs SET status = 'pending', owner = ?
-                WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND message_id IS NOT NULL
-                            AND delivered_at IS NULL ORDER BY id LIMIT 1)
-                  AND status IN {sql_states(LIFECYCLE[Transition.CLAIM].sources)}
-                  AND (SELECT COUNT(*) FROM jobs WHERE status IN {_AT_PROVIDER} AND delivered_at IS NULL) < ?
-                RETURNING *""",  # noqa: S608
-            (self.instance, cap),
-        )
-        return _job(rows[0]) if rows else None
+        rows = await self._engine.statement(sql.CLAIM, (self.instance, cap))
+        return sql.job(rows[0]) if rows else None
 
     async def mark_submitted(self, job_id: int, task_id: str, *, now: float | None = None) -> bool:
         """`submitted`: store the provider's task id; False when the job was no longer pending."""
@@ -306,7 +254,7 @@ class SQLiteStore:
 
     async def undelivered_jobs(self) -> list[Job]:
         """Finished jobs whose reply does not show the outcome yet, oldest first."""
-        return await self._jobs(f"WHERE status IN {_FINISHED} AND delivered_at IS NULL ORDER BY id", ())
+        return await self._jobs(f"WHERE status IN {sql.FINISHED} AND delivered_at IS NULL ORDER BY id", ())
 
     async def queued_jobs_of(self, guild_id: int, user_id: int) -> list[Job]:
         """A member's jobs still waiting in the queue on one server."""
@@ -336,9 +284,8 @@ class SQLiteStore:
         """A member's open jobs, last command and images today (UTC), across every server; with `budget`, also
         its server's images today and this month."""
         at = _now(now)
-        server = f", ({server_images_since('since')}), ({server_images_since('month')})" if budget else ""
         [row] = await self._engine.read(
-            f"SELECT ({_MEMBER_OPEN_JOBS}), ({_MEMBER_LAST_COMMAND}), ({_MEMBER_IMAGES_SINCE}){server}",
+            sql.USAGE_WITH_BUDGET if budget else sql.USAGE,
             {"user": user_id, "since": day_start(at), "budget_guild": budget and budget.guild_id,
              "month": period_start(MONTH, at)},
         )  # fmt: skip
@@ -383,12 +330,8 @@ class SQLiteStore:
         return bool(await self._engine.statement(f"UPDATE jobs {clause} RETURNING id", params))
 
     async def _jobs(self, clause: str, params: Sequence[Any]) -> list[Job]:
-        return [_job(row) for row in await self._engine.read(f"SELECT * FROM jobs {clause}", params)]  # noqa: S608
+        return [sql.job(row) for row in await self._engine.read(f"SELECT * FROM jobs {clause}", params)]  # noqa: S608
 
 
 def _now(now: float | None) -> float:
     return time.time() if now is None else now
-
-
-def _job(row: Row) -> Job:
-    return job_from_row(dict(row))
