@@ -114,18 +114,18 @@ async def test_a_live_lease_keeps_the_jobs_and_an_expired_one_gives_them_all_up(
     assert await a.finish(finished.id, Outcome(JobStatus.SUCCEEDED))
     assert await a.finish(delivered.id, Outcome(JobStatus.FAILED, message="no"))
     assert await a.mark_delivered(delivered.id, "interaction")
-    await a.renew_lease(seconds=30, now=1000.0)
-    await b.renew_lease(seconds=30, now=1000.0)
+    await a.leases.renew(seconds=30, now=1000.0)
+    await b.leases.renew(seconds=30, now=1000.0)
 
-    assert await b.adopt_orphans(now=1029.0) == [], "a's lease is live: its jobs stay a's"
-    adopted = await b.adopt_orphans(now=1031.0)
+    assert await b.leases.adopt_orphans(now=1029.0) == [], "a's lease is live: its jobs stay a's"
+    adopted = await b.leases.adopt_orphans(now=1031.0)
     undelivered = [j for j in jobs if j is not None and j.id != delivered.id]
     assert [job.id for job in adopted] == [j.id for j in undelivered], "every undelivered job, oldest first"
     assert {job.status for job in adopted} == {JobStatus.QUEUED, JobStatus.PENDING, JobStatus.SUBMITTED,
                                                JobStatus.SUCCEEDED}  # fmt: skip
     assert all(job.owner == "process-b" for job in adopted)
-    assert await b.adopt_orphans(now=1031.0) == [], "b's own jobs are not adopted again"
-    assert await a.adopt_orphans(now=1020.0) == [], "b's lease is live"
+    assert await b.leases.adopt_orphans(now=1031.0) == [], "b's own jobs are not adopted again"
+    assert await a.leases.adopt_orphans(now=1020.0) == [], "b's lease is live"
     assert not await a.mark_delivered(finished.id, "interaction"), "a no longer owns it"
     assert await b.mark_delivered(finished.id, "interaction")
 
@@ -136,10 +136,10 @@ async def test_leases_run_on_the_databases_clock_and_a_clean_shutdown_gives_the_
     a, b = stores
     job = await a.admit("acedata", REQUEST, member(1), limits=NO_LIMITS, now=1.0)  # an old job, a fresh lease
     assert job is not None
-    await a.renew_lease(seconds=30)
-    assert await b.adopt_orphans() == [], "the lease is 30 s from the database's now, whatever `now` the job had"
-    await a.end_lease()
-    [adopted] = await b.adopt_orphans()
+    await a.leases.renew(seconds=30)
+    assert await b.leases.adopt_orphans() == [], "the lease is 30 s from the database's now, whatever `now` the job had"
+    await a.leases.end()
+    [adopted] = await b.leases.adopt_orphans()
     assert (adopted.id, adopted.owner) == (job.id, "process-b")
 
 
@@ -152,8 +152,8 @@ async def test_a_job_without_an_owner_is_adopted(stores: tuple[PostgresStore, Po
         await db.execute("UPDATE jobs SET owner = NULL")  # as a job from before migration 7
     finally:
         await db.close()
-    await a.renew_lease(seconds=30)
-    [adopted] = await b.adopt_orphans()
+    await a.leases.renew(seconds=30)
+    [adopted] = await b.leases.adopt_orphans()
     assert adopted.owner == "process-b"
 
 

@@ -52,7 +52,7 @@ async def a_history(path: Path) -> list[Job]:
         await store.add_edit_source(SNOWFLAKE, [EditImage("https://img/1.png", "1:1")], now=1_700_000_030.0)
         await store.set_meta("callback_secret", "the-callback-secret")
         await store.set_meta("commands_hash", "abc")
-        await store.renew_lease(seconds=30)
+        await store.leases.renew(seconds=30)
         await store.strikes.record_refusal(SNOWFLAKE, 42, strikes=1, window=60.0, pause=1e9, now=1_700_000_040.0)
         await store.record_show_again(42, now=1_700_000_050.0)
         assert await store.budgets.claim_notice(SNOWFLAKE, "2023-11", 80, now=1_700_000_060.0)
@@ -101,7 +101,7 @@ async def test_a_sqlite_history_is_copied_whole_into_an_empty_postgresql_once(
             "a notice posted before the copy is not posted again"
         )
         assert await store.queue_positions() == {4: 1, 5: 2}
-        adopted = await store.adopt_orphans()
+        adopted = await store.leases.adopt_orphans()
         assert [job.id for job in adopted] == [1, 3, 4, 5], "no lease came along: the first run adopts the rest"
         new = await store.admit("acedata", REQUEST, REPLY, limits=NO_LIMITS)
         assert new is not None

@@ -141,6 +141,26 @@ class Members(Protocol):
         ...
 
 
+class Leases(Protocol):
+    """Ownership: this run's lease on its jobs, and the jobs of runs whose lease ended (`jobs/ownership.py`)."""
+
+    async def renew(self, *, seconds: float, now: float | None = None) -> None:
+        """Keep this run's jobs its own for `seconds` more."""
+        ...
+
+    async def end(self) -> None:
+        """Give this run's unfinished jobs up at once (a clean shutdown)."""
+        ...
+
+    async def live_instances(self) -> list[str]:
+        """The runs whose lease has not ended, by name."""
+        ...
+
+    async def adopt_orphans(self, *, now: float | None = None) -> list[Job]:
+        """Undelivered jobs whose owner's lease has ended (or that have no owner) become this run's; oldest first."""
+        ...
+
+
 class Store(Protocol):
     """The jobs database: one implementation per engine (SQLite for one process, PostgreSQL for several)."""
 
@@ -174,27 +194,16 @@ class Store(Protocol):
         """Members' defaults."""
         ...
 
+    @property
+    def leases(self) -> Leases:
+        """This run's lease, and adopting the jobs of runs that are gone."""
+        ...
+
     async def close(self) -> None:
         """Close the database."""
         ...
 
-    # -- several processes: ownership, signals, locks --------------------------------------------
-
-    async def renew_lease(self, *, seconds: float, now: float | None = None) -> None:
-        """Keep this run's jobs its own for `seconds` more."""
-        ...
-
-    async def end_lease(self) -> None:
-        """Give this run's unfinished jobs up at once (a clean shutdown)."""
-        ...
-
-    async def live_instances(self) -> list[str]:
-        """The runs whose lease has not ended, by name."""
-        ...
-
-    async def adopt_orphans(self, *, now: float | None = None) -> list[Job]:
-        """Undelivered jobs whose owner's lease has ended (or that have no owner) become this run's; oldest first."""
-        ...
+    # -- several processes: signals, locks (ownership: `leases`) ---------------------------------
 
     async def signal(self, signal: Signal, payload: str = "") -> None:
         """Tell the other processes (SQLite: nobody)."""

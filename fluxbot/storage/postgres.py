@@ -23,6 +23,7 @@ from fluxbot.storage import postgres_queries as sql
 from fluxbot.storage.base import GuildReport, Signal, SignalHandler, run_name
 from fluxbot.storage.postgres_budgets import PostgresBudgets
 from fluxbot.storage.postgres_engine import CLAIM, GUILD_LOCKS, MEMBER_LOCKS, NAMED_LOCKS, Engine, named
+from fluxbot.storage.postgres_leases import PostgresLeases
 from fluxbot.storage.postgres_members import PostgresMembers
 from fluxbot.storage.postgres_reports import guild_report
 from fluxbot.storage.postgres_schema import migrate
@@ -48,6 +49,8 @@ class PostgresStore:
         self.budgets = PostgresBudgets(engine)
         #: Members' defaults (/settings).
         self.members = PostgresMembers(engine)
+        #: Each run's lease, and the jobs of runs whose lease ended.
+        self.leases = PostgresLeases(engine, lambda: self.instance)
 
     @classmethod
     async def open(cls, url: str, *, instance: str | None = None, pool_size: int = 10) -> PostgresStore:
@@ -83,24 +86,7 @@ class PostgresStore:
         finally:
             await self._engine.close()
 
-    # -- several processes: ownership, signals, locks --------------------------------------------
-
-    async def renew_lease(self, *, seconds: float, now: float | None = None) -> None:
-        """Keep this run's jobs its own for `seconds` more (from the database's clock unless `now` is given)."""
-        await self._engine.fetch(sql.RENEW_LEASE, self.instance, now, float(seconds))
-
-    async def end_lease(self) -> None:
-        """Give this run's unfinished jobs up at once: another process may adopt them now."""
-        await self._engine.fetch("DELETE FROM instances WHERE name = $1", self.instance)
-
-    async def live_instances(self) -> list[str]:
-        """The runs whose lease has not ended (on the database's clock), by name."""
-        return [str(r[0]) for r in await self._engine.fetch(sql.LIVE_INSTANCES)]
-
-    async def adopt_orphans(self, *, now: float | None = None) -> list[Job]:
-        """Undelivered jobs of no run, or of a run whose lease has ended, become this run's; oldest first."""
-        rows = await self._engine.fetch(sql.ADOPT_ORPHANS, self.instance, now)
-        return sorted((sql.job(row) for row in rows), key=lambda job: job.id)
+    # -- several processes: signals, locks (ownership: `leases`) ---------------------------------
 
     async def signal(self, signal: Signal, payload: str = "") -> None:
         """Tell the other processes (NOTIFY; this process's listener drops its own)."""

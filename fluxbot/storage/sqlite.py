@@ -21,6 +21,7 @@ from fluxbot.storage import sqlite_queries as sql
 from fluxbot.storage.base import GuildReport, Signal, SignalHandler, run_name
 from fluxbot.storage.sqlite_budgets import SQLiteBudgets, budget_params
 from fluxbot.storage.sqlite_engine import URGENT, Engine, sql_states
+from fluxbot.storage.sqlite_leases import SQLiteLeases
 from fluxbot.storage.sqlite_members import SQLiteMembers
 from fluxbot.storage.sqlite_reports import guild_report
 from fluxbot.storage.sqlite_schema import migrate
@@ -50,6 +51,8 @@ class SQLiteStore:
         self.budgets = SQLiteBudgets(engine)
         #: Members' defaults (/settings).
         self.members = SQLiteMembers(engine)
+        #: This run's lease, and the jobs of earlier runs.
+        self.leases = SQLiteLeases(engine, lambda: self.instance)
 
     @classmethod
     async def open(cls, path: Path | str, *, instance: str | None = None) -> SQLiteStore:
@@ -68,33 +71,7 @@ class SQLiteStore:
         """Let queued writes finish and close the connections."""
         await self._engine.close()
 
-    # -- one process: ownership is plain, signals reach nobody -----------------------------------
-
-    async def renew_lease(self, *, seconds: float, now: float | None = None) -> None:
-        """Record this run's lease (nobody else reads it: the file lock already keeps others out)."""
-        await self._engine.statement(
-            """INSERT INTO instances (name, lease_until) VALUES (?, ?)
-               ON CONFLICT (name) DO UPDATE SET lease_until = excluded.lease_until""",
-            (self.instance, _now(now) + seconds),
-        )
-
-    async def end_lease(self) -> None:
-        """Forget this run's lease."""
-        await self._engine.statement("DELETE FROM instances WHERE name = ?", (self.instance,))
-
-    async def live_instances(self) -> list[str]:
-        """The runs whose lease has not ended, by name."""
-        rows = await self._engine.read("SELECT name FROM instances WHERE lease_until > ? ORDER BY name", (time.time(),))
-        return [str(r[0]) for r in rows]
-
-    async def adopt_orphans(self, *, now: float | None = None) -> list[Job]:
-        """Every undelivered job of an earlier run becomes this run's (no earlier run can still be alive)."""
-        rows = await self._engine.statement(
-            "UPDATE jobs SET owner = ? WHERE delivered_at IS NULL AND owner IS NOT ? RETURNING *",
-            (self.instance, self.instance),
-            priority=URGENT,
-        )
-        return sorted((sql.job(row) for row in rows), key=lambda job: job.id)
+    # -- one process: signals reach nobody -------------------------------------------------------
 
     async def signal(self, signal: Signal, payload: str = "") -> None:
         """Nobody else to tell."""
