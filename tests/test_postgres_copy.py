@@ -49,7 +49,7 @@ async def a_history(path: Path) -> list[Job]:
         assert await store.finish(2, Outcome(JobStatus.SUCCEEDED, images, 3.5), now=1_700_000_020.0)
         assert await store.mark_delivered(2, "interaction", now=1_700_000_021.0)
         await store.save_guild_settings(SNOWFLAKE, GuildSettings(required_role=SNOWFLAKE, cooldown_seconds=30))
-        await store.add_edit_source(SNOWFLAKE, [EditImage("https://img/1.png", "1:1")], now=1_700_000_030.0)
+        await store.edit_sources.add(SNOWFLAKE, [EditImage("https://img/1.png", "1:1")], now=1_700_000_030.0)
         await store.set_meta("callback_secret", "the-callback-secret")
         await store.set_meta("commands_hash", "abc")
         await store.leases.renew(seconds=30)
@@ -93,7 +93,7 @@ async def test_a_sqlite_history_is_copied_whole_into_an_empty_postgresql_once(
         assert [job.style for job in before] == [f"style {i}" for i in range(5)]
         assert await store.members.defaults(42) == MEMBER_DEFAULTS, "a member's defaults come along"
         assert (await store.guild_settings(SNOWFLAKE)).required_role == SNOWFLAKE
-        assert await store.get_edit_source(1) == (SNOWFLAKE, [EditImage("https://img/1.png", "1:1")])
+        assert await store.edit_sources.get(1) == (SNOWFLAKE, [EditImage("https://img/1.png", "1:1")])
         assert await store.get_meta("callback_secret") == "the-callback-secret"
         assert await store.get_meta("commands_hash") == "abc"
         assert await store.strikes.paused_until(SNOWFLAKE, 42) == 1_700_000_040.0 + 1e9, "a pause comes along"
@@ -106,7 +106,7 @@ async def test_a_sqlite_history_is_copied_whole_into_an_empty_postgresql_once(
         new = await store.admit("acedata", REQUEST, REPLY, limits=NO_LIMITS)
         assert new is not None
         assert new.id == 6, "new jobs are numbered after the copied ones"
-        assert await store.add_edit_source(1, [], now=1_700_000_040.0) == 2
+        assert await store.edit_sources.add(1, [], now=1_700_000_040.0) == 2
     finally:
         await store.close()
 

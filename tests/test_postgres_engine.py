@@ -81,7 +81,7 @@ async def test_data_keeps_its_types_and_survives_reopening(database_url: str) ->
         assert job is not None
         await first.save_guild_settings(SNOWFLAKE, GuildSettings(required_role=SNOWFLAKE))
         await first.set_meta("callback_secret", "s3cret")
-        source = await first.add_edit_source(SNOWFLAKE, [], now=1_700_000_000.0)
+        source = await first.edit_sources.add(SNOWFLAKE, [], now=1_700_000_000.0)
     finally:
         await first.close()
     second = await PostgresStore.open(database_url, instance="second")
@@ -96,7 +96,7 @@ async def test_data_keeps_its_types_and_survives_reopening(database_url: str) ->
         )
         assert (await second.guild_settings(SNOWFLAKE)).required_role == SNOWFLAKE
         assert await second.get_meta("callback_secret") == "s3cret"
-        assert await second.get_edit_source(source) == (SNOWFLAKE, [])
+        assert await second.edit_sources.get(source) == (SNOWFLAKE, [])
     finally:
         await second.close()
 

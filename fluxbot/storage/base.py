@@ -161,6 +161,18 @@ class Leases(Protocol):
         ...
 
 
+class EditSources(Protocol):
+    """The images a member may edit (from a result or a message), kept until the edit prompt comes back."""
+
+    async def add(self, user_id: int, images: Sequence[EditImage], *, now: float | None = None) -> int:
+        """Keep the images a member may edit until the edit prompt comes back; returns its id."""
+        ...
+
+    async def get(self, source_id: int) -> tuple[int, list[EditImage]] | None:
+        """(member id, images) of an edit source, or None."""
+        ...
+
+
 class Store(Protocol):
     """The jobs database: one implementation per engine (SQLite for one process, PostgreSQL for several)."""
 
@@ -197,6 +209,11 @@ class Store(Protocol):
     @property
     def leases(self) -> Leases:
         """This run's lease, and adopting the jobs of runs that are gone."""
+        ...
+
+    @property
+    def edit_sources(self) -> EditSources:
+        """The images members may edit."""
         ...
 
     async def close(self) -> None:
@@ -261,10 +278,6 @@ class Store(Protocol):
         """Remember that the job's result message was deleted on request."""
         ...
 
-    async def add_edit_source(self, user_id: int, images: Sequence[EditImage], *, now: float | None = None) -> int:
-        """Keep the images a member may edit until the edit prompt comes back; returns its id."""
-        ...
-
     async def record_show_again(self, user_id: int, *, now: float | None = None) -> None:
         """Remember when the member last had a result shown again (it counts as a command for the cooldown)."""
         ...
@@ -327,10 +340,6 @@ class Store(Protocol):
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         """A server's settings (all defaults when it never changed any)."""
-        ...
-
-    async def get_edit_source(self, source_id: int) -> tuple[int, list[EditImage]] | None:
-        """(member id, images) of an edit source, or None."""
         ...
 
     async def get_meta(self, key: str) -> str | None:

@@ -12,16 +12,17 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fluxbot.budgets import MONTH, Budget, BudgetUse, period_start
-from fluxbot.jobs.lifecycle import LIFECYCLE, EditImage, Job, JobStatus, Outcome, Reply, Transition
+from fluxbot.jobs.lifecycle import LIFECYCLE, Job, JobStatus, Outcome, Reply, Transition
 from fluxbot.limits import GuildSettings, Limits, Usage, day_start
 from fluxbot.providers.base import JobRequest
 from fluxbot.storage import postgres_queries as sql
 from fluxbot.storage.base import GuildReport, Signal, SignalHandler, run_name
 from fluxbot.storage.postgres_budgets import PostgresBudgets
+from fluxbot.storage.postgres_edit_sources import PostgresEditSources
 from fluxbot.storage.postgres_engine import CLAIM, GUILD_LOCKS, MEMBER_LOCKS, NAMED_LOCKS, Engine, named
 from fluxbot.storage.postgres_leases import PostgresLeases
 from fluxbot.storage.postgres_members import PostgresMembers
@@ -51,6 +52,8 @@ class PostgresStore:
         self.members = PostgresMembers(engine)
         #: Each run's lease, and the jobs of runs whose lease ended.
         self.leases = PostgresLeases(engine, lambda: self.instance)
+        #: The images members may edit.
+        self.edit_sources = PostgresEditSources(engine)
 
     @classmethod
     async def open(cls, url: str, *, instance: str | None = None, pool_size: int = 10) -> PostgresStore:
@@ -184,12 +187,6 @@ class PostgresStore:
         """Remember that the job's result message was deleted on request."""
         await self._engine.fetch("UPDATE jobs SET deleted_at = $1 WHERE id = $2", _now(now), job_id)
 
-    async def add_edit_source(self, user_id: int, images: Sequence[EditImage], *, now: float | None = None) -> int:
-        """Keep the images a member may edit (from a result or a message) until the edit prompt comes back."""
-        payload = json.dumps([{"url": i.url, "ratio": i.ratio} for i in images])
-        [row] = await self._engine.fetch(sql.ADD_EDIT_SOURCE, user_id, payload, _now(now))
-        return int(row[0])
-
     async def record_show_again(self, user_id: int, *, now: float | None = None) -> None:
         """Remember when the member last had a result shown again (it counts as a command for the cooldown)."""
         await self._engine.fetch(sql.RECORD_SHOW_AGAIN, user_id, _now(now))
@@ -271,13 +268,6 @@ class PostgresStore:
         """A server's settings (all defaults when it never changed any)."""
         rows = await self._engine.fetch("SELECT settings FROM guild_settings WHERE guild_id = $1", guild_id)
         return GuildSettings.from_json(rows[0][0]) if rows else GuildSettings()
-
-    async def get_edit_source(self, source_id: int) -> tuple[int, list[EditImage]] | None:
-        """(member id, images) of an edit source, or None."""
-        rows = await self._engine.fetch("SELECT user_id, images FROM edit_sources WHERE id = $1", source_id)
-        if not rows:
-            return None
-        return int(rows[0][0]), [EditImage(i["url"], i["ratio"]) for i in json.loads(rows[0][1])]
 
     async def get_meta(self, key: str) -> str | None:
         """A value from the key/value table."""

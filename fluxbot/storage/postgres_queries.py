@@ -77,10 +77,6 @@ MARK_DELIVERED = f"""UPDATE jobs SET delivered_at = $1, delivered_via = $2, inte
     WHERE id = $3 AND delivered_at IS NULL AND status IN {sql_states(LIFECYCLE[Transition.DELIVER].sources)}
       AND owner = $4 RETURNING id"""  # noqa: S608
 
-# A prompt left open for a day is not coming back.
-ADD_EDIT_SOURCE = """WITH stale AS (DELETE FROM edit_sources WHERE created_at < $3 - 86400)
-    INSERT INTO edit_sources (user_id, images, created_at) VALUES ($1, $2, $3) RETURNING id"""
-
 SAVE_GUILD_SETTINGS = """INSERT INTO guild_settings (guild_id, settings) VALUES ($1, $2)
     ON CONFLICT (guild_id) DO UPDATE SET settings = excluded.settings"""
 

@@ -11,15 +11,14 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from fluxbot.budgets import MONTH, Budget, BudgetUse, period_start
-from fluxbot.jobs.lifecycle import LIFECYCLE, EditImage, Job, JobStatus, Outcome, Reply, Transition
+from fluxbot.jobs.lifecycle import LIFECYCLE, Job, JobStatus, Outcome, Reply, Transition
 from fluxbot.limits import GuildSettings, Limits, Usage, day_start
 from fluxbot.providers.base import JobRequest
 from fluxbot.storage import sqlite_queries as sql
 from fluxbot.storage.base import GuildReport, Signal, SignalHandler, run_name
 from fluxbot.storage.sqlite_budgets import SQLiteBudgets, budget_params
+from fluxbot.storage.sqlite_edit_sources import SQLiteEditSources
 from fluxbot.storage.sqlite_engine import URGENT, Engine, sql_states
 from fluxbot.storage.sqlite_leases import SQLiteLeases
 from fluxbot.storage.sqlite_members import SQLiteMembers
@@ -53,6 +52,8 @@ class SQLiteStore:
         self.members = SQLiteMembers(engine)
         #: This run's lease, and the jobs of earlier runs.
         self.leases = SQLiteLeases(engine, lambda: self.instance)
+        #: The images members may edit.
+        self.edit_sources = SQLiteEditSources(engine)
 
     @classmethod
     async def open(cls, path: Path | str, *, instance: str | None = None) -> SQLiteStore:
@@ -174,22 +175,6 @@ class SQLiteStore:
         """Remember that the job's result message was deleted on request."""
         await self._changed("SET deleted_at = ? WHERE id = ?", (_now(now), job_id))
 
-    async def add_edit_source(self, user_id: int, images: Sequence[EditImage], *, now: float | None = None) -> int:
-        """Keep the images a member may edit (from a result or a message) until the edit prompt comes back."""
-        payload = json.dumps([{"url": i.url, "ratio": i.ratio} for i in images])
-
-        async def add(db: aiosqlite.Connection) -> int:
-            # A prompt left open for a day is not coming back.
-            await db.execute("DELETE FROM edit_sources WHERE created_at < ?", (_now(now) - _DAY,))
-            rows = await db.execute_fetchall(
-                "INSERT INTO edit_sources (user_id, images, created_at) VALUES (?, ?, ?) RETURNING id",
-                (user_id, payload, _now(now)),
-            )
-            return int(next(iter(rows))[0])
-
-        source_id: int = await self._engine.write(add, priority=URGENT)  # the edit prompt opens after it
-        return source_id
-
     async def record_show_again(self, user_id: int, *, now: float | None = None) -> None:
         """Remember when the member last had a result shown again (it counts as a command for the cooldown)."""
         await self._engine.statement(
@@ -289,13 +274,6 @@ class SQLiteStore:
         """A server's settings (all defaults when it never changed any)."""
         rows = await self._engine.read("SELECT settings FROM guild_settings WHERE guild_id = ?", (guild_id,))
         return GuildSettings.from_json(rows[0][0]) if rows else GuildSettings()
-
-    async def get_edit_source(self, source_id: int) -> tuple[int, list[EditImage]] | None:
-        """(member id, images) of an edit source, or None."""
-        rows = await self._engine.read("SELECT user_id, images FROM edit_sources WHERE id = ?", (source_id,))
-        if not rows:
-            return None
-        return int(rows[0][0]), [EditImage(i["url"], i["ratio"]) for i in json.loads(rows[0][1])]
 
     async def get_meta(self, key: str) -> str | None:
         """A value from the key/value table."""
