@@ -239,7 +239,7 @@ class FluxBot(commands.AutoShardedBot):
 
     async def jobs_by_state(self) -> dict[str, int]:
         """How many jobs are in each state (for /metrics)."""
-        return await self.store.count_undelivered()
+        return await self.store.reports.count_undelivered()
 
     async def on_ready(self) -> None:
         """Log who we are once connected."""

@@ -93,7 +93,7 @@ async def test_claims_from_two_processes_take_each_job_once_in_order_and_hold_th
         assert await owner.finish(job.id, Outcome(JobStatus.SUCCEEDED))
     again = [job for job in await asyncio.gather(*(s.claim(8) for s in [b, a] * 4)) if job is not None]
     assert sorted(job.id for job in again) == ids[8:11], "the next in line, still within the cap"
-    assert (await a.count_undelivered())["pending"] == 8
+    assert (await a.reports.count_undelivered())["pending"] == 8
 
 
 async def test_a_live_lease_keeps_the_jobs_and_an_expired_one_gives_them_all_up(

@@ -100,7 +100,7 @@ async def test_a_sqlite_history_is_copied_whole_into_an_empty_postgresql_once(
         assert not await store.budgets.claim_notice(SNOWFLAKE, "2023-11", 80, now=1_700_000_070.0), (
             "a notice posted before the copy is not posted again"
         )
-        assert await store.queue_positions() == {4: 1, 5: 2}
+        assert await store.reports.queue_positions() == {4: 1, 5: 2}
         adopted = await store.leases.adopt_orphans()
         assert [job.id for job in adopted] == [1, 3, 4, 5], "no lease came along: the first run adopts the rest"
         new = await store.admit("acedata", REQUEST, REPLY, limits=NO_LIMITS)

@@ -173,6 +173,27 @@ class EditSources(Protocol):
         ...
 
 
+class Reports(Protocol):
+    """Counts over many jobs: `/fluxadmin usage`, places in the queue, the models' durations, the metrics."""
+
+    async def queue_positions(self) -> dict[int, int]:
+        """Every queued job's place in line: 1 for the next to start, 2 for the one after it, ..."""
+        ...
+
+    async def recent_durations(self, provider: str, model: str, *, limit: int) -> list[float]:
+        """How long the provider took (submit to result) for this model's latest successful jobs, newest first."""
+        ...
+
+    async def count_undelivered(self) -> dict[str, int]:
+        """How many jobs are in each state among those still open or awaiting delivery (every state)."""
+        ...
+
+    async def guild_report(self, guild_id: int, *, days: int = 1, now: float | None = None) -> GuildReport:
+        """Usage on one server over the last `days` UTC days: per member, per day, and the jobs open now; the jobs
+        are those that count against the server's budget (made there, or in a DM under its rules)."""
+        ...
+
+
 class Store(Protocol):
     """The jobs database: one implementation per engine (SQLite for one process, PostgreSQL for several)."""
 
@@ -214,6 +235,11 @@ class Store(Protocol):
     @property
     def edit_sources(self) -> EditSources:
         """The images members may edit."""
+        ...
+
+    @property
+    def reports(self) -> Reports:
+        """Counts over many jobs."""
         ...
 
     async def close(self) -> None:
@@ -312,14 +338,6 @@ class Store(Protocol):
         """A member's jobs still waiting in the queue on one server."""
         ...
 
-    async def queue_positions(self) -> dict[int, int]:
-        """Every queued job's place in line: 1 for the next to start, 2 for the one after it, ..."""
-        ...
-
-    async def recent_durations(self, provider: str, model: str, *, limit: int) -> list[float]:
-        """How long the provider took (submit to result) for this model's latest successful jobs, newest first."""
-        ...
-
     async def usage(self, user_id: int, *, budget: Budget | None = None, now: float | None = None) -> Usage:
         """A member's open jobs, last command and images today (UTC), across every server; with `budget`, also
         its server's images today and this month."""
@@ -327,15 +345,6 @@ class Store(Protocol):
 
     async def recent_jobs(self, user_id: int, *, limit: int, offset: int = 0) -> tuple[list[Job], int]:
         """A member's jobs, newest first, one page of them, and how many there are in all."""
-        ...
-
-    async def count_undelivered(self) -> dict[str, int]:
-        """How many jobs are in each state among those still open or awaiting delivery (every state)."""
-        ...
-
-    async def guild_report(self, guild_id: int, *, days: int = 1, now: float | None = None) -> GuildReport:
-        """Usage on one server over the last `days` UTC days: per member, per day, and the jobs open now; the jobs
-        are those that count against the server's budget (made there, or in a DM under its rules)."""
         ...
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:

@@ -20,19 +20,17 @@ from fluxbot.jobs.lifecycle import LIFECYCLE, Job, JobStatus, Outcome, Reply, Tr
 from fluxbot.limits import GuildSettings, Limits, Usage, day_start
 from fluxbot.providers.base import JobRequest
 from fluxbot.storage import postgres_queries as sql
-from fluxbot.storage.base import GuildReport, Signal, SignalHandler, run_name
+from fluxbot.storage.base import Signal, SignalHandler, run_name
 from fluxbot.storage.postgres_budgets import PostgresBudgets
 from fluxbot.storage.postgres_edit_sources import PostgresEditSources
 from fluxbot.storage.postgres_engine import CLAIM, GUILD_LOCKS, MEMBER_LOCKS, NAMED_LOCKS, Engine, named
 from fluxbot.storage.postgres_leases import PostgresLeases
 from fluxbot.storage.postgres_members import PostgresMembers
-from fluxbot.storage.postgres_reports import guild_report
+from fluxbot.storage.postgres_reports import PostgresReports
 from fluxbot.storage.postgres_schema import migrate
 from fluxbot.storage.postgres_signals import CHANNEL, Listener, notification
 from fluxbot.storage.postgres_strikes import PostgresStrikes
 from fluxbot.storage.sqlite_budgets import budget_params
-
-_DAY = 86_400  # seconds
 
 
 class PostgresStore:
@@ -54,6 +52,8 @@ class PostgresStore:
         self.leases = PostgresLeases(engine, lambda: self.instance)
         #: The images members may edit.
         self.edit_sources = PostgresEditSources(engine)
+        #: Counts over many jobs.
+        self.reports = PostgresReports(engine)
 
     @classmethod
     async def open(cls, url: str, *, instance: str | None = None, pool_size: int = 10) -> PostgresStore:
@@ -225,16 +225,6 @@ class PostgresStore:
             "WHERE guild_id = $1 AND user_id = $2 AND status = 'queued' ORDER BY id", guild_id, user_id
         )
 
-    async def queue_positions(self) -> dict[int, int]:
-        """Every queued job's place in line: 1 for the next to start, 2 for the one after it, ..."""
-        rows = await self._engine.fetch(sql.QUEUE_POSITIONS)
-        return {int(r[0]): int(r[1]) for r in rows}
-
-    async def recent_durations(self, provider: str, model: str, *, limit: int) -> list[float]:
-        """How long the provider took (submit to result) for this model's latest successful jobs, newest first."""
-        rows = await self._engine.fetch(sql.RECENT_DURATIONS, provider, model, limit)
-        return [float(r[0]) for r in rows]
-
     async def usage(self, user_id: int, *, budget: Budget | None = None, now: float | None = None) -> Usage:
         """A member's open jobs, last command and images today (UTC), across every server; with `budget`, also
         its server's images today and this month."""
@@ -252,17 +242,6 @@ class PostgresStore:
         jobs = await self._jobs("WHERE user_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3", user_id, limit, offset)
         [row] = await self._engine.fetch("SELECT COUNT(*) FROM jobs WHERE user_id = $1", user_id)
         return jobs, int(row[0])
-
-    async def count_undelivered(self) -> dict[str, int]:
-        """How many jobs are in each state among those still open or awaiting delivery (every state, zeros too)."""
-        rows = await self._engine.fetch("SELECT status, COUNT(*) FROM jobs WHERE delivered_at IS NULL GROUP BY status")
-        counts = {str(r[0]): int(r[1]) for r in rows}
-        return {state.value: counts.get(state.value, 0) for state in JobStatus}
-
-    async def guild_report(self, guild_id: int, *, days: int = 1, now: float | None = None) -> GuildReport:
-        """Usage on one server over the last `days` UTC days: per member, per day, and the jobs open now."""
-        since = float(day_start(_now(now)) - (days - 1) * _DAY)
-        return await guild_report(self._engine, guild_id, days=days, since=since)
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         """A server's settings (all defaults when it never changed any)."""

@@ -85,13 +85,6 @@ RECORD_SHOW_AGAIN = """INSERT INTO shown_again (user_id, at) VALUES ($1, $2)
 
 SET_META = "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 
-QUEUE_POSITIONS = """SELECT id, ROW_NUMBER() OVER (ORDER BY id) FROM jobs
-    WHERE status = 'queued' AND message_id IS NOT NULL AND delivered_at IS NULL"""
-
-RECENT_DURATIONS = """SELECT finished_at - submitted_at FROM jobs
-    WHERE provider = $1 AND model = $2 AND status = 'succeeded' AND submitted_at IS NOT NULL
-    ORDER BY id DESC LIMIT $3"""
-
 
 def job(row: Record) -> Job:
     """The Job a row of `jobs` holds."""

@@ -16,19 +16,18 @@ from fluxbot.jobs.lifecycle import LIFECYCLE, Job, JobStatus, Outcome, Reply, Tr
 from fluxbot.limits import GuildSettings, Limits, Usage, day_start
 from fluxbot.providers.base import JobRequest
 from fluxbot.storage import sqlite_queries as sql
-from fluxbot.storage.base import GuildReport, Signal, SignalHandler, run_name
+from fluxbot.storage.base import Signal, SignalHandler, run_name
 from fluxbot.storage.sqlite_budgets import SQLiteBudgets, budget_params
 from fluxbot.storage.sqlite_edit_sources import SQLiteEditSources
 from fluxbot.storage.sqlite_engine import URGENT, Engine, sql_states
 from fluxbot.storage.sqlite_leases import SQLiteLeases
 from fluxbot.storage.sqlite_members import SQLiteMembers
-from fluxbot.storage.sqlite_reports import guild_report
+from fluxbot.storage.sqlite_reports import SQLiteReports
 from fluxbot.storage.sqlite_schema import migrate
 from fluxbot.storage.sqlite_strikes import SQLiteStrikes
 
 log = logging.getLogger(__name__)
 
-_DAY = 86_400  # seconds
 _DELIVERABLE = sql_states(LIFECYCLE[Transition.DELIVER].sources)
 
 
@@ -54,6 +53,8 @@ class SQLiteStore:
         self.leases = SQLiteLeases(engine, lambda: self.instance)
         #: The images members may edit.
         self.edit_sources = SQLiteEditSources(engine)
+        #: Counts over many jobs.
+        self.reports = SQLiteReports(engine)
 
     @classmethod
     async def open(cls, path: Path | str, *, instance: str | None = None) -> SQLiteStore:
@@ -224,24 +225,6 @@ class SQLiteStore:
             "WHERE guild_id = ? AND user_id = ? AND status = 'queued' ORDER BY id", (guild_id, user_id)
         )
 
-    async def queue_positions(self) -> dict[int, int]:
-        """Every queued job's place in line: 1 for the next to start, 2 for the one after it, ..."""
-        rows = await self._engine.read(
-            """SELECT id, ROW_NUMBER() OVER (ORDER BY id) FROM jobs
-               WHERE status = 'queued' AND message_id IS NOT NULL AND delivered_at IS NULL"""
-        )
-        return {int(r[0]): int(r[1]) for r in rows}
-
-    async def recent_durations(self, provider: str, model: str, *, limit: int) -> list[float]:
-        """How long the provider took (submit to result) for this model's latest successful jobs, newest first."""
-        rows = await self._engine.read(
-            """SELECT finished_at - submitted_at FROM jobs
-               WHERE provider = ? AND model = ? AND status = 'succeeded' AND submitted_at IS NOT NULL
-               ORDER BY id DESC LIMIT ?""",
-            (provider, model, limit),
-        )
-        return [float(r[0]) for r in rows]
-
     async def usage(self, user_id: int, *, budget: Budget | None = None, now: float | None = None) -> Usage:
         """A member's open jobs, last command and images today (UTC), across every server; with `budget`, also
         its server's images today and this month."""
@@ -259,16 +242,6 @@ class SQLiteStore:
         jobs = await self._jobs("WHERE user_id = ? ORDER BY id DESC LIMIT ? OFFSET ?", (user_id, limit, offset))
         [row] = await self._engine.read("SELECT COUNT(*) FROM jobs WHERE user_id = ?", (user_id,))
         return jobs, int(row[0])
-
-    async def count_undelivered(self) -> dict[str, int]:
-        """How many jobs are in each state among those still open or awaiting delivery (every state, zeros too)."""
-        rows = await self._engine.read("SELECT status, COUNT(*) FROM jobs WHERE delivered_at IS NULL GROUP BY status")
-        counts = {str(r[0]): int(r[1]) for r in rows}
-        return {state.value: counts.get(state.value, 0) for state in JobStatus}
-
-    async def guild_report(self, guild_id: int, *, days: int = 1, now: float | None = None) -> GuildReport:
-        """Usage on one server over the last `days` UTC days: per member, per day, and the jobs open now."""
-        return await guild_report(self._engine, guild_id, days=days, since=day_start(_now(now)) - (days - 1) * _DAY)
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         """A server's settings (all defaults when it never changed any)."""
