@@ -288,10 +288,10 @@ async def test_a_connection_cut_mid_statement_is_unavailable_and_the_next_statem
             await admin.close()
         with pytest.raises(StoreUnavailable, match="terminating connection"):
             await asyncio.wait_for(waiting, 10)
-    assert await b.get_meta("k") is None, "the pool connects again"
+    assert await b.meta.get("k") is None, "the pool connects again"
     await b.close()
     with pytest.raises(StoreUnavailable, match="closed"):
-        await b.get_meta("k")
+        await b.meta.get("k")
 
 
 async def test_two_processes_starting_together_share_one_callback_secret(
@@ -300,4 +300,4 @@ async def test_two_processes_starting_together_share_one_callback_secret(
     a, b = stores
     first, second = await asyncio.gather(callback_secret(a), callback_secret(b))
     assert first == second, "a callback for one process's job may reach the other, behind one load balancer"
-    assert await a.get_meta("callback_secret") == first
+    assert await a.meta.get("callback_secret") == first

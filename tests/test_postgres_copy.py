@@ -50,8 +50,8 @@ async def a_history(path: Path) -> list[Job]:
         assert await store.mark_delivered(2, "interaction", now=1_700_000_021.0)
         await store.save_guild_settings(SNOWFLAKE, GuildSettings(required_role=SNOWFLAKE, cooldown_seconds=30))
         await store.edit_sources.add(SNOWFLAKE, [EditImage("https://img/1.png", "1:1")], now=1_700_000_030.0)
-        await store.set_meta("callback_secret", "the-callback-secret")
-        await store.set_meta("commands_hash", "abc")
+        await store.meta.set("callback_secret", "the-callback-secret")
+        await store.meta.set("commands_hash", "abc")
         await store.leases.renew(seconds=30)
         await store.strikes.record_refusal(SNOWFLAKE, 42, strikes=1, window=60.0, pause=1e9, now=1_700_000_040.0)
         await store.record_show_again(42, now=1_700_000_050.0)
@@ -94,8 +94,8 @@ async def test_a_sqlite_history_is_copied_whole_into_an_empty_postgresql_once(
         assert await store.members.defaults(42) == MEMBER_DEFAULTS, "a member's defaults come along"
         assert (await store.guild_settings(SNOWFLAKE)).required_role == SNOWFLAKE
         assert await store.edit_sources.get(1) == (SNOWFLAKE, [EditImage("https://img/1.png", "1:1")])
-        assert await store.get_meta("callback_secret") == "the-callback-secret"
-        assert await store.get_meta("commands_hash") == "abc"
+        assert await store.meta.get("callback_secret") == "the-callback-secret"
+        assert await store.meta.get("commands_hash") == "abc"
         assert await store.strikes.paused_until(SNOWFLAKE, 42) == 1_700_000_040.0 + 1e9, "a pause comes along"
         assert not await store.budgets.claim_notice(SNOWFLAKE, "2023-11", 80, now=1_700_000_070.0), (
             "a notice posted before the copy is not posted again"

@@ -100,8 +100,8 @@ async def test_data_survives_reopening_and_schema_is_versioned(tmp_path: Path) -
     first = await SQLiteStore.open(path)
     try:
         job = await create(first, prompt="persisted")
-        await first.set_meta("k", "v1")
-        await first.set_meta("k", "v2")
+        await first.meta.set("k", "v1")
+        await first.meta.set("k", "v2")
     finally:
         await first.close()
 
@@ -110,8 +110,8 @@ async def test_data_survives_reopening_and_schema_is_versioned(tmp_path: Path) -
         again = await second.get_job(job.id)
         assert again is not None
         assert again.prompt == "persisted"
-        assert await second.get_meta("k") == "v2"
-        assert await second.get_meta("missing") is None
+        assert await second.meta.get("k") == "v2"
+        assert await second.meta.get("missing") is None
     finally:
         await second.close()
     with sqlite3.connect(path) as raw:

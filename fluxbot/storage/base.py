@@ -194,6 +194,18 @@ class Reports(Protocol):
         ...
 
 
+class Meta(Protocol):
+    """The bot's own values in a key/value table (the callback secret, the synced commands' hash, ...)."""
+
+    async def get(self, key: str) -> str | None:
+        """The value stored under `key`, or None."""
+        ...
+
+    async def set(self, key: str, value: str) -> None:
+        """Store `value` under `key` (replacing what was there)."""
+        ...
+
+
 class Store(Protocol):
     """The jobs database: one implementation per engine (SQLite for one process, PostgreSQL for several)."""
 
@@ -240,6 +252,11 @@ class Store(Protocol):
     @property
     def reports(self) -> Reports:
         """Counts over many jobs."""
+        ...
+
+    @property
+    def meta(self) -> Meta:
+        """The key/value table."""
         ...
 
     async def close(self) -> None:
@@ -312,10 +329,6 @@ class Store(Protocol):
         """Store a server's settings."""
         ...
 
-    async def set_meta(self, key: str, value: str) -> None:
-        """Store a value in the key/value table."""
-        ...
-
     # -- reads -----------------------------------------------------------------------------------
 
     async def get_job(self, job_id: int) -> Job | None:
@@ -349,8 +362,4 @@ class Store(Protocol):
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         """A server's settings (all defaults when it never changed any)."""
-        ...
-
-    async def get_meta(self, key: str) -> str | None:
-        """A value from the key/value table."""
         ...

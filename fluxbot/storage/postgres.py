@@ -26,6 +26,7 @@ from fluxbot.storage.postgres_edit_sources import PostgresEditSources
 from fluxbot.storage.postgres_engine import CLAIM, GUILD_LOCKS, MEMBER_LOCKS, NAMED_LOCKS, Engine, named
 from fluxbot.storage.postgres_leases import PostgresLeases
 from fluxbot.storage.postgres_members import PostgresMembers
+from fluxbot.storage.postgres_meta import PostgresMeta
 from fluxbot.storage.postgres_reports import PostgresReports
 from fluxbot.storage.postgres_schema import migrate
 from fluxbot.storage.postgres_signals import CHANNEL, Listener, notification
@@ -54,6 +55,8 @@ class PostgresStore:
         self.edit_sources = PostgresEditSources(engine)
         #: Counts over many jobs.
         self.reports = PostgresReports(engine)
+        #: The key/value table.
+        self.meta = PostgresMeta(engine)
 
     @classmethod
     async def open(cls, url: str, *, instance: str | None = None, pool_size: int = 10) -> PostgresStore:
@@ -195,10 +198,6 @@ class PostgresStore:
         """Store a server's settings."""
         await self._engine.fetch(sql.SAVE_GUILD_SETTINGS, guild_id, settings.to_json())
 
-    async def set_meta(self, key: str, value: str) -> None:
-        """Store a value in the key/value table."""
-        await self._engine.fetch(sql.SET_META, key, value)
-
     # -- reads -----------------------------------------------------------------------------------
 
     async def get_job(self, job_id: int) -> Job | None:
@@ -247,11 +246,6 @@ class PostgresStore:
         """A server's settings (all defaults when it never changed any)."""
         rows = await self._engine.fetch("SELECT settings FROM guild_settings WHERE guild_id = $1", guild_id)
         return GuildSettings.from_json(rows[0][0]) if rows else GuildSettings()
-
-    async def get_meta(self, key: str) -> str | None:
-        """A value from the key/value table."""
-        rows = await self._engine.fetch("SELECT value FROM meta WHERE key = $1", key)
-        return str(rows[0][0]) if rows else None
 
     async def _won(self, statement: str, *params: Any) -> bool:
         """Run one conditional UPDATE of a job (… RETURNING id); True when it changed the row (it won)."""

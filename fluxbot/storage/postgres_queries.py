@@ -83,8 +83,6 @@ SAVE_GUILD_SETTINGS = """INSERT INTO guild_settings (guild_id, settings) VALUES 
 RECORD_SHOW_AGAIN = """INSERT INTO shown_again (user_id, at) VALUES ($1, $2)
     ON CONFLICT (user_id) DO UPDATE SET at = excluded.at"""
 
-SET_META = "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-
 
 def job(row: Record) -> Job:
     """The Job a row of `jobs` holds."""

@@ -22,6 +22,7 @@ from fluxbot.storage.sqlite_edit_sources import SQLiteEditSources
 from fluxbot.storage.sqlite_engine import URGENT, Engine, sql_states
 from fluxbot.storage.sqlite_leases import SQLiteLeases
 from fluxbot.storage.sqlite_members import SQLiteMembers
+from fluxbot.storage.sqlite_meta import SQLiteMeta
 from fluxbot.storage.sqlite_reports import SQLiteReports
 from fluxbot.storage.sqlite_schema import migrate
 from fluxbot.storage.sqlite_strikes import SQLiteStrikes
@@ -55,6 +56,8 @@ class SQLiteStore:
         self.edit_sources = SQLiteEditSources(engine)
         #: Counts over many jobs.
         self.reports = SQLiteReports(engine)
+        #: The key/value table.
+        self.meta = SQLiteMeta(engine)
 
     @classmethod
     async def open(cls, path: Path | str, *, instance: str | None = None) -> SQLiteStore:
@@ -192,13 +195,6 @@ class SQLiteStore:
             (guild_id, settings.to_json()),
         )
 
-    async def set_meta(self, key: str, value: str) -> None:
-        """Store a value in the key/value table."""
-        await self._engine.statement(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
-
     # -- reads -----------------------------------------------------------------------------------
 
     async def get_job(self, job_id: int) -> Job | None:
@@ -247,11 +243,6 @@ class SQLiteStore:
         """A server's settings (all defaults when it never changed any)."""
         rows = await self._engine.read("SELECT settings FROM guild_settings WHERE guild_id = ?", (guild_id,))
         return GuildSettings.from_json(rows[0][0]) if rows else GuildSettings()
-
-    async def get_meta(self, key: str) -> str | None:
-        """A value from the key/value table."""
-        rows = await self._engine.read("SELECT value FROM meta WHERE key = ?", (key,))
-        return str(rows[0][0]) if rows else None
 
     async def _changed(self, clause: str, params: Sequence[Any] | dict[str, Any]) -> bool:
         """Run one UPDATE of a job; True when it changed the row (the conditional write won)."""
