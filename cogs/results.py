@@ -149,7 +149,7 @@ class Results(commands.Cog):
                 ephemeral=True,
             )
             return
-        source_id = await self.bot.store.add_edit_source(interaction.user.id, images)
+        source_id = await self.bot.store.edit_sources.add(interaction.user.id, images)
         await interaction.response.send_modal(EditPrompt(f"{EDIT_SOURCE_PREFIX}{source_id}", len(images)))
 
     @commands.Cog.listener()
@@ -167,7 +167,7 @@ class Results(commands.Cog):
                 images = await self._result_images(int(number), interaction.message)
                 missing = GONE
             else:
-                source = await self.bot.store.get_edit_source(int(number))
+                source = await self.bot.store.edit_sources.get(int(number))
                 images = source[1] if source and source[0] == interaction.user.id else None
                 missing = PROMPT_GONE
             if images is None:

@@ -152,7 +152,7 @@ class Server(ModerationCommands, BudgetCommands, StyleCommands):
     async def usage(self, interaction: discord.Interaction, days: app_commands.Range[int, 1, 31] = 7) -> None:
         """Usage on this server over the last days."""
         guild_id = self._guild_id(interaction)
-        report = await self.bot.store.guild_report(guild_id, days=days)
+        report = await self.bot.store.reports.guild_report(guild_id, days=days)
         await interaction.response.send_message(embed=await self._usage_card(guild_id, report), ephemeral=True)
 
     @admin.command(name="cancel", description="Cancel a member's jobs that are still waiting in line")

@@ -121,12 +121,14 @@ class FluxBot(commands.AutoShardedBot):
         key = f"commands_hash:{self.application_id}"
         # Several processes start together: the first syncs, the others wait here and then find the hash stored.
         async with self.store.exclusive("command-sync"):
-            if await self.store.get_meta(key) == digest:
+            if await self.store.meta.get(key) == digest:
                 log.info("commands unchanged since the last global sync; not syncing")
                 return
             synced = await self.tree.sync()
-            await self.store.set_meta(key, digest)
-        log.info("synced %d command(s) globally (Discord may take up to an hour to show changes everywhere)", len(synced))
+            await self.store.meta.set(key, digest)
+        log.info(
+            "synced %d command(s) globally (Discord may take up to an hour to show changes everywhere)", len(synced)
+        )
 
     async def reply_for(self, interaction: discord.Interaction) -> Reply:
         """Acknowledge the interaction with a "thinking" reply and say where that reply is."""
@@ -218,7 +220,7 @@ class FluxBot(commands.AutoShardedBot):
     async def health(self) -> dict[str, bool]:
         """The checks /healthz reports: every shard of this process connected, database writable, tracker alive."""
         try:
-            await self.store.set_meta("health_checked_at", str(time.time()))
+            await self.store.meta.set("health_checked_at", str(time.time()))
             database = True
         except Exception:
             log.exception("health check: the database is not writable")
@@ -240,7 +242,7 @@ class FluxBot(commands.AutoShardedBot):
 
     async def jobs_by_state(self) -> dict[str, int]:
         """How many jobs are in each state (for /metrics)."""
-        return await self.store.count_undelivered()
+        return await self.store.reports.count_undelivered()
 
     async def on_ready(self) -> None:
         """Log who we are once connected."""

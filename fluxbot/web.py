@@ -38,10 +38,10 @@ async def callback_secret(store: Store) -> str:
     """This install's callback secret: made once, kept in the database so restarts (and every process behind one
     load balancer) share the same URL."""
     async with store.exclusive("callback-secret"):  # two first starts at once must not make two secrets
-        secret = await store.get_meta(_META_KEY)
+        secret = await store.meta.get(_META_KEY)
         if secret is None:
             secret = secrets.token_urlsafe(32)
-            await store.set_meta(_META_KEY, secret)
+            await store.meta.set(_META_KEY, secret)
     redact(secret)
     return secret
 

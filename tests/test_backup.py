@@ -103,7 +103,7 @@ async def test_new_database_files_are_readable_by_their_owner_only(tmp_path: Pat
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     store = await SQLiteStore.open(path)
     try:
-        await store.set_meta("written", "yes")
+        await store.meta.set("written", "yes")
         modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.parent.iterdir()}
     finally:
         await store.close()

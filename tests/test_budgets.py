@@ -295,7 +295,7 @@ async def test_a_dm_job_counts_against_the_server_whose_rules_it_ran_under(store
     assert await store.admit("acedata", TWO, reply(2), limits=limits, now=NOON + 1) is not None
     assert await store.admit("acedata", TWO, reply(3), limits=limits, now=NOON + 2) is None, "2 in the DM + 2 here"
     assert await store.budgets.used(GUILD, now=NOON) == BudgetUse(4, 4)
-    report = await store.guild_report(GUILD, now=NOON + 3)
+    report = await store.reports.guild_report(GUILD, now=NOON + 3)
     assert [(m.user_id, m.images, m.models) for m in report.members] == [(1, 2, {"flux-dev": 2}),
                                                                           (2, 2, {"flux-dev": 2})]  # fmt: skip
     assert report.per_model == {"flux-dev": 4}
@@ -313,7 +313,7 @@ async def test_the_usage_report_counts_images_per_model(store: Store) -> None:
         assert job is not None
         if count == 4:
             await store.finish(job.id, Outcome(JobStatus.FAILED, message="boom"))
-    report = await store.guild_report(GUILD, days=2, now=NOON)
+    report = await store.reports.guild_report(GUILD, days=2, now=NOON)
     assert [(m.user_id, m.models) for m in report.members] == [(1, {"flux-dev": 2, "flux-pro": 1}),
                                                                (2, {"flux-dev": 3})]  # fmt: skip
     assert [(d.day, d.models) for d in report.per_day] == [(date(2026, 11, 21), {"flux-dev": 5, "flux-pro": 1})]

@@ -180,14 +180,16 @@ async def test_the_queue_starts_jobs_in_order_within_the_cap(store: Store) -> No
     ids = [job.id for job in admitted if job is not None]
     not_answered = await store.admit("acedata", REQUEST, reply(9, message_id=None), limits=unlimited)
     assert not_answered is not None
-    assert await store.queue_positions() == {i: n for n, i in enumerate(ids, start=1)}, "a job without a reply waits"
+    assert await store.reports.queue_positions() == {i: n for n, i in enumerate(ids, start=1)}, (
+        "a job without a reply waits"
+    )
 
     first, second, none = [await store.claim(2) for _ in range(3)]
     assert none is None, "two at the provider already"
     assert first is not None
     assert second is not None
     assert [first.id, second.id] == ids[:2]
-    assert await store.queue_positions() == {ids[2]: 1, ids[3]: 2, ids[4]: 3}
+    assert await store.reports.queue_positions() == {ids[2]: 1, ids[3]: 2, ids[4]: 3}
     await store.finish(second.id, Outcome(JobStatus.SUCCEEDED))
     third = await store.claim(2)
     assert third is not None
@@ -219,7 +221,7 @@ async def test_the_usage_report_counts_per_member_and_per_utc_day(store: Store) 
     elsewhere = Reply(user_id=3, guild_id=99, channel_id=8, application_id=9, interaction_token="t", message_id=1)
     await store.admit("acedata", REQUEST, elsewhere, limits=unlimited, now=NOON)
 
-    week = await store.guild_report(7, days=7, now=NOON + 600)
+    week = await store.reports.guild_report(7, days=7, now=NOON + 600)
     assert week.days == 7
     assert [(m.user_id, m.images, m.jobs, m.failures) for m in week.members] == [(1, 6, 3, 0), (2, 4, 3, 1)]
     assert week.more_members == 0
@@ -230,10 +232,10 @@ async def test_the_usage_report_counts_per_member_and_per_utc_day(store: Store) 
     ], "newest first, days without jobs left out, failed jobs cost no images"
     assert week.open_jobs == {"queued": 5}
 
-    today = await store.guild_report(7, days=1, now=NOON + 600)
+    today = await store.reports.guild_report(7, days=1, now=NOON + 600)
     assert [(m.user_id, m.images, m.jobs) for m in today.members] == [(2, 2, 2), (1, 2, 1)], "ties: more jobs first"
     assert [d.day.isoformat() for d in today.per_day] == ["2026-11-21"]
-    two_days = await store.guild_report(7, days=2, now=NOON + 600)
+    two_days = await store.reports.guild_report(7, days=2, now=NOON + 600)
     assert [d.day.isoformat() for d in two_days.per_day] == ["2026-11-21", "2026-11-20"], "the 18th is outside"
 
 
@@ -241,7 +243,7 @@ async def test_the_usage_report_names_the_busiest_members_and_counts_the_rest(st
     for user in range(1, REPORT_MEMBERS + 3):
         for _ in range(user):
             await store.admit("acedata", REQUEST, reply(user), limits=Limits(member_jobs=100), now=NOON)
-    report = await store.guild_report(7, now=NOON)
+    report = await store.reports.guild_report(7, now=NOON)
     assert [m.user_id for m in report.members] == list(range(REPORT_MEMBERS + 2, 2, -1))
     assert report.more_members == 2
 

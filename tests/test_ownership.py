@@ -45,7 +45,7 @@ async def test_a_callback_for_a_job_another_process_follows_is_passed_on_not_loo
     jobs = Jobs(cast("Store", signalling), client, replier, poll_interval=3, job_timeout=600, clock=clock)
     task_id = await client.submit(prepare_imagine(ACE, "cat", "flux-dev", None, 1))
     with earlier_run(store):  # stands for another, live process here
-        await store.renew_lease(seconds=600)  # live: on a shared database its jobs are not orphans
+        await store.leases.renew(seconds=600)  # live: on a shared database its jobs are not orphans
         job = await store.admit("acedata", prepare_imagine(ACE, "cat", "flux-dev", None, 1), REPLY, limits=NO_LIMITS)
         assert job is not None
         await store.claim(10)
@@ -84,11 +84,11 @@ async def test_a_run_takes_the_lease_and_gives_it_up_when_it_stops(
 ) -> None:
     jobs = Jobs(store, client, replier, poll_interval=3, job_timeout=600, clock=clock)
     await jobs.resume()
-    assert await store.live_instances() == [store.instance]
+    assert await store.leases.live_instances() == [store.instance]
     await jobs.stop_tracker(within=1)
-    assert await store.live_instances() == [store.instance], "kept while submits under way may finish"
+    assert await store.leases.live_instances() == [store.instance], "kept while submits under way may finish"
     await jobs.drain(within=1)
-    assert await store.live_instances() == []
+    assert await store.leases.live_instances() == []
 
 
 async def test_on_postgresql_a_process_takes_over_the_jobs_of_one_whose_lease_ran_out(
@@ -113,11 +113,11 @@ async def test_on_postgresql_a_process_takes_over_the_jobs_of_one_whose_lease_ra
         assert cut is not None
         assert await first_store.claim(10) is not None  # its submit "under way" when the first stops
 
-        await first_store.renew_lease(seconds=60)  # whatever this machine's speed: live while checked
+        await first_store.leases.renew(seconds=60)  # whatever this machine's speed: live while checked
         await second.round()
         assert await second_store.get_job(job.id) == job, "a live lease keeps the job the first's"
 
-        await first_store.renew_lease(seconds=0)  # its last renewal, then it renews no more: the lease ends
+        await first_store.leases.renew(seconds=0)  # its last renewal, then it renews no more: the lease ends
         await asyncio.sleep(0.2)  # past the second's next look for orphans
         assert job.task_id is not None
         flux.finish(job.task_id)

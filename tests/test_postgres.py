@@ -93,7 +93,7 @@ async def test_claims_from_two_processes_take_each_job_once_in_order_and_hold_th
         assert await owner.finish(job.id, Outcome(JobStatus.SUCCEEDED))
     again = [job for job in await asyncio.gather(*(s.claim(8) for s in [b, a] * 4)) if job is not None]
     assert sorted(job.id for job in again) == ids[8:11], "the next in line, still within the cap"
-    assert (await a.count_undelivered())["pending"] == 8
+    assert (await a.reports.count_undelivered())["pending"] == 8
 
 
 async def test_a_live_lease_keeps_the_jobs_and_an_expired_one_gives_them_all_up(
@@ -114,18 +114,18 @@ async def test_a_live_lease_keeps_the_jobs_and_an_expired_one_gives_them_all_up(
     assert await a.finish(finished.id, Outcome(JobStatus.SUCCEEDED))
     assert await a.finish(delivered.id, Outcome(JobStatus.FAILED, message="no"))
     assert await a.mark_delivered(delivered.id, "interaction")
-    await a.renew_lease(seconds=30, now=1000.0)
-    await b.renew_lease(seconds=30, now=1000.0)
+    await a.leases.renew(seconds=30, now=1000.0)
+    await b.leases.renew(seconds=30, now=1000.0)
 
-    assert await b.adopt_orphans(now=1029.0) == [], "a's lease is live: its jobs stay a's"
-    adopted = await b.adopt_orphans(now=1031.0)
+    assert await b.leases.adopt_orphans(now=1029.0) == [], "a's lease is live: its jobs stay a's"
+    adopted = await b.leases.adopt_orphans(now=1031.0)
     undelivered = [j for j in jobs if j is not None and j.id != delivered.id]
     assert [job.id for job in adopted] == [j.id for j in undelivered], "every undelivered job, oldest first"
     assert {job.status for job in adopted} == {JobStatus.QUEUED, JobStatus.PENDING, JobStatus.SUBMITTED,
                                                JobStatus.SUCCEEDED}  # fmt: skip
     assert all(job.owner == "process-b" for job in adopted)
-    assert await b.adopt_orphans(now=1031.0) == [], "b's own jobs are not adopted again"
-    assert await a.adopt_orphans(now=1020.0) == [], "b's lease is live"
+    assert await b.leases.adopt_orphans(now=1031.0) == [], "b's own jobs are not adopted again"
+    assert await a.leases.adopt_orphans(now=1020.0) == [], "b's lease is live"
     assert not await a.mark_delivered(finished.id, "interaction"), "a no longer owns it"
     assert await b.mark_delivered(finished.id, "interaction")
 
@@ -136,10 +136,10 @@ async def test_leases_run_on_the_databases_clock_and_a_clean_shutdown_gives_the_
     a, b = stores
     job = await a.admit("acedata", REQUEST, member(1), limits=NO_LIMITS, now=1.0)  # an old job, a fresh lease
     assert job is not None
-    await a.renew_lease(seconds=30)
-    assert await b.adopt_orphans() == [], "the lease is 30 s from the database's now, whatever `now` the job had"
-    await a.end_lease()
-    [adopted] = await b.adopt_orphans()
+    await a.leases.renew(seconds=30)
+    assert await b.leases.adopt_orphans() == [], "the lease is 30 s from the database's now, whatever `now` the job had"
+    await a.leases.end()
+    [adopted] = await b.leases.adopt_orphans()
     assert (adopted.id, adopted.owner) == (job.id, "process-b")
 
 
@@ -152,8 +152,8 @@ async def test_a_job_without_an_owner_is_adopted(stores: tuple[PostgresStore, Po
         await db.execute("UPDATE jobs SET owner = NULL")  # as a job from before migration 7
     finally:
         await db.close()
-    await a.renew_lease(seconds=30)
-    [adopted] = await b.adopt_orphans()
+    await a.leases.renew(seconds=30)
+    [adopted] = await b.leases.adopt_orphans()
     assert adopted.owner == "process-b"
 
 
@@ -288,10 +288,10 @@ async def test_a_connection_cut_mid_statement_is_unavailable_and_the_next_statem
             await admin.close()
         with pytest.raises(StoreUnavailable, match="terminating connection"):
             await asyncio.wait_for(waiting, 10)
-    assert await b.get_meta("k") is None, "the pool connects again"
+    assert await b.meta.get("k") is None, "the pool connects again"
     await b.close()
     with pytest.raises(StoreUnavailable, match="closed"):
-        await b.get_meta("k")
+        await b.meta.get("k")
 
 
 async def test_two_processes_starting_together_share_one_callback_secret(
@@ -300,4 +300,4 @@ async def test_two_processes_starting_together_share_one_callback_secret(
     a, b = stores
     first, second = await asyncio.gather(callback_secret(a), callback_secret(b))
     assert first == second, "a callback for one process's job may reach the other, behind one load balancer"
-    assert await a.get_meta("callback_secret") == first
+    assert await a.meta.get("callback_secret") == first

@@ -49,10 +49,10 @@ async def a_history(path: Path) -> list[Job]:
         assert await store.finish(2, Outcome(JobStatus.SUCCEEDED, images, 3.5), now=1_700_000_020.0)
         assert await store.mark_delivered(2, "interaction", now=1_700_000_021.0)
         await store.save_guild_settings(SNOWFLAKE, GuildSettings(required_role=SNOWFLAKE, cooldown_seconds=30))
-        await store.add_edit_source(SNOWFLAKE, [EditImage("https://img/1.png", "1:1")], now=1_700_000_030.0)
-        await store.set_meta("callback_secret", "the-callback-secret")
-        await store.set_meta("commands_hash", "abc")
-        await store.renew_lease(seconds=30)
+        await store.edit_sources.add(SNOWFLAKE, [EditImage("https://img/1.png", "1:1")], now=1_700_000_030.0)
+        await store.meta.set("callback_secret", "the-callback-secret")
+        await store.meta.set("commands_hash", "abc")
+        await store.leases.renew(seconds=30)
         await store.strikes.record_refusal(SNOWFLAKE, 42, strikes=1, window=60.0, pause=1e9, now=1_700_000_040.0)
         await store.record_show_again(42, now=1_700_000_050.0)
         assert await store.budgets.claim_notice(SNOWFLAKE, "2023-11", 80, now=1_700_000_060.0)
@@ -94,20 +94,20 @@ async def test_a_sqlite_history_is_copied_whole_into_an_empty_postgresql_once(
         assert [job.style for job in before] == [f"style {i}" for i in range(5)]
         assert await store.members.defaults(42) == MEMBER_DEFAULTS, "a member's defaults come along"
         assert (await store.guild_settings(SNOWFLAKE)).required_role == SNOWFLAKE
-        assert await store.get_edit_source(1) == (SNOWFLAKE, [EditImage("https://img/1.png", "1:1")])
-        assert await store.get_meta("callback_secret") == "the-callback-secret"
-        assert await store.get_meta("commands_hash") == "abc"
+        assert await store.edit_sources.get(1) == (SNOWFLAKE, [EditImage("https://img/1.png", "1:1")])
+        assert await store.meta.get("callback_secret") == "the-callback-secret"
+        assert await store.meta.get("commands_hash") == "abc"
         assert await store.strikes.paused_until(SNOWFLAKE, 42) == 1_700_000_040.0 + 1e9, "a pause comes along"
         assert not await store.budgets.claim_notice(SNOWFLAKE, "2023-11", 80, now=1_700_000_070.0), (
             "a notice posted before the copy is not posted again"
         )
-        assert await store.queue_positions() == {4: 1, 5: 2}
-        adopted = await store.adopt_orphans()
+        assert await store.reports.queue_positions() == {4: 1, 5: 2}
+        adopted = await store.leases.adopt_orphans()
         assert [job.id for job in adopted] == [1, 3, 4, 5], "no lease came along: the first run adopts the rest"
         new = await store.admit("acedata", REQUEST, REPLY, limits=NO_LIMITS)
         assert new is not None
         assert new.id == 6, "new jobs are numbered after the copied ones"
-        assert await store.add_edit_source(1, [], now=1_700_000_040.0) == 2
+        assert await store.edit_sources.add(1, [], now=1_700_000_040.0) == 2
     finally:
         await store.close()
 

@@ -80,8 +80,8 @@ async def test_data_keeps_its_types_and_survives_reopening(database_url: str) ->
                                 limits=NO_LIMITS, expects_callback=True, now=1_700_000_000.25)  # fmt: skip
         assert job is not None
         await first.save_guild_settings(SNOWFLAKE, GuildSettings(required_role=SNOWFLAKE))
-        await first.set_meta("callback_secret", "s3cret")
-        source = await first.add_edit_source(SNOWFLAKE, [], now=1_700_000_000.0)
+        await first.meta.set("callback_secret", "s3cret")
+        source = await first.edit_sources.add(SNOWFLAKE, [], now=1_700_000_000.0)
     finally:
         await first.close()
     second = await PostgresStore.open(database_url, instance="second")
@@ -95,8 +95,8 @@ async def test_data_keeps_its_types_and_survives_reopening(database_url: str) ->
             {"output_format": "png"},
         )
         assert (await second.guild_settings(SNOWFLAKE)).required_role == SNOWFLAKE
-        assert await second.get_meta("callback_secret") == "s3cret"
-        assert await second.get_edit_source(source) == (SNOWFLAKE, [])
+        assert await second.meta.get("callback_secret") == "s3cret"
+        assert await second.edit_sources.get(source) == (SNOWFLAKE, [])
     finally:
         await second.close()
 

@@ -71,7 +71,7 @@ async def test_old_finished_jobs_are_folded_into_totals_and_deleted(
         await job(store, 2, at=OLD + 180, guild=None),  # a DM job without a server's rules
     ]
     recent = await job(store, 1, at=NOW - DAY)
-    await store.set_meta("kept", "yes")
+    await store.meta.set("kept", "yes")
 
     assert await store.retention.prune(NOW - 90 * DAY, batch=2) == 2, "one batch at a time"
     assert await store.retention.prune(NOW - 90 * DAY, batch=2) == 2
@@ -79,7 +79,7 @@ async def test_old_finished_jobs_are_folded_into_totals_and_deleted(
     for pruned in gone:
         assert await store.get_job(pruned.id) is None
     assert [(await store.get_job(j.id)) is not None for j in (kept_open, recent)] == [True, True]
-    assert await store.get_meta("kept") == "yes"
+    assert await store.meta.get("kept") == "yes"
     assert await totals(store_location) == [
         (0, 2, "2025-08-16", "flux-dev", 1, 1, 0),
         (GUILD, 1, "2025-08-16", "flux-dev", 3, 3, 2),  # a timed-out job's images count, as the budgets count them

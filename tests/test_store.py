@@ -100,8 +100,8 @@ async def test_data_survives_reopening_and_schema_is_versioned(tmp_path: Path) -
     first = await SQLiteStore.open(path)
     try:
         job = await create(first, prompt="persisted")
-        await first.set_meta("k", "v1")
-        await first.set_meta("k", "v2")
+        await first.meta.set("k", "v1")
+        await first.meta.set("k", "v2")
     finally:
         await first.close()
 
@@ -110,8 +110,8 @@ async def test_data_survives_reopening_and_schema_is_versioned(tmp_path: Path) -
         again = await second.get_job(job.id)
         assert again is not None
         assert again.prompt == "persisted"
-        assert await second.get_meta("k") == "v2"
-        assert await second.get_meta("missing") is None
+        assert await second.meta.get("k") == "v2"
+        assert await second.meta.get("missing") is None
     finally:
         await second.close()
     with sqlite3.connect(path) as raw:
@@ -230,7 +230,7 @@ async def test_a_cancel_wins_whoever_queued_the_job_and_makes_it_the_cancellers(
 
 async def test_adopting_takes_every_undelivered_job_of_a_run_that_is_gone(store: Store) -> None:
     with earlier_run(store):
-        await store.renew_lease(seconds=0.0)  # it renewed once, long ago, then died
+        await store.leases.renew(seconds=0.0)  # it renewed once, long ago, then died
         # Not answered yet, so no claim takes it (its run died between the admission and the reply).
         queued = await store.admit("acedata", REQUEST, replace(REPLY, message_id=None), limits=NO_LIMITS)
         pending = await create(store)
@@ -242,19 +242,19 @@ async def test_adopting_takes_every_undelivered_job_of_a_run_that_is_gone(store:
         await store.finish(delivered.id, Outcome(JobStatus.SUCCEEDED))
         await store.mark_delivered(delivered.id, "interaction")
     mine = await create(store)
-    await store.renew_lease(seconds=60.0)
+    await store.leases.renew(seconds=60.0)
     assert queued is not None
 
-    adopted = await store.adopt_orphans()
+    adopted = await store.leases.adopt_orphans()
     assert [j.id for j in adopted] == [queued.id, pending.id, submitted.id, finished.id]
     assert {j.owner for j in adopted} == {store.instance}
     assert [j.status for j in adopted] == [JobStatus.QUEUED, JobStatus.PENDING, JobStatus.SUBMITTED,
                                            JobStatus.SUCCEEDED]  # fmt: skip
-    assert await store.adopt_orphans() == [], "adopted once"
+    assert await store.leases.adopt_orphans() == [], "adopted once"
     current = await store.get_job(mine.id)
     assert current is not None
     assert current.owner == store.instance
-    await store.end_lease()
+    await store.leases.end()
 
 
 async def test_the_third_refusal_within_the_window_pauses_the_member_until_a_pardon(store: Store) -> None:

@@ -105,14 +105,14 @@ class Ownership:
         for task in self.busy():
             task.cancel()
         try:
-            await self._shared.store.end_lease()
+            await self._shared.store.leases.end()
         except StoreError as exc:
             log.warning("could not give up this run's lease (%s); other processes wait for it to run out", exc)
 
     async def take_over(self) -> Adopted:
         """Adopt the jobs of runs that are gone and take each up where it stands."""
         found = Adopted()
-        jobs = await self._shared.store.adopt_orphans()
+        jobs = await self._shared.store.leases.adopt_orphans()
         for job in jobs:
             await self._take_up(job, found)
         if jobs:
@@ -144,7 +144,7 @@ class Ownership:
 
     async def _renew(self) -> None:
         try:
-            await self._shared.store.renew_lease(seconds=self.lease_seconds)
+            await self._shared.store.leases.renew(seconds=self.lease_seconds)
         except StoreError as exc:
             log.warning("could not renew this run's lease (%s); trying again in %.0f s", exc, self.renew_every)
 

@@ -122,7 +122,7 @@ class Jobs:
             await self.settle(self.dispatcher.claiming)
             current = await self.store.get_job(job.id)
             if current is not None and current.status is JobStatus.QUEUED:
-                place = (await self.store.queue_positions()).get(job.id)
+                place = (await self.store.reports.queue_positions()).get(job.id)
                 self.cards.show(current, place=place)
         finally:
             if task is not None:
@@ -186,7 +186,7 @@ class Jobs:
         deliver the rest."""
         for name in self._shared.providers:
             for model in catalog.model_names(catalog.PROVIDERS[name]) if name in catalog.PROVIDERS else ():
-                self.durations.load(name, model, await self.store.recent_durations(name, model, limit=HISTORY))
+                self.durations.load(name, model, await self.store.reports.recent_durations(name, model, limit=HISTORY))
         await self.ownership.start()
         self.dispatcher.fill()
 

@@ -154,6 +154,71 @@ class Retention(Protocol):
         ...
 
 
+class Leases(Protocol):
+    """Ownership: this run's lease on its jobs, and the jobs of runs whose lease ended (`jobs/ownership.py`)."""
+
+    async def renew(self, *, seconds: float, now: float | None = None) -> None:
+        """Keep this run's jobs its own for `seconds` more."""
+        ...
+
+    async def end(self) -> None:
+        """Give this run's unfinished jobs up at once (a clean shutdown)."""
+        ...
+
+    async def live_instances(self) -> list[str]:
+        """The runs whose lease has not ended, by name."""
+        ...
+
+    async def adopt_orphans(self, *, now: float | None = None) -> list[Job]:
+        """Undelivered jobs whose owner's lease has ended (or that have no owner) become this run's; oldest first."""
+        ...
+
+
+class EditSources(Protocol):
+    """The images a member may edit (from a result or a message), kept until the edit prompt comes back."""
+
+    async def add(self, user_id: int, images: Sequence[EditImage], *, now: float | None = None) -> int:
+        """Keep the images a member may edit until the edit prompt comes back; returns its id."""
+        ...
+
+    async def get(self, source_id: int) -> tuple[int, list[EditImage]] | None:
+        """(member id, images) of an edit source, or None."""
+        ...
+
+
+class Reports(Protocol):
+    """Counts over many jobs: `/fluxadmin usage`, places in the queue, the models' durations, the metrics."""
+
+    async def queue_positions(self) -> dict[int, int]:
+        """Every queued job's place in line: 1 for the next to start, 2 for the one after it, ..."""
+        ...
+
+    async def recent_durations(self, provider: str, model: str, *, limit: int) -> list[float]:
+        """How long the provider took (submit to result) for this model's latest successful jobs, newest first."""
+        ...
+
+    async def count_undelivered(self) -> dict[str, int]:
+        """How many jobs are in each state among those still open or awaiting delivery (every state)."""
+        ...
+
+    async def guild_report(self, guild_id: int, *, days: int = 1, now: float | None = None) -> GuildReport:
+        """Usage on one server over the last `days` UTC days: per member, per day, and the jobs open now; the jobs
+        are those that count against the server's budget (made there, or in a DM under its rules)."""
+        ...
+
+
+class Meta(Protocol):
+    """The bot's own values in a key/value table (the callback secret, the synced commands' hash, ...)."""
+
+    async def get(self, key: str) -> str | None:
+        """The value stored under `key`, or None."""
+        ...
+
+    async def set(self, key: str, value: str) -> None:
+        """Store `value` under `key` (replacing what was there)."""
+        ...
+
+
 class Store(Protocol):
     """The jobs database: one implementation per engine (SQLite for one process, PostgreSQL for several)."""
 
@@ -192,27 +257,31 @@ class Store(Protocol):
         """Old jobs and stale interaction tokens."""
         ...
 
+    @property
+    def leases(self) -> Leases:
+        """This run's lease, and adopting the jobs of runs that are gone."""
+        ...
+
+    @property
+    def edit_sources(self) -> EditSources:
+        """The images members may edit."""
+        ...
+
+    @property
+    def reports(self) -> Reports:
+        """Counts over many jobs."""
+        ...
+
+    @property
+    def meta(self) -> Meta:
+        """The key/value table."""
+        ...
+
     async def close(self) -> None:
         """Close the database."""
         ...
 
-    # -- several processes: ownership, signals, locks --------------------------------------------
-
-    async def renew_lease(self, *, seconds: float, now: float | None = None) -> None:
-        """Keep this run's jobs its own for `seconds` more."""
-        ...
-
-    async def end_lease(self) -> None:
-        """Give this run's unfinished jobs up at once (a clean shutdown)."""
-        ...
-
-    async def live_instances(self) -> list[str]:
-        """The runs whose lease has not ended, by name."""
-        ...
-
-    async def adopt_orphans(self, *, now: float | None = None) -> list[Job]:
-        """Undelivered jobs whose owner's lease has ended (or that have no owner) become this run's; oldest first."""
-        ...
+    # -- several processes: signals, locks (ownership: `leases`) ---------------------------------
 
     async def signal(self, signal: Signal, payload: str = "") -> None:
         """Tell the other processes (SQLite: nobody)."""
@@ -270,20 +339,12 @@ class Store(Protocol):
         """Remember that the job's result message was deleted on request."""
         ...
 
-    async def add_edit_source(self, user_id: int, images: Sequence[EditImage], *, now: float | None = None) -> int:
-        """Keep the images a member may edit until the edit prompt comes back; returns its id."""
-        ...
-
     async def record_show_again(self, user_id: int, *, now: float | None = None) -> None:
         """Remember when the member last had a result shown again (it counts as a command for the cooldown)."""
         ...
 
     async def save_guild_settings(self, guild_id: int, settings: GuildSettings) -> None:
         """Store a server's settings."""
-        ...
-
-    async def set_meta(self, key: str, value: str) -> None:
-        """Store a value in the key/value table."""
         ...
 
     # -- reads -----------------------------------------------------------------------------------
@@ -308,14 +369,6 @@ class Store(Protocol):
         """A member's jobs still waiting in the queue on one server."""
         ...
 
-    async def queue_positions(self) -> dict[int, int]:
-        """Every queued job's place in line: 1 for the next to start, 2 for the one after it, ..."""
-        ...
-
-    async def recent_durations(self, provider: str, model: str, *, limit: int) -> list[float]:
-        """How long the provider took (submit to result) for this model's latest successful jobs, newest first."""
-        ...
-
     async def usage(self, user_id: int, *, budget: Budget | None = None, now: float | None = None) -> Usage:
         """A member's open jobs, last command and images today (UTC), across every server; with `budget`, also
         its server's images today and this month."""
@@ -325,23 +378,6 @@ class Store(Protocol):
         """A member's jobs, newest first, one page of them, and how many there are in all."""
         ...
 
-    async def count_undelivered(self) -> dict[str, int]:
-        """How many jobs are in each state among those still open or awaiting delivery (every state)."""
-        ...
-
-    async def guild_report(self, guild_id: int, *, days: int = 1, now: float | None = None) -> GuildReport:
-        """Usage on one server over the last `days` UTC days: per member, per day, and the jobs open now; the jobs
-        are those that count against the server's budget (made there, or in a DM under its rules)."""
-        ...
-
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         """A server's settings (all defaults when it never changed any)."""
-        ...
-
-    async def get_edit_source(self, source_id: int) -> tuple[int, list[EditImage]] | None:
-        """(member id, images) of an edit source, or None."""
-        ...
-
-    async def get_meta(self, key: str) -> str | None:
-        """A value from the key/value table."""
         ...

@@ -12,26 +12,27 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fluxbot.budgets import MONTH, Budget, BudgetUse, period_start
-from fluxbot.jobs.lifecycle import LIFECYCLE, EditImage, Job, JobStatus, Outcome, Reply, Transition
+from fluxbot.jobs.lifecycle import LIFECYCLE, Job, JobStatus, Outcome, Reply, Transition
 from fluxbot.limits import GuildSettings, Limits, Usage, day_start
 from fluxbot.providers.base import JobRequest
 from fluxbot.storage import postgres_queries as sql
-from fluxbot.storage.base import GuildReport, Signal, SignalHandler, run_name
+from fluxbot.storage.base import Signal, SignalHandler, run_name
 from fluxbot.storage.postgres_budgets import PostgresBudgets
+from fluxbot.storage.postgres_edit_sources import PostgresEditSources
 from fluxbot.storage.postgres_engine import CLAIM, GUILD_LOCKS, MEMBER_LOCKS, NAMED_LOCKS, Engine, named
+from fluxbot.storage.postgres_leases import PostgresLeases
 from fluxbot.storage.postgres_members import PostgresMembers
-from fluxbot.storage.postgres_reports import guild_report
+from fluxbot.storage.postgres_meta import PostgresMeta
+from fluxbot.storage.postgres_reports import PostgresReports
 from fluxbot.storage.postgres_retention import PostgresRetention
 from fluxbot.storage.postgres_schema import migrate
 from fluxbot.storage.postgres_signals import CHANNEL, Listener, notification
 from fluxbot.storage.postgres_strikes import PostgresStrikes
 from fluxbot.storage.sqlite_budgets import budget_params
-
-_DAY = 86_400  # seconds
 
 
 class PostgresStore:
@@ -51,6 +52,14 @@ class PostgresStore:
         self.members = PostgresMembers(engine)
         #: Old jobs and stale interaction tokens.
         self.retention = PostgresRetention(engine)
+        #: Each run's lease, and the jobs of runs whose lease ended.
+        self.leases = PostgresLeases(engine, lambda: self.instance)
+        #: The images members may edit.
+        self.edit_sources = PostgresEditSources(engine)
+        #: Counts over many jobs.
+        self.reports = PostgresReports(engine)
+        #: The key/value table.
+        self.meta = PostgresMeta(engine)
 
     @classmethod
     async def open(cls, url: str, *, instance: str | None = None, pool_size: int = 10) -> PostgresStore:
@@ -86,24 +95,7 @@ class PostgresStore:
         finally:
             await self._engine.close()
 
-    # -- several processes: ownership, signals, locks --------------------------------------------
-
-    async def renew_lease(self, *, seconds: float, now: float | None = None) -> None:
-        """Keep this run's jobs its own for `seconds` more (from the database's clock unless `now` is given)."""
-        await self._engine.fetch(sql.RENEW_LEASE, self.instance, now, float(seconds))
-
-    async def end_lease(self) -> None:
-        """Give this run's unfinished jobs up at once: another process may adopt them now."""
-        await self._engine.fetch("DELETE FROM instances WHERE name = $1", self.instance)
-
-    async def live_instances(self) -> list[str]:
-        """The runs whose lease has not ended (on the database's clock), by name."""
-        return [str(r[0]) for r in await self._engine.fetch(sql.LIVE_INSTANCES)]
-
-    async def adopt_orphans(self, *, now: float | None = None) -> list[Job]:
-        """Undelivered jobs of no run, or of a run whose lease has ended, become this run's; oldest first."""
-        rows = await self._engine.fetch(sql.ADOPT_ORPHANS, self.instance, now)
-        return sorted((sql.job(row) for row in rows), key=lambda job: job.id)
+    # -- several processes: signals, locks (ownership: `leases`) ---------------------------------
 
     async def signal(self, signal: Signal, payload: str = "") -> None:
         """Tell the other processes (NOTIFY; this process's listener drops its own)."""
@@ -201,12 +193,6 @@ class PostgresStore:
         """Remember that the job's result message was deleted on request."""
         await self._engine.fetch("UPDATE jobs SET deleted_at = $1 WHERE id = $2", _now(now), job_id)
 
-    async def add_edit_source(self, user_id: int, images: Sequence[EditImage], *, now: float | None = None) -> int:
-        """Keep the images a member may edit (from a result or a message) until the edit prompt comes back."""
-        payload = json.dumps([{"url": i.url, "ratio": i.ratio} for i in images])
-        [row] = await self._engine.fetch(sql.ADD_EDIT_SOURCE, user_id, payload, _now(now))
-        return int(row[0])
-
     async def record_show_again(self, user_id: int, *, now: float | None = None) -> None:
         """Remember when the member last had a result shown again (it counts as a command for the cooldown)."""
         await self._engine.fetch(sql.RECORD_SHOW_AGAIN, user_id, _now(now))
@@ -214,10 +200,6 @@ class PostgresStore:
     async def save_guild_settings(self, guild_id: int, settings: GuildSettings) -> None:
         """Store a server's settings."""
         await self._engine.fetch(sql.SAVE_GUILD_SETTINGS, guild_id, settings.to_json())
-
-    async def set_meta(self, key: str, value: str) -> None:
-        """Store a value in the key/value table."""
-        await self._engine.fetch(sql.SET_META, key, value)
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -245,16 +227,6 @@ class PostgresStore:
             "WHERE guild_id = $1 AND user_id = $2 AND status = 'queued' ORDER BY id", guild_id, user_id
         )
 
-    async def queue_positions(self) -> dict[int, int]:
-        """Every queued job's place in line: 1 for the next to start, 2 for the one after it, ..."""
-        rows = await self._engine.fetch(sql.QUEUE_POSITIONS)
-        return {int(r[0]): int(r[1]) for r in rows}
-
-    async def recent_durations(self, provider: str, model: str, *, limit: int) -> list[float]:
-        """How long the provider took (submit to result) for this model's latest successful jobs, newest first."""
-        rows = await self._engine.fetch(sql.RECENT_DURATIONS, provider, model, limit)
-        return [float(r[0]) for r in rows]
-
     async def usage(self, user_id: int, *, budget: Budget | None = None, now: float | None = None) -> Usage:
         """A member's open jobs, last command and images today (UTC), across every server; with `budget`, also
         its server's images today and this month."""
@@ -273,33 +245,10 @@ class PostgresStore:
         [row] = await self._engine.fetch("SELECT COUNT(*) FROM jobs WHERE user_id = $1", user_id)
         return jobs, int(row[0])
 
-    async def count_undelivered(self) -> dict[str, int]:
-        """How many jobs are in each state among those still open or awaiting delivery (every state, zeros too)."""
-        rows = await self._engine.fetch("SELECT status, COUNT(*) FROM jobs WHERE delivered_at IS NULL GROUP BY status")
-        counts = {str(r[0]): int(r[1]) for r in rows}
-        return {state.value: counts.get(state.value, 0) for state in JobStatus}
-
-    async def guild_report(self, guild_id: int, *, days: int = 1, now: float | None = None) -> GuildReport:
-        """Usage on one server over the last `days` UTC days: per member, per day, and the jobs open now."""
-        since = float(day_start(_now(now)) - (days - 1) * _DAY)
-        return await guild_report(self._engine, guild_id, days=days, since=since)
-
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         """A server's settings (all defaults when it never changed any)."""
         rows = await self._engine.fetch("SELECT settings FROM guild_settings WHERE guild_id = $1", guild_id)
         return GuildSettings.from_json(rows[0][0]) if rows else GuildSettings()
-
-    async def get_edit_source(self, source_id: int) -> tuple[int, list[EditImage]] | None:
-        """(member id, images) of an edit source, or None."""
-        rows = await self._engine.fetch("SELECT user_id, images FROM edit_sources WHERE id = $1", source_id)
-        if not rows:
-            return None
-        return int(rows[0][0]), [EditImage(i["url"], i["ratio"]) for i in json.loads(rows[0][1])]
-
-    async def get_meta(self, key: str) -> str | None:
-        """A value from the key/value table."""
-        rows = await self._engine.fetch("SELECT value FROM meta WHERE key = $1", key)
-        return str(rows[0][0]) if rows else None
 
     async def _won(self, statement: str, *params: Any) -> bool:
         """Run one conditional UPDATE of a job (… RETURNING id); True when it changed the row (it won)."""

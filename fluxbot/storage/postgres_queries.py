@@ -22,8 +22,6 @@ from fluxbot.storage.sqlite_engine import sql_states
 
 OPEN = sql_states(OPEN_STATUSES)
 FINISHED = sql_states(FINISHED_STATUSES)
-#: The database's clock in epoch seconds: leases compare against it, so the hosts' clocks need not agree.
-DB_NOW = "extract(epoch from clock_timestamp())::double precision"
 
 # A member's open jobs, last command and images since a moment (failed jobs make none): what the limits count.
 # ADMIT checks them and `usage` reports them, from these same subqueries.
@@ -79,37 +77,11 @@ MARK_DELIVERED = f"""UPDATE jobs SET delivered_at = $1, delivered_via = $2, inte
     WHERE id = $3 AND delivered_at IS NULL AND status IN {sql_states(LIFECYCLE[Transition.DELIVER].sources)}
       AND owner = $4 RETURNING id"""  # noqa: S608
 
-#: $1 this run, $2 now (None: the database's clock), $3 seconds.
-RENEW_LEASE = f"""INSERT INTO instances (name, lease_until) VALUES ($1, COALESCE($2::double precision, {DB_NOW}) + $3)
-    ON CONFLICT (name) DO UPDATE SET lease_until = excluded.lease_until"""  # noqa: S608
-
-LIVE_INSTANCES = f"SELECT name FROM instances WHERE lease_until > {DB_NOW} ORDER BY name"  # noqa: S608
-
-#: $1 this run, $2 now (None: the database's clock).
-ADOPT_ORPHANS = f"""UPDATE jobs SET owner = $1
-    WHERE delivered_at IS NULL AND (owner IS NULL OR owner <> $1)
-      AND NOT EXISTS (SELECT 1 FROM instances WHERE name = jobs.owner
-                      AND lease_until > COALESCE($2::double precision, {DB_NOW}))
-    RETURNING *"""  # noqa: S608
-
-# A prompt left open for a day is not coming back.
-ADD_EDIT_SOURCE = """WITH stale AS (DELETE FROM edit_sources WHERE created_at < $3 - 86400)
-    INSERT INTO edit_sources (user_id, images, created_at) VALUES ($1, $2, $3) RETURNING id"""
-
 SAVE_GUILD_SETTINGS = """INSERT INTO guild_settings (guild_id, settings) VALUES ($1, $2)
     ON CONFLICT (guild_id) DO UPDATE SET settings = excluded.settings"""
 
 RECORD_SHOW_AGAIN = """INSERT INTO shown_again (user_id, at) VALUES ($1, $2)
     ON CONFLICT (user_id) DO UPDATE SET at = excluded.at"""
-
-SET_META = "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-
-QUEUE_POSITIONS = """SELECT id, ROW_NUMBER() OVER (ORDER BY id) FROM jobs
-    WHERE status = 'queued' AND message_id IS NOT NULL AND delivered_at IS NULL"""
-
-RECENT_DURATIONS = """SELECT finished_at - submitted_at FROM jobs
-    WHERE provider = $1 AND model = $2 AND status = 'succeeded' AND submitted_at IS NOT NULL
-    ORDER BY id DESC LIMIT $3"""
 
 
 def job(row: Record) -> Job:

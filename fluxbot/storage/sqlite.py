@@ -11,57 +11,26 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from fluxbot.budgets import MONTH, Budget, BudgetUse, period_start
-from fluxbot.jobs.lifecycle import (
-    AT_PROVIDER,
-    FINISHED_STATUSES,
-    LIFECYCLE,
-    OPEN_STATUSES,
-    EditImage,
-    Job,
-    JobStatus,
-    Outcome,
-    Reply,
-    Transition,
-)
+from fluxbot.jobs.lifecycle import LIFECYCLE, Job, JobStatus, Outcome, Reply, Transition
 from fluxbot.limits import GuildSettings, Limits, Usage, day_start
 from fluxbot.providers.base import JobRequest
-from fluxbot.storage.base import GuildReport, Signal, SignalHandler, run_name
-from fluxbot.storage.schema import job_from_row
-from fluxbot.storage.sqlite_budgets import SQLiteBudgets, budget_params, server_images_since
-from fluxbot.storage.sqlite_engine import (
-    URGENT,
-    Engine,
-    Row,
-    sql_states,
-)
+from fluxbot.storage import sqlite_queries as sql
+from fluxbot.storage.base import Signal, SignalHandler, run_name
+from fluxbot.storage.sqlite_budgets import SQLiteBudgets, budget_params
+from fluxbot.storage.sqlite_edit_sources import SQLiteEditSources
+from fluxbot.storage.sqlite_engine import URGENT, Engine, sql_states
+from fluxbot.storage.sqlite_leases import SQLiteLeases
 from fluxbot.storage.sqlite_members import SQLiteMembers
-from fluxbot.storage.sqlite_reports import guild_report
+from fluxbot.storage.sqlite_meta import SQLiteMeta
+from fluxbot.storage.sqlite_reports import SQLiteReports
 from fluxbot.storage.sqlite_retention import SQLiteRetention
 from fluxbot.storage.sqlite_schema import migrate
 from fluxbot.storage.sqlite_strikes import SQLiteStrikes
 
 log = logging.getLogger(__name__)
 
-_DAY = 86_400  # seconds
-
-
-_OPEN = sql_states(OPEN_STATUSES)
-_FINISHED = sql_states(FINISHED_STATUSES)
-_AT_PROVIDER = sql_states(AT_PROVIDER)
 _DELIVERABLE = sql_states(LIFECYCLE[Transition.DELIVER].sources)
-
-# A member's open jobs, last command and images since a moment (failed jobs make none): what the limits count.
-# `admit` checks them in its INSERT and `usage` reports them, from these same subqueries.
-_MEMBER_OPEN_JOBS = f"SELECT COUNT(*) FROM jobs WHERE user_id = :user AND status IN {_OPEN}"  # noqa: S608
-# A result shown again (/job) is a command too: the cooldown counts it.
-_MEMBER_LAST_COMMAND = """SELECT MAX(at) FROM (SELECT MAX(created_at) AS at FROM jobs WHERE user_id = :user
-                          UNION ALL SELECT at FROM shown_again WHERE user_id = :user)"""
-_MEMBER_IMAGES_SINCE = (
-    "SELECT COALESCE(SUM(count), 0) FROM jobs WHERE user_id = :user AND created_at >= :since AND status != 'failed'"
-)
 
 
 class SQLiteStore:
@@ -84,6 +53,14 @@ class SQLiteStore:
         self.members = SQLiteMembers(engine)
         #: Old jobs and stale interaction tokens.
         self.retention = SQLiteRetention(engine)
+        #: This run's lease, and the jobs of earlier runs.
+        self.leases = SQLiteLeases(engine, lambda: self.instance)
+        #: The images members may edit.
+        self.edit_sources = SQLiteEditSources(engine)
+        #: Counts over many jobs.
+        self.reports = SQLiteReports(engine)
+        #: The key/value table.
+        self.meta = SQLiteMeta(engine)
 
     @classmethod
     async def open(cls, path: Path | str, *, instance: str | None = None) -> SQLiteStore:
@@ -102,33 +79,7 @@ class SQLiteStore:
         """Let queued writes finish and close the connections."""
         await self._engine.close()
 
-    # -- one process: ownership is plain, signals reach nobody -----------------------------------
-
-    async def renew_lease(self, *, seconds: float, now: float | None = None) -> None:
-        """Record this run's lease (nobody else reads it: the file lock already keeps others out)."""
-        await self._engine.statement(
-            """INSERT INTO instances (name, lease_until) VALUES (?, ?)
-               ON CONFLICT (name) DO UPDATE SET lease_until = excluded.lease_until""",
-            (self.instance, _now(now) + seconds),
-        )
-
-    async def end_lease(self) -> None:
-        """Forget this run's lease."""
-        await self._engine.statement("DELETE FROM instances WHERE name = ?", (self.instance,))
-
-    async def live_instances(self) -> list[str]:
-        """The runs whose lease has not ended, by name."""
-        rows = await self._engine.read("SELECT name FROM instances WHERE lease_until > ? ORDER BY name", (time.time(),))
-        return [str(r[0]) for r in rows]
-
-    async def adopt_orphans(self, *, now: float | None = None) -> list[Job]:
-        """Every undelivered job of an earlier run becomes this run's (no earlier run can still be alive)."""
-        rows = await self._engine.statement(
-            "UPDATE jobs SET owner = ? WHERE delivered_at IS NULL AND owner IS NOT ? RETURNING *",
-            (self.instance, self.instance),
-            priority=URGENT,
-        )
-        return sorted((_job(row) for row in rows), key=lambda job: job.id)
+    # -- one process: signals reach nobody -------------------------------------------------------
 
     async def signal(self, signal: Signal, payload: str = "") -> None:
         """Nobody else to tell."""
@@ -161,18 +112,7 @@ class SQLiteStore:
         """
         created = _now(now)
         rows = await self._engine.statement(
-            f"""INSERT INTO jobs (status, action, provider, model, prompt, size, count, image_url, user_id,
-                   guild_id, channel_id, application_id, interaction_token, message_id, created_at,
-                   upload_limit, expects_callback, options, owner, budget_guild, style)
-               SELECT :status, :action, :provider, :model, :prompt, :size, :count, :image_url, :user, :guild,
-                      :channel, :application, :token, :message, :created, :upload_limit, :expects_callback, :options,
-                      :owner, :budget_guild, :style
-               WHERE ({_MEMBER_OPEN_JOBS}) < :member_jobs
-                 AND (:cooldown = 0 OR COALESCE(({_MEMBER_LAST_COMMAND}), 0) <= :created - :cooldown)
-                 AND (:daily = 0 OR ({_MEMBER_IMAGES_SINCE}) + :count <= :daily)
-                 AND (:budget_daily = 0 OR ({server_images_since("since")}) + :count <= :budget_daily)
-                 AND (:budget_monthly = 0 OR ({server_images_since("month")}) + :count <= :budget_monthly)
-               RETURNING *""",
+            sql.ADMIT,
             {
                 "status": JobStatus.QUEUED, "action": request.action, "provider": provider, "model": request.model,
                 "prompt": request.prompt, "size": request.size, "count": request.count,
@@ -186,22 +126,12 @@ class SQLiteStore:
             },
             priority=URGENT,
         )  # fmt: skip
-        return _job(rows[0]) if rows else None
+        return sql.job(rows[0]) if rows else None
 
     async def claim(self, cap: int) -> Job | None:
         """`claim`: the oldest queued job (with a reply) becomes pending, if fewer than `cap` are at the provider."""
-        rows = await self._engine.statement(
-            # "delivered_at IS NULL" is always true for these states; it lets SQLite use the jobs_open index
-            # instead of scanning the whole history.
-            f"""UPDATE jobs SET status = 'pending', owner = ?
-                WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND message_id IS NOT NULL
-                            AND delivered_at IS NULL ORDER BY id LIMIT 1)
-                  AND status IN {sql_states(LIFECYCLE[Transition.CLAIM].sources)}
-                  AND (SELECT COUNT(*) FROM jobs WHERE status IN {_AT_PROVIDER} AND delivered_at IS NULL) < ?
-                RETURNING *""",  # noqa: S608
-            (self.instance, cap),
-        )
-        return _job(rows[0]) if rows else None
+        rows = await self._engine.statement(sql.CLAIM, (self.instance, cap))
+        return sql.job(rows[0]) if rows else None
 
     async def mark_submitted(self, job_id: int, task_id: str, *, now: float | None = None) -> bool:
         """`submitted`: store the provider's task id; False when the job was no longer pending."""
@@ -252,22 +182,6 @@ class SQLiteStore:
         """Remember that the job's result message was deleted on request."""
         await self._changed("SET deleted_at = ? WHERE id = ?", (_now(now), job_id))
 
-    async def add_edit_source(self, user_id: int, images: Sequence[EditImage], *, now: float | None = None) -> int:
-        """Keep the images a member may edit (from a result or a message) until the edit prompt comes back."""
-        payload = json.dumps([{"url": i.url, "ratio": i.ratio} for i in images])
-
-        async def add(db: aiosqlite.Connection) -> int:
-            # A prompt left open for a day is not coming back.
-            await db.execute("DELETE FROM edit_sources WHERE created_at < ?", (_now(now) - _DAY,))
-            rows = await db.execute_fetchall(
-                "INSERT INTO edit_sources (user_id, images, created_at) VALUES (?, ?, ?) RETURNING id",
-                (user_id, payload, _now(now)),
-            )
-            return int(next(iter(rows))[0])
-
-        source_id: int = await self._engine.write(add, priority=URGENT)  # the edit prompt opens after it
-        return source_id
-
     async def record_show_again(self, user_id: int, *, now: float | None = None) -> None:
         """Remember when the member last had a result shown again (it counts as a command for the cooldown)."""
         await self._engine.statement(
@@ -282,13 +196,6 @@ class SQLiteStore:
             """INSERT INTO guild_settings (guild_id, settings) VALUES (?, ?)
                ON CONFLICT (guild_id) DO UPDATE SET settings = excluded.settings""",
             (guild_id, settings.to_json()),
-        )
-
-    async def set_meta(self, key: str, value: str) -> None:
-        """Store a value in the key/value table."""
-        await self._engine.statement(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
         )
 
     # -- reads -----------------------------------------------------------------------------------
@@ -309,7 +216,7 @@ class SQLiteStore:
 
     async def undelivered_jobs(self) -> list[Job]:
         """Finished jobs whose reply does not show the outcome yet, oldest first."""
-        return await self._jobs(f"WHERE status IN {_FINISHED} AND delivered_at IS NULL ORDER BY id", ())
+        return await self._jobs(f"WHERE status IN {sql.FINISHED} AND delivered_at IS NULL ORDER BY id", ())
 
     async def queued_jobs_of(self, guild_id: int, user_id: int) -> list[Job]:
         """A member's jobs still waiting in the queue on one server."""
@@ -317,31 +224,12 @@ class SQLiteStore:
             "WHERE guild_id = ? AND user_id = ? AND status = 'queued' ORDER BY id", (guild_id, user_id)
         )
 
-    async def queue_positions(self) -> dict[int, int]:
-        """Every queued job's place in line: 1 for the next to start, 2 for the one after it, ..."""
-        rows = await self._engine.read(
-            """SELECT id, ROW_NUMBER() OVER (ORDER BY id) FROM jobs
-               WHERE status = 'queued' AND message_id IS NOT NULL AND delivered_at IS NULL"""
-        )
-        return {int(r[0]): int(r[1]) for r in rows}
-
-    async def recent_durations(self, provider: str, model: str, *, limit: int) -> list[float]:
-        """How long the provider took (submit to result) for this model's latest successful jobs, newest first."""
-        rows = await self._engine.read(
-            """SELECT finished_at - submitted_at FROM jobs
-               WHERE provider = ? AND model = ? AND status = 'succeeded' AND submitted_at IS NOT NULL
-               ORDER BY id DESC LIMIT ?""",
-            (provider, model, limit),
-        )
-        return [float(r[0]) for r in rows]
-
     async def usage(self, user_id: int, *, budget: Budget | None = None, now: float | None = None) -> Usage:
         """A member's open jobs, last command and images today (UTC), across every server; with `budget`, also
         its server's images today and this month."""
         at = _now(now)
-        server = f", ({server_images_since('since')}), ({server_images_since('month')})" if budget else ""
         [row] = await self._engine.read(
-            f"SELECT ({_MEMBER_OPEN_JOBS}), ({_MEMBER_LAST_COMMAND}), ({_MEMBER_IMAGES_SINCE}){server}",
+            sql.USAGE_WITH_BUDGET if budget else sql.USAGE,
             {"user": user_id, "since": day_start(at), "budget_guild": budget and budget.guild_id,
              "month": period_start(MONTH, at)},
         )  # fmt: skip
@@ -354,44 +242,18 @@ class SQLiteStore:
         [row] = await self._engine.read("SELECT COUNT(*) FROM jobs WHERE user_id = ?", (user_id,))
         return jobs, int(row[0])
 
-    async def count_undelivered(self) -> dict[str, int]:
-        """How many jobs are in each state among those still open or awaiting delivery (every state, zeros too)."""
-        rows = await self._engine.read("SELECT status, COUNT(*) FROM jobs WHERE delivered_at IS NULL GROUP BY status")
-        counts = {str(r[0]): int(r[1]) for r in rows}
-        return {state.value: counts.get(state.value, 0) for state in JobStatus}
-
-    async def guild_report(self, guild_id: int, *, days: int = 1, now: float | None = None) -> GuildReport:
-        """Usage on one server over the last `days` UTC days: per member, per day, and the jobs open now."""
-        return await guild_report(self._engine, guild_id, days=days, since=day_start(_now(now)) - (days - 1) * _DAY)
-
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         """A server's settings (all defaults when it never changed any)."""
         rows = await self._engine.read("SELECT settings FROM guild_settings WHERE guild_id = ?", (guild_id,))
         return GuildSettings.from_json(rows[0][0]) if rows else GuildSettings()
-
-    async def get_edit_source(self, source_id: int) -> tuple[int, list[EditImage]] | None:
-        """(member id, images) of an edit source, or None."""
-        rows = await self._engine.read("SELECT user_id, images FROM edit_sources WHERE id = ?", (source_id,))
-        if not rows:
-            return None
-        return int(rows[0][0]), [EditImage(i["url"], i["ratio"]) for i in json.loads(rows[0][1])]
-
-    async def get_meta(self, key: str) -> str | None:
-        """A value from the key/value table."""
-        rows = await self._engine.read("SELECT value FROM meta WHERE key = ?", (key,))
-        return str(rows[0][0]) if rows else None
 
     async def _changed(self, clause: str, params: Sequence[Any] | dict[str, Any]) -> bool:
         """Run one UPDATE of a job; True when it changed the row (the conditional write won)."""
         return bool(await self._engine.statement(f"UPDATE jobs {clause} RETURNING id", params))
 
     async def _jobs(self, clause: str, params: Sequence[Any]) -> list[Job]:
-        return [_job(row) for row in await self._engine.read(f"SELECT * FROM jobs {clause}", params)]  # noqa: S608
+        return [sql.job(row) for row in await self._engine.read(f"SELECT * FROM jobs {clause}", params)]  # noqa: S608
 
 
 def _now(now: float | None) -> float:
     return time.time() if now is None else now
-
-
-def _job(row: Row) -> Job:
-    return job_from_row(dict(row))
