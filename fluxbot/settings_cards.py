@@ -168,8 +168,8 @@ def settings_card(settings: GuildSettings, limits: Limits, default_model: str, *
     spoilers = {"never": "never", "always": "always", "outside_age_restricted": "outside age-restricted channels"}
     embed.add_field(name="Results as spoilers", value=spoilers.get(settings.spoilers, settings.spoilers), inline=True)
     embed.set_footer(
-        text="Change with /fluxadmin models · channels · role · limits · budget · dms · blocklist · modlog · strikes · "
-        "safety"
+        text="Change with /fluxadmin models · channels · role · limits · budget · dms · blocklist · style · modlog · "
+        "strikes · safety · spoilers"
     )
     return embed
 
