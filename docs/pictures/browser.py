@@ -141,7 +141,9 @@ async def _devtools_url(executable: str, profile: Path, process: asyncio.subproc
 async def chromium(executable: str | None = None, *, start_timeout: float = 30.0) -> AsyncIterator[Page]:
     """A headless Chromium with one tab, closed (with its temporary profile) on exit."""
     executable = executable or find_chromium()
-    with tempfile.TemporaryDirectory(prefix="fluxbot-pictures-") as profile:
+    # Chromium's helper processes may still write to the profile a moment after the browser exits: its removal
+    # is retried rather than failing the picture that was already taken.
+    with tempfile.TemporaryDirectory(prefix="fluxbot-pictures-", ignore_cleanup_errors=True) as profile:
         command = [executable, *FLAGS, f"--user-data-dir={profile}", "about:blank"]
         quiet = asyncio.subprocess.DEVNULL
         process = await asyncio.create_subprocess_exec(*command, stdout=quiet, stderr=quiet)
@@ -162,3 +164,16 @@ async def chromium(executable: str | None = None, *, start_timeout: float = 30.0
             except TimeoutError:
                 process.kill()
                 await process.wait()
+            await _remove_profile(Path(profile))
+
+
+async def _remove_profile(profile: Path, *, tries: int = 20) -> None:
+    """Remove the browser's temporary profile, waiting for its last helper processes to let go of it."""
+    for _ in range(tries):
+        try:
+            shutil.rmtree(profile)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            await asyncio.sleep(0.1)
