@@ -24,8 +24,6 @@ PERMISSIONS = discord.Permissions(
     read_message_history=True,
 )
 SCOPES = ("bot", "applications.commands")
-#: A task id no provider has: looking it up costs nothing and proves the key (an unknown id is no error).
-KEY_CHECK_TASK = "fluxbot-key-check"
 KEY_CHECK_SECONDS = 10.0
 
 
@@ -40,7 +38,7 @@ async def check_provider_key(provider: Provider, info: ProviderInfo) -> None:
     A provider that cannot be reached or answer now does not stop the start (it is logged): jobs wait for it.
     """
     try:
-        await asyncio.wait_for(provider.lookup([KEY_CHECK_TASK]), KEY_CHECK_SECONDS)
+        await asyncio.wait_for(provider.check_key(), KEY_CHECK_SECONDS)
     except TimeoutError:
         log.warning("%s did not answer the key check within %.0f s; starting anyway", info.label, KEY_CHECK_SECONDS)
         return

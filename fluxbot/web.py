@@ -203,8 +203,9 @@ class WebServer:
             )
             return web.json_response({"error": "not found"}, status=404)
         try:
+            raw = await request.read()
             # JSON is UTF-8 (RFC 8259): the bytes are parsed whatever charset the request claims.
-            body = json.loads(await request.read())
+            body = json.loads(raw)
         except web.HTTPRequestEntityTooLarge:
             self._warnings.log("oversized callbacks", "oversized callback from %s ignored", request.remote)
             return web.json_response({"error": "body too large"}, status=413)
@@ -212,7 +213,7 @@ class WebServer:
             return web.json_response({"error": "body is not JSON"}, status=400)
         assert self._jobs is not None
         try:
-            task_id = self._jobs.provider.callback_task_id(body, request.headers)
+            task_id = self._jobs.provider.callback_task_id(raw, body, request.headers)
         except CallbackRefused as exc:
             self._warnings.log("refused callbacks", "callback from %s refused: %s", request.remote, exc)
             return web.json_response({"error": str(exc)}, status=401)

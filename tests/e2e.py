@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from fluxbot.startup import KEY_CHECK_TASK
+from fluxbot.providers.base import KEY_CHECK_TASK
 from tests.botprocess import BotProcess
 from tests.fakes.discord_api import FakeDiscord, RecordedRequest, SentInteraction
 from tests.fakes.discord_guilds import guild_id_on_shard

@@ -12,7 +12,7 @@ from aiohttp import web
 from fluxbot.config import Secret
 from fluxbot.logs import redact, setup_logging
 from fluxbot.providers.acedata import AceDataFlux, error_from_answer, parse_result, parse_task_record
-from fluxbot.providers.base import ErrorKind, JobRequest, ProviderError, TaskState
+from fluxbot.providers.base import ErrorKind, JobRequest, ProviderError, TaskRef, TaskState
 from tests.e2e import free_port
 from tests.fakes.flux_api import FakeFlux, envelope
 
@@ -21,7 +21,7 @@ EDIT = JobRequest("edit", "make it blue", "flux-kontext-pro", "16:9", image_url=
 
 
 async def test_submit_generate_sends_the_documented_body(client: AceDataFlux, flux: FakeFlux) -> None:
-    task_id = await client.submit(GENERATE)
+    task_id = (await client.submit(GENERATE)).task.task_id
     assert task_id in flux.tasks
     assert flux.submits == [
         {
@@ -48,13 +48,13 @@ async def test_submit_edit_sends_the_image_url_and_no_count(client: AceDataFlux,
 
 async def test_lookup_follows_a_task_from_running_to_done(client: AceDataFlux, flux: FakeFlux) -> None:
     flux.hold = True
-    task_id = await client.submit(GENERATE)
-    running = await client.lookup([task_id])
+    task_id = (await client.submit(GENERATE)).task.task_id
+    running = await client.lookup([TaskRef(task_id)])
     assert running[task_id].state is TaskState.RUNNING
     assert flux.lookups[-1] == {"action": "retrieve_batch", "ids": [task_id]}
 
     flux.finish(task_id)
-    done = (await client.lookup([task_id]))[task_id]
+    done = (await client.lookup([TaskRef(task_id)]))[task_id]
     assert done.state is TaskState.SUCCEEDED
     assert [i.seed for i in done.images] == [1000, 1001, 1002, 1003]
     assert done.images[0].url.endswith(f"/files/{task_id}/0.png")
@@ -64,8 +64,8 @@ async def test_lookup_follows_a_task_from_running_to_done(client: AceDataFlux, f
 async def test_lookup_of_a_failed_task_maps_its_error(client: AceDataFlux, flux: FakeFlux) -> None:
     flux.lookups_before_done = 0
     flux.task_errors.append(("api_error", "fetch failed"))
-    task_id = await client.submit(EDIT)
-    status = (await client.lookup([task_id]))[task_id]
+    task_id = (await client.submit(EDIT)).task.task_id
+    status = (await client.lookup([TaskRef(task_id)]))[task_id]
     assert status.state is TaskState.FAILED
     assert status.error is not None
     assert status.error.kind is ErrorKind.IMAGE_UNREACHABLE
@@ -76,9 +76,9 @@ async def test_lookup_of_a_failed_task_maps_its_error(client: AceDataFlux, flux:
 async def test_batch_lookup_leaves_unknown_ids_out(client: AceDataFlux, flux: FakeFlux, empty_records: bool) -> None:
     flux.hold = True
     flux.empty_records_for_unknown = empty_records
-    ids = [await client.submit(GENERATE) for _ in range(3)]
+    ids = [(await client.submit(GENERATE)).task.task_id for _ in range(3)]
     flux.finish(ids[1])
-    statuses = await client.lookup([*ids, "not-a-task"])
+    statuses = await client.lookup([TaskRef(i) for i in [*ids, "not-a-task"]])
     assert set(statuses) == set(ids)
     assert [statuses[i].state for i in ids] == [TaskState.RUNNING, TaskState.SUCCEEDED, TaskState.RUNNING]
     assert len(flux.lookups) == 1
@@ -86,13 +86,13 @@ async def test_batch_lookup_leaves_unknown_ids_out(client: AceDataFlux, flux: Fa
 
 async def test_lookup_refuses_more_than_a_batch(client: AceDataFlux) -> None:
     with pytest.raises(ValueError, match="at most 50"):
-        await client.lookup([str(i) for i in range(51)])
+        await client.lookup([TaskRef(str(i)) for i in range(51)])
     assert await client.lookup([]) == {}
 
 
 async def test_an_unknown_id_is_an_empty_record(client: AceDataFlux, flux: FakeFlux) -> None:
     flux.empty_records_for_unknown = True
-    assert await client.lookup(["nobody-knows-me"]) == {}
+    assert await client.lookup([TaskRef("nobody-knows-me")]) == {}
     assert flux.lookups == [{"action": "retrieve_batch", "ids": ["nobody-knows-me"]}]
     assert parse_task_record({}) is None
 
@@ -161,7 +161,7 @@ async def test_every_documented_error_gets_its_own_message(
 async def test_operator_problems_are_flagged(client: AceDataFlux, flux: FakeFlux) -> None:
     flux.script("/flux/tasks", 401, envelope("invalid_token", "bad"))
     with pytest.raises(ProviderError) as info:
-        await client.lookup(["x"])
+        await client.lookup([TaskRef("x")])
     assert info.value.kind.operator_problem
 
 
@@ -244,9 +244,9 @@ def test_a_secret_echoed_in_a_provider_error_is_not_shown() -> None:
 
 @pytest.mark.parametrize("task_id", ["a\nb", "a\r\nWARNING forged", "a b", "a\ud800", "é", "x" * 201, "", 12, None])
 def test_a_callback_task_id_that_could_forge_a_log_line_is_none(client: AceDataFlux, task_id: object) -> None:
-    assert client.callback_task_id({"task_id": task_id, "success": True}, {}) is None
+    assert client.callback_task_id(b"", {"task_id": task_id, "success": True}, {}) is None
 
 
 def test_a_callback_task_id_of_the_documented_form_is_read(client: AceDataFlux) -> None:
     task_id = "6a97c1d2-8f4e-4b1a-9c3d-2e5f6a7b8c9d"
-    assert client.callback_task_id({"task_id": task_id, "success": True}, {}) == task_id
+    assert client.callback_task_id(b"", {"task_id": task_id, "success": True}, {}) == task_id

@@ -405,7 +405,7 @@ async def test_resume_closes_unsent_jobs_and_finishes_the_rest(
     with earlier_run(store):
         unsent = await row("a")
         flux.lookups_before_done = 0
-        task_id = await service.provider.submit(prepare_imagine("cat", "flux-dev", None, 1))
+        task_id = (await service.provider.submit(prepare_imagine("cat", "flux-dev", None, 1))).task.task_id
         running = await row("b")
         await store.mark_submitted(running.id, task_id, now=clock.now)
         finished = await row("c")

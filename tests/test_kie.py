@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from fluxbot.config import Secret
-from fluxbot.providers.base import CallbackRefused, ErrorKind, JobRequest, ProviderError, TaskState
+from fluxbot.providers.base import CallbackRefused, ErrorKind, JobRequest, ProviderError, TaskRef, TaskState
 from fluxbot.providers.kie import KieFlux, check_signature, parse_record
 from tests.fakes.kie_api import FakeKie
 
@@ -49,10 +49,10 @@ async def test_generate_and_edit_send_kies_fields(client: KieFlux, kie: FakeKie)
 
 async def test_a_task_goes_from_generating_to_done(client: KieFlux, kie: FakeKie) -> None:
     kie.hold = True
-    task_id = await client.submit(GENERATE)
-    assert (await client.lookup([task_id]))[task_id].state is TaskState.RUNNING
+    task_id = (await client.submit(GENERATE)).task.task_id
+    assert (await client.lookup([TaskRef(task_id)]))[task_id].state is TaskState.RUNNING
     kie.finish(task_id)
-    done = (await client.lookup([task_id]))[task_id]
+    done = (await client.lookup([TaskRef(task_id)]))[task_id]
     assert done.state is TaskState.SUCCEEDED
     assert [i.url for i in done.images] == [f"{kie.base_url}/files/{task_id}/0.png"]
     assert kie.lookups == [task_id, task_id]
@@ -65,9 +65,9 @@ async def test_both_failure_flags_are_failures(
     client: KieFlux, kie: FakeKie, flag: int, error: tuple[int, str], kind: ErrorKind
 ) -> None:
     kie.hold = True
-    task_id = await client.submit(GENERATE)
+    task_id = (await client.submit(GENERATE)).task.task_id
     kie.finish(task_id, flag=flag, error=error)
-    status = (await client.lookup([task_id]))[task_id]
+    status = (await client.lookup([TaskRef(task_id)]))[task_id]
     assert status.state is TaskState.FAILED
     assert status.error is not None
     assert status.error.kind is kind
@@ -90,7 +90,7 @@ def test_records_are_parsed_leniently() -> None:
 
 
 async def test_an_unknown_task_is_left_out(client: KieFlux) -> None:
-    assert await client.lookup(["nope"]) == {}
+    assert await client.lookup([TaskRef("nope")]) == {}
 
 
 @pytest.mark.parametrize(
@@ -153,7 +153,7 @@ async def test_real_http_errors_get_their_own_message(
 @pytest.mark.parametrize("http_status", [200, 404])
 async def test_a_404_in_kies_json_answer_is_an_unknown_task(client: KieFlux, kie: FakeKie, http_status: int) -> None:
     kie.script("record", http_status, {"code": 404, "msg": "task not found", "data": None})
-    assert await client.lookup(["gone"]) == {}
+    assert await client.lookup([TaskRef("gone")]) == {}
 
 
 @pytest.mark.parametrize(
@@ -164,7 +164,7 @@ async def test_an_http_404_that_is_not_kies_answer_is_a_wrong_base_url(
 ) -> None:
     kie.script("record", 404, body)
     with pytest.raises(ProviderError) as info:
-        await client.lookup(["t"])
+        await client.lookup([TaskRef("t")])
     assert (info.value.kind, info.value.http_status, info.value.code) == (ErrorKind.MISCONFIGURED, 404, None)
     assert info.value.kind.operator_problem
     assert "KIE_API_BASE_URL" in info.value.user_message
@@ -176,7 +176,7 @@ async def test_a_base_url_with_a_wrong_path_is_reported_not_taken_for_unknown_ta
 ) -> None:
     wrong = KieFlux(session, Secret(kie.token), kie.base_url + "/proxy", request_timeout=5)
     with pytest.raises(ProviderError) as looked_up:
-        await wrong.lookup(["t"])
+        await wrong.lookup([TaskRef("t")])
     with pytest.raises(ProviderError) as submitted:
         await wrong.submit(GENERATE)
     for info in (looked_up, submitted):
@@ -188,7 +188,7 @@ async def test_a_base_url_with_a_wrong_path_is_reported_not_taken_for_unknown_ta
 async def test_a_real_http_429_is_rate_limiting(client: KieFlux, kie: FakeKie) -> None:
     kie.script("record", 429, {"code": 429, "msg": "Too Many Requests"})
     with pytest.raises(ProviderError) as info:
-        await client.lookup(["x"])
+        await client.lookup([TaskRef("x")])
     assert (info.value.kind, info.value.http_status) == (ErrorKind.RATE_LIMITED, 429)
 
 
@@ -201,28 +201,28 @@ async def test_a_wrong_key_is_refused_as_an_operator_problem(kie: FakeKie, sessi
 
 
 async def test_callbacks_need_a_valid_signature_when_a_key_is_set(client: KieFlux, kie: FakeKie) -> None:
-    task_id = await client.submit(GENERATE)
+    task_id = (await client.submit(GENERATE)).task.task_id
     kie.finish(task_id)
     body = kie.callback_body(task_id)
-    assert client.callback_task_id(body, kie.signed_headers(task_id)) == task_id
+    assert client.callback_task_id(b"", body, kie.signed_headers(task_id)) == task_id
     with pytest.raises(CallbackRefused, match="not signed"):
-        client.callback_task_id(body, {})
+        client.callback_task_id(b"", body, {})
     with pytest.raises(CallbackRefused, match="does not match"):
-        client.callback_task_id(body, kie.signed_headers(task_id, key="another key"))
+        client.callback_task_id(b"", body, kie.signed_headers(task_id, key="another key"))
     with pytest.raises(CallbackRefused, match="too old"):
-        client.callback_task_id(body, kie.signed_headers(task_id, timestamp=int(time.time()) - 3600))
+        client.callback_task_id(b"", body, kie.signed_headers(task_id, timestamp=int(time.time()) - 3600))
     unsigned = KieFlux(client.session, Secret("k"), kie.base_url)
-    assert unsigned.callback_task_id(body, {}) == task_id, "without a key, callbacks are hints confirmed by lookup"
-    assert client.callback_task_id({"code": 200}, {}) is None
+    assert unsigned.callback_task_id(b"", body, {}) == task_id, "without a key, callbacks are hints confirmed by lookup"
+    assert client.callback_task_id(b"", {"code": 200}, {}) is None
 
 
 @pytest.mark.parametrize("stamp", ["soon", "nan", "inf", "-inf", "1e999", "2026-01-06 08:17:04"])
 async def test_a_signed_timestamp_that_is_not_a_number_is_refused(client: KieFlux, kie: FakeKie, stamp: str) -> None:
-    task_id = await client.submit(GENERATE)
+    task_id = (await client.submit(GENERATE)).task.task_id
     kie.finish(task_id)
     headers = kie.signed_headers(task_id, timestamp=stamp)
     with pytest.raises(CallbackRefused, match="not a number"):
-        client.callback_task_id(kie.callback_body(task_id), headers)
+        client.callback_task_id(b"", kie.callback_body(task_id), headers)
 
 
 def test_signatures_in_milliseconds_are_accepted() -> None:
@@ -233,10 +233,10 @@ def test_signatures_in_milliseconds_are_accepted() -> None:
 
 async def test_a_task_record_info_refuses_is_left_out_without_failing_the_round(client: KieFlux, kie: FakeKie) -> None:
     kie.script("record", 200, {"code": 422, "msg": "record not found", "data": None})
-    assert await client.lookup(["expired-task"]) == {}
+    assert await client.lookup([TaskRef("expired-task")]) == {}
     kie.script("record", 200, {"code": 401, "msg": "bad key", "data": None})
     with pytest.raises(ProviderError) as info:
-        await client.lookup(["any"])
+        await client.lookup([TaskRef("any")])
     assert info.value.kind is ErrorKind.AUTH, "key problems still fail the round"
 
 
@@ -290,4 +290,4 @@ def test_a_key_read_from_the_environment_with_odd_bytes_still_checks() -> None:
 def test_a_callback_task_id_that_could_forge_a_log_line_is_none(client: KieFlux, kie: FakeKie, task_id: object) -> None:
     body = {"code": 200, "data": {"taskId": task_id}}
     headers = kie.signed_headers(task_id) if isinstance(task_id, str) and "\ud800" not in task_id else {}
-    assert client.callback_task_id(body, headers) is None, "checked before the signature (or anything) uses it"
+    assert client.callback_task_id(b"", body, headers) is None, "checked before the signature (or anything) uses it"

@@ -43,7 +43,7 @@ async def test_a_callback_for_a_job_another_process_follows_is_passed_on_not_loo
     flux.hold = True
     signalling = SignallingStore(store)
     jobs = Jobs(cast("Store", signalling), client, replier, poll_interval=3, job_timeout=600, clock=clock)
-    task_id = await client.submit(prepare_imagine(ACE, "cat", "flux-dev", None, 1))
+    task_id = (await client.submit(prepare_imagine(ACE, "cat", "flux-dev", None, 1))).task.task_id
     with earlier_run(store):  # stands for another, live process here
         await store.leases.renew(seconds=600)  # live: on a shared database its jobs are not orphans
         job = await store.admit("acedata", prepare_imagine(ACE, "cat", "flux-dev", None, 1), REPLY, limits=NO_LIMITS)

@@ -16,8 +16,9 @@ import pytest
 from fluxbot import catalog
 from fluxbot.config import ConfigError, ConfigErrors, Secret, load_settings
 from fluxbot.providers.acedata import AceDataFlux
+from fluxbot.providers.base import KEY_CHECK_TASK
 from fluxbot.providers.kie import KieFlux
-from fluxbot.startup import KEY_CHECK_TASK, PERMISSIONS, SCOPES, check_provider_key, invite_url
+from fluxbot.startup import PERMISSIONS, SCOPES, check_provider_key, invite_url
 from tests.botprocess import ROOT, RUN_BOT, BotProcess, clean_environ
 from tests.e2e import bot_env, free_port, running_bot
 from tests.fakes.discord_api import FakeDiscord

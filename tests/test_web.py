@@ -237,7 +237,7 @@ async def test_the_endpoint_checks_the_task_id_whatever_the_provider_returns(
     serve: Serve, logs: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server, jobs = await serve("acedata")
-    monkeypatch.setattr(jobs.provider, "callback_task_id", lambda body, headers: "evil\nWARNING forged")
+    monkeypatch.setattr(jobs.provider, "callback_task_id", lambda raw, body, headers: "evil\nWARNING forged")
     answer = await post(server.port, b'{"task_id": "anything"}')
     assert answer.status == 400
     assert jobs.hinted == []

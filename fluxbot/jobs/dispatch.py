@@ -13,7 +13,7 @@ from fluxbot.jobs.lifecycle import FailureKind, Job, JobStatus, Outcome
 from fluxbot.jobs.requests import request_of
 from fluxbot.jobs.shared import Shared, spawn
 from fluxbot.metrics import METRICS
-from fluxbot.providers.base import JobRequest, Provider, ProviderError
+from fluxbot.providers.base import JobRequest, Provider, ProviderError, Submitted
 from fluxbot.storage import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ PROVIDER_SWITCHED = (
 UNEXPECTED_ERROR = "Something went wrong inside the bot while starting this job. Please try again."
 
 #: Told of each job the provider accepted, once its task id is stored.
-Submitted = Callable[[Job], None]
+OnSubmitted = Callable[[Job], None]
 
 
 class Dispatcher:
@@ -35,7 +35,13 @@ class Dispatcher:
     submit_retry_delays: tuple[float, ...] = (1.0, 3.0)
 
     def __init__(
-        self, shared: Shared, finisher: Finisher, *, max_in_flight: int, callback_url: str | None, submitted: Submitted
+        self,
+        shared: Shared,
+        finisher: Finisher,
+        *,
+        max_in_flight: int,
+        callback_url: str | None,
+        submitted: OnSubmitted,
     ) -> None:
         self._shared = shared
         self._finisher = finisher
@@ -81,7 +87,7 @@ class Dispatcher:
             return
         request = request_of(job, callback_url=self._callback_url if job.expects_callback else None)
         try:
-            task_id = await self._send(job, provider, request)
+            task_id = (await self._send(job, provider, request)).task.task_id
         except ProviderError as exc:
             log_provider_error(job, exc, "submit")
             await self._finisher.finish(job, Outcome.failed(FailureKind.named(exc.kind.value), exc.user_message))
@@ -102,7 +108,7 @@ class Dispatcher:
             return
         self._submitted(replace(job, status=JobStatus.SUBMITTED, task_id=task_id, submitted_at=now))
 
-    async def _send(self, job: Job, provider: Provider, request: JobRequest) -> str:
+    async def _send(self, job: Job, provider: Provider, request: JobRequest) -> Submitted:
         delays = list(self.submit_retry_delays)
         while True:
             try:

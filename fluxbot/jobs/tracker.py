@@ -23,7 +23,7 @@ from fluxbot.jobs.finishing import Finisher
 from fluxbot.jobs.lifecycle import CallbackOutcome, FailureKind, Job, JobStatus, Outcome
 from fluxbot.jobs.shared import Shared, spawn
 from fluxbot.metrics import METRICS
-from fluxbot.providers.base import Provider, ProviderError, TaskState, TaskStatus
+from fluxbot.providers.base import Provider, ProviderError, TaskRef, TaskState, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class Tracker:
                 METRICS.provider_calls.labels(provider.name, "lookup").inc()
                 try:
                     with METRICS.provider_latency.labels(provider.name, "lookup").time():
-                        statuses = await provider.lookup([t.job.task_id or "" for t in chunk])
+                        statuses = await provider.lookup([TaskRef(t.job.task_id or "") for t in chunk])
                 except ProviderError as exc:
                     METRICS.provider_errors.labels(provider.name, "lookup", exc.code or exc.kind.value).inc()
                     await self._failed(chunk, exc)

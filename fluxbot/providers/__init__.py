@@ -17,6 +17,8 @@ from fluxbot.providers.base import (
     JobRequest,
     Provider,
     ProviderError,
+    Submitted,
+    TaskRef,
     TaskState,
     TaskStatus,
 )
@@ -29,6 +31,8 @@ __all__ = [
     "JobRequest",
     "Provider",
     "ProviderError",
+    "Submitted",
+    "TaskRef",
     "TaskState",
     "TaskStatus",
     "build_providers",

@@ -13,12 +13,15 @@ from fluxbot.config import Secret
 from fluxbot.logs import scrub
 from fluxbot.providers.base import (
     IMAGE_UNREACHABLE,
+    KEY_CHECK_TASK,
     PROVIDER_BUSY,
     TELL_OPERATOR,
     ErrorKind,
     Image,
     JobRequest,
     ProviderError,
+    Submitted,
+    TaskRef,
     TaskState,
     TaskStatus,
     as_int,
@@ -45,8 +48,8 @@ class AceDataFlux:
     name: str = "acedata"
     max_batch: int = 50
 
-    async def submit(self, request: JobRequest) -> str:
-        """Start a job asynchronously and return its task id."""
+    async def submit(self, request: JobRequest) -> Submitted:
+        """Start a task asynchronously and return it (the API reports no cost)."""
         body: dict[str, Any] = {
             "action": request.action,
             "prompt": request.prompt,
@@ -64,15 +67,16 @@ class AceDataFlux:
         task_id = answer.get("task_id")
         if not isinstance(task_id, str) or not task_id:
             raise no_task_id(f"submit answer without task_id: keys {sorted(answer)}")
-        return task_id
+        return Submitted(TaskRef(task_id))
 
-    async def lookup(self, task_ids: Sequence[str]) -> Mapping[str, TaskStatus]:
+    async def lookup(self, tasks: Sequence[TaskRef]) -> Mapping[str, TaskStatus]:
         """Look up to `max_batch` tasks in one `retrieve_batch` call."""
-        if not task_ids:
+        if not tasks:
             return {}
-        if len(task_ids) > self.max_batch:
-            raise ValueError(f"at most {self.max_batch} task ids per lookup, got {len(task_ids)}")
-        answer = await self._post("/flux/tasks", {"action": "retrieve_batch", "ids": list(task_ids)})
+        if len(tasks) > self.max_batch:
+            raise ValueError(f"at most {self.max_batch} task ids per lookup, got {len(tasks)}")
+        task_ids = [task.task_id for task in tasks]
+        answer = await self._post("/flux/tasks", {"action": "retrieve_batch", "ids": task_ids})
         items = answer.get("items")
         if not isinstance(items, list):
             raise unreadable(f"retrieve_batch answer without items: keys {sorted(answer)}")
@@ -84,9 +88,13 @@ class AceDataFlux:
                 statuses[status.task_id] = status
         return statuses
 
-    def callback_task_id(self, body: Any, headers: Mapping[str, str]) -> str | None:
+    def callback_task_id(self, raw: bytes, body: Any, headers: Mapping[str, str]) -> str | None:
         """The `task_id` of a callback body, None unless `valid_task_id` (the API does not sign it: only a hint)."""
         return task_id_or_none(body.get("task_id")) if isinstance(body, dict) else None
+
+    async def check_key(self) -> None:
+        """Look up a task that does not exist: free, and refused with the key's own error when the key is wrong."""
+        await self.lookup([TaskRef(KEY_CHECK_TASK)])
 
     async def _post(self, path: str, body: dict[str, Any], *, action: str | None = None) -> dict[str, Any]:
         headers = {

@@ -35,11 +35,29 @@ class JobRequest:
 
 
 @dataclass(frozen=True)
+class TaskRef:
+    """One task at a provider: its id, and the URL its status is read from when the provider gave one (as given)."""
+
+    task_id: str
+    poll_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What a submit answered: the task, and what the provider says it costs when it says (its own unit)."""
+
+    task: TaskRef
+    cost: float | None = None
+
+
+@dataclass(frozen=True)
 class Image:
     """One finished image."""
 
     url: str
     seed: int | None = None
+    #: The provider flagged it (fal's has_nsfw_concepts): it is shown as a spoiler, whatever the server's setting.
+    flagged: bool = False
 
 
 class TaskState(StrEnum):
@@ -59,7 +77,15 @@ class TaskStatus:
     images: tuple[Image, ...] = ()
     error: ProviderError | None = None
     inference_seconds: float | None = None
+    #: While it waits in the provider's own queue (fal IN_QUEUE): how many are ahead of it, as the provider counts
+    #: (fal's queue_position, 0 = next to run).
+    queue_position: int | None = None
+    #: What the provider says the task cost, when it says (its own unit); replaces the submit's figure.
+    cost: float | None = None
 
+
+#: A task id no provider has: looking it up costs nothing and proves the key (an unknown id is no error).
+KEY_CHECK_TASK = "fluxbot-key-check"
 
 #: Ends every message about a problem only the bot's operator can fix.
 TELL_OPERATOR = "Please tell the bot's operator."
@@ -236,20 +262,30 @@ class CallbackRefused(ProviderFault):
 
 
 class Provider(Protocol):
-    """A remote image API: submit jobs, look tasks up."""
+    """A remote image API: submit tasks, look them up, read its callbacks, check its key.
+
+    `JobRequest.count` is the images one task makes: the job core splits a job of more images than the model's
+    `images_per_task` into several tasks, so a client never receives a count above it.
+    """
 
     name: str
-    #: The most task ids one `lookup` call may carry.
+    #: The most TaskRefs one `lookup` call may carry.
     max_batch: int
 
-    async def submit(self, request: JobRequest) -> str:
-        """Start a job and return the provider's task id; raises ProviderError."""
+    async def submit(self, request: JobRequest) -> Submitted:
+        """Start one task and return it (with its cost when the provider says); raises ProviderError."""
         ...
 
-    async def lookup(self, task_ids: Sequence[str]) -> Mapping[str, TaskStatus]:
-        """Statuses of the given tasks (at most `max_batch`); ids the provider does not know are left out."""
+    async def lookup(self, tasks: Sequence[TaskRef]) -> Mapping[str, TaskStatus]:
+        """Statuses of the given tasks (at most `max_batch`), keyed by task id; tasks the provider does not know are
+        left out."""
         ...
 
-    def callback_task_id(self, body: Any, headers: Mapping[str, str]) -> str | None:
-        """The task id a callback is about; None when it is not a (validly signed) callback of this provider."""
+    def callback_task_id(self, raw: bytes, body: Any, headers: Mapping[str, str]) -> str | None:
+        """The provider's task id a callback is about (`raw` is the request body, `body` its JSON); None when it is
+        not this provider's callback. Raises CallbackRefused when it claims to be but its signature fails."""
+        ...
+
+    async def check_key(self) -> None:
+        """One cheap authenticated call at start-up; raises ProviderError (AUTH, MISCONFIGURED, OUT_OF_CREDIT...)."""
         ...

@@ -20,6 +20,7 @@ from fluxbot.config import Secret
 from fluxbot.logs import scrub
 from fluxbot.providers.base import (
     IMAGE_UNREACHABLE,
+    KEY_CHECK_TASK,
     PROVIDER_BUSY,
     TELL_OPERATOR,
     CallbackRefused,
@@ -27,6 +28,8 @@ from fluxbot.providers.base import (
     Image,
     JobRequest,
     ProviderError,
+    Submitted,
+    TaskRef,
     TaskState,
     TaskStatus,
     as_int,
@@ -67,8 +70,8 @@ class KieFlux:
     #: record-info looks up one task a call.
     max_batch: int = 1
 
-    async def submit(self, request: JobRequest) -> str:
-        """Start a generate (or, with `image_url`, an edit) job and return its task id."""
+    async def submit(self, request: JobRequest) -> Submitted:
+        """Start a generate (or, with `image_url`, an edit) task of one image and return it (Kie reports no cost)."""
         body: dict[str, Any] = {"prompt": request.prompt, "model": request.model}
         if request.size != KEEP_RATIO:  # without it, Kie keeps an edited image's own ratio
             body["aspectRatio"] = request.size
@@ -81,14 +84,14 @@ class KieFlux:
         task_id = data.get("taskId") if isinstance(data, dict) else None
         if not isinstance(task_id, str) or not task_id:
             raise no_task_id("generate answer without data.taskId")
-        return task_id
+        return Submitted(TaskRef(task_id))
 
-    async def lookup(self, task_ids: Sequence[str]) -> Mapping[str, TaskStatus]:
+    async def lookup(self, tasks: Sequence[TaskRef]) -> Mapping[str, TaskStatus]:
         """Look tasks up with record-info, one call each (the API has no batch lookup)."""
-        if len(task_ids) > self.max_batch:
-            raise ValueError(f"at most {self.max_batch} task id per lookup, got {len(task_ids)}")
+        if len(tasks) > self.max_batch:
+            raise ValueError(f"at most {self.max_batch} task id per lookup, got {len(tasks)}")
         statuses: dict[str, TaskStatus] = {}
-        for task_id in task_ids:
+        for task_id in (task.task_id for task in tasks):
             try:
                 data = await self._call("GET", "/api/v1/flux/kontext/record-info", params={"taskId": task_id})
             except ProviderError as exc:
@@ -103,7 +106,7 @@ class KieFlux:
                 statuses[task_id] = status
         return statuses
 
-    def callback_task_id(self, body: Any, headers: Mapping[str, str]) -> str | None:
+    def callback_task_id(self, raw: bytes, body: Any, headers: Mapping[str, str]) -> str | None:
         """A callback's `data.taskId`, None unless `valid_task_id`; with a webhook key, only when validly signed."""
         data = body.get("data") if isinstance(body, dict) else None
         task_id = task_id_or_none(data.get("taskId")) if isinstance(data, dict) else None
@@ -112,6 +115,10 @@ class KieFlux:
         if self.webhook_key is not None:
             check_signature(self.webhook_key.reveal(), task_id, headers)
         return task_id
+
+    async def check_key(self) -> None:
+        """Look up a task that does not exist: free, and refused with the key's own error when the key is wrong."""
+        await self.lookup([TaskRef(KEY_CHECK_TASK)])
 
     async def _call(
         self,
