@@ -108,6 +108,12 @@ class Model:
     label: str
     size_rule: SizeRule
     can_edit: bool = False
+    #: Images one provider task makes: a job of more is split into several tasks (at most four).
+    images_per_task: int = 4
+    #: How many of this model's tasks the provider runs at once for the account (None: no limit of its own).
+    max_active_tasks: int | None = None
+    #: The request field an edit's image is sent in.
+    edit_field: str = "image_url"
 
     @property
     def default_size(self) -> str:
@@ -131,8 +137,8 @@ MODELS: tuple[Model, ...] = (
 KIE_RATIOS: tuple[str, ...] = ("21:9", "16:9", "4:3", "1:1", "3:4", "9:16")
 _KIE_RATIO = SizeRule(SizeKind.RATIO, suggestions=KIE_RATIOS)
 KIE_MODELS: tuple[Model, ...] = (
-    Model("flux-kontext-pro", "FLUX.1 Kontext [pro]", _KIE_RATIO, can_edit=True),
-    Model("flux-kontext-max", "FLUX.1 Kontext [max]", _KIE_RATIO, can_edit=True),
+    Model("flux-kontext-pro", "FLUX.1 Kontext [pro]", _KIE_RATIO, can_edit=True, images_per_task=1),
+    Model("flux-kontext-max", "FLUX.1 Kontext [max]", _KIE_RATIO, can_edit=True, images_per_task=1),
 )
 
 
@@ -174,13 +180,17 @@ class ProviderInfo:
     label: str
     models: tuple[Model, ...]
     options: tuple[Option, ...] = ()
-    #: Images one job can make.
+    #: Images one job can make (a job may hold several tasks: see `Model.images_per_task`).
     max_count: int = 4
     #: Whether an edit without a size keeps the input's aspect ratio (the size is then not sent).
     keeps_ratio_on_edit: bool = False
     #: The settings that hold its key and its address (named in start-up errors).
     key_setting: str = ""
     url_setting: str = ""
+    #: How many tasks the account may have running at once (None: no limit); the queue never exceeds it.
+    max_active_tasks: int | None = None
+    #: The provider's result links expire soon: a task's images are downloaded the moment it is seen ready.
+    results_expire: bool = False
 
 
 PROVIDERS: dict[str, ProviderInfo] = {
@@ -192,7 +202,6 @@ PROVIDERS: dict[str, ProviderInfo] = {
         "Kie.ai",
         KIE_MODELS,
         KIE_OPTIONS,
-        max_count=1,
         keeps_ratio_on_edit=True,
         key_setting="KIE_API_TOKEN",
         url_setting="KIE_API_BASE_URL",

@@ -73,7 +73,7 @@ def queued_card(
     if position is not None:
         ahead = "next to start" if position == 1 else f"{position - 1} job(s) ahead"
         embed.add_field(name="Place in line", value=f"#{position} ({ahead})", inline=True)
-    embed.add_field(name="Task", value=f"`{clip(job.task_id, 100)}`" if job.task_id else "sending…", inline=True)
+    embed.add_field(name="Task", value=task_text(job) if job.task_id else "sending…", inline=True)
     embed.add_field(
         name="Elapsed",
         value=f"{elapsed_text(now - job.created_at)} (started <t:{int(job.created_at)}:R>)",
@@ -123,14 +123,15 @@ def result_card(
     if job.inference_seconds is not None:
         timing += f", {job.inference_seconds:.1f}s of inference"
     first.add_field(name="Time", value=timing, inline=True)
-    first.add_field(name="Task", value=f"`{clip(job.task_id or '?', 100)}`", inline=True)
+    first.add_field(name="Task", value=task_text(job), inline=True)
     links = " · ".join(f"[{n}]({image.url})" for n, image in enumerate(images, start=1))
     first.add_field(name="Originals", value=clip(f"||{links}||" if spoiler else links), inline=False)
     if spoiler:
         where = "as blurred images: click one to see it" if attachments else "behind the links above"
         first.add_field(name="Images", value=f"Shown as spoilers on this server: {where}.", inline=False)
-    if note:
-        first.add_field(name="Note", value=clip(note), inline=False)
+    notes = [text for text in (job.error_message, note) if text]  # a succeeded job's message: images that failed
+    if notes:
+        first.add_field(name="Note", value=clip("\n".join(notes)), inline=False)
     first.set_footer(text=f"Job #{job.id}")
     if spoiler:
         return [first]
@@ -149,9 +150,24 @@ def failure_card(job: Job) -> list[discord.Embed]:
     embed = _base(job, "⌛ Timed out" if timed_out else "❌ Failed", TIMED_OUT_COLOUR if timed_out else FAILED_COLOUR)
     embed.add_field(name="What happened", value=clip(job.error_message or "The job failed."), inline=False)
     if job.task_id:
-        embed.add_field(name="Task", value=f"`{clip(job.task_id, 100)}`", inline=True)
+        embed.add_field(name="Task", value=task_text(job), inline=True)
     embed.set_footer(text=f"Job #{job.id}")
     return [embed]
+
+
+def task_text(job: Job) -> str:
+    """The job's task for a card: its (first) task id, and how many more tasks it holds."""
+    more = len(job.tasks) - 1
+    return f"`{clip(job.task_id or '?', 100)}`" + (f" and {more} more" if more > 0 else "")
+
+
+def tasks_text(job: Job) -> str:
+    """Every task of the job, for Details: its id (or that its submit failed) and how it ended."""
+    if len(job.tasks) <= 1:
+        return f"`{clip(job.task_id or 'none', 100)}` ({job.provider})"
+    lines = [f"{t.number}. `{clip(t.task_id, 80)}` {t.state.value}" if t.task_id else f"{t.number}. not started"
+             for t in job.tasks]  # fmt: skip
+    return clip("\n".join(lines) + f"\n({job.provider})")
 
 
 def final_card(
@@ -197,7 +213,7 @@ def details_card(job: Job) -> discord.Embed:
     embed.add_field(name="Images", value=str(len(shown_images(job)) or job.count), inline=True)
     seeds = ", ".join(str(i.seed) for i in shown_images(job) if i.seed is not None)
     embed.add_field(name="Seeds", value=clip(seeds) if seeds else "not reported", inline=True)
-    embed.add_field(name="Task", value=f"`{clip(job.task_id or 'none', 100)}` ({job.provider})", inline=False)
+    embed.add_field(name="Tasks" if len(job.tasks) > 1 else "Task", value=tasks_text(job), inline=False)
     timing = f"asked <t:{int(job.created_at)}:f>"
     if job.finished_at is not None:
         timing += f", finished after {elapsed_text(job.finished_at - job.created_at)}"

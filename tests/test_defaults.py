@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from fluxbot import catalog
@@ -20,6 +22,8 @@ from fluxbot.limits import GuildSettings, Limits, Policy, Style, policy_for
 
 ACE = catalog.PROVIDERS["acedata"]
 KIE = catalog.PROVIDERS["kie"]
+#: A provider that makes one image a job (Kie did before issue 14): the fallbacks for counts above it.
+SINGLE = replace(KIE, max_count=1)
 NOIR = Style("noir", "black and white", "flux-pro-1.1", "1344x768")
 PLAIN = Style("plain", "simple shapes")
 ULTRA = Style("ultra", "vast", "flux-pro-1.1-ultra", "21:9")
@@ -99,7 +103,7 @@ def test_a_default_size_the_model_does_not_take_falls_back_with_a_note() -> None
 
 
 def test_a_default_count_above_the_providers_falls_back_with_a_note() -> None:
-    chosen = choose("generate", Typed(), MemberDefaults(count=4), here(KIE), KIE)
+    chosen = choose("generate", Typed(), MemberDefaults(count=4), here(SINGLE), SINGLE)
     assert chosen.count == 1
     assert chosen.notes == (
         "your default count `4` is more than this bot's provider makes in one job (1), so 1 was used",
@@ -155,7 +159,7 @@ def test_defaults_are_checked_against_the_provider_when_set() -> None:
     with pytest.raises(InvalidRequest, match=r"is not a size any model here takes"):
         changed_defaults(MemberDefaults(), ACE, size="huge")
     with pytest.raises(InvalidRequest, match=r"`count` must be between 1 and 1 with this bot's provider"):
-        changed_defaults(MemberDefaults(), KIE, count=2)
+        changed_defaults(MemberDefaults(), SINGLE, count=2)
     with pytest.raises(InvalidRequest, match=r"cannot be a style's name"):
         changed_defaults(MemberDefaults(), ACE, style="no/slashes")
 

@@ -39,7 +39,8 @@ async def test_with_kie_the_commands_offer_kontext_models_and_kies_options(
         imagine = {o["name"]: o for o in commands["imagine"]["options"]}
         assert [c["value"] for c in imagine["model"]["choices"]] == ["flux-kontext-pro", "flux-kontext-max"]
         assert {"output_format", "prompt_upsampling", "safety_tolerance", "translate"} <= set(imagine)
-        assert "count" not in imagine, "Kie makes one image per job: the option is not offered"
+        # Issue 14: Kie makes one image per task, and a job of up to four images holds one task per image.
+        assert (imagine["count"]["min_value"], imagine["count"]["max_value"]) == (1, 4)
         assert imagine["safety_tolerance"]["max_value"] == 6
         assert [c["value"] for c in imagine["output_format"]["choices"]] == ["jpeg", "png"]
         assert imagine["translate"]["description"] == "Translate a non-English prompt first (on by default)"
@@ -169,3 +170,34 @@ async def test_a_servers_safety_ceiling_applies_to_what_is_sent_to_kie(
             "Please ask for 1 or less, or leave it out."
         )
         assert len(kie.submits) == 1
+
+
+async def test_imagine_count_4_on_kie_is_four_tasks_and_one_gallery(
+    fakes: tuple[FakeDiscord, FakeFlux], kie: FakeKie, tmp_path: Path
+) -> None:
+    discord, flux = fakes
+    async with running_bot(discord, flux, tmp_path, **kie_env(kie)) as world:
+        four = await discord.send_slash_command("imagine", [option("prompt", "four kites"), option("count", 4, kind=4)])
+        done = await final_reply(world, four, "Done")
+        assert len(kie.submits) == 4, "one Kie task per image"
+        assert all(body["prompt"] == "four kites" for body in kie.submits)
+        assert [a["filename"] for a in done["attachments"]] == [f"flux-1-{n}.png" for n in range(1, 5)]
+        assert len(done["embeds"]) == 4, "one gallery of four"
+        originals = fields(done["embeds"][0])["Originals"]
+        assert all(f"{kie.base_url}/files/{task_id}/0.png" in originals for task_id in kie.tasks)
+        assert "Note" not in fields(done["embeds"][0])
+
+        kie.hold = True
+        more = [option("prompt", "four more"), option("count", 4, kind=4)]
+        partly = await discord.send_slash_command("imagine", more)
+        await final_reply(world, partly, "Flux is working on it")
+        await discord.wait_for(lambda: len(kie.tasks) == 8, timeout=10, message="the second job's four tasks")
+        second = list(kie.tasks)[4:]
+        kie.finish(second[1], flag=3, error=(501, "generation failed"))
+        for task_id in (second[0], second[2], second[3]):
+            kie.finish(task_id)
+        three = await final_reply(world, partly, "Done")
+        assert [a["filename"] for a in three["attachments"]] == [f"flux-2-{n}.png" for n in range(1, 4)]
+        note = fields(three["embeds"][0])["Note"]
+        assert note.startswith("1 of 4 images failed: The image could not be generated.")
+        assert "generation failed" in note

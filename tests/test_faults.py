@@ -14,7 +14,7 @@ import pytest
 from fluxbot.catalog import PROVIDERS
 from fluxbot.config import Secret
 from fluxbot.jobs.durations import Estimate
-from fluxbot.jobs.lifecycle import CallbackOutcome, FailureKind, Job, JobStatus
+from fluxbot.jobs.lifecycle import CallbackOutcome, FailureKind, Job, JobStatus, JobTask
 from fluxbot.jobs.requests import InvalidRequest, prepare_imagine
 from fluxbot.jobs.service import Jobs
 from fluxbot.jobs.tracker import HINT_GAP_SECONDS
@@ -415,7 +415,7 @@ async def test_a_finish_the_database_cannot_record_does_not_stop_the_rounds(
         queued = await store.admit("kie", imagine(), REPLY, limits=jobs_limits(), now=clock.now)
         assert queued is not None
         await store.claim(10)
-        await store.mark_submitted(queued.id, "kie-task-1", now=clock.now)
+        await store.mark_submitted(queued.id, [JobTask(1, "kie-task-1")], now=clock.now)
     await jobs.resume()
     flaky.broken.add("finish")
     await asyncio.wait_for(jobs.tracker.round(), 1.0)  # that write waits for the database on its own

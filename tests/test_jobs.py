@@ -12,7 +12,7 @@ from fluxbot import catalog
 from fluxbot.delivery import DeliveryError
 from fluxbot.jobs import requests
 from fluxbot.jobs.cards import QUEUE_CARD_EDITS_PER_ROUND
-from fluxbot.jobs.lifecycle import CallbackOutcome, EditImage, Job, JobStatus, Outcome, Reply
+from fluxbot.jobs.lifecycle import CallbackOutcome, EditImage, Job, JobStatus, JobTask, Outcome, Reply
 from fluxbot.jobs.ownership import RESTARTED_DURING_SUBMIT
 from fluxbot.jobs.requests import (
     PROMPT_MAX_CHARS,
@@ -407,7 +407,7 @@ async def test_resume_closes_unsent_jobs_and_finishes_the_rest(
         flux.lookups_before_done = 0
         task_id = (await service.provider.submit(prepare_imagine("cat", "flux-dev", None, 1))).task.task_id
         running = await row("b")
-        await store.mark_submitted(running.id, task_id, now=clock.now)
+        await store.mark_submitted(running.id, [JobTask(1, task_id)], now=clock.now)
         finished = await row("c")
         await store.finish(finished.id, Outcome(JobStatus.SUCCEEDED))
 
@@ -682,7 +682,9 @@ def test_with_kie_the_kontext_models_ratios_and_options_apply() -> None:
     assert prepare_edit("x", "flux-kontext-pro", None, PNG, info=KIE).size == catalog.KEEP_RATIO, (
         "Kie keeps the image's ratio"
     )
-    with pytest.raises(InvalidRequest, match="between 1 and 1 with this bot's provider"):
-        prepare_imagine("cat", "flux-kontext-pro", None, 2, info=KIE)
+    # Issue 14: Kie makes one image per task, and a job of four images holds four tasks.
+    assert prepare_imagine("cat", "flux-kontext-pro", None, 4, info=KIE).count == 4
+    with pytest.raises(InvalidRequest, match="between 1 and 4 with this bot's provider"):
+        prepare_imagine("cat", "flux-kontext-pro", None, 5, info=KIE)
     portrait = EditImage("https://x/p.png", "2:3")  # 2:3 is not one of Kie's ratios
     assert edit_request("warmer", portrait, info=KIE).size == "3:4"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
-from fluxbot.jobs.lifecycle import CallbackOutcome, JobStatus
+from fluxbot.jobs.lifecycle import CallbackOutcome, JobStatus, JobTask
 from fluxbot.jobs.ownership import RESTARTED_DURING_SUBMIT
 from fluxbot.jobs.requests import prepare_imagine
 from fluxbot.jobs.service import NO_LIMITS, Jobs
@@ -49,7 +49,7 @@ async def test_a_callback_for_a_job_another_process_follows_is_passed_on_not_loo
         job = await store.admit("acedata", prepare_imagine(ACE, "cat", "flux-dev", None, 1), REPLY, limits=NO_LIMITS)
         assert job is not None
         await store.claim(10)
-        await store.mark_submitted(job.id, task_id)
+        await store.mark_submitted(job.id, [JobTask(1, task_id)])
 
     assert await jobs.hint(task_id) is CallbackOutcome.ACCEPTED
     assert signalling.sent == [(Signal.HINT, f"acedata {task_id}")], "the owner is told"

@@ -14,7 +14,7 @@ from dataclasses import replace
 import asyncpg
 import pytest
 
-from fluxbot.jobs.lifecycle import FailureKind, JobStatus, Outcome, Reply, Transition
+from fluxbot.jobs.lifecycle import FailureKind, JobStatus, JobTask, Outcome, Reply, Transition
 from fluxbot.jobs.service import NO_LIMITS
 from fluxbot.limits import Limits
 from fluxbot.storage import PostgresStore, Signal, StoreUnavailable
@@ -110,7 +110,7 @@ async def test_a_live_lease_keeps_the_jobs_and_an_expired_one_gives_them_all_up(
     assert submitted
     assert finished
     assert delivered
-    assert await a.mark_submitted(submitted.id, "task-1")
+    assert await a.mark_submitted(submitted.id, [JobTask(1, "task-1")])
     assert await a.finish(finished.id, Outcome(JobStatus.SUCCEEDED))
     assert await a.finish(delivered.id, Outcome(JobStatus.FAILED, message="no"))
     assert await a.mark_delivered(delivered.id, "interaction")

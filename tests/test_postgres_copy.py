@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 
 from fluxbot.defaults import MemberDefaults
-from fluxbot.jobs.lifecycle import EditImage, Job, JobStatus, Outcome
+from fluxbot.jobs.lifecycle import EditImage, Job, JobStatus, JobTask, Outcome
 from fluxbot.jobs.service import NO_LIMITS
 from fluxbot.limits import GuildSettings
 from fluxbot.providers.base import Image
@@ -43,8 +43,8 @@ async def a_history(path: Path) -> list[Job]:
         assert all(job is not None for job in made)
         for _ in range(3):
             assert await store.claim(10) is not None
-        assert await store.mark_submitted(1, "task-1", now=1_700_000_010.0)
-        assert await store.mark_submitted(2, "task-2", now=1_700_000_011.0)
+        assert await store.mark_submitted(1, [JobTask(1, "task-1")], now=1_700_000_010.0)
+        assert await store.mark_submitted(2, [JobTask(1, "task-2")], now=1_700_000_011.0)
         images = (Image("https://img/1.png", 7), Image("https://img/2.png", None))
         assert await store.finish(2, Outcome(JobStatus.SUCCEEDED, images, 3.5), now=1_700_000_020.0)
         assert await store.mark_delivered(2, "interaction", now=1_700_000_021.0)
@@ -75,6 +75,7 @@ async def test_a_sqlite_history_is_copied_whole_into_an_empty_postgresql_once(
     assert done.stdout.splitlines() == [
         f"copied {path} into {where}:",
         "  jobs                  5",
+        "  job_tasks             2",
         "  guild_settings        1",
         "  edit_sources          1",
         "  meta                  2 (the callback secret among them)",
@@ -115,8 +116,8 @@ async def test_a_sqlite_history_is_copied_whole_into_an_empty_postgresql_once(
     assert again.returncode == 1
     assert again.stdout == ""
     assert again.stderr.strip() == (
-        f"fluxbot copy: {where} is not empty (6 in jobs, 1 in guild_settings, 2 in edit_sources, 2 in meta, "
-        "1 in refusals, 1 in pauses, 1 in shown_again, 1 in member_defaults, 1 in budget_notices); "
+        f"fluxbot copy: {where} is not empty (6 in jobs, 2 in job_tasks, 1 in guild_settings, 2 in edit_sources, "
+        "2 in meta, 1 in refusals, 1 in pauses, 1 in shown_again, 1 in member_defaults, 1 in budget_notices); "
         "the copy goes into an empty database only, so nothing was copied"
     )
     db = await asyncpg.connect(url)

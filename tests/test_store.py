@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from fluxbot.jobs.lifecycle import FailureKind, Job, JobStatus, Outcome, Reply, Transition
+from fluxbot.jobs.lifecycle import FailureKind, Job, JobStatus, JobTask, Outcome, Reply, Transition
 from fluxbot.jobs.service import NO_LIMITS
 from fluxbot.providers.base import Image, JobRequest
 from fluxbot.storage import SQLiteStore, Store, sqlite_engine
@@ -42,8 +42,8 @@ async def test_a_job_goes_from_pending_to_delivered(store: Store) -> None:
     assert (job.created_at, job.reply.message_id, job.count) == (100.0, 1001, 2)
     assert "interaction-token-secret" not in repr(job)
 
-    assert await store.mark_submitted(job.id, "task-1", now=101.0)
-    assert not await store.mark_submitted(job.id, "task-2"), "a job is submitted once"
+    assert await store.mark_submitted(job.id, [JobTask(1, "task-1")], now=101.0)
+    assert not await store.mark_submitted(job.id, [JobTask(1, "task-2")]), "a job is submitted once"
     submitted = await store.get_job(job.id)
     assert submitted is not None
     assert (submitted.status, submitted.task_id, submitted.submitted_at) == (JobStatus.SUBMITTED, "task-1", 101.0)
@@ -80,7 +80,7 @@ async def test_an_unfinished_job_cannot_be_marked_delivered(store: Store) -> Non
 async def test_a_pending_job_can_fail_without_a_task(store: Store) -> None:
     job = await create(store)
     assert await store.finish(job.id, Outcome.failed(FailureKind.AUTH, "key"))
-    assert not await store.mark_submitted(job.id, "late-task")
+    assert not await store.mark_submitted(job.id, [JobTask(1, "late-task")])
     failed = await store.get_job(job.id)
     assert failed is not None
     assert (failed.status, failed.error_kind, failed.task_id) == (JobStatus.FAILED, FailureKind.AUTH, None)
@@ -88,7 +88,7 @@ async def test_a_pending_job_can_fail_without_a_task(store: Store) -> None:
 
 async def test_racing_finishers_win_once(store: Store) -> None:
     job = await create(store)
-    await store.mark_submitted(job.id, "task")
+    await store.mark_submitted(job.id, [JobTask(1, "task")])
     results = await asyncio.gather(
         *(store.finish(job.id, Outcome(status)) for status in [JobStatus.SUCCEEDED, JobStatus.FAILED] * 5)
     )
@@ -178,7 +178,7 @@ async def test_a_second_store_on_the_same_file_is_refused_until_the_first_closes
         assert "SQLite serves one process" in message
         assert "DATABASE_URL" in message
         assert "\n" not in message
-        assert await first.mark_submitted(job.id, "task-1"), "the first store works on, unharmed"
+        assert await first.mark_submitted(job.id, [JobTask(1, "task-1")]), "the first store works on, unharmed"
     finally:
         await first.close()
     second = await SQLiteStore.open(path)
@@ -235,7 +235,7 @@ async def test_adopting_takes_every_undelivered_job_of_a_run_that_is_gone(store:
         queued = await store.admit("acedata", REQUEST, replace(REPLY, message_id=None), limits=NO_LIMITS)
         pending = await create(store)
         submitted = await create(store)
-        await store.mark_submitted(submitted.id, "task-1")
+        await store.mark_submitted(submitted.id, [JobTask(1, "task-1")])
         finished = await create(store)
         await store.finish(finished.id, Outcome(JobStatus.SUCCEEDED))
         delivered = await create(store)

@@ -1,4 +1,9 @@
-"""Dispatch: claim queued jobs while the provider has free slots, and submit each in a task of its own."""
+"""Dispatch: claim queued jobs while the provider has free slots, and submit each in an asyncio task of its own.
+
+A job of several provider tasks sends its first alone: a refusal then fails the job before anything more is sent
+(or billed). Once the provider accepted it, the others are sent together; the job is recorded as submitted with
+all of them, those whose submit failed as failed tasks.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,9 @@ import random
 from collections.abc import Callable
 from dataclasses import replace
 
+from fluxbot.jobs.capacity import task_counts
 from fluxbot.jobs.finishing import Finisher
-from fluxbot.jobs.lifecycle import FailureKind, Job, JobStatus, Outcome
+from fluxbot.jobs.lifecycle import FailureKind, Job, JobStatus, JobTask, Outcome, TaskPhase
 from fluxbot.jobs.requests import request_of
 from fluxbot.jobs.shared import Shared, spawn
 from fluxbot.metrics import METRICS
@@ -86,8 +92,9 @@ class Dispatcher:
             await self._finisher.finish(job, Outcome.failed(FailureKind.PROVIDER_SWITCHED, PROVIDER_SWITCHED))
             return
         request = request_of(job, callback_url=self._callback_url if job.expects_callback else None)
+        counts = task_counts(self._shared.infos.get(job.provider), job.model, job.count)
         try:
-            task_id = (await self._send(job, provider, request)).task.task_id
+            first = await self._send(job, provider, replace(request, count=counts[0]))
         except ProviderError as exc:
             log_provider_error(job, exc, "submit")
             await self._finisher.finish(job, Outcome.failed(FailureKind.named(exc.kind.value), exc.user_message))
@@ -96,17 +103,35 @@ class Dispatcher:
             log.exception("job %d: unexpected error while submitting", job.id)
             await self._finisher.finish(job, Outcome.failed(FailureKind.INTERNAL, UNEXPECTED_ERROR))
             return
+        more = [self._send_task(job, provider, replace(request, count=n), number)
+                for number, n in enumerate(counts[1:], start=2)]  # fmt: skip
+        tasks = [_started(1, first), *await asyncio.gather(*more)]
         METRICS.jobs_submitted.labels(job.provider, job.model).inc()
-        log.info("job %d: submitted as task %s", job.id, task_id)
-        # The provider has it (and may bill it): the task id is stored however long the database takes.
+        ids = ", ".join(t.task_id or "(failed)" for t in tasks)
+        log.info("job %d: submitted as task%s %s", job.id, "s" if len(tasks) > 1 else "", ids)
+        # The provider has it (and may bill it): the tasks are stored however long the database takes.
         now = self._shared.clock()
         recorded = await self._shared.persistence.write(
-            f"job {job.id}: task {task_id}", lambda: self._shared.store.mark_submitted(job.id, task_id, now=now)
+            f"job {job.id}: task {ids}", lambda: self._shared.store.mark_submitted(job.id, tasks, now=now)
         )
         if not recorded:
-            log.error("job %d: task %s was accepted, but the job was no longer pending", job.id, task_id)
+            log.error("job %d: task %s was accepted, but the job was no longer pending", job.id, ids)
             return
-        self._submitted(replace(job, status=JobStatus.SUBMITTED, task_id=task_id, submitted_at=now))
+        submitted = replace(job, status=JobStatus.SUBMITTED, task_id=first.task.task_id, submitted_at=now)
+        self._submitted(replace(submitted, tasks=tuple(tasks)))
+
+    async def _send_task(self, job: Job, provider: Provider, request: JobRequest, number: int) -> JobTask:
+        """Send one more of a job's tasks (the first was accepted): the task, or a failed one saying why."""
+        try:
+            return _started(number, await self._send(job, provider, request))
+        except ProviderError as exc:
+            log_provider_error(job, exc, f"submit of task {number}")
+            return JobTask(number, None, TaskPhase.FAILED, error_kind=FailureKind.named(exc.kind.value),
+                           error_message=exc.user_message)  # fmt: skip
+        except Exception:
+            log.exception("job %d: unexpected error while submitting task %d", job.id, number)
+            return JobTask(number, None, TaskPhase.FAILED, error_kind=FailureKind.INTERNAL,
+                           error_message=UNEXPECTED_ERROR)  # fmt: skip
 
     async def _send(self, job: Job, provider: Provider, request: JobRequest) -> Submitted:
         delays = list(self.submit_retry_delays)
@@ -123,6 +148,10 @@ class Dispatcher:
                 delay = delays.pop(0) * random.uniform(0.8, 1.2)
                 log.warning("job %d: submit refused (%s), retrying in %.1f s", job.id, exc.kind, delay)
                 await asyncio.sleep(delay)
+
+
+def _started(number: int, submitted: Submitted) -> JobTask:
+    return JobTask(number, submitted.task.task_id, poll_url=submitted.task.poll_url, cost=submitted.cost)
 
 
 def log_provider_error(job: Job, exc: ProviderError, stage: str) -> None:

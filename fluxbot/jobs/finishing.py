@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from fluxbot.jobs.lifecycle import Job, JobStatus, Outcome, Transition
+from fluxbot.jobs.lifecycle import Job, JobStatus, JobTask, Outcome, Transition
 from fluxbot.jobs.requests import MAX_COUNT
 from fluxbot.jobs.shared import Shared
 from fluxbot.metrics import METRICS
@@ -33,20 +33,32 @@ class Finisher:
         """Call `listener` with each job this process tried to finish but could not (it ended or moved elsewhere)."""
         self._lost.append(listener)
 
-    async def finish(self, job: Job, outcome: Outcome, *, transition: Transition = Transition.FINISH) -> bool:
-        """Give the job its outcome; True when this call finished it (a racing caller, or a cancel of a job that
-        started meanwhile, gets False). The write is retried until the database takes it."""
+    def lost(self, job: Job) -> None:
+        """Tell the others this process no longer has the job to finish (it ended, or moved elsewhere)."""
+        for listener in self._lost:
+            listener(job)
+
+    async def finish(
+        self,
+        job: Job,
+        outcome: Outcome,
+        *,
+        transition: Transition = Transition.FINISH,
+        tasks: Sequence[JobTask] = (),
+    ) -> bool:
+        """Give the job its outcome (recording what became of `tasks`, its provider tasks, with it); True when this
+        call finished it (a racing caller, or a cancel of a job that started meanwhile, gets False). The write is
+        retried until the database takes it."""
         # Never more images than asked for: Discord shows ten attachments at most, and the member asked for these.
         kept = replace(outcome, images=outcome.images[: min(job.count, MAX_COUNT)])
         now = self._shared.clock()
         won = await self._shared.persistence.write(
             f"job {job.id}: {kept.status}",
-            lambda: self._shared.store.finish(job.id, kept, transition=transition, now=now),
+            lambda: self._shared.store.finish(job.id, kept, transition=transition, now=now, tasks=tasks),
         )
         if not won:
             if transition is Transition.FINISH:  # a cancel that lost leaves a started job to its process
-                for listener in self._lost:
-                    listener(job)
+                self.lost(job)
             return False
         METRICS.jobs_finished.labels(job.provider, job.model, kept.status.value).inc()
         if kept.error is not None:
@@ -61,6 +73,7 @@ class Finisher:
             error_kind=kept.error,
             error_message=kept.message,
             finished_at=now,
+            tasks=tuple(tasks) or job.tasks,
         )
         for listener in self._listeners:
             listener(final)

@@ -4,17 +4,32 @@ Reading `LIFECYCLE` answers "where can a job go next?". Every store write that c
 after one of its edges and is one conditional statement that reports whether it won:
 
     queued ──claim──▶ pending ──submitted──▶ submitted ──finish──▶ succeeded | failed | timed_out ──deliver──▶ ✓
-       │                 │ (restarted during submit)                   ▲
-       └──cancel─────────┴─────────────────────────finish──────────────┘
+       │                 │ (restarted during submit)   │  ▲               ▲
+       │                 └───────finish────────────────┼──┼───────────────┤
+       └──cancel───────────────────────────────────────┼──┼───────────────┘
+                                                       └──┘ task_end: one of its tasks ended, another still runs
+
+A job of `count` images on a model that makes `images_per_task` images per task holds
+ceil(count / images_per_task) provider tasks (`JobTask`, at most four), and they move together:
+- `claim` takes a queued job only when the provider and the model have room for all its tasks
+  (`ProviderInfo.max_active_tasks`, `Model.max_active_tasks`) and MAX_JOBS_IN_FLIGHT, which counts jobs, has room;
+- its first task is sent alone: a refusal (bad input, key, credit) fails the job as it would with one task,
+  before anything else is sent or billed. Once the provider accepted it, the others are sent together; one
+  whose submit fails is recorded as failed and the started ones are followed;
+- `submitted` records every task at once: a job is submitted once each of its tasks was sent;
+- each task then ends on its own: `task_end` while another still runs (the job stays submitted), and the last
+  one's end is the job's `finish`, by `tasks_outcome`: succeeded if any image came back (the result then says
+  how many failed and why), else failed, or timed_out when a task ran out of time;
+- lookups and callbacks name tasks: the store finds their job through the tasks it recorded.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from fluxbot.providers.base import ErrorKind, Image
+from fluxbot.providers.base import ErrorKind, Image, TaskRef
 
 
 class JobStatus(StrEnum):
@@ -46,6 +61,7 @@ class Transition(StrEnum):
     SUBMITTED = "submitted"  # the provider confirmed the submit with a task id
     FINISH = "finish"  # the one way into a final state: results, failures, timeouts, restarts
     CANCEL = "cancel"  # a job that has not started is closed (a moderator's cancel, an unanswered command)
+    TASK_END = "task_end"  # one of the job's provider tasks ended while another still runs (records the task only)
     DELIVER = "deliver"  # the reply shows the outcome (sets delivered_at; the status stays)
 
 
@@ -62,6 +78,7 @@ LIFECYCLE: dict[Transition, Edge] = {
     Transition.SUBMITTED: Edge((JobStatus.PENDING,), (JobStatus.SUBMITTED,)),
     Transition.FINISH: Edge(OPEN_STATUSES, FINISHED_STATUSES),
     Transition.CANCEL: Edge((JobStatus.QUEUED,), (JobStatus.FAILED,)),
+    Transition.TASK_END: Edge((JobStatus.SUBMITTED,), (JobStatus.SUBMITTED,)),
     Transition.DELIVER: Edge(FINISHED_STATUSES, FINISHED_STATUSES),
 }
 
@@ -115,6 +132,61 @@ class Outcome:
     def failed(cls, kind: FailureKind, message: str, *, status: JobStatus = JobStatus.FAILED) -> Outcome:
         """A failure (or a timeout) with the words the member reads."""
         return cls(status, error=kind, message=message)
+
+
+class TaskPhase(StrEnum):
+    """Where one of a job's provider tasks stands."""
+
+    RUNNING = "running"  # at the provider
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the provider said so, or its submit failed (then it has no task id)
+    TIMED_OUT = "timed_out"
+
+
+@dataclass(frozen=True)
+class JobTask:
+    """One provider task of a job, and what became of it."""
+
+    #: 1, 2, ... : the order its images are shown in.
+    number: int
+    #: The provider's id; None when its submit failed (nothing was started).
+    task_id: str | None
+    state: TaskPhase = TaskPhase.RUNNING
+    #: The URL its status is read from, when the provider gave one.
+    poll_url: str | None = None
+    images: tuple[Image, ...] = ()
+    inference_seconds: float | None = None
+    error_kind: FailureKind | None = None
+    error_message: str | None = None
+    #: What the provider says it cost (its own unit), when it says.
+    cost: float | None = None
+
+    @property
+    def ref(self) -> TaskRef:
+        """The task as the provider's client names it."""
+        assert self.task_id is not None
+        return TaskRef(self.task_id, self.poll_url)
+
+
+def tasks_outcome(job: Job) -> Outcome:
+    """The job's outcome once every task ended: succeeded with every image that came back (and a note saying how
+    many failed and why), else failed, or timed out when a task did."""
+    tasks = sorted(job.tasks, key=lambda t: t.number)
+    images = tuple(image for task in tasks for image in task.images)
+    failed = [task for task in tasks if task.state is not TaskPhase.SUCCEEDED]
+    # They ran side by side: the longest one's inference is the job's.
+    seconds = max((t.inference_seconds for t in tasks if t.inference_seconds is not None), default=None)
+    if images:
+        missing = job.count - len(images)
+        reason = next((t.error_message for t in failed if t.error_message), "the provider made no image")
+        note = f"{missing} of {job.count} images failed: {reason}" if failed and missing > 0 else None
+        return Outcome(JobStatus.SUCCEEDED, images=images, inference_seconds=seconds, message=note)
+    timed_out = next((t for t in failed if t.state is TaskPhase.TIMED_OUT), None)
+    first = timed_out or (failed[0] if failed else None)
+    message = (first.error_message if first else None) or "The image provider reported the job as failed."
+    if timed_out is not None:
+        return Outcome.failed(FailureKind.TIMED_OUT, message, status=JobStatus.TIMED_OUT)
+    return Outcome.failed((first.error_kind if first else None) or FailureKind.FAILED, message)
 
 
 class CallbackOutcome(StrEnum):
@@ -180,3 +252,14 @@ class Job:
     owner: str | None = None
     #: The style preset the job was made with (its text is part of `prompt`), or None.
     style: str | None = None
+    #: Its provider tasks once it was submitted, in number order (`task_id` is the first one's, for display).
+    tasks: tuple[JobTask, ...] = ()
+
+    def with_task(self, task: JobTask) -> Job:
+        """The job with `task` in place of its task of the same number."""
+        kept = [t for t in self.tasks if t.number != task.number]
+        return replace(self, tasks=tuple(sorted([*kept, task], key=lambda t: t.number)))
+
+    def running_tasks(self) -> tuple[JobTask, ...]:
+        """Its tasks still at the provider."""
+        return tuple(t for t in self.tasks if t.state is TaskPhase.RUNNING and t.task_id is not None)

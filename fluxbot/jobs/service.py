@@ -55,6 +55,7 @@ class Jobs:
         clock: Callable[[], float] = time.time,
         lease_seconds: float = LEASE_SECONDS,
         retention_days: int = 0,
+        infos: Mapping[str, catalog.ProviderInfo] | None = None,
     ) -> None:
         self.store = store
         self.provider = provider
@@ -64,7 +65,9 @@ class Jobs:
         providers: dict[str, Provider] = {**(other_providers or {}), provider.name: provider}
         self.persistence = Persistence()
         self.durations = Durations()
-        shared = self._shared = Shared(store, providers, clock, self.durations, self.persistence)
+        #: What each provider offers (the catalogue unless given: tests give their own).
+        self.infos = catalog.PROVIDERS if infos is None else infos
+        shared = self._shared = Shared(store, providers, clock, self.durations, self.persistence, self.infos)
         self.finisher = Finisher(shared)
         self.replies = Replies(shared, replier)
         self.cards = Cards(shared, self.replies)
@@ -75,6 +78,7 @@ class Jobs:
             job_timeout=job_timeout,
             callbacks=callback_url is not None,
             rescheduled=self._rescheduled,
+            freed=lambda: self.dispatcher.fill(),  # a task's end freed a slot at the provider
         )
         self.dispatcher = Dispatcher(
             shared, self.finisher, max_in_flight=max_in_flight, callback_url=callback_url, submitted=self._submitted
@@ -185,7 +189,7 @@ class Jobs:
         """Take the lease and take up what stopped runs left: close jobs cut off mid-submit, follow submitted ones,
         deliver the rest."""
         for name in self._shared.providers:
-            for model in catalog.model_names(catalog.PROVIDERS[name]) if name in catalog.PROVIDERS else ():
+            for model in catalog.model_names(self.infos[name]) if name in self.infos else ():
                 self.durations.load(name, model, await self.store.reports.recent_durations(name, model, limit=HISTORY))
         await self.ownership.start()
         self.dispatcher.fill()

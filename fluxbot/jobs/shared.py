@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from fluxbot.catalog import ProviderInfo
 from fluxbot.jobs.durations import Durations
 from fluxbot.jobs.persist import Persistence
 from fluxbot.providers.base import Provider
@@ -28,6 +29,8 @@ class Shared:
     clock: Callable[[], float]
     durations: Durations
     persistence: Persistence
+    #: What each provider offers, by name (its models' `images_per_task`, its concurrency, its links' lifetime).
+    infos: Mapping[str, ProviderInfo]
 
 
 def spawn(work: Coroutine[Any, Any, T], name: str, into: set[asyncio.Task[Any]]) -> asyncio.Task[T]:

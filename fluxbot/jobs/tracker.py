@@ -1,5 +1,8 @@
 """Following tasks at the provider: decides when each task is looked up, batches the lookups, judges timeouts.
 
+A job holds one provider task or several (`lifecycle.JobTask`); each is followed on its own, and `gathering` turns
+their ends into the job's.
+
 Each task has its own schedule. In polling mode a task is looked up often while it is likely to finish (from the
 durations this model's jobs took before) and less often before and after; with callbacks it is looked up where a
 callback that never came would otherwise be noticed late, and soon after a callback says it ended. Every due task
@@ -14,16 +17,17 @@ import logging
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fluxbot.jobs.dispatch import PROVIDER_SWITCHED, log_provider_error
 from fluxbot.jobs.durations import Durations
 from fluxbot.jobs.finishing import Finisher
-from fluxbot.jobs.lifecycle import CallbackOutcome, FailureKind, Job, JobStatus, Outcome
+from fluxbot.jobs.gathering import Gathering
+from fluxbot.jobs.lifecycle import CallbackOutcome, FailureKind, Job, JobTask, Outcome, TaskPhase
 from fluxbot.jobs.shared import Shared, spawn
 from fluxbot.metrics import METRICS
-from fluxbot.providers.base import Provider, ProviderError, TaskRef, TaskState, TaskStatus
+from fluxbot.providers.base import Provider, ProviderError, TaskState, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +56,8 @@ PROVIDER_FAILED_WORDS = "The image provider reported the job as failed."
 class _Task:
     """One task being followed, and its schedule."""
 
-    job: Job
+    job: Job  # as it was when followed: its fixed parts (provider, model, times); `gathering` knows its tasks' ends
+    task: JobTask
     due: float
     failures: int = 0
     answered_at: float | None = None  # when a lookup last answered for it
@@ -82,47 +87,62 @@ class Tracker:
         job_timeout: float,
         callbacks: bool,
         rescheduled: Callable[[], None] = lambda: None,
+        freed: Callable[[], None] = lambda: None,
     ) -> None:
         self._shared = shared
         self._finisher = finisher
+        self._gathering = Gathering(shared, finisher, freed=freed)
         self.poll_interval = poll_interval
         self.job_timeout = job_timeout
         self._callbacks = callbacks
         self._rescheduled = rescheduled  # told when a lookup's answer changed when the next one is due
-        self._tasks: dict[int, _Task] = {}  # by job id
-        self._by_task: dict[tuple[str, str], int] = {}  # (provider, task id) → job id
+        self._tasks: dict[tuple[int, int], _Task] = {}  # by (job id, task number)
+        self._by_task: dict[tuple[str, str], tuple[int, int]] = {}  # (provider, task id) → (job id, task number)
         self._ended: OrderedDict[tuple[str, str], None] = OrderedDict()  # recently finished, for late callbacks
         self._lookups: set[asyncio.Task[Any]] = set()  # lookups, and finishes started by a round
         self._gate = asyncio.Semaphore(self.lookup_concurrency)
 
     def follow(self, job: Job, *, at_once: bool = False) -> None:
-        """Start following a submitted job (`at_once`: look it up at the next round, e.g. after a restart)."""
-        assert job.task_id is not None
-        task = _Task(job, 0.0)
-        task.due = self._shared.clock() if at_once else self._next_look(task, self._shared.clock())
-        self._tasks[job.id] = task
-        self._by_task[(job.provider, job.task_id)] = job.id
+        """Start following a submitted job's running tasks (`at_once`: look them up at the next round, e.g. after a
+        restart)."""
+        tasks = job.running_tasks() or ((JobTask(1, job.task_id),) if job.task_id and not job.tasks else ())
+        if not tasks:  # every task ended, but the job's finish was cut off: it finishes from what they made
+            spawn(self._gathering.settle(job), f"fluxbot-finish-{job.id}", self._lookups)
+            return
+        now = self._shared.clock()
+        for job_task in tasks:
+            assert job_task.task_id is not None
+            task = _Task(job, job_task, 0.0)
+            task.due = now if at_once else self._next_look(task, now)
+            self._tasks[(job.id, job_task.number)] = task
+            self._by_task[(job.provider, job_task.task_id)] = (job.id, job_task.number)
 
     def forget(self, job: Job) -> None:
         """Stop following a job (it finished)."""
-        self._tasks.pop(job.id, None)
-        if job.task_id is not None:
-            key = (job.provider, job.task_id)
-            self._by_task.pop(key, None)
-            self._ended[key] = None
-            while len(self._ended) > 10_000:
-                self._ended.popitem(last=False)
+        for key in [key for key in self._tasks if key[0] == job.id]:
+            self._drop(self._tasks[key])
+        self._gathering.forget(job.id)
+
+    def _drop(self, task: _Task) -> None:
+        """Stop following one task (it ended): a late callback for it is known as one."""
+        self._tasks.pop((task.job.id, task.task.number), None)
+        key = (task.job.provider, task.task.task_id or "")
+        self._by_task.pop(key, None)
+        self._ended[key] = None
+        while len(self._ended) > 10_000:
+            self._ended.popitem(last=False)
 
     def followed(self) -> list[Job]:
         """The jobs being followed, oldest first."""
-        return [task.job for _, task in sorted(self._tasks.items())]
+        jobs = {task.job.id: task.job for task in self._tasks.values()}
+        return [jobs[job_id] for job_id in sorted(jobs)]
 
     def hint(self, provider: str, task_id: str) -> CallbackOutcome | None:
         """A callback says the task ended: look it up soon (once, however many callbacks come); None: not known here."""
-        job_id = self._by_task.get((provider, task_id))
-        if job_id is None:
+        key = self._by_task.get((provider, task_id))
+        if key is None:
             return CallbackOutcome.FINISHED if (provider, task_id) in self._ended else None
-        task = self._tasks[job_id]
+        task = self._tasks[key]
         now = self._shared.clock()
         if task.looking:
             task.hinted_while_looking = True  # the answer under way may predate the end: look again soon
@@ -161,8 +181,11 @@ class Tracker:
             provider = self._shared.providers.get(name)
             if provider is None:
                 switched = Outcome.failed(FailureKind.PROVIDER_SWITCHED, PROVIDER_SWITCHED)
+                jobs = {task.job.id: task.job for task in tasks}
                 for task in tasks:
-                    self._off_loop(task, self._finisher.finish(task.job, switched))
+                    task.looking = True
+                for job in jobs.values():
+                    spawn(self._finisher.finish(job, switched), f"fluxbot-finish-{job.id}", self._lookups)
                 continue
             tasks = self._fill_batches(tasks, provider.max_batch, now)
             for start in range(0, len(tasks), provider.max_batch):
@@ -202,7 +225,7 @@ class Tracker:
                 METRICS.provider_calls.labels(provider.name, "lookup").inc()
                 try:
                     with METRICS.provider_latency.labels(provider.name, "lookup").time():
-                        statuses = await provider.lookup([TaskRef(t.job.task_id or "") for t in chunk])
+                        statuses = await provider.lookup([t.task.ref for t in chunk])
                 except ProviderError as exc:
                     METRICS.provider_errors.labels(provider.name, "lookup", exc.code or exc.kind.value).inc()
                     await self._failed(chunk, exc)
@@ -221,9 +244,9 @@ class Tracker:
         now = self._shared.clock()
         for task in chunk:
             task.failures, task.error, task.answered_at, task.deferred, task.hinted = 0, None, now, False, False
-            status = statuses.get(task.job.task_id or "")
+            status = statuses.get(task.task.task_id or "")
             if status is not None and status.state is not TaskState.RUNNING:
-                await self._finish_from(task.job, status)
+                await self._end(task, status)
             elif self._past_deadline(task, now):
                 await self._time_out(task)
             elif task.hinted_while_looking:  # a callback came while this answer was on its way: it may be older
@@ -296,27 +319,32 @@ class Tracker:
     async def _time_out(self, task: _Task) -> None:
         seconds = self.job_timeout
         limit = f"{seconds / 60:g} minutes" if seconds >= 60 else f"{seconds:g} seconds"
-        log.warning("job %d: task %s timed out after %s", task.job.id, task.job.task_id, limit)
+        log.warning("job %d: task %s timed out after %s", task.job.id, task.task.task_id, limit)
         message = (
             f"The image provider did not finish this job within {limit}, so the bot stopped waiting. "
             "Please try again; if it keeps happening the provider may be overloaded."
         )
         if task.error is not None and task.error.kind.operator_problem:
             message = f"The bot could not check on this job: {task.error.user_message}"
-        await self._finisher.finish(
-            task.job, Outcome.failed(FailureKind.TIMED_OUT, message, status=JobStatus.TIMED_OUT)
-        )
+        ended = replace(task.task, state=TaskPhase.TIMED_OUT, error_kind=FailureKind.TIMED_OUT, error_message=message)
+        self._drop(task)
+        await self._gathering.ended(task.job, ended)
 
-    async def _finish_from(self, job: Job, status: TaskStatus) -> None:
+    async def _end(self, task: _Task, status: TaskStatus) -> None:
+        job, cost = task.job, task.task.cost if status.cost is None else status.cost
         if status.state is TaskState.SUCCEEDED:
-            log.info("job %d: task %s succeeded with %d image(s)", job.id, job.task_id, len(status.images))
-            outcome = Outcome(JobStatus.SUCCEEDED, images=status.images, inference_seconds=status.inference_seconds)
+            log.info("job %d: task %s succeeded with %d image(s)", job.id, task.task.task_id, len(status.images))
+            ended = replace(task.task, state=TaskPhase.SUCCEEDED, images=status.images, cost=cost,
+                            inference_seconds=status.inference_seconds)  # fmt: skip
         elif status.error is not None:
             log_provider_error(job, status.error, "task")
-            outcome = Outcome.failed(FailureKind.named(status.error.kind.value), status.error.user_message)
+            ended = replace(task.task, state=TaskPhase.FAILED, error_kind=FailureKind.named(status.error.kind.value),
+                            error_message=status.error.user_message, cost=cost)  # fmt: skip
         else:
-            outcome = Outcome.failed(FailureKind.FAILED, PROVIDER_FAILED_WORDS)
-        await self._finisher.finish(job, outcome)
+            ended = replace(task.task, state=TaskPhase.FAILED, error_kind=FailureKind.FAILED,
+                            error_message=PROVIDER_FAILED_WORDS, cost=cost)  # fmt: skip
+        self._drop(task)
+        await self._gathering.ended(job, ended)
 
 
 def _on_grid(moment: float, step: float, now: float, *, up: bool = False) -> float:

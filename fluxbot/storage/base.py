@@ -22,7 +22,7 @@ from fluxbot.jobs.lifecycle import Transition
 if TYPE_CHECKING:  # only named in annotations: the job core imports this module, so no cycle at run time
     from fluxbot.budgets import Budget, BudgetUse
     from fluxbot.defaults import MemberDefaults
-    from fluxbot.jobs.lifecycle import EditImage, Job, JobStatus, Outcome, Reply
+    from fluxbot.jobs.lifecycle import EditImage, Job, JobStatus, JobTask, Outcome, Reply
     from fluxbot.limits import GuildSettings, Limits, Usage
     from fluxbot.providers.base import JobRequest
 
@@ -315,14 +315,27 @@ class Store(Protocol):
         """`claim`: the oldest queued job with a reply becomes pending, if fewer than `cap` are at the provider."""
         ...
 
-    async def mark_submitted(self, job_id: int, task_id: str, *, now: float | None = None) -> bool:
-        """`submitted`: store the provider's task id; False when the job was no longer pending."""
+    async def mark_submitted(self, job_id: int, tasks: Sequence[JobTask], *, now: float | None = None) -> bool:
+        """`submitted`: store every provider task of the job (those whose submit failed too; the first started one's
+        id becomes the job's `task_id`); False when the job was no longer pending."""
+        ...
+
+    async def end_task(self, job_id: int, task: JobTask) -> bool:
+        """`task_end`: record what became of one of a submitted job's tasks while others still run; False when it
+        had ended already, or the job is no longer open or no longer this run's."""
         ...
 
     async def finish(
-        self, job_id: int, outcome: Outcome, *, transition: Transition = Transition.FINISH, now: float | None = None
+        self,
+        job_id: int,
+        outcome: Outcome,
+        *,
+        transition: Transition = Transition.FINISH,
+        now: float | None = None,
+        tasks: Sequence[JobTask] = (),
     ) -> bool:
-        """`finish` or `cancel`: give an open job its outcome; exactly one caller gets True for a job."""
+        """`finish` or `cancel`: give an open job its outcome (and record what became of `tasks`, the job's tasks,
+        with it); exactly one caller gets True for a job."""
         ...
 
     async def mark_delivered(self, job_id: int, via: str, *, now: float | None = None) -> bool:
@@ -350,11 +363,11 @@ class Store(Protocol):
     # -- reads -----------------------------------------------------------------------------------
 
     async def get_job(self, job_id: int) -> Job | None:
-        """The job with this id, or None."""
+        """The job with this id, or None. Every read of jobs (and `adopt_orphans`) gives them with their tasks."""
         ...
 
     async def job_for_task(self, provider: str, task_id: str) -> Job | None:
-        """The job a provider task belongs to, or None."""
+        """The job a provider task (any of a job's tasks) belongs to, or None."""
         ...
 
     async def jobs_with_status(self, status: JobStatus) -> list[Job]:

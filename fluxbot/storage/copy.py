@@ -2,8 +2,8 @@
 
 DATABASE_URL (from the environment, or .env in the current folder) names the PostgreSQL database; it is never
 taken from the command line, where every user of the machine could read the password. Stop the bot first:
-the SQLite file stays locked for the whole copy. Jobs keep their ids (so buttons on old replies still work),
-and guild settings, edit sources, the key/value table (the callback secret, the commands' hash), the
+the SQLite file stays locked for the whole copy. Jobs keep their ids (so buttons on old replies still work) and
+their provider tasks; guild settings, edit sources, the key/value table (the callback secret, the commands' hash), the
 moderation state (refusals, pauses, results shown again), members' defaults, budget notices and usage totals come along.
 Leases do not, so unfinished jobs are adopted by the first PostgreSQL process that starts. Everything goes in
 one transaction: a copy that fails leaves the PostgreSQL database as it was.
@@ -30,6 +30,7 @@ from fluxbot.storage.sqlite_schema import migrate as migrate_sqlite
 #: What is copied, in this order. `instances` is not: a lease belongs to a run of the old database.
 TABLES = (
     "jobs",
+    "job_tasks",
     "guild_settings",
     "edit_sources",
     "meta",

@@ -12,14 +12,15 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fluxbot.budgets import MONTH, Budget, BudgetUse, period_start
-from fluxbot.jobs.lifecycle import LIFECYCLE, Job, JobStatus, Outcome, Reply, Transition
+from fluxbot.jobs.lifecycle import LIFECYCLE, Job, JobStatus, JobTask, Outcome, Reply, Transition
 from fluxbot.limits import GuildSettings, Limits, Usage, day_start
 from fluxbot.providers.base import JobRequest
 from fluxbot.storage import postgres_queries as sql
+from fluxbot.storage import postgres_tasks as tasks_sql
 from fluxbot.storage.base import Signal, SignalHandler, run_name
 from fluxbot.storage.postgres_budgets import PostgresBudgets
 from fluxbot.storage.postgres_edit_sources import PostgresEditSources
@@ -32,6 +33,7 @@ from fluxbot.storage.postgres_retention import PostgresRetention
 from fluxbot.storage.postgres_schema import migrate
 from fluxbot.storage.postgres_signals import CHANNEL, Listener, notification
 from fluxbot.storage.postgres_strikes import PostgresStrikes
+from fluxbot.storage.schema import images_json, tasks_json
 from fluxbot.storage.sqlite_budgets import budget_params
 
 
@@ -157,26 +159,39 @@ class PostgresStore:
         rows = await self._engine.locked(CLAIM, sql.CLAIM, self.instance, cap)
         return sql.job(rows[0]) if rows else None
 
-    async def mark_submitted(self, job_id: int, task_id: str, *, now: float | None = None) -> bool:
-        """`submitted`: store the provider's task id; False when the job was no longer pending."""
-        return await self._won(sql.MARK_SUBMITTED, task_id, _now(now), job_id)
+    async def mark_submitted(self, job_id: int, tasks: Sequence[JobTask], *, now: float | None = None) -> bool:
+        """`submitted`: store the job's provider tasks (the first one's id as its task_id); False when the job was
+        no longer pending."""
+        first = next((t.task_id for t in sorted(tasks, key=lambda t: t.number) if t.task_id), None)
+        return await self._won(tasks_sql.MARK_SUBMITTED, first, _now(now), job_id, tasks_json(tasks))
+
+    async def end_task(self, job_id: int, task: JobTask) -> bool:
+        """`task_end`: one of an open job's tasks ended (others still run); False when it had ended already or the
+        job is no longer this run's open job."""
+        return await self._won(tasks_sql.END_TASK, *tasks_sql.end_task_args(job_id, task, self.instance))
 
     async def finish(
-        self, job_id: int, outcome: Outcome, *, transition: Transition = Transition.FINISH, now: float | None = None
+        self,
+        job_id: int,
+        outcome: Outcome,
+        *,
+        transition: Transition = Transition.FINISH,
+        now: float | None = None,
+        tasks: Sequence[JobTask] = (),
     ) -> bool:
         """`finish` (an open job this run owns) or `cancel` (one not started, by anyone): exactly one caller wins.
 
-        A cancel makes the job this run's, so the run that cancelled it shows it.
+        A cancel makes the job this run's, so the run that cancelled it shows it. `tasks` are what became of its
+        tasks, recorded with the outcome.
         """
         edge = LIFECYCLE[transition]
         if outcome.status not in edge.targets:
             raise ValueError(f"{transition} cannot lead to {outcome.status}")
-        images = json.dumps([{"url": i.url, "seed": i.seed} for i in outcome.images])
         return await self._won(
-            sql.finish(transition),
-            outcome.status.value, images, outcome.inference_seconds,
+            tasks_sql.finish(sql.finish(transition)),
+            outcome.status.value, images_json(outcome.images), outcome.inference_seconds,
             None if outcome.error is None else outcome.error.value, outcome.message, _now(now), self.instance,
-            job_id,
+            job_id, tasks_json(tasks),
         )  # fmt: skip
 
     async def mark_delivered(self, job_id: int, via: str, *, now: float | None = None) -> bool:
@@ -210,7 +225,7 @@ class PostgresStore:
 
     async def job_for_task(self, provider: str, task_id: str) -> Job | None:
         """The job a provider task belongs to, or None."""
-        rows = await self._jobs("WHERE provider = $1 AND task_id = $2", provider, task_id)
+        rows = await self._jobs(tasks_sql.JOB_OF_TASK, provider, task_id)
         return rows[0] if rows else None
 
     async def jobs_with_status(self, status: JobStatus) -> list[Job]:
@@ -255,7 +270,8 @@ class PostgresStore:
         return bool(await self._engine.fetch(statement, *params))
 
     async def _jobs(self, clause: str, *params: Any) -> list[Job]:
-        return [sql.job(row) for row in await self._engine.fetch(f"SELECT * FROM jobs {clause}", *params)]  # noqa: S608
+        query = f"SELECT *, {tasks_sql.TASKS} FROM jobs {clause}"  # noqa: S608
+        return [sql.job(row) for row in await self._engine.fetch(query, *params)]
 
 
 def _now(now: float | None) -> float:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from fluxbot.jobs.lifecycle import Job
 from fluxbot.storage.postgres_engine import Engine
 from fluxbot.storage.postgres_queries import job
+from fluxbot.storage.postgres_tasks import TASKS
 
 #: The database's clock in epoch seconds: leases compare against it, so the hosts' clocks need not agree.
 DB_NOW = "extract(epoch from clock_timestamp())::double precision"
@@ -22,7 +23,7 @@ _ADOPT_ORPHANS = f"""UPDATE jobs SET owner = $1
     WHERE delivered_at IS NULL AND (owner IS NULL OR owner <> $1)
       AND NOT EXISTS (SELECT 1 FROM instances WHERE name = jobs.owner
                       AND lease_until > COALESCE($2::double precision, {DB_NOW}))
-    RETURNING *"""  # noqa: S608
+    RETURNING *, {TASKS}"""  # noqa: S608
 
 
 class PostgresLeases:

@@ -60,9 +60,6 @@ CLAIM = f"""UPDATE jobs SET status = 'pending', owner = $1
       AND (SELECT COUNT(*) FROM jobs WHERE status IN {sql_states(AT_PROVIDER)} AND delivered_at IS NULL) < $2
     RETURNING *"""  # noqa: S608
 
-MARK_SUBMITTED = f"""UPDATE jobs SET status = 'submitted', task_id = $1, submitted_at = $2
-    WHERE id = $3 AND status IN {sql_states(LIFECYCLE[Transition.SUBMITTED].sources)} RETURNING id"""  # noqa: S608
-
 
 def finish(transition: Transition) -> str:
     """$1-$6 the outcome and its time, $7 this run, $8 the job: a finish needs the owner, a cancel does not."""

@@ -18,7 +18,9 @@ _PRUNE = f"""
             SELECT id FROM jobs WHERE created_at < $1 AND status IN {_FINISHED}
             ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
         )
-        RETURNING budget_guild, guild_id, user_id, created_at, model, status, count
+        RETURNING id, budget_guild, guild_id, user_id, created_at, model, status, count
+    ), tasks_gone AS (
+        DELETE FROM job_tasks WHERE job_id IN (SELECT id FROM gone)
     ), folded AS (
         INSERT INTO usage_totals (guild_id, user_id, day, model, jobs, images, failed)
         SELECT COALESCE(budget_guild, guild_id, 0), user_id,

@@ -9,10 +9,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fluxbot.jobs.lifecycle import FailureKind, Job, JobStatus, Reply
+from fluxbot.jobs.lifecycle import FailureKind, Job, JobStatus, JobTask, Reply, TaskPhase
 from fluxbot.providers.base import Image
 from fluxbot.storage.base import StoreError
 
@@ -109,6 +109,30 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_created ON jobs (created_at);
     CREATE INDEX jobs_with_token ON jobs (created_at) WHERE interaction_token != '';
     """,
+    # A job may hold several provider tasks (issue 14): each is a row here, the job's own task_id stays the first
+    # one's. Every job that reached a provider gets its one task.
+    """
+    CREATE TABLE job_tasks (
+        job_id INTEGER NOT NULL,
+        number INTEGER NOT NULL,
+        provider TEXT NOT NULL,
+        task_id TEXT,
+        poll_url TEXT,
+        state TEXT NOT NULL,
+        images TEXT NOT NULL DEFAULT '[]',
+        inference_seconds REAL,
+        error_kind TEXT,
+        error_message TEXT,
+        cost REAL,
+        PRIMARY KEY (job_id, number)
+    );
+    CREATE INDEX job_tasks_task ON job_tasks (provider, task_id);
+    INSERT INTO job_tasks (job_id, number, provider, task_id, state, images, inference_seconds, error_kind,
+                           error_message)
+        SELECT id, 1, provider, task_id, CASE WHEN status = 'submitted' THEN 'running' ELSE status END, images,
+               inference_seconds, error_kind, error_message
+        FROM jobs WHERE task_id IS NOT NULL;
+    """,
 )
 
 #: SQLite's words → PostgreSQL's, in this order: an INTEGER PRIMARY KEY is SQLite's auto-numbered row id;
@@ -137,18 +161,60 @@ class SchemaTooNew(StoreError):
         )
 
 
-_JOB_COLUMNS = {f.name for f in dataclasses.fields(Job)} - {"reply"}
+_JOB_COLUMNS = {f.name for f in dataclasses.fields(Job)} - {"reply", "tasks"}
 _REPLY_COLUMNS = [f.name for f in dataclasses.fields(Reply)]
 
 
+def images_json(images: Sequence[Image]) -> str:
+    """Images as the `images` columns hold them."""
+    return json.dumps([{"url": i.url, "seed": i.seed, **({"flagged": True} if i.flagged else {})} for i in images])
+
+
+def images_from(value: str | list[Any]) -> tuple[Image, ...]:
+    """The images an `images` column holds (its JSON text, or the JSON already read)."""
+    items = json.loads(value) if isinstance(value, str) else value
+    return tuple(Image(url=i["url"], seed=i.get("seed"), flagged=bool(i.get("flagged"))) for i in items)
+
+
+def tasks_json(tasks: Sequence[JobTask]) -> str:
+    """Tasks as one JSON array, for the statements that write several rows of `job_tasks` at once."""
+    return json.dumps(
+        [
+            {"number": t.number, "task_id": t.task_id, "poll_url": t.poll_url, "state": t.state.value,
+             "images": images_json(t.images), "inference_seconds": t.inference_seconds,
+             "error_kind": None if t.error_kind is None else t.error_kind.value, "error_message": t.error_message,
+             "cost": t.cost}
+            for t in tasks
+        ]
+    )  # fmt: skip
+
+
+def task_from(data: Mapping[str, Any]) -> JobTask:
+    """The JobTask a row of `job_tasks` (or its JSON object, as the job reads aggregate them) holds."""
+    return JobTask(
+        int(data["number"]),
+        data.get("task_id"),
+        TaskPhase(data["state"]),
+        poll_url=data.get("poll_url"),
+        images=images_from(data.get("images") or "[]"),
+        inference_seconds=data.get("inference_seconds"),
+        error_kind=FailureKind.of(data.get("error_kind")),
+        error_message=data.get("error_message"),
+        cost=data.get("cost"),
+    )
+
+
 def job_from_row(row: Mapping[str, Any]) -> Job:
-    """The Job a row of `jobs` holds (either engine); columns a newer fluxbot added are left out."""
+    """The Job a row of `jobs` holds (either engine), with its tasks when the row has the `tasks` aggregate;
+    columns a newer fluxbot added are left out."""
     data = dict(row)
     reply = Reply(**{name: data[name] for name in _REPLY_COLUMNS})
+    tasks = json.loads(data.get("tasks") or "[]")
     data = {name: value for name, value in data.items() if name in _JOB_COLUMNS}
     data["status"] = JobStatus(data["status"])
     data["error_kind"] = FailureKind.of(data["error_kind"])
     data["expects_callback"] = bool(data["expects_callback"])
     data["options"] = json.loads(data["options"])
-    data["images"] = tuple(Image(url=i["url"], seed=i.get("seed")) for i in json.loads(data["images"]))
+    data["images"] = images_from(data["images"])
+    data["tasks"] = tuple(sorted((task_from(t) for t in tasks), key=lambda t: t.number))
     return Job(reply=reply, **data)

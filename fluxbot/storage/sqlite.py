@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from fluxbot.budgets import MONTH, Budget, BudgetUse, period_start
-from fluxbot.jobs.lifecycle import LIFECYCLE, Job, JobStatus, Outcome, Reply, Transition
+from fluxbot.jobs.lifecycle import LIFECYCLE, Job, JobStatus, JobTask, Outcome, Reply, Transition
 from fluxbot.limits import GuildSettings, Limits, Usage, day_start
 from fluxbot.providers.base import JobRequest
 from fluxbot.storage import sqlite_queries as sql
+from fluxbot.storage import sqlite_tasks as tasks_sql
 from fluxbot.storage.base import Signal, SignalHandler, run_name
+from fluxbot.storage.schema import images_json
 from fluxbot.storage.sqlite_budgets import SQLiteBudgets, budget_params
 from fluxbot.storage.sqlite_edit_sources import SQLiteEditSources
 from fluxbot.storage.sqlite_engine import URGENT, Engine, sql_states
@@ -133,35 +135,46 @@ class SQLiteStore:
         rows = await self._engine.statement(sql.CLAIM, (self.instance, cap))
         return sql.job(rows[0]) if rows else None
 
-    async def mark_submitted(self, job_id: int, task_id: str, *, now: float | None = None) -> bool:
-        """`submitted`: store the provider's task id; False when the job was no longer pending."""
-        sources = sql_states(LIFECYCLE[Transition.SUBMITTED].sources)
-        return await self._changed(
-            f"SET status = 'submitted', task_id = ?, submitted_at = ? WHERE id = ? AND status IN {sources}",
-            (task_id, _now(now), job_id),
-        )
+    async def mark_submitted(self, job_id: int, tasks: Sequence[JobTask], *, now: float | None = None) -> bool:
+        """`submitted`: store the job's provider tasks (the first one's id as its task_id); False when the job was
+        no longer pending."""
+        at = _now(now)
+        won: bool = await self._engine.write(lambda db: tasks_sql.mark_submitted(db, job_id, tasks, at))
+        return won
+
+    async def end_task(self, job_id: int, task: JobTask) -> bool:
+        """`task_end`: one of an open job's tasks ended (others still run); False when it had ended already or the
+        job is no longer this run's open job."""
+        params = tasks_sql.end_task_params(job_id, task, self.instance)
+        return bool(await self._engine.statement(tasks_sql.END_TASK, params))
 
     async def finish(
-        self, job_id: int, outcome: Outcome, *, transition: Transition = Transition.FINISH, now: float | None = None
+        self,
+        job_id: int,
+        outcome: Outcome,
+        *,
+        transition: Transition = Transition.FINISH,
+        now: float | None = None,
+        tasks: Sequence[JobTask] = (),
     ) -> bool:
         """`finish` (an open job this run owns) or `cancel` (one not started, by anyone): exactly one caller wins.
 
-        A cancel makes the job this run's, so the run that cancelled it shows it.
+        A cancel makes the job this run's, so the run that cancelled it shows it. `tasks` are what became of its
+        tasks, recorded with the outcome.
         """
         edge = LIFECYCLE[transition]
         if outcome.status not in edge.targets:
             raise ValueError(f"{transition} cannot lead to {outcome.status}")
-        images = json.dumps([{"url": i.url, "seed": i.seed} for i in outcome.images])
         owned = "" if transition is Transition.CANCEL else "AND owner = :me"
-        return await self._changed(
-            f"""SET status = :status, images = :images, inference_seconds = :seconds, error_kind = :kind,
-                   error_message = :message, finished_at = :now, owner = :me
-               WHERE id = :id AND status IN {sql_states(edge.sources)} {owned}""",
-            {
-                "status": outcome.status, "images": images, "seconds": outcome.inference_seconds,
-                "kind": outcome.error, "message": outcome.message, "now": _now(now), "me": self.instance, "id": job_id,
-            },
-        )  # fmt: skip
+        statement = f"""UPDATE jobs SET status = :status, images = :images, inference_seconds = :seconds,
+                   error_kind = :kind, error_message = :message, finished_at = :now, owner = :me
+               WHERE id = :id AND status IN {sql_states(edge.sources)} {owned} RETURNING id"""  # noqa: S608
+        params = {
+            "status": outcome.status, "images": images_json(outcome.images), "seconds": outcome.inference_seconds,
+            "kind": outcome.error, "message": outcome.message, "now": _now(now), "me": self.instance, "id": job_id,
+        }  # fmt: skip
+        won: bool = await self._engine.write(lambda db: tasks_sql.finish(db, statement, params, job_id, tasks))
+        return won
 
     async def mark_delivered(self, job_id: int, via: str, *, now: float | None = None) -> bool:
         """`deliver`: the finished job's reply shows its outcome; False when it already did."""
@@ -207,7 +220,7 @@ class SQLiteStore:
 
     async def job_for_task(self, provider: str, task_id: str) -> Job | None:
         """The job a provider task belongs to, or None."""
-        rows = await self._jobs("WHERE provider = ? AND task_id = ?", (provider, task_id))
+        rows = await self._jobs(tasks_sql.JOB_OF_TASK, (provider, task_id))
         return rows[0] if rows else None
 
     async def jobs_with_status(self, status: JobStatus) -> list[Job]:
@@ -252,7 +265,8 @@ class SQLiteStore:
         return bool(await self._engine.statement(f"UPDATE jobs {clause} RETURNING id", params))
 
     async def _jobs(self, clause: str, params: Sequence[Any]) -> list[Job]:
-        return [sql.job(row) for row in await self._engine.read(f"SELECT * FROM jobs {clause}", params)]  # noqa: S608
+        query = f"SELECT *, {tasks_sql.TASKS} FROM jobs {clause}"  # noqa: S608
+        return [sql.job(row) for row in await self._engine.read(query, params)]
 
 
 def _now(now: float | None) -> float:

@@ -52,6 +52,19 @@ class _Queued:
     done: asyncio.Future[Any] = field(compare=False)
 
 
+async def atomic(db: aiosqlite.Connection, work: Callable[[], Awaitable[Any]]) -> Any:
+    """Run a write of several statements all or nothing (a savepoint inside the writer's transaction)."""
+    await db.execute("SAVEPOINT fluxbot_write")
+    try:
+        result = await work()
+    except BaseException:
+        await db.execute("ROLLBACK TO fluxbot_write")
+        await db.execute("RELEASE fluxbot_write")
+        raise
+    await db.execute("RELEASE fluxbot_write")
+    return result
+
+
 def sql_states(statuses: Iterable[Any]) -> str:
     """A status list as SQL: ('queued', 'pending')."""
     return "({})".format(", ".join(f"'{s.value}'" for s in statuses))

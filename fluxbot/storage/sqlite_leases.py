@@ -11,6 +11,7 @@ from collections.abc import Callable
 from fluxbot.jobs.lifecycle import Job
 from fluxbot.storage.sqlite_engine import URGENT, Engine
 from fluxbot.storage.sqlite_queries import job
+from fluxbot.storage.sqlite_tasks import TASKS
 
 
 class SQLiteLeases:
@@ -41,7 +42,7 @@ class SQLiteLeases:
         """Every undelivered job of an earlier run becomes this run's (no earlier run can still be alive)."""
         me = self._me()
         rows = await self._engine.statement(
-            "UPDATE jobs SET owner = ? WHERE delivered_at IS NULL AND owner IS NOT ? RETURNING *",
+            f"UPDATE jobs SET owner = ? WHERE delivered_at IS NULL AND owner IS NOT ? RETURNING *, {TASKS}",  # noqa: S608
             (me, me),
             priority=URGENT,
         )

@@ -20,6 +20,8 @@ _FOLD = """INSERT INTO usage_totals (guild_id, user_id, day, model, jobs, images
            FROM jobs WHERE id IN (SELECT value FROM json_each(:ids)) GROUP BY 1, 2, 3, 4
            ON CONFLICT (guild_id, user_id, day, model) DO UPDATE SET
                jobs = jobs + excluded.jobs, images = images + excluded.images, failed = failed + excluded.failed"""
+#: A job's rows, deleted with it.
+_JOB_TABLES = (("jobs", "id"), ("job_tasks", "job_id"))
 _SMALL_TABLES = (
     "DELETE FROM edit_sources WHERE created_at < :before",
     "DELETE FROM shown_again WHERE at < :before",
@@ -49,7 +51,8 @@ class SQLiteRetention:
             if ids:
                 listed = "[" + ",".join(map(str, ids)) + "]"
                 await db.execute(_FOLD, {"ids": listed})
-                await db.execute("DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?))", (listed,))
+                for table, key in _JOB_TABLES:
+                    await db.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT value FROM json_each(?))", (listed,))  # noqa: S608
             for statement in _SMALL_TABLES:
                 await db.execute(statement, {"before": before})
             return len(ids)

@@ -82,6 +82,8 @@ class FakeFlux:
         self.tasks: dict[str, FakeTask] = {}
         self.requests: list[SeenRequest] = []
         self._scripted: dict[str, list[tuple[int, Any]]] = {"/flux/images": [], "/flux/tasks": []}
+        #: Answers for particular submits, by their number (1 = the first submit the fake receives).
+        self._scripted_submits: dict[int, tuple[int, Any]] = {}
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self.image_bytes = make_png(16, 16)
@@ -127,6 +129,10 @@ class FakeFlux:
     def script(self, path: str, status: int, body: Any, times: int = 1) -> None:
         """Answer the next `times` requests to `path` with `status` and `body` (a dict, or raw text)."""
         self._scripted[path].extend([(status, body)] * times)
+
+    def script_submit(self, number: int, status: int, body: Any) -> None:
+        """Answer the `number`-th submit (counting every submit received, from 1) with `status` and `body`."""
+        self._scripted_submits[number] = (status, body)
 
     @property
     def submits(self) -> list[dict[str, Any]]:
@@ -230,6 +236,9 @@ class FakeFlux:
         body, early = await self._read(request)
         if early is not None:
             return early
+        if len(self.submits) in self._scripted_submits:
+            status, answer = self._scripted_submits.pop(len(self.submits))
+            return web.json_response(answer, status=status)
         if self.submit_delay:
             await asyncio.sleep(self.submit_delay)
         problem = self._check_submit(body)

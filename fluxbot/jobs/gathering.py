@@ -1,0 +1,54 @@
+"""Gathering: a job's tasks end one by one; each end is recorded, and the last one finishes the job with all they made.
+
+With one task (most jobs) its end is the job's finish, in one write. With several, the ends before the last are
+`task_end` writes (the job stays submitted, and the provider has a free slot again); the last one finishes the job
+by `lifecycle.tasks_outcome`, recording every task's end with the outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from fluxbot.jobs.finishing import Finisher
+from fluxbot.jobs.lifecycle import Job, JobTask, tasks_outcome
+from fluxbot.jobs.shared import Shared
+
+log = logging.getLogger(__name__)
+
+
+class Gathering:
+    """Knows what became of each followed job's tasks so far, and finishes the job when the last one ends."""
+
+    def __init__(self, shared: Shared, finisher: Finisher, *, freed: Callable[[], None]) -> None:
+        self._shared = shared
+        self._finisher = finisher
+        self._freed = freed  # told when a task's end freed a slot at the provider
+        self._jobs: dict[int, Job] = {}  # jobs with a task ended and others running: their tasks as known now
+
+    def forget(self, job_id: int) -> None:
+        """The job finished (or is followed elsewhere)."""
+        self._jobs.pop(job_id, None)
+
+    async def ended(self, job: Job, task: JobTask) -> None:
+        """One of the job's tasks ended: record it, and finish the job when it was the last one running."""
+        current = self._jobs.get(job.id, job).with_task(task)
+        if current.running_tasks():
+            self._jobs[job.id] = current  # before any await: a task ending meanwhile sees this one ended
+            recorded = await self._shared.persistence.write(
+                f"job {job.id}: task {task.number} {task.state}", lambda: self._shared.store.end_task(job.id, task)
+            )
+            if recorded:
+                self._freed()
+            else:
+                log.warning("job %d: finished or moved to another process as its task %d ended", job.id, task.number)
+                self.forget(job.id)
+                self._finisher.lost(current)
+            return
+        self.forget(job.id)
+        await self._finisher.finish(current, tasks_outcome(current), tasks=current.tasks)
+
+    async def settle(self, job: Job) -> None:
+        """Finish a submitted job none of whose tasks runs any more (its finish was cut off) from what they made."""
+        log.warning("job %d: every task had ended but the job was not finished; finishing it now", job.id)
+        await self._finisher.finish(job, tasks_outcome(job), tasks=job.tasks)

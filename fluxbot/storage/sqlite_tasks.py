@@ -1,0 +1,96 @@
+"""The SQLite statements of jobs' provider tasks (`job_tasks`): all recorded at the submit, ended one by one, and
+read with their job."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+
+from fluxbot.jobs.lifecycle import LIFECYCLE, JobTask, Transition
+from fluxbot.storage.schema import images_json, tasks_json
+from fluxbot.storage.sqlite_engine import Row, atomic, sql_states
+
+#: A job's tasks as one JSON array: a column of every read of jobs (`schema.job_from_row` takes it apart).
+TASKS = """(SELECT json_group_array(json_object(
+        'number', number, 'task_id', task_id, 'poll_url', poll_url, 'state', state, 'images', json(images),
+        'inference_seconds', inference_seconds, 'error_kind', error_kind, 'error_message', error_message,
+        'cost', cost)) FROM job_tasks WHERE job_tasks.job_id = jobs.id) AS tasks"""
+
+#: The job a provider task belongs to (the newest, should a provider ever reuse an id).
+JOB_OF_TASK = """WHERE id = (SELECT job_id FROM job_tasks WHERE provider = ? AND task_id = ?
+                  ORDER BY job_id DESC LIMIT 1)"""
+
+
+def _field(name: str) -> str:
+    return f"json_extract(value, '$.{name}')"
+
+
+_VALUES = ", ".join(
+    _field(name)
+    for name in (
+        "number", "task_id", "poll_url", "state", "images", "inference_seconds", "error_kind", "error_message", "cost"
+    )
+)  # fmt: skip
+_MARK_SUBMITTED = f"""UPDATE jobs SET status = 'submitted', task_id = :first, submitted_at = :now
+    WHERE id = :job AND status IN {sql_states(LIFECYCLE[Transition.SUBMITTED].sources)} RETURNING provider"""  # noqa: S608
+_INSERT_TASKS = f"""INSERT INTO job_tasks (job_id, provider, number, task_id, poll_url, state, images,
+        inference_seconds, error_kind, error_message, cost)
+    SELECT :job, :provider, {_VALUES} FROM json_each(:tasks)"""  # noqa: S608
+#: `task_end`: only in an open job this run owns (a job another process took over is that one's to record).
+END_TASK = f"""UPDATE job_tasks SET state = :state, images = :images, inference_seconds = :seconds,
+        error_kind = :kind, error_message = :message, cost = :cost
+    WHERE job_id = :job AND number = :number AND state = 'running'
+      AND EXISTS (SELECT 1 FROM jobs WHERE id = :job AND owner = :me
+                  AND status IN {sql_states(LIFECYCLE[Transition.TASK_END].sources)})
+    RETURNING number"""  # noqa: S608
+_UPDATE_TASKS = f"""UPDATE job_tasks SET state = {_field("state")}, images = {_field("images")},
+        inference_seconds = {_field("inference_seconds")}, error_kind = {_field("error_kind")},
+        error_message = {_field("error_message")}, cost = {_field("cost")}
+    FROM json_each(:tasks) WHERE job_tasks.job_id = :job AND job_tasks.number = {_field("number")}"""  # noqa: S608
+
+
+def first_task_id(tasks: Sequence[JobTask]) -> str | None:
+    """The id shown as the job's task: its first started task's."""
+    return next((t.task_id for t in sorted(tasks, key=lambda t: t.number) if t.task_id), None)
+
+
+async def mark_submitted(db: aiosqlite.Connection, job_id: int, tasks: Sequence[JobTask], now: float) -> bool:
+    """`submitted`, in the writer's transaction: the job and every one of its tasks, or nothing."""
+
+    async def write() -> bool:
+        rows = await db.execute_fetchall(_MARK_SUBMITTED, {"first": first_task_id(tasks), "now": now, "job": job_id})
+        if not rows:
+            return False
+        provider = next(iter(rows))[0]
+        await db.execute(_INSERT_TASKS, {"job": job_id, "provider": provider, "tasks": tasks_json(tasks)})
+        return True
+
+    won: bool = await atomic(db, write)
+    return won
+
+
+def end_task_params(job_id: int, task: JobTask, instance: str) -> dict[str, Any]:
+    """The parameters of END_TASK."""
+    return {
+        "state": task.state.value, "images": images_json(task.images), "seconds": task.inference_seconds,
+        "kind": None if task.error_kind is None else task.error_kind.value, "message": task.error_message,
+        "cost": task.cost, "job": job_id, "number": task.number, "me": instance,
+    }  # fmt: skip
+
+
+async def finish(
+    db: aiosqlite.Connection, statement: str, params: dict[str, Any], job_id: int, tasks: Sequence[JobTask]
+) -> bool:
+    """`finish`, in the writer's transaction: the job's outcome (`statement`, an UPDATE ... RETURNING) and what
+    became of the given tasks, or nothing."""
+
+    async def write() -> bool:
+        rows: list[Row] = list(await db.execute_fetchall(statement, params))
+        if rows and tasks:
+            await db.execute(_UPDATE_TASKS, {"job": job_id, "tasks": tasks_json(tasks)})
+        return bool(rows)
+
+    won: bool = await atomic(db, write)
+    return won
