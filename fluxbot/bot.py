@@ -17,6 +17,7 @@ from discord.ext import commands
 from fluxbot.config import Settings
 from fluxbot.defaults import Chosen, Typed, choose, notes_message
 from fluxbot.delivery import Delivery
+from fluxbot.downloads import ImageFetcher
 from fluxbot.errors import MemberError
 from fluxbot.jobs.lifecycle import Job, Reply
 from fluxbot.jobs.requests import AttachmentInfo
@@ -77,13 +78,20 @@ class FluxBot(commands.AutoShardedBot):
         self.jobs = Jobs(
             store,
             providers[settings.provider],
-            Delivery(self, session, image_delivery=settings.image_delivery, spoilers=self._spoilers),
+            Delivery(
+                self,
+                session,
+                image_delivery=settings.image_delivery,
+                spoilers=self._spoilers,
+                kept=lambda job: self.jobs.kept_images(job),
+            ),
             poll_interval=settings.poll_interval_seconds,
             job_timeout=settings.job_timeout_seconds,
             max_in_flight=settings.max_jobs_in_flight,
             other_providers=providers,
             callback_url=callback_url,
             retention_days=settings.job_retention_days,
+            fetcher=ImageFetcher(session),  # the images of providers whose links expire, downloaded at once
         )
         #: Which rules apply to a member where they asked (the cogs ask it; so does `run_job`).
         self.servers = ServerDirectory(self, shard_ids=settings.shard_ids, shard_count=settings.shard_count)

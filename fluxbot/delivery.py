@@ -3,6 +3,7 @@
 The result goes, in order of preference: into the reply through the interaction token; once that token has
 expired (15 minutes), into the reply through the bot token; if the reply cannot be edited, into a new message in
 the channel that mentions the member; and as a last resort into a DM. A reply the member deleted is not re-posted.
+Images the job core kept (a provider whose links expire) are uploaded from those bytes, never downloaded again.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypedDict, TypeVar
 
@@ -25,6 +26,7 @@ from fluxbot.errors import FluxbotError
 from fluxbot.jobs.durations import Estimate
 from fluxbot.jobs.lifecycle import Job, JobStatus
 from fluxbot.jobs.requests import url_expired
+from fluxbot.storage import StoreUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -94,6 +96,10 @@ async def _never(job: Job) -> bool:
     return False
 
 
+async def _none_kept(job: Job) -> Mapping[str, bytes]:
+    return {}
+
+
 class Delivery:
     """Edits job replies on Discord, uploading the finished images so they outlive the provider's links."""
 
@@ -106,10 +112,13 @@ class Delivery:
         download_timeout: float = 30.0,
         resolver: AbstractResolver | None = None,
         spoilers: Callable[[Job], Awaitable[bool]] | None = None,
+        kept: Callable[[Job], Awaitable[Mapping[str, bytes]]] | None = None,
     ) -> None:
         self._client = client
         #: Whether a job's result is shown as spoilers (the server's choice); never, unless given.
         self._spoilers = spoilers or _never
+        #: The job's images already downloaded, by URL (`Jobs.kept_images`); none, unless given.
+        self._kept = kept or _none_kept
         self._fetcher = ImageFetcher(session, timeout=download_timeout, resolver=resolver)
         self._attach = image_delivery == "attachment"
         self._expired: set[str] = set()  # interaction tokens Discord called expired
@@ -242,7 +251,11 @@ class Delivery:
         within the limits."""
         # No more than the result shows: the job may hold more images than it asked for.
         urls = list(copies) or [image.url for image in render.shown_images(job)]
-        return await self._fetcher.fetch_all(job, urls, job.reply.upload_limit or DEFAULT_UPLOAD_LIMIT)
+        try:
+            kept = {} if copies else await self._kept(job)
+        except StoreUnavailable as exc:
+            raise DeliveryError(f"its kept images could not be read: {exc}", retryable=True) from None
+        return await self._fetcher.fetch_all(job, urls, job.reply.upload_limit or DEFAULT_UPLOAD_LIMIT, kept=kept)
 
 
 class _Gone(Exception):

@@ -1,5 +1,6 @@
 """Fetching a finished job's images for upload: redirects only to public addresses, within the upload limit,
-image bytes only. What cannot be fetched so is shown from its link instead (delivery.py decides)."""
+image bytes only. What cannot be fetched so is shown from its link instead (delivery.py decides). Images already
+downloaded (kept because the provider's links expire) are taken as they are, under the same checks."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
@@ -33,23 +34,32 @@ class ImageFetcher:
         self._timeout = timeout
         self._resolver = resolver  # judges redirect targets; a ThreadedResolver (getaddrinfo) unless given
 
-    async def fetch_all(self, job: Job, urls: Sequence[str], limit: int) -> tuple[tuple[str, bytes], ...] | None:
-        """The images at `urls` as (file name, bytes), named `flux-<job>-<n>.<ext>`; None (logged) when any
-        cannot be fetched within `limit` bytes."""
+    async def fetch_all(
+        self, job: Job, urls: Sequence[str], limit: int, *, kept: Mapping[str, bytes] | None = None
+    ) -> tuple[tuple[str, bytes], ...] | None:
+        """The images at `urls` as (file name, bytes), named `flux-<job>-<n>.<ext>`, taken from `kept` (by URL) when
+        it has them; None (logged) when any cannot be fetched within `limit` bytes."""
+        known = kept or {}
         try:
-            return tuple(await asyncio.gather(*(self._fetch(job, i, url, limit) for i, url in enumerate(urls))))
+            fetches = (self._fetch(job, i, url, limit, known.get(url)) for i, url in enumerate(urls))
+            return tuple(await asyncio.gather(*fetches))
         except _DownloadFailed as exc:
             log.warning("job %d: image download failed (%s)", job.id, exc)
             return None
 
-    async def _fetch(self, job: Job, index: int, url: str, limit: int) -> tuple[str, bytes]:
+    async def _fetch(self, job: Job, index: int, url: str, limit: int, kept: bytes | None) -> tuple[str, bytes]:
         name = f"image {index + 1}"
-        try:
-            # One deadline for all the hops together, not one per request.
-            async with asyncio.timeout(self._timeout):
-                data, content_type = await self._follow(url, name, limit)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise _DownloadFailed(f"{name}: {type(exc).__name__}") from None
+        if kept is not None:
+            if len(kept) > limit:
+                raise _DownloadFailed(f"{name}: over the {limit // 1048576} MB upload limit")
+            data, content_type = kept, "kept"
+        else:
+            try:
+                # One deadline for all the hops together, not one per request.
+                async with asyncio.timeout(self._timeout):
+                    data, content_type = await self._follow(url, name, limit)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise _DownloadFailed(f"{name}: {type(exc).__name__}") from None
         extension = image_extension(data[:16])
         if extension is None:
             raise _DownloadFailed(f"{name}: not an image ({content_type})")

@@ -76,6 +76,7 @@ async def test_a_sqlite_history_is_copied_whole_into_an_empty_postgresql_once(
         f"copied {path} into {where}:",
         "  jobs                  5",
         "  job_tasks             2",
+        "  kept_images           0",
         "  guild_settings        1",
         "  edit_sources          1",
         "  meta                  2 (the callback secret among them)",

@@ -18,7 +18,7 @@ from tests.conftest import earlier_run, open_store
 REQUEST = JobRequest("generate", "three foxes", "flux-kontext-pro", "1:1", count=3)
 REPLY = Reply(user_id=42, guild_id=7, channel_id=8, application_id=9, interaction_token="tok", message_id=1001)
 #: The tables migration 13 added: dropping them (and going back to version 12) makes the store run it again.
-MIGRATION_13_TABLES = ("job_tasks",)
+MIGRATION_13_TABLES = ("job_tasks", "kept_images")
 
 
 async def claimed(store: Store, request: JobRequest = REQUEST, *, now: float = 100.0) -> Job:

@@ -1,6 +1,7 @@
 """Gathering: a job's tasks end one by one; each end is recorded, and the last one finishes the job with all they made.
 
-With one task (most jobs) its end is the job's finish, in one write. With several, the ends before the last are
+A task whose images' links expire has them kept first (`keeping`), before anything else is done with its job. With
+one task (most jobs) its end is the job's finish, in one write. With several, the ends before the last are
 `task_end` writes (the job stays submitted, and the provider has a free slot again); the last one finishes the job
 by `lifecycle.tasks_outcome`, recording every task's end with the outcome.
 """
@@ -11,7 +12,8 @@ import logging
 from collections.abc import Callable
 
 from fluxbot.jobs.finishing import Finisher
-from fluxbot.jobs.lifecycle import Job, JobTask, tasks_outcome
+from fluxbot.jobs.keeping import Keeper
+from fluxbot.jobs.lifecycle import Job, JobTask, TaskPhase, tasks_outcome
 from fluxbot.jobs.shared import Shared
 
 log = logging.getLogger(__name__)
@@ -20,9 +22,10 @@ log = logging.getLogger(__name__)
 class Gathering:
     """Knows what became of each followed job's tasks so far, and finishes the job when the last one ends."""
 
-    def __init__(self, shared: Shared, finisher: Finisher, *, freed: Callable[[], None]) -> None:
+    def __init__(self, shared: Shared, finisher: Finisher, keeper: Keeper, *, freed: Callable[[], None]) -> None:
         self._shared = shared
         self._finisher = finisher
+        self._keeper = keeper
         self._freed = freed  # told when a task's end freed a slot at the provider
         self._jobs: dict[int, Job] = {}  # jobs with a task ended and others running: their tasks as known now
 
@@ -31,7 +34,10 @@ class Gathering:
         self._jobs.pop(job_id, None)
 
     async def ended(self, job: Job, task: JobTask) -> None:
-        """One of the job's tasks ended: record it, and finish the job when it was the last one running."""
+        """One of the job's tasks ended: keep its images if their links expire, record it, and finish the job when
+        it was the last one running."""
+        if task.state is TaskPhase.SUCCEEDED:
+            await self._keeper.keep(job, task.images)
         current = self._jobs.get(job.id, job).with_task(task)
         if current.running_tasks():
             self._jobs[job.id] = current  # before any await: a task ending meanwhile sees this one ended

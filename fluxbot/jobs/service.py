@@ -14,11 +14,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fluxbot import catalog
+from fluxbot.downloads import ImageFetcher
 from fluxbot.jobs.cards import Cards
 from fluxbot.jobs.dispatch import Dispatcher
 from fluxbot.jobs.durations import HISTORY, Durations
 from fluxbot.jobs.finishing import Finisher
 from fluxbot.jobs.housekeeping import Housekeeping
+from fluxbot.jobs.keeping import Keeper
 from fluxbot.jobs.lifecycle import CallbackOutcome, FailureKind, Job, JobStatus, Outcome, Reply, Transition
 from fluxbot.jobs.ownership import LEASE_SECONDS, Ownership
 from fluxbot.jobs.persist import Persistence
@@ -56,6 +58,7 @@ class Jobs:
         lease_seconds: float = LEASE_SECONDS,
         retention_days: int = 0,
         infos: Mapping[str, catalog.ProviderInfo] | None = None,
+        fetcher: ImageFetcher | None = None,
     ) -> None:
         self.store = store
         self.provider = provider
@@ -69,6 +72,8 @@ class Jobs:
         self.infos = catalog.PROVIDERS if infos is None else infos
         shared = self._shared = Shared(store, providers, clock, self.durations, self.persistence, self.infos)
         self.finisher = Finisher(shared)
+        #: Downloads the images of providers whose links expire as their task ends (with `fetcher`; else none).
+        self.keeper = Keeper(shared, fetcher)
         self.replies = Replies(shared, replier)
         self.cards = Cards(shared, self.replies)
         self.tracker = Tracker(
@@ -79,6 +84,7 @@ class Jobs:
             callbacks=callback_url is not None,
             rescheduled=self._rescheduled,
             freed=lambda: self.dispatcher.fill(),  # a task's end freed a slot at the provider
+            keeper=self.keeper,
         )
         self.dispatcher = Dispatcher(
             shared, self.finisher, max_in_flight=max_in_flight, callback_url=callback_url, submitted=self._submitted
@@ -178,6 +184,11 @@ class Jobs:
     async def show_again(self, job: Job, reply: Reply) -> bool:
         """Show a finished job's result once more, in a new reply (for /job); False when it could not be shown."""
         return await self.replies.show_again(job, reply, now=self._clock())
+
+    async def kept_images(self, job: Job) -> Mapping[str, bytes]:
+        """The job's images downloaded as its tasks ended, by URL, for delivery ({} when its provider's links do not
+        expire)."""
+        return await self.keeper.kept(job)
 
     async def deliver(self, job_id: int) -> bool:
         """Show a finished job's outcome on its reply now; True when this call delivered it."""

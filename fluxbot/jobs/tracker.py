@@ -24,6 +24,7 @@ from fluxbot.jobs.dispatch import PROVIDER_SWITCHED, log_provider_error
 from fluxbot.jobs.durations import Durations
 from fluxbot.jobs.finishing import Finisher
 from fluxbot.jobs.gathering import Gathering
+from fluxbot.jobs.keeping import Keeper
 from fluxbot.jobs.lifecycle import CallbackOutcome, FailureKind, Job, JobTask, Outcome, TaskPhase
 from fluxbot.jobs.shared import Shared, spawn
 from fluxbot.metrics import METRICS
@@ -88,10 +89,11 @@ class Tracker:
         callbacks: bool,
         rescheduled: Callable[[], None] = lambda: None,
         freed: Callable[[], None] = lambda: None,
+        keeper: Keeper | None = None,
     ) -> None:
         self._shared = shared
         self._finisher = finisher
-        self._gathering = Gathering(shared, finisher, freed=freed)
+        self._gathering = Gathering(shared, finisher, keeper or Keeper(shared, None), freed=freed)
         self.poll_interval = poll_interval
         self.job_timeout = job_timeout
         self._callbacks = callbacks

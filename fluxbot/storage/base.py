@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date
@@ -219,6 +219,19 @@ class Meta(Protocol):
         ...
 
 
+class KeptImages(Protocol):
+    """Result images of providers whose links expire, downloaded the moment their task was seen ready and kept
+    until the job is delivered (`mark_delivered` deletes them), so any process can deliver them."""
+
+    async def keep(self, job_id: int, images: Mapping[str, bytes], *, now: float | None = None) -> None:
+        """Keep a finished task's images (by their provider URL) until the job is delivered."""
+        ...
+
+    async def images(self, job_id: int) -> dict[str, bytes]:
+        """The job's kept images by their provider URL ({} when none are kept)."""
+        ...
+
+
 class Store(Protocol):
     """The jobs database: one implementation per engine (SQLite for one process, PostgreSQL for several)."""
 
@@ -275,6 +288,11 @@ class Store(Protocol):
     @property
     def meta(self) -> Meta:
         """The key/value table."""
+        ...
+
+    @property
+    def kept(self) -> KeptImages:
+        """Result images kept until their job is delivered."""
         ...
 
     async def close(self) -> None:
@@ -339,7 +357,8 @@ class Store(Protocol):
         ...
 
     async def mark_delivered(self, job_id: int, via: str, *, now: float | None = None) -> bool:
-        """`deliver`: the finished job's reply shows its outcome; False when it already did."""
+        """`deliver`: the finished job's reply shows its outcome (its kept images are deleted with it); False when
+        it already did."""
         ...
 
     # -- other writes ----------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 DATABASE_URL (from the environment, or .env in the current folder) names the PostgreSQL database; it is never
 taken from the command line, where every user of the machine could read the password. Stop the bot first:
-the SQLite file stays locked for the whole copy. Jobs keep their ids (so buttons on old replies still work) and
-their provider tasks; guild settings, edit sources, the key/value table (the callback secret, the commands' hash), the
-moderation state (refusals, pauses, results shown again), members' defaults, budget notices and usage totals come along.
+the SQLite file stays locked for the whole copy. Jobs keep their ids (so buttons on old replies still work), their
+provider tasks and the images kept for their delivery; guild settings, edit sources, the key/value table (the
+callback secret, the commands' hash), the moderation state (refusals, pauses, results shown again), members'
+defaults, budget notices and usage totals come along.
 Leases do not, so unfinished jobs are adopted by the first PostgreSQL process that starts. Everything goes in
 one transaction: a copy that fails leaves the PostgreSQL database as it was.
 """
@@ -31,6 +32,7 @@ from fluxbot.storage.sqlite_schema import migrate as migrate_sqlite
 TABLES = (
     "jobs",
     "job_tasks",
+    "kept_images",
     "guild_settings",
     "edit_sources",
     "meta",
@@ -44,7 +46,7 @@ TABLES = (
 #: Tables whose key PostgreSQL numbers itself: after the copy its next number follows the copied ones.
 _NUMBERED = (("jobs", "id"), ("edit_sources", "id"), ("guild_settings", "guild_id"))
 CALLBACK_SECRET_KEY = "callback_secret"  # noqa: S105 - the meta key web.py keeps the secret under
-_CONVERT = {"bigint": int, "double precision": float, "text": str}
+_CONVERT = {"bigint": int, "double precision": float, "text": str, "bytea": bytes}
 
 Table = tuple[list[str], list[tuple[Any, ...]]]
 

@@ -25,6 +25,7 @@ from fluxbot.storage.base import Signal, SignalHandler, run_name
 from fluxbot.storage.postgres_budgets import PostgresBudgets
 from fluxbot.storage.postgres_edit_sources import PostgresEditSources
 from fluxbot.storage.postgres_engine import CLAIM, GUILD_LOCKS, MEMBER_LOCKS, NAMED_LOCKS, Engine, named
+from fluxbot.storage.postgres_kept import PostgresKept
 from fluxbot.storage.postgres_leases import PostgresLeases
 from fluxbot.storage.postgres_members import PostgresMembers
 from fluxbot.storage.postgres_meta import PostgresMeta
@@ -62,6 +63,8 @@ class PostgresStore:
         self.reports = PostgresReports(engine)
         #: The key/value table.
         self.meta = PostgresMeta(engine)
+        #: Result images kept until their job is delivered.
+        self.kept = PostgresKept(engine)
 
     @classmethod
     async def open(cls, url: str, *, instance: str | None = None, pool_size: int = 10) -> PostgresStore:

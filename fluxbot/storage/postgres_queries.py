@@ -69,10 +69,13 @@ def finish(transition: Transition) -> str:
         WHERE id = $8 AND status IN {sql_states(LIFECYCLE[transition].sources)} {owned} RETURNING id"""  # noqa: S608
 
 
-# The interaction token is useless once the outcome is shown; it is not kept.
-MARK_DELIVERED = f"""UPDATE jobs SET delivered_at = $1, delivered_via = $2, interaction_token = ''
-    WHERE id = $3 AND delivered_at IS NULL AND status IN {sql_states(LIFECYCLE[Transition.DELIVER].sources)}
-      AND owner = $4 RETURNING id"""  # noqa: S608
+# The interaction token is useless once the outcome is shown, and so are the kept images: neither is kept.
+MARK_DELIVERED = f"""WITH done AS (
+        UPDATE jobs SET delivered_at = $1, delivered_via = $2, interaction_token = ''
+        WHERE id = $3 AND delivered_at IS NULL AND status IN {sql_states(LIFECYCLE[Transition.DELIVER].sources)}
+          AND owner = $4 RETURNING id
+    ), gone AS (DELETE FROM kept_images WHERE job_id IN (SELECT id FROM done))
+    SELECT id FROM done"""  # noqa: S608
 
 SAVE_GUILD_SETTINGS = """INSERT INTO guild_settings (guild_id, settings) VALUES ($1, $2)
     ON CONFLICT (guild_id) DO UPDATE SET settings = excluded.settings"""

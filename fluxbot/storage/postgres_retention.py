@@ -21,6 +21,8 @@ _PRUNE = f"""
         RETURNING id, budget_guild, guild_id, user_id, created_at, model, status, count
     ), tasks_gone AS (
         DELETE FROM job_tasks WHERE job_id IN (SELECT id FROM gone)
+    ), kept_gone AS (
+        DELETE FROM kept_images WHERE job_id IN (SELECT id FROM gone)
     ), folded AS (
         INSERT INTO usage_totals (guild_id, user_id, day, model, jobs, images, failed)
         SELECT COALESCE(budget_guild, guild_id, 0), user_id,

@@ -22,6 +22,7 @@ from fluxbot.storage.schema import images_json
 from fluxbot.storage.sqlite_budgets import SQLiteBudgets, budget_params
 from fluxbot.storage.sqlite_edit_sources import SQLiteEditSources
 from fluxbot.storage.sqlite_engine import URGENT, Engine, sql_states
+from fluxbot.storage.sqlite_kept import SQLiteKept
 from fluxbot.storage.sqlite_leases import SQLiteLeases
 from fluxbot.storage.sqlite_members import SQLiteMembers
 from fluxbot.storage.sqlite_meta import SQLiteMeta
@@ -63,6 +64,8 @@ class SQLiteStore:
         self.reports = SQLiteReports(engine)
         #: The key/value table.
         self.meta = SQLiteMeta(engine)
+        #: Result images kept until their job is delivered.
+        self.kept = SQLiteKept(engine)
 
     @classmethod
     async def open(cls, path: Path | str, *, instance: str | None = None) -> SQLiteStore:
@@ -178,12 +181,12 @@ class SQLiteStore:
 
     async def mark_delivered(self, job_id: int, via: str, *, now: float | None = None) -> bool:
         """`deliver`: the finished job's reply shows its outcome; False when it already did."""
-        return await self._changed(
-            # The interaction token is useless once the outcome is shown; it is not kept.
-            f"""SET delivered_at = ?, delivered_via = ?, interaction_token = ''
-               WHERE id = ? AND delivered_at IS NULL AND status IN {_DELIVERABLE} AND owner = ?""",
-            (_now(now), via, job_id, self.instance),
-        )
+        # The interaction token is useless once the outcome is shown, and so are the kept images: neither is kept.
+        statement = f"""UPDATE jobs SET delivered_at = ?, delivered_via = ?, interaction_token = ''
+               WHERE id = ? AND delivered_at IS NULL AND status IN {_DELIVERABLE} AND owner = ? RETURNING id"""  # noqa: S608
+        params = (_now(now), via, job_id, self.instance)
+        won: bool = await self._engine.write(lambda db: tasks_sql.deliver(db, statement, params, job_id))
+        return won
 
     # -- other writes ----------------------------------------------------------------------------
 

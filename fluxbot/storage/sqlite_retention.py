@@ -21,7 +21,7 @@ _FOLD = """INSERT INTO usage_totals (guild_id, user_id, day, model, jobs, images
            ON CONFLICT (guild_id, user_id, day, model) DO UPDATE SET
                jobs = jobs + excluded.jobs, images = images + excluded.images, failed = failed + excluded.failed"""
 #: A job's rows, deleted with it.
-_JOB_TABLES = (("jobs", "id"), ("job_tasks", "job_id"))
+_JOB_TABLES = (("jobs", "id"), ("job_tasks", "job_id"), ("kept_images", "job_id"))
 _SMALL_TABLES = (
     "DELETE FROM edit_sources WHERE created_at < :before",
     "DELETE FROM shown_again WHERE at < :before",

@@ -1,5 +1,5 @@
 """The SQLite statements of jobs' provider tasks (`job_tasks`): all recorded at the submit, ended one by one, and
-read with their job."""
+read with their job; and the writes of several statements that change a job with its tasks or kept images."""
 
 from __future__ import annotations
 
@@ -91,6 +91,20 @@ async def finish(
         if rows and tasks:
             await db.execute(_UPDATE_TASKS, {"job": job_id, "tasks": tasks_json(tasks)})
         return bool(rows)
+
+    won: bool = await atomic(db, write)
+    return won
+
+
+async def deliver(db: aiosqlite.Connection, statement: str, params: Sequence[Any], job_id: int) -> bool:
+    """`deliver`, in the writer's transaction: the job's delivery (`statement`, an UPDATE ... RETURNING) and, once
+    it won, its kept images deleted."""
+
+    async def write() -> bool:
+        if not list(await db.execute_fetchall(statement, params)):
+            return False
+        await db.execute("DELETE FROM kept_images WHERE job_id = ?", (job_id,))
+        return True
 
     won: bool = await atomic(db, write)
     return won

@@ -60,6 +60,11 @@ class FakeKie:
         self._scripted: dict[str, list[tuple[int, Any]]] = {"generate": [], "record": []}
         #: Task ids whose record-info answers HTTP 500 (Kie's JSON), however often they are asked for.
         self.failing_records: set[str] = set()
+        #: Serve each result file once only, then answer 404 as an expired link does (BFL's live 10 minutes).
+        self.files_once = False
+        #: The path of every result file asked for, and of every one served.
+        self.file_requests: list[str] = []
+        self.file_downloads: list[str] = []
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
@@ -162,4 +167,8 @@ class FakeKie:
         return web.json_response({"code": 200, "msg": "success", "data": task.record(self.base_url)})
 
     async def _file(self, request: web.Request) -> web.Response:
+        self.file_requests.append(request.path)
+        if self.files_once and request.path in self.file_downloads:
+            return web.Response(status=404, text="<Error><Code>AccessDenied</Code>Request has expired</Error>")
+        self.file_downloads.append(request.path)
         return web.Response(body=make_png(24, 16), content_type="image/png")
