@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from dataclasses import replace
 
-from fluxbot.jobs.capacity import task_counts
+from fluxbot.jobs.capacity import Capacity, task_counts
 from fluxbot.jobs.finishing import Finisher
 from fluxbot.jobs.lifecycle import FailureKind, Job, JobStatus, JobTask, Outcome, TaskPhase
 from fluxbot.jobs.requests import request_of
@@ -35,7 +35,8 @@ OnSubmitted = Callable[[Job], None]
 
 
 class Dispatcher:
-    """Claims and submits jobs, oldest first, while fewer than `max_in_flight` are at the provider."""
+    """Claims and submits jobs, oldest first, while fewer than `max_in_flight` are at the provider and their tasks
+    fit the provider's and the model's concurrency (`capacity.Capacity`)."""
 
     #: Pauses before resending a submit that surely did not start a job (429, connection refused).
     submit_retry_delays: tuple[float, ...] = (1.0, 3.0)
@@ -54,6 +55,8 @@ class Dispatcher:
         self.max_in_flight = max_in_flight
         self._callback_url = callback_url
         self._submitted = submitted
+        #: What the claim keeps besides `max_in_flight`: the providers' and models' concurrent tasks.
+        self._capacity = Capacity(shared.infos)
         self._filling: asyncio.Task[None] | None = None
         self._again = False
         self._submits: set[asyncio.Task[None]] = set()
@@ -77,7 +80,7 @@ class Dispatcher:
         while True:
             self._again = False
             try:
-                while (job := await self._shared.store.claim(self.max_in_flight)) is not None:
+                while (job := await self._shared.store.claim(self.max_in_flight, self._capacity)) is not None:
                     # Each submit is its own task, started at once (slots freed together fill together).
                     spawn(self._submit(job), f"fluxbot-submit-{job.id}", self._submits)
             except StoreUnavailable as exc:

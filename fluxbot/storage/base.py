@@ -22,6 +22,7 @@ from fluxbot.jobs.lifecycle import Transition
 if TYPE_CHECKING:  # only named in annotations: the job core imports this module, so no cycle at run time
     from fluxbot.budgets import Budget, BudgetUse
     from fluxbot.defaults import MemberDefaults
+    from fluxbot.jobs.capacity import Capacity
     from fluxbot.jobs.lifecycle import EditImage, Job, JobStatus, JobTask, Outcome, Reply
     from fluxbot.limits import GuildSettings, Limits, Usage
     from fluxbot.providers.base import JobRequest
@@ -329,8 +330,10 @@ class Store(Protocol):
         when they do not. The job counts against `limits.budget`'s server (without one: the reply's)."""
         ...
 
-    async def claim(self, cap: int) -> Job | None:
-        """`claim`: the oldest queued job with a reply becomes pending, if fewer than `cap` are at the provider."""
+    async def claim(self, cap: int, capacity: Capacity | None = None) -> Job | None:
+        """`claim`: the oldest queued job with a reply becomes pending, if fewer than `cap` jobs are at the
+        providers and, with `capacity`, its tasks fit its provider's and its model's limits (`Capacity.next_job`:
+        the tasks running there, a pending job's all)."""
         ...
 
     async def mark_submitted(self, job_id: int, tasks: Sequence[JobTask], *, now: float | None = None) -> bool:

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fluxbot.budgets import MONTH, Budget, BudgetUse, period_start
+from fluxbot.jobs.capacity import Capacity
 from fluxbot.jobs.lifecycle import LIFECYCLE, Job, JobStatus, JobTask, Outcome, Reply, Transition
 from fluxbot.limits import GuildSettings, Limits, Usage, day_start
 from fluxbot.providers.base import JobRequest
@@ -155,10 +156,14 @@ class PostgresStore:
         rows = await self._engine.locked((MEMBER_LOCKS, str(int(reply.user_id))), text, *args, also=server)
         return sql.job(rows[0]) if rows else None
 
-    async def claim(self, cap: int) -> Job | None:
+    async def claim(self, cap: int, capacity: Capacity | None = None) -> Job | None:
         """`claim`: the oldest queued job (with a reply) becomes this run's pending job, if fewer than `cap`
-        jobs of all processes are at the provider. Claims take turns under one advisory lock, so the count
-        the cap is checked against includes every claim committed before."""
+        jobs of all processes are at the provider and (with `capacity`) its provider and model have room for its
+        tasks. Claims take turns under one advisory lock, so the counts checked include every claim committed
+        before."""
+        if capacity is not None and capacity.limited:
+            row = await tasks_sql.claim_within(self._engine, self.instance, cap, capacity)
+            return None if row is None else sql.job(row)
         rows = await self._engine.locked(CLAIM, sql.CLAIM, self.instance, cap)
         return sql.job(rows[0]) if rows else None
 

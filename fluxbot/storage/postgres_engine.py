@@ -171,6 +171,23 @@ class Engine:
             return rows
 
     @contextlib.asynccontextmanager
+    async def transaction(self, lock: tuple[int, str]) -> AsyncIterator[Connection]:
+        """A connection in a transaction that first took the advisory lock `lock`, for a block of statements that
+        read and then write (count their round trips yourself; BEGIN, the lock and COMMIT are counted here). The
+        transaction is rolled back when the block raises; the connection is dropped when it is cut off."""
+        async with self.connection() as db:
+            self.round_trips += 3
+            try:
+                async with db.transaction():
+                    await db.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", *lock)
+                    yield db
+            except Exception:
+                raise
+            except BaseException:  # cancelled mid-transaction: the server rolls back a dropped session
+                _drop(db)
+                raise
+
+    @contextlib.asynccontextmanager
     async def session_lock(self, namespace: int, name: str, *, wait: float | None = None) -> AsyncIterator[Connection]:
         """Hold the advisory lock (namespace, hashtext(name)) on one connection for the block, waiting for it
         up to `wait` seconds (default: the statement timeout), then StoreUnavailable.

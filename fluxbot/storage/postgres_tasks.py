@@ -3,11 +3,17 @@ and read with their job. Each write is one statement: the job's row and its task
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from fluxbot.jobs.capacity import Capacity
 from fluxbot.jobs.lifecycle import LIFECYCLE, JobTask, Transition
+from fluxbot.storage.postgres_engine import CLAIM, Engine, Record
 from fluxbot.storage.schema import images_json
 from fluxbot.storage.sqlite_engine import sql_states
+from fluxbot.storage.sqlite_tasks import AT_PROVIDER_TASKS, FIRST_IN_LINE, claim_inputs
+
+if TYPE_CHECKING:
+    from fluxbot.storage.postgres_engine import Connection
 
 #: A job's tasks as one JSON array: a column of every read of jobs (`schema.job_from_row` takes it apart).
 TASKS = """(SELECT json_agg(json_build_object(
@@ -62,3 +68,27 @@ def end_task_args(job_id: int, task: JobTask, instance: str) -> tuple[Any, ...]:
     kind = None if task.error_kind is None else task.error_kind.value
     return (task.state.value, images_json(task.images), task.inference_seconds, kind, task.error_message, task.cost,
             job_id, task.number, instance)  # fmt: skip
+
+
+_CLAIM_ONE = f"""UPDATE jobs SET status = 'pending', owner = $1
+    WHERE id = $2 AND status IN {sql_states(LIFECYCLE[Transition.CLAIM].sources)}
+    RETURNING *"""  # noqa: S608
+
+
+async def claim_within(engine: Engine, instance: str, cap: int, capacity: Capacity) -> Record | None:
+    """`claim` within the providers' and models' limits: under the claim lock, so the tasks counted include every
+    claim committed before, the job `Capacity.next_job` picks becomes this run's pending job."""
+    async with engine.transaction(CLAIM) as db:
+        return await _claim(engine, db, instance, cap, capacity)
+
+
+async def _claim(engine: Engine, db: Connection, instance: str, cap: int, capacity: Capacity) -> Record | None:
+    engine.round_trips += 2
+    at_provider = [tuple(row) for row in await db.fetch(AT_PROVIDER_TASKS)]
+    first_in_line = [tuple(row) for row in await db.fetch(FIRST_IN_LINE)]
+    chosen = capacity.next_job(*claim_inputs(at_provider, first_in_line, capacity), jobs=cap)
+    if chosen is None:
+        return None
+    engine.round_trips += 1
+    rows = await db.fetch(_CLAIM_ONE, instance, chosen)
+    return rows[0] if rows else None

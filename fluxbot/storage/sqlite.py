@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fluxbot.budgets import MONTH, Budget, BudgetUse, period_start
+from fluxbot.jobs.capacity import Capacity
 from fluxbot.jobs.lifecycle import LIFECYCLE, Job, JobStatus, JobTask, Outcome, Reply, Transition
 from fluxbot.limits import GuildSettings, Limits, Usage, day_start
 from fluxbot.providers.base import JobRequest
@@ -133,8 +134,12 @@ class SQLiteStore:
         )  # fmt: skip
         return sql.job(rows[0]) if rows else None
 
-    async def claim(self, cap: int) -> Job | None:
-        """`claim`: the oldest queued job (with a reply) becomes pending, if fewer than `cap` are at the provider."""
+    async def claim(self, cap: int, capacity: Capacity | None = None) -> Job | None:
+        """`claim`: the oldest queued job (with a reply) becomes pending, if fewer than `cap` are at the provider
+        and (with `capacity`) its provider and model have room for its tasks."""
+        if capacity is not None and capacity.limited:
+            row = await self._engine.write(lambda db: tasks_sql.claim_within(db, self.instance, cap, capacity))
+            return None if row is None else sql.job(row)
         rows = await self._engine.statement(sql.CLAIM, (self.instance, cap))
         return sql.job(rows[0]) if rows else None
 

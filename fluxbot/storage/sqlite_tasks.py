@@ -8,7 +8,8 @@ from typing import Any
 
 import aiosqlite
 
-from fluxbot.jobs.lifecycle import LIFECYCLE, JobTask, Transition
+from fluxbot.jobs.capacity import AtProvider, Capacity, Waiting
+from fluxbot.jobs.lifecycle import AT_PROVIDER, LIFECYCLE, JobStatus, JobTask, Transition
 from fluxbot.storage.schema import images_json, tasks_json
 from fluxbot.storage.sqlite_engine import Row, atomic, sql_states
 
@@ -49,6 +50,45 @@ _UPDATE_TASKS = f"""UPDATE job_tasks SET state = {_field("state")}, images = {_f
         inference_seconds = {_field("inference_seconds")}, error_kind = {_field("error_kind")},
         error_message = {_field("error_message")}, cost = {_field("cost")}
     FROM json_each(:tasks) WHERE job_tasks.job_id = :job AND job_tasks.number = {_field("number")}"""  # noqa: S608
+
+
+#: What a claim within the providers' limits counts (either engine): each job at a provider, with its running tasks.
+AT_PROVIDER_TASKS = f"""SELECT provider, model, status, count,
+        (SELECT COUNT(*) FROM job_tasks WHERE job_tasks.job_id = jobs.id AND job_tasks.state = 'running')
+    FROM jobs WHERE status IN {sql_states(AT_PROVIDER)} AND delivered_at IS NULL"""  # noqa: S608
+#: ... and the first job in line for each model (one with a reply: the others wait for theirs).
+FIRST_IN_LINE = """SELECT id, provider, model, count FROM (
+        SELECT id, provider, model, count, ROW_NUMBER() OVER (PARTITION BY provider, model ORDER BY id) AS place
+        FROM jobs WHERE status = 'queued' AND message_id IS NOT NULL AND delivered_at IS NULL
+    ) AS lines WHERE place = 1"""
+_CLAIM_ONE = f"""UPDATE jobs SET status = 'pending', owner = ?
+    WHERE id = ? AND status IN {sql_states(LIFECYCLE[Transition.CLAIM].sources)}
+    RETURNING *"""  # noqa: S608
+
+
+def claim_inputs(
+    at_provider: Sequence[Sequence[Any]], first_in_line: Sequence[Sequence[Any]], capacity: Capacity
+) -> tuple[list[Waiting], list[AtProvider]]:
+    """The rows of AT_PROVIDER_TASKS and FIRST_IN_LINE as `Capacity.next_job` takes them: a pending job counts
+    every task it is sending, a submitted one those still running."""
+    running = [
+        AtProvider(str(provider), str(model), capacity.tasks(str(provider), str(model), int(count))
+                   if status == JobStatus.PENDING.value else int(tasks))
+        for provider, model, status, count, tasks in at_provider
+    ]  # fmt: skip
+    waiting = [Waiting(int(i), str(provider), str(model), int(count)) for i, provider, model, count in first_in_line]
+    return waiting, running
+
+
+async def claim_within(db: aiosqlite.Connection, instance: str, cap: int, capacity: Capacity) -> Row | None:
+    """`claim`, in the writer's transaction: the job `Capacity.next_job` picks becomes this run's pending job."""
+    at_provider = list(await db.execute_fetchall(AT_PROVIDER_TASKS))
+    first_in_line = list(await db.execute_fetchall(FIRST_IN_LINE))
+    chosen = capacity.next_job(*claim_inputs(at_provider, first_in_line, capacity), jobs=cap)
+    if chosen is None:
+        return None
+    rows = list(await db.execute_fetchall(_CLAIM_ONE, (instance, chosen)))
+    return rows[0] if rows else None
 
 
 def first_task_id(tasks: Sequence[JobTask]) -> str | None:
