@@ -124,10 +124,18 @@ class Delivery:
         self._expired: set[str] = set()  # interaction tokens Discord called expired
 
     async def show_progress(
-        self, job: Job, *, now: float, position: int | None = None, estimate: Estimate | None = None
+        self,
+        job: Job,
+        *,
+        now: float,
+        position: int | None = None,
+        estimate: Estimate | None = None,
+        provider_place: int | None = None,
     ) -> None:
-        """Edit the reply into the progress card with the current elapsed time (and place in line)."""
-        message = _Message(render.queued_card(job, now=now, position=position, estimate=estimate))
+        """Edit the reply into the progress card with the current elapsed time (and place in line, or in the
+        provider's own queue)."""
+        card = render.queued_card(job, now=now, position=position, estimate=estimate, provider_place=provider_place)
+        message = _Message(card)
         try:
             await self._edit_reply(job, message)
         except (_Gone, _Refused, _TooLarge) as exc:

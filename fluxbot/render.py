@@ -64,15 +64,24 @@ def _base(job: Job, title: str, colour: discord.Colour) -> discord.Embed:
 
 
 def queued_card(
-    job: Job, *, now: float, position: int | None = None, estimate: Estimate | None = None
+    job: Job,
+    *,
+    now: float,
+    position: int | None = None,
+    estimate: Estimate | None = None,
+    provider_place: int | None = None,
 ) -> list[discord.Embed]:
     """The card a job's reply shows while it waits: in line (with its position) or at the provider (with how long
-    this model's jobs usually take)."""
+    this model's jobs usually take, and its place in the provider's own queue: `provider_place`, 0 for next)."""
     title = "🎨 Running — Flux is working on it" if job.status is JobStatus.SUBMITTED else "⏳ Queued"
     embed = _base(job, title, QUEUED_COLOUR)
     if position is not None:
         ahead = "next to start" if position == 1 else f"{position - 1} job(s) ahead"
         embed.add_field(name="Place in line", value=f"#{position} ({ahead})", inline=True)
+    if provider_place is not None and job.status is JobStatus.SUBMITTED:
+        embed.add_field(
+            name="At the provider", value=f"place {provider_place + 1} in the provider's queue", inline=True
+        )
     embed.add_field(name="Task", value=task_text(job) if job.task_id else "sending…", inline=True)
     embed.add_field(
         name="Elapsed",
@@ -220,11 +229,27 @@ def details_card(job: Job) -> discord.Embed:
     if job.inference_seconds is not None:
         timing += f" ({job.inference_seconds:.1f}s of inference)"
     embed.add_field(name="Timings", value=timing, inline=False)
+    if (cost := cost_text(job)) is not None:
+        embed.add_field(name="Cost", value=cost, inline=True)
     if job.error_message:
         embed.add_field(name="What happened", value=clip(job.error_message), inline=False)
     if job.image_url:
         embed.add_field(name="Edited image", value=clip(f"[source]({job.image_url})"), inline=False)
     return embed
+
+
+def cost_text(job: Job) -> str | None:
+    """What the job cost as its provider reported it (the sum of its tasks', in the provider's own unit), or None
+    when the provider reported nothing."""
+    costs = [task.cost for task in job.tasks if task.cost is not None]
+    if not costs:
+        return None
+    provider = catalog.PROVIDERS[job.provider].label if job.provider in catalog.PROVIDERS else job.provider
+    started = [task for task in job.tasks if task.task_id is not None]
+    missing = (
+        f"; {len(started) - len(costs)} of its {len(started)} tasks reported none" if len(costs) < len(started) else ""
+    )
+    return f"{round(sum(costs), 4):g} (as {provider} counts it{missing})"
 
 
 def jobs_page(jobs: Sequence[Job], *, total: int, page: int, pages: int, now: float) -> discord.Embed:

@@ -24,17 +24,25 @@ class RecordingReplier:
 
     positions: list[int | None] = field(default_factory=list)
     estimates: list[Estimate | None] = field(default_factory=list)
+    provider_places: list[int | None] = field(default_factory=list)
     #: The URLs each job's reply carries on Discord (what `uploaded_copies` answers), and what was shown with them.
     uploads: dict[int, list[str]] = field(default_factory=dict)
     copies_shown: list[list[str]] = field(default_factory=list)
 
     async def show_progress(
-        self, job: Job, *, now: float, position: int | None = None, estimate: Estimate | None = None
+        self,
+        job: Job,
+        *,
+        now: float,
+        position: int | None = None,
+        estimate: Estimate | None = None,
+        provider_place: int | None = None,
     ) -> None:
         await asyncio.sleep(self.progress_delay)
         self.progress.append((job.id, job.task_id))
         self.positions.append(position)
         self.estimates.append(estimate)
+        self.provider_places.append(provider_place)
         self.edits.append("progress")
 
     async def show_outcome(self, job: Job, *, copies: Sequence[str] = ()) -> str:

@@ -276,7 +276,13 @@ class LandingLate(RecordingReplier):
         self.landed: list[str] = []
 
     async def show_progress(
-        self, job: Job, *, now: float, position: int | None = None, estimate: Estimate | None = None
+        self,
+        job: Job,
+        *,
+        now: float,
+        position: int | None = None,
+        estimate: Estimate | None = None,
+        provider_place: int | None = None,
     ) -> None:
         async def land() -> None:
             await asyncio.sleep(0.3)

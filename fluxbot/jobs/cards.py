@@ -7,6 +7,8 @@ shown longest ago: a long line moving by one must not turn into an edit of every
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fluxbot.jobs.lifecycle import Job, JobStatus
 from fluxbot.jobs.replies import Replies
 from fluxbot.jobs.shared import Shared
@@ -29,8 +31,9 @@ class Cards:
         self._shown_at: dict[int, float] = {}
         self._shown_place: dict[int, int] = {}
 
-    def show(self, job: Job, *, place: int | None = None) -> None:
-        """Show the job's card now (a job just queued or just submitted)."""
+    def show(self, job: Job, *, place: int | None = None, provider_place: int | None = None) -> None:
+        """Show the job's card now (a job just queued or just submitted); `provider_place`: its place in the
+        provider's own queue, as the provider counts it (0: next)."""
         now = self._shared.clock()
         self._shown_at[job.id] = now
         if place is not None:
@@ -38,19 +41,20 @@ class Cards:
         estimate = (
             self._shared.durations.estimate(job.provider, job.model) if job.status is JobStatus.SUBMITTED else None
         )
-        self._replies.progress(job, position=place, estimate=estimate)
+        self._replies.progress(job, position=place, estimate=estimate, provider_place=provider_place)
 
     def forget(self, job_id: int) -> None:
         """The job's card is done with (it finished)."""
         self._shown_at.pop(job_id, None)
         self._shown_place.pop(job_id, None)
 
-    def refresh_running(self, running: list[Job]) -> None:
-        """Running cards show the new elapsed time every `refresh_seconds`."""
+    def refresh_running(self, running: list[Job], provider_places: Mapping[int, int] | None = None) -> None:
+        """Running cards show the new elapsed time (and place in the provider's queue, by job id) every
+        `refresh_seconds`."""
         now = self._shared.clock()
         for job in running:
             if now - self._shown_at.get(job.id, job.submitted_at or 0.0) >= self.refresh_seconds:
-                self.show(job)
+                self.show(job, provider_place=(provider_places or {}).get(job.id))
 
     async def refresh_queue(self) -> None:
         """Queued cards show their new place (the front at once) or, at the cadence, the elapsed time."""

@@ -31,9 +31,16 @@ class Replier(Protocol):
     """Shows jobs to members (implemented by `delivery.Delivery`)."""
 
     async def show_progress(
-        self, job: Job, *, now: float, position: int | None = None, estimate: Estimate | None = None
+        self,
+        job: Job,
+        *,
+        now: float,
+        position: int | None = None,
+        estimate: Estimate | None = None,
+        provider_place: int | None = None,
     ) -> None:
-        """Edit the job's reply into its progress card (with its place in line while queued)."""
+        """Edit the job's reply into its progress card (with its place in line while queued, and in the provider's
+        own queue while it waits there: `TaskStatus.queue_position`)."""
         ...
 
     async def show_outcome(self, job: Job, *, copies: Sequence[str] = ()) -> str:
@@ -50,7 +57,7 @@ class Replier(Protocol):
 class _ReplyState:
     """What one job's reply is waiting for."""
 
-    progress: tuple[Job, int | None, Estimate | None] | None = None  # the latest card asked for
+    progress: tuple[Job, int | None, Estimate | None, int | None] | None = None  # the latest card asked for
     outcome: bool = False  # the outcome is to be shown
     via: str | None = None  # the outcome is shown (how), the mark may still be missing
     again: bool = False  # a stray progress card landed after the outcome: show the outcome again
@@ -78,12 +85,19 @@ class Replies:
         self._replies: dict[int, _ReplyState] = {}
         self._gate = asyncio.Semaphore(self.concurrency)
 
-    def progress(self, job: Job, *, position: int | None = None, estimate: Estimate | None = None) -> None:
+    def progress(
+        self,
+        job: Job,
+        *,
+        position: int | None = None,
+        estimate: Estimate | None = None,
+        provider_place: int | None = None,
+    ) -> None:
         """Ask for the job's progress card; ignored once its outcome is on the way."""
         reply = self._replies.setdefault(job.id, _ReplyState())
         if reply.outcome or reply.via is not None:
             return
-        reply.progress = (job, position, estimate)
+        reply.progress = (job, position, estimate, provider_place)
         self._run(job.id, reply)
 
     def deliver(self, job_id: int) -> None:
@@ -153,15 +167,17 @@ class Replies:
                 if reply.outcome:
                     continue
             elif reply.progress is not None:
-                job, position, estimate = reply.progress
+                job, position, estimate, provider_place = reply.progress
                 reply.progress = None
-                await self._progress(job, reply, position, estimate)
+                await self._progress(job, reply, position, estimate, provider_place)
                 continue
             if not any(not t.done() for t in reply.strays):
                 self._replies.pop(job_id, None)  # nothing asked of this reply: nothing of it is kept
             return delivered
 
-    async def _progress(self, job: Job, reply: _ReplyState, position: int | None, estimate: Estimate | None) -> None:
+    async def _progress(
+        self, job: Job, reply: _ReplyState, position: int | None, estimate: Estimate | None, provider_place: int | None
+    ) -> None:
         if any(not t.done() for t in reply.strays):
             return  # a card is still on its way; the next one is asked for at the card cadence
         try:
@@ -173,7 +189,9 @@ class Replies:
         job = current
         edit = asyncio.create_task(
             self._gated(
-                self._replier.show_progress(job, now=self._shared.clock(), position=position, estimate=estimate)
+                self._replier.show_progress(
+                    job, now=self._shared.clock(), position=position, estimate=estimate, provider_place=provider_place
+                )
             )
         )
         done, _ = await asyncio.wait({edit}, timeout=self.progress_timeout)

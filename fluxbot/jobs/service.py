@@ -282,7 +282,7 @@ class Jobs:
             self._wake.clear()
 
     async def _cards_round(self) -> None:
-        self.cards.refresh_running(self.tracker.followed())
+        self.cards.refresh_running(self.tracker.followed(), self.tracker.provider_places())
         await self.cards.refresh_queue()
 
     def _submitted(self, job: Job) -> None:

@@ -69,6 +69,7 @@ class _Task:
     hinted: bool = False  # a callback said it ended: looked up in the next round, whatever the savings
     hinted_while_looking: bool = False  # a callback came while a lookup of it was under way
     guessed: bool = True  # scheduled before this model had any history: rescheduled once it has
+    queue_position: int | None = None  # its place in the provider's own queue at the last lookup (0: next)
 
 
 class Tracker:
@@ -138,6 +139,14 @@ class Tracker:
         """The jobs being followed, oldest first."""
         jobs = {task.job.id: task.job for task in self._tasks.values()}
         return [jobs[job_id] for job_id in sorted(jobs)]
+
+    def provider_places(self) -> dict[int, int]:
+        """Each followed job waiting in its provider's own queue: its best task's place there (0: next), by job id."""
+        places: dict[int, int] = {}
+        for task in self._tasks.values():
+            if task.queue_position is not None:
+                places[task.job.id] = min(places.get(task.job.id, task.queue_position), task.queue_position)
+        return places
 
     def hint(self, provider: str, task_id: str) -> CallbackOutcome | None:
         """A callback says the task ended: look it up soon (once, however many callbacks come); None: not known here."""
@@ -247,6 +256,7 @@ class Tracker:
         for task in chunk:
             task.failures, task.error, task.answered_at, task.deferred, task.hinted = 0, None, now, False, False
             status = statuses.get(task.task.task_id or "")
+            task.queue_position = status.queue_position if status is not None else None
             if status is not None and status.state is not TaskState.RUNNING:
                 await self._end(task, status)
             elif self._past_deadline(task, now):
