@@ -170,7 +170,8 @@ class Delivery:
 
     async def _show_outcome(self, job: Job, copies: Sequence[str]) -> str:
         buttons = result_view(job)
-        spoiler = job.status is JobStatus.SUCCEEDED and await self._spoilers(job)
+        # An image the provider flagged is a spoiler whatever the server chose.
+        spoiler = job.status is JobStatus.SUCCEEDED and (render.flagged(job) or await self._spoilers(job))
         if copies and not spoiler and job.status is JobStatus.SUCCEEDED:
             # Shown again: the embeds show the first reply's uploads; nothing is downloaded or uploaded.
             return await self._deliver(job, _Message(render.final_card(job, copies=copies), view=buttons))

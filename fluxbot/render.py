@@ -43,6 +43,12 @@ def shown_images(job: Job) -> tuple[Image, ...]:
     return job.images[: max(1, min(job.count, MAX_COUNT))]
 
 
+def flagged(job: Job) -> bool:
+    """True when the provider flagged an image the result shows (fal's has_nsfw_concepts): it is shown as a
+    spoiler, whatever the server's setting."""
+    return any(image.flagged for image in shown_images(job))
+
+
 def _model_label(name: str) -> str:
     return f"{catalog.label_of(name)} (`{name}`)"
 
@@ -137,7 +143,10 @@ def result_card(
     first.add_field(name="Originals", value=clip(f"||{links}||" if spoiler else links), inline=False)
     if spoiler:
         where = "as blurred images: click one to see it" if attachments else "behind the links above"
-        first.add_field(name="Images", value=f"Shown as spoilers on this server: {where}.", inline=False)
+        why = "Shown as spoilers on this server"
+        if flagged(job):
+            why = "The image provider flagged this result as possibly sensitive, so it is shown as spoilers"
+        first.add_field(name="Images", value=f"{why}: {where}.", inline=False)
     notes = [text for text in (job.error_message, note) if text]  # a succeeded job's message: images that failed
     if notes:
         first.add_field(name="Note", value=clip("\n".join(notes)), inline=False)
