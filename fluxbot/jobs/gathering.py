@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
+from fluxbot.jobs.dispatch import log_provider_error
 from fluxbot.jobs.finishing import Finisher
 from fluxbot.jobs.keeping import Keeper
-from fluxbot.jobs.lifecycle import Job, JobTask, TaskPhase, tasks_outcome
+from fluxbot.jobs.lifecycle import PROVIDER_FAILED_WORDS, FailureKind, Job, JobTask, TaskPhase, tasks_outcome
 from fluxbot.jobs.shared import Shared
+from fluxbot.providers.base import TaskState, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +61,18 @@ class Gathering:
         """Finish a submitted job none of whose tasks runs any more (its finish was cut off) from what they made."""
         log.warning("job %d: every task had ended but the job was not finished; finishing it now", job.id)
         await self._finisher.finish(job, tasks_outcome(job), tasks=job.tasks)
+
+
+def ended_task(job: Job, task: JobTask, status: TaskStatus) -> JobTask:
+    """What became of one of the job's tasks, from the provider's answer that it ended (logged)."""
+    cost = task.cost if status.cost is None else status.cost  # the finished task's figure replaces the submit's
+    if status.state is TaskState.SUCCEEDED:
+        log.info("job %d: task %s succeeded with %d image(s)", job.id, task.task_id, len(status.images))
+        return replace(task, state=TaskPhase.SUCCEEDED, images=status.images, cost=cost,
+                       inference_seconds=status.inference_seconds)  # fmt: skip
+    if status.error is not None:
+        log_provider_error(job, status.error, "task")
+        return replace(task, state=TaskPhase.FAILED, error_kind=FailureKind.named(status.error.kind.value),
+                       error_message=status.error.user_message, cost=cost)  # fmt: skip
+    return replace(task, state=TaskPhase.FAILED, error_kind=FailureKind.FAILED, error_message=PROVIDER_FAILED_WORDS,
+                   cost=cost)  # fmt: skip

@@ -168,6 +168,10 @@ class JobTask:
         return TaskRef(self.task_id, self.poll_url)
 
 
+#: What a member reads when the provider said a task failed without saying why.
+PROVIDER_FAILED_WORDS = "The image provider reported the job as failed."
+
+
 def tasks_outcome(job: Job) -> Outcome:
     """The job's outcome once every task ended: succeeded with every image that came back (and a note saying how
     many failed and why), else failed, or timed out when a task did."""
@@ -183,7 +187,7 @@ def tasks_outcome(job: Job) -> Outcome:
         return Outcome(JobStatus.SUCCEEDED, images=images, inference_seconds=seconds, message=note)
     timed_out = next((t for t in failed if t.state is TaskPhase.TIMED_OUT), None)
     first = timed_out or (failed[0] if failed else None)
-    message = (first.error_message if first else None) or "The image provider reported the job as failed."
+    message = (first.error_message if first else None) or PROVIDER_FAILED_WORDS
     if timed_out is not None:
         return Outcome.failed(FailureKind.TIMED_OUT, message, status=JobStatus.TIMED_OUT)
     return Outcome.failed((first.error_kind if first else None) or FailureKind.FAILED, message)

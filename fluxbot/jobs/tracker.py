@@ -20,10 +20,10 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from fluxbot.jobs.dispatch import PROVIDER_SWITCHED, log_provider_error
+from fluxbot.jobs.dispatch import PROVIDER_SWITCHED
 from fluxbot.jobs.durations import Durations
 from fluxbot.jobs.finishing import Finisher
-from fluxbot.jobs.gathering import Gathering
+from fluxbot.jobs.gathering import Gathering, ended_task
 from fluxbot.jobs.keeping import Keeper
 from fluxbot.jobs.lifecycle import CallbackOutcome, FailureKind, Job, JobTask, Outcome, TaskPhase
 from fluxbot.jobs.shared import Shared, spawn
@@ -50,7 +50,6 @@ LOOK_CHANCE = 0.08
 MIN_LIKELY_ENDS = 1.0
 #: Due tasks are looked up together with those due within this many seconds (fuller batches, fewer calls).
 BATCH_WINDOW = 0.05
-PROVIDER_FAILED_WORDS = "The image provider reported the job as failed."
 
 
 @dataclass
@@ -198,7 +197,8 @@ class Tracker:
                 for job in jobs.values():
                     spawn(self._finisher.finish(job, switched), f"fluxbot-finish-{job.id}", self._lookups)
                 continue
-            tasks = self._fill_batches(tasks, provider.max_batch, now)
+            step = min(LIKELY_CADENCE, self.poll_interval)
+            tasks = _fill_batches(tasks, provider.max_batch, now, self._shared.durations, step)
             for start in range(0, len(tasks), provider.max_batch):
                 chunk = tasks[start : start + provider.max_batch]
                 for task in chunk:
@@ -209,26 +209,6 @@ class Tracker:
         """Finish a task in its own task: a database that refuses the write (retried) must not stop the rounds."""
         task.looking = True  # nothing more is started for it meanwhile
         spawn(finishing, f"fluxbot-finish-{task.job.id}", self._lookups)
-
-    def _fill_batches(self, tasks: list[_Task], size: int, now: float) -> list[_Task]:
-        """The due tasks to look up now, most overdue first. A last call (never the only one) that would be less than
-        half full and would likely find no task ended is not made: its tasks wait one round (once; first then)."""
-        tasks.sort(key=lambda t: (not (t.deferred or t.hinted), t.due, t.job.submitted_at or 0.0))
-        spare = len(tasks) % size
-        last = tasks[-spare:] if spare else []
-        if not last or any(t.deferred or t.hinted for t in last):
-            return tasks
-        if (
-            len(tasks) <= size
-            or spare >= size / 2
-            or _likely_ends(self._shared.durations, last, now) >= MIN_LIKELY_ENDS
-        ):
-            return tasks
-        step = min(LIKELY_CADENCE, self.poll_interval)
-        for task in last:
-            task.deferred = True
-            task.due = max(task.due, now) + step
-        return tasks[:-spare]
 
     async def _look_up(self, provider: Provider, chunk: Sequence[_Task]) -> None:
         try:
@@ -343,20 +323,24 @@ class Tracker:
         await self._gathering.ended(task.job, ended)
 
     async def _end(self, task: _Task, status: TaskStatus) -> None:
-        job, cost = task.job, task.task.cost if status.cost is None else status.cost
-        if status.state is TaskState.SUCCEEDED:
-            log.info("job %d: task %s succeeded with %d image(s)", job.id, task.task.task_id, len(status.images))
-            ended = replace(task.task, state=TaskPhase.SUCCEEDED, images=status.images, cost=cost,
-                            inference_seconds=status.inference_seconds)  # fmt: skip
-        elif status.error is not None:
-            log_provider_error(job, status.error, "task")
-            ended = replace(task.task, state=TaskPhase.FAILED, error_kind=FailureKind.named(status.error.kind.value),
-                            error_message=status.error.user_message, cost=cost)  # fmt: skip
-        else:
-            ended = replace(task.task, state=TaskPhase.FAILED, error_kind=FailureKind.FAILED,
-                            error_message=PROVIDER_FAILED_WORDS, cost=cost)  # fmt: skip
         self._drop(task)
-        await self._gathering.ended(job, ended)
+        await self._gathering.ended(task.job, ended_task(task.job, task.task, status))
+
+
+def _fill_batches(tasks: list[_Task], size: int, now: float, durations: Durations, step: float) -> list[_Task]:
+    """The due tasks to look up now, most overdue first. A last call (never the only one) that would be less than
+    half full and would likely find no task ended is not made: its tasks wait a `step` (once; first then)."""
+    tasks.sort(key=lambda t: (not (t.deferred or t.hinted), t.due, t.job.submitted_at or 0.0))
+    spare = len(tasks) % size
+    last = tasks[-spare:] if spare else []
+    if not last or any(t.deferred or t.hinted for t in last):
+        return tasks
+    if len(tasks) <= size or spare >= size / 2 or _likely_ends(durations, last, now) >= MIN_LIKELY_ENDS:
+        return tasks
+    for task in last:
+        task.deferred = True
+        task.due = max(task.due, now) + step
+    return tasks[:-spare]
 
 
 def _on_grid(moment: float, step: float, now: float, *, up: bool = False) -> float:

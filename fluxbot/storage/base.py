@@ -332,8 +332,7 @@ class Store(Protocol):
 
     async def claim(self, cap: int, capacity: Capacity | None = None) -> Job | None:
         """`claim`: the oldest queued job with a reply becomes pending, if fewer than `cap` jobs are at the
-        providers and, with `capacity`, its tasks fit its provider's and its model's limits (`Capacity.next_job`:
-        the tasks running there, a pending job's all)."""
+        providers and, with `capacity`, its tasks fit its provider's and model's limits (`Capacity.next_job`)."""
         ...
 
     async def mark_submitted(self, job_id: int, tasks: Sequence[JobTask], *, now: float | None = None) -> bool:
@@ -355,13 +354,12 @@ class Store(Protocol):
         now: float | None = None,
         tasks: Sequence[JobTask] = (),
     ) -> bool:
-        """`finish` or `cancel`: give an open job its outcome (and record what became of `tasks`, the job's tasks,
-        with it); exactly one caller gets True for a job."""
+        """`finish` or `cancel`: give an open job its outcome (with what became of `tasks`, its provider tasks);
+        exactly one caller gets True for a job."""
         ...
 
     async def mark_delivered(self, job_id: int, via: str, *, now: float | None = None) -> bool:
-        """`deliver`: the finished job's reply shows its outcome (its kept images are deleted with it); False when
-        it already did."""
+        """`deliver`: the finished job's reply shows its outcome (its kept images go); False when it already did."""
         ...
 
     # -- other writes ----------------------------------------------------------------------------
