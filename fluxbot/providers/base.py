@@ -35,6 +35,23 @@ class JobRequest:
 
 
 @dataclass(frozen=True)
+class TaskRef:
+    """One task at a provider: its id, and the URL its status is read from when the provider gave one (used as
+    given)."""
+
+    task_id: str
+    poll_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What a submit answered: the task, and what the provider says it costs when it says (its own unit)."""
+
+    task: TaskRef
+    cost: float | None = None
+
+
+@dataclass(frozen=True)
 class Image:
     """One finished image."""
 
