@@ -273,3 +273,8 @@ def fit_ratio(ratio: str, model: Model) -> str:
     if not (width.isdigit() and height.isdigit()):
         return model.default_size
     return closest_ratio(int(width), int(height), model.size_rule.suggestions)
+
+
+# Black Forest Labs' entry is built from the classes above in its own module, which adds it to PROVIDERS: imported
+# last, since it imports this module (whichever of the two is imported first, both end up complete).
+import fluxbot.providers.bfl_models  # noqa: E402, F401

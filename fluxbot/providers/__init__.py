@@ -6,10 +6,8 @@ Adding a provider: a module with a client class that implements `Provider`, its 
 
 from __future__ import annotations
 
-import aiohttp
+from typing import TYPE_CHECKING
 
-from fluxbot.config import Settings
-from fluxbot.providers.acedata import AceDataFlux
 from fluxbot.providers.base import (
     CallbackRefused,
     ErrorKind,
@@ -20,7 +18,11 @@ from fluxbot.providers.base import (
     TaskState,
     TaskStatus,
 )
-from fluxbot.providers.kie import KieFlux
+
+if TYPE_CHECKING:  # the settings import the catalogue, which imports this package (for bfl_models): keep it light
+    import aiohttp
+
+    from fluxbot.config import Settings
 
 __all__ = [
     "CallbackRefused",
@@ -37,6 +39,10 @@ __all__ = [
 
 def build_providers(settings: Settings, session: aiohttp.ClientSession) -> dict[str, Provider]:
     """A client for every provider that has a key: the active one takes new jobs, the others finish old ones."""
+    # The clients are imported here, not above: they import the settings (see TYPE_CHECKING).
+    from fluxbot.providers.acedata import AceDataFlux
+    from fluxbot.providers.kie import KieFlux
+
     clients: dict[str, Provider] = {}
     if settings.acedata_api_token is not None:
         clients["acedata"] = AceDataFlux(session, settings.acedata_api_token, settings.flux_api_base_url)
