@@ -108,9 +108,12 @@ class Model:
     label: str
     size_rule: SizeRule
     can_edit: bool = False
-    images_per_task: int = 4  # images one task makes (BFL: 1; fal FLUX.1: 4 via num_images; FLUX.2: 1)
-    max_active_tasks: int | None = None  # the provider's concurrency for this model (BFL flux-kontext-max: 6)
-    edit_field: str = "image_url"  # how an edit's image is sent (fal FLUX.2: "image_urls"; BFL: "input_image")
+    #: Images one provider task makes: a job of more is split into several tasks (at most four).
+    images_per_task: int = 4
+    #: How many of this model's tasks the provider runs at once for the account (None: no limit of its own).
+    max_active_tasks: int | None = None
+    #: The request field an edit's image is sent in.
+    edit_field: str = "image_url"
 
     @property
     def default_size(self) -> str:
@@ -184,9 +187,10 @@ class ProviderInfo:
     #: The settings that hold its key and its address (named in start-up errors).
     key_setting: str = ""
     url_setting: str = ""
-    max_active_tasks: int | None = None  # the account's concurrency (BFL: 24); the queue never exceeds it
-    results_expire: bool = False  # True (BFL 10 min, fal response minutes): the core downloads a task's
-    # images the moment it is seen ready, before anything else
+    #: How many tasks the account may have running at once (None: no limit); the queue never exceeds it.
+    max_active_tasks: int | None = None
+    #: The provider's result links expire soon: a task's images are downloaded the moment it is seen ready.
+    results_expire: bool = False
 
 
 PROVIDERS: dict[str, ProviderInfo] = {
@@ -275,6 +279,6 @@ def fit_ratio(ratio: str, model: Model) -> str:
     return closest_ratio(int(width), int(height), model.size_rule.suggestions)
 
 
-# Black Forest Labs' entry is built from the classes above in its own module, which adds it to PROVIDERS: imported
-# last, since it imports this module (whichever of the two is imported first, both end up complete).
-import fluxbot.providers.bfl_models  # noqa: E402, F401
+# Black Forest Labs' models live in their own module, which builds on the types above and adds itself to PROVIDERS:
+# imported last, so that whichever of the two modules is imported first, the other finds every name it needs defined.
+from fluxbot.providers import bfl_models  # noqa: E402, F401

@@ -36,8 +36,7 @@ class JobRequest:
 
 @dataclass(frozen=True)
 class TaskRef:
-    """One task at a provider: its id, and the URL its status is read from when the provider gave one (used as
-    given)."""
+    """One task at a provider: its id, and the URL its status is read from when the provider gave one (as given)."""
 
     task_id: str
     poll_url: str | None = None
