@@ -287,7 +287,7 @@ async def test_failed_tasks_say_why(client: BflFlux, bfl: FakeBfl, outcome: str,
     if kind is ErrorKind.REFUSED:
         assert "safety filter" in status.error.user_message
         assert "nothing was charged" in status.error.user_message
-        assert "Derivative Works Filter" in status.error.user_message, "the reason the API gave"
+        assert "Reason given: Derivative Works Filter." in status.error.user_message, "the reason the API gave"
 
 
 async def test_a_task_the_api_no_longer_has_is_failed_as_expired_or_lost(client: BflFlux, bfl: FakeBfl) -> None:
@@ -437,7 +437,7 @@ async def test_lookup_errors_are_raised_and_5xx_is_retryable(client: BflFlux, bf
 
 
 async def test_secrets_never_show_in_errors_or_repr(client: BflFlux, bfl: FakeBfl) -> None:
-    bfl.script("submit", 400, {"detail": f"bad request {{'x-key': '{bfl.key}', 'webhook_secret': '{SECRET}'}}"})
+    bfl.script("submit", 500, {"detail": f"failed on {{'x-key': '{bfl.key}', 'webhook_secret': '{SECRET}'}}"})
     with pytest.raises(ProviderError) as info:
         await client.submit(JobRequest("generate", "a", "flux-2-pro", "", callback_url="https://bot.example/c/s"))
     shown = str(info.value) + info.value.user_message + info.value.detail + repr(client)
@@ -491,12 +491,24 @@ async def test_a_callback_url_is_sent_as_webhook_url_with_the_secret(
     assert "webhook_url" not in bfl.submits[-1], "longer than the schema takes: polling only"
 
 
-async def test_a_refused_webhook_url_is_dropped_and_the_job_still_starts(client: BflFlux, bfl: FakeBfl) -> None:
-    detail = [{"type": "value_error", "loc": ["body", "webhook_url"], "msg": "URL scheme should be 'https'"}]
-    bfl.script("submit", 422, {"detail": detail})
+@pytest.mark.parametrize(
+    ("status", "detail"),
+    [
+        (422, [{"type": "value_error", "loc": ["body", "webhook_url"], "msg": "URL scheme should be 'https'"}]),
+        (400, "webhook_url must use HTTPS"),
+    ],
+)
+async def test_a_refused_webhook_url_is_dropped_and_the_job_still_starts(
+    client: BflFlux, bfl: FakeBfl, status: int, detail: Any
+) -> None:
+    bfl.script("submit", status, {"detail": detail})
     submitted = await client.submit(JobRequest("generate", "a", "flux-2-pro", "", callback_url="http://bot:8080/c"))
     assert submitted.task.task_id in bfl.tasks
     assert ["webhook_url" in body for body in bfl.submits] == [True, False]
+    bfl.script("submit", 400, {"detail": "prompt too long"})
+    with pytest.raises(ProviderError):
+        await client.submit(JobRequest("generate", "a", "flux-2-pro", "", callback_url="http://bot:8080/c"))
+    assert len(bfl.submits) == 3, "any other refusal is not resent"
 
 
 def test_callback_bodies_give_only_the_task_id_as_a_hint(client: BflFlux, bfl: FakeBfl) -> None:

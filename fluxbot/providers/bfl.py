@@ -84,9 +84,9 @@ class BflFlux:
         url = f"{self.base_url}/v1/{model.name}"
         webhook = self._webhook_fields(request.callback_url)
         status, answer = await self._send("POST", url, {**body, **webhook})
-        if status == 422 and webhook and invalid_field(answer) in WEBHOOK_FIELDS:
+        if webhook and refuses_webhook(status, answer):
             # Nothing started (a validation error); the webhook is only a hint, polling finds the result anyway.
-            log.warning("BFL refused the webhook fields (%s); submitting without them", invalid_field(answer))
+            log.warning("BFL refused the webhook fields (HTTP %d); submitting without them, polling only", status)
             status, answer = await self._send("POST", url, body)
         if status >= 400:
             raise error_for(status, answer, model=model.name, action=request.action, hide=self._secrets())
@@ -169,6 +169,16 @@ class BflFlux:
 
 #: The submit fields that carry the webhook.
 WEBHOOK_FIELDS = ("webhook_url", "webhook_secret")
+
+
+def refuses_webhook(status: int, answer: Any) -> bool:
+    """True for a validation error about the webhook fields (BFL's rules for them, HTTPS only, are not published)."""
+    if status not in (400, 422):
+        return False
+    if invalid_field(answer) in WEBHOOK_FIELDS:
+        return True
+    detail = answer.get("detail") if isinstance(answer, dict) else None
+    return isinstance(detail, str) and "webhook" in detail.lower()
 
 
 def request_body(request: JobRequest, model: Model, endpoint: Endpoint) -> dict[str, Any]:

@@ -105,7 +105,8 @@ def invalid(message: str) -> ProviderError:
 
 def moderated(status: str, details: Any) -> ProviderError:
     """`Request Moderated` (the prompt or input image) or `Content Moderated` (the image made): both not charged."""
-    reason = scrub(detail_text(details))[:200]
+    # e.g. {"Moderation Reasons": ["Derivative Works Filter"]}: the reasons, without the key that holds them.
+    reason = scrub(detail_text(list(details.values()) if isinstance(details, dict) else details))[:200]
     why = f" Reason given: {reason}." if reason else ""
     if status == "request moderated":
         what, code = "this request (the prompt, or the image to edit)", "request_moderated"

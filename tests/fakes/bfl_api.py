@@ -266,7 +266,8 @@ class FakeBfl:
         webhook = bool(body.get("webhook_url"))
         polling_url = None if webhook and self.webhook_answer_without_polling_url else self._polling_url(task_id)
         seed = body.get("seed")
-        task = BflTask(task_id, model, body, cost, polling_url, seed=seed if isinstance(seed, int) else 1234)
+        seed = seed if isinstance(seed, int) else 1000 + len(self.tasks)  # a seed of its own when none is asked
+        task = BflTask(task_id, model, body, cost, polling_url, seed=seed)
         if self.outcomes:
             task.outcome = self.outcomes.pop(0)
         self.tasks[task_id] = task
