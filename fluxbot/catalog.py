@@ -276,3 +276,8 @@ def fit_ratio(ratio: str, model: Model) -> str:
     if not (width.isdigit() and height.isdigit()):
         return model.default_size
     return closest_ratio(int(width), int(height), model.size_rule.suggestions)
+
+
+# Black Forest Labs' models live in their own module, which builds on the types above and adds itself to PROVIDERS:
+# imported last, so that whichever of the two modules is imported first, the other finds every name it needs defined.
+from fluxbot.providers import bfl_models  # noqa: E402, F401

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 IMAGE_DELIVERY_MODES = ("attachment", "url")
+#: The addresses of Black Forest Labs' API by BFL_REGION (global routes to any cluster; eu and us stay in theirs).
+BFL_REGIONS = {"global": "https://api.bfl.ai", "eu": "https://api.eu.bfl.ai", "us": "https://api.us.bfl.ai"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,12 @@ class Settings:
     kie_api_token: Secret | None = field(default=None, repr=False)
     kie_api_base_url: str = "https://api.kie.ai"
     kie_webhook_hmac_key: Secret | None = field(default=None, repr=False)
+    bfl_api_key: Secret | None = field(default=None, repr=False)
+    #: global, eu or us; `bfl_api_base_url` is that region's address unless BFL_API_BASE_URL overrides it.
+    bfl_region: str = "global"
+    bfl_api_base_url: str = BFL_REGIONS["global"]
+    #: Sent with every webhook as webhook_secret, and checked against a callback's X-BFL-Signature when it has one.
+    bfl_webhook_secret: Secret | None = field(default=None, repr=False)
     metrics_host: str = "0.0.0.0"  # noqa: S104 - Prometheus and Docker's health check reach it from outside
     metrics_port: int | None = None
     #: Discord shards: None lets discord.py ask Discord how many (one process then runs them all).
@@ -87,7 +95,10 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every secret value, for log redaction."""
-        tokens = (self.discord_token, self.acedata_api_token, self.kie_api_token, self.kie_webhook_hmac_key)
+        tokens = (
+            self.discord_token, self.acedata_api_token, self.kie_api_token, self.kie_webhook_hmac_key,
+            self.bfl_api_key, self.bfl_webhook_secret,
+        )  # fmt: skip
         found = [s.reveal() for s in tokens if s is not None and s.reveal()]
         if self.database_url is not None:
             url = self.database_url.reveal()
@@ -103,6 +114,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     models = tuple(m.name for m in catalog.PROVIDERS[provider].models)
     known_provider = not env.errors  # else its key and DEFAULT_MODEL are not judged for a provider nobody chose
     shard_count = env.shard_count("SHARD_COUNT")
+    bfl_region = env.lower_choice("BFL_REGION", Settings.bfl_region, tuple(BFL_REGIONS))
     settings = Settings(
         discord_token=env.secret("DISCORD_TOKEN", "the bot token from the Discord developer portal"),
         acedata_api_token=env.secret(
@@ -114,6 +126,12 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         kie_webhook_hmac_key=env.secret(
             "KIE_WEBHOOK_HMAC_KEY", "the webhook HMAC key of your Kie.ai account", required=False
         ),
+        bfl_api_key=env.secret(
+            "BFL_API_KEY", "your Black Forest Labs API key", required=known_provider and provider == "bfl"
+        ),
+        bfl_region=bfl_region,
+        bfl_api_base_url=env.url("BFL_API_BASE_URL", BFL_REGIONS[bfl_region]),
+        bfl_webhook_secret=env.secret("BFL_WEBHOOK_SECRET", "a webhook secret of your choice", required=False),
         flux_api_base_url=env.url("FLUX_API_BASE_URL", Settings.flux_api_base_url),
         database_path=Path(env.text("DATABASE_PATH", str(Settings.database_path))),
         database_url=env.database_url("DATABASE_URL"),

@@ -198,6 +198,12 @@ class EnvReader:
             return self.problem(ConfigError(name, f"expects one of {', '.join(options)}, got {value!r}"), default)
         return value
 
+    def lower_choice(self, name: str, default: str, options: tuple[str, ...]) -> str:
+        value = self.text(name, default).lower()
+        if value not in options:
+            return self.problem(ConfigError(name, f"expects one of {', '.join(options)}, got {value!r}"), default)
+        return value
+
     def shard_count(self, name: str) -> int | None:
         value = self.raw(name)
         if value is None:

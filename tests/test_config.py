@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fluxbot.config import ConfigError, Secret, host_instance_name, load_settings
+from fluxbot.config import ConfigError, ConfigErrors, Secret, host_instance_name, load_settings
 from fluxbot.storage.sqlite_schema import MIGRATIONS
 from tests.botprocess import ROOT, SETTINGS, BotProcess, clean_environ
 from tests.e2e import World, final_reply, option
@@ -330,3 +330,45 @@ def test_the_operator_blocklist_file_is_read_and_a_bad_line_is_named(tmp_path: P
         load_settings(env, env_file=None)
     with pytest.raises(ConfigError, match=r"BLOCKLIST_FILE: cannot read .*missing\.txt"):
         load_settings({**env, "BLOCKLIST_FILE": str(tmp_path / "missing.txt")}, env_file=None)
+
+
+def test_black_forest_labs_settings_default_to_the_global_region(tmp_path: Path) -> None:
+    defaults = load(tmp_path)
+    assert (defaults.bfl_api_key, defaults.bfl_region, defaults.bfl_api_base_url) == (
+        None,
+        "global",
+        "https://api.bfl.ai",
+    )
+    assert defaults.bfl_webhook_secret is None
+    on_bfl = load(tmp_path, FLUX_PROVIDER="bfl", BFL_API_KEY="bfl-secret-key", BFL_WEBHOOK_SECRET="bfl-hook-secret")
+    assert (on_bfl.provider, on_bfl.default_model, on_bfl.provider_info.label) == (
+        "bfl",
+        "flux-2-pro",
+        "Black Forest Labs",
+    )
+    assert "bfl-secret-key" not in repr(on_bfl)
+    assert "bfl-hook-secret" not in repr(on_bfl)
+    assert {"bfl-secret-key", "bfl-hook-secret"} <= set(on_bfl.secrets()), "scrubbed from every log line"
+
+
+@pytest.mark.parametrize(
+    ("region", "url"),
+    [("global", "https://api.bfl.ai"), ("eu", "https://api.eu.bfl.ai"), ("US", "https://api.us.bfl.ai")],
+)
+def test_bfl_region_picks_the_address_and_bfl_api_base_url_overrides_it(tmp_path: Path, region: str, url: str) -> None:
+    settings = load(tmp_path, BFL_REGION=region)
+    assert (settings.bfl_region, settings.bfl_api_base_url) == (region.lower(), url)
+    proxied = load(tmp_path, BFL_REGION=region, BFL_API_BASE_URL="http://127.0.0.1:9000/")
+    assert proxied.bfl_api_base_url == "http://127.0.0.1:9000"
+
+
+def test_bfl_problems_are_reported_together(tmp_path: Path) -> None:
+    with pytest.raises(ConfigErrors) as info:
+        load(tmp_path, FLUX_PROVIDER="bfl", BFL_REGION="asia", BFL_API_BASE_URL="api.bfl.ai",
+             BFL_WEBHOOK_SECRET="two words")  # fmt: skip
+    messages = {error.variable: str(error) for error in info.value.errors}
+    assert set(messages) == {"BFL_API_KEY", "BFL_REGION", "BFL_API_BASE_URL", "BFL_WEBHOOK_SECRET"}
+    assert "missing. Set it to your Black Forest Labs API key" in messages["BFL_API_KEY"]
+    assert "expects one of global, eu, us, got 'asia'" in messages["BFL_REGION"]
+    assert "http(s) URL" in messages["BFL_API_BASE_URL"]
+    assert "without spaces" in messages["BFL_WEBHOOK_SECRET"]
