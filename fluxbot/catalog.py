@@ -108,6 +108,9 @@ class Model:
     label: str
     size_rule: SizeRule
     can_edit: bool = False
+    images_per_task: int = 4  # images one task makes (BFL: 1; fal FLUX.1: 4 via num_images; FLUX.2: 1)
+    max_active_tasks: int | None = None  # the provider's concurrency for this model (BFL flux-kontext-max: 6)
+    edit_field: str = "image_url"  # how an edit's image is sent (fal FLUX.2: "image_urls"; BFL: "input_image")
 
     @property
     def default_size(self) -> str:
@@ -181,6 +184,10 @@ class ProviderInfo:
     #: The settings that hold its key and its address (named in start-up errors).
     key_setting: str = ""
     url_setting: str = ""
+    max_active_tasks: int | None = None  # the account's concurrency (BFL: 24); the queue never exceeds it
+    #: True (BFL 10 min, fal response minutes): the core downloads a task's images the moment it is seen ready,
+    #: before anything else.
+    results_expire: bool = False
 
 
 PROVIDERS: dict[str, ProviderInfo] = {
@@ -267,3 +274,4 @@ def fit_ratio(ratio: str, model: Model) -> str:
     if not (width.isdigit() and height.isdigit()):
         return model.default_size
     return closest_ratio(int(width), int(height), model.size_rule.suggestions)
+

@@ -35,11 +35,29 @@ class JobRequest:
 
 
 @dataclass(frozen=True)
+class TaskRef:
+    """One task at a provider: its id, and the URL its status is read from when the provider gave one
+    (used as given)."""
+
+    task_id: str
+    poll_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What a submit answered: the task, and what the provider says it costs when it says (its own unit)."""
+
+    task: TaskRef
+    cost: float | None = None
+
+
+@dataclass(frozen=True)
 class Image:
     """One finished image."""
 
     url: str
     seed: int | None = None
+    flagged: bool = False  # the provider flagged it (fal's has_nsfw_concepts): shown as a spoiler
 
 
 class TaskState(StrEnum):
@@ -59,6 +77,8 @@ class TaskStatus:
     images: tuple[Image, ...] = ()
     error: ProviderError | None = None
     inference_seconds: float | None = None
+    queue_position: int | None = None  # while waiting in the provider's own queue (fal IN_QUEUE)
+    cost: float | None = None
 
 
 #: Ends every message about a problem only the bot's operator can fix.
