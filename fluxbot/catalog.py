@@ -275,3 +275,7 @@ def fit_ratio(ratio: str, model: Model) -> str:
         return model.default_size
     return closest_ratio(int(width), int(height), model.size_rule.suggestions)
 
+
+# fal.ai's models live in their own module, which builds on the types above and adds itself to PROVIDERS: imported
+# last, so that whichever of the two modules is imported first, the other finds every name it needs defined.
+from fluxbot.providers import fal_models  # noqa: E402, F401

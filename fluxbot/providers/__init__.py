@@ -1,15 +1,16 @@
 """Provider clients: one module per remote image API, all behind `providers.base.Provider`.
 
 Adding a provider: a module with a client class that implements `Provider`, its models and extra options in
-`catalog.PROVIDERS`, its settings in `config.Settings`, and one line in `build_providers`.
+`catalog.PROVIDERS` (or a `<name>_models` module here that catalog.py imports), its settings in `config.Settings`,
+and one line in `build_providers`.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import aiohttp
 
-from fluxbot.config import Settings
-from fluxbot.providers.acedata import AceDataFlux
 from fluxbot.providers.base import (
     CallbackRefused,
     ErrorKind,
@@ -20,7 +21,9 @@ from fluxbot.providers.base import (
     TaskState,
     TaskStatus,
 )
-from fluxbot.providers.kie import KieFlux
+
+if TYPE_CHECKING:
+    from fluxbot.config import Settings
 
 __all__ = [
     "CallbackRefused",
@@ -37,6 +40,11 @@ __all__ = [
 
 def build_providers(settings: Settings, session: aiohttp.ClientSession) -> dict[str, Provider]:
     """A client for every provider that has a key: the active one takes new jobs, the others finish old ones."""
+    # The clients are imported here, not above: catalog.py imports this package's model modules (fal_models), and
+    # the clients import config, which imports catalog; importing them with the package would close that cycle.
+    from fluxbot.providers.acedata import AceDataFlux
+    from fluxbot.providers.kie import KieFlux
+
     clients: dict[str, Provider] = {}
     if settings.acedata_api_token is not None:
         clients["acedata"] = AceDataFlux(session, settings.acedata_api_token, settings.flux_api_base_url)
