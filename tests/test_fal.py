@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 
 from fluxbot import catalog
-from fluxbot.config import Secret
+from fluxbot.config import Secret, load_settings
+from fluxbot.providers import build_providers
 from fluxbot.providers.base import ErrorKind, JobRequest, ProviderError, TaskRef, TaskState
 from fluxbot.providers.fal import FalFlux, parse_result, poll_url_of, urls_of
 from tests.botprocess import ROOT
@@ -373,6 +374,21 @@ def test_the_key_never_shows(fal: FakeFal, session: aiohttp.ClientSession) -> No
     shown = repr(FalFlux(session, Secret("key-id:very-secret"), fal.base_url))
     assert "very-secret" not in shown
     assert "key-id" not in shown
+
+
+async def test_build_providers_builds_the_fal_client_when_its_key_is_set(
+    tmp_path: Any, session: aiohttp.ClientSession
+) -> None:
+    env = {"DISCORD_TOKEN": "d", "FLUX_PROVIDER": "fal", "FAL_KEY": "id:secret",
+           "DATABASE_PATH": str(tmp_path / "f.db"), "FAL_QUEUE_URL": "http://127.0.0.1:1/",
+           "CALLBACK_BASE_URL": "https://bot.example.org"}  # fmt: skip
+    clients = build_providers(load_settings(env, env_file=None), session)
+    client: Any = clients["fal"]  # Any until issue 14's Provider interface describes FalFlux
+    assert isinstance(client, FalFlux)
+    assert (client.queue_url, client.jwks_url, client.webhooks, client.max_batch) == (
+        "http://127.0.0.1:1", "https://rest.alpha.fal.ai/.well-known/jwks.json", True, 1
+    )  # fmt: skip
+    assert list(clients) == ["fal"]
 
 
 def test_the_catalogue_entry() -> None:

@@ -43,6 +43,7 @@ def build_providers(settings: Settings, session: aiohttp.ClientSession) -> dict[
     # The clients are imported here, not above: catalog.py imports this package's model modules (fal_models), and
     # the clients import config, which imports catalog; importing them with the package would close that cycle.
     from fluxbot.providers.acedata import AceDataFlux
+    from fluxbot.providers.fal import FalFlux
     from fluxbot.providers.kie import KieFlux
 
     clients: dict[str, Provider] = {}
@@ -51,5 +52,15 @@ def build_providers(settings: Settings, session: aiohttp.ClientSession) -> dict[
     if settings.kie_api_token is not None:
         clients["kie"] = KieFlux(
             session, settings.kie_api_token, settings.kie_api_base_url, webhook_key=settings.kie_webhook_hmac_key
+        )
+    if settings.fal_key is not None:
+        # Until issue 14's interface change (submit -> Submitted, lookup of TaskRefs) is merged, FalFlux already
+        # speaks the new interface and the old Protocol does not describe it.
+        clients["fal"] = FalFlux(  # type: ignore[assignment]
+            session,
+            settings.fal_key,
+            settings.fal_queue_url,
+            settings.fal_jwks_url,
+            webhooks=settings.callback_base_url is not None,
         )
     return clients
