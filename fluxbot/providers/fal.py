@@ -91,7 +91,7 @@ class FalFlux:
         params = None
         if request.callback_url:
             params = {"fal_webhook": request.callback_url}
-            await self.signing_keys.refresh_if_old()  # so the callback finds fresh keys
+            self.signing_keys.refresh_if_old()  # so that the callback finds fresh keys
         status, answer = await fetch_json(
             self.session, "POST", f"{self.queue_url}/{model_id}", seconds=self.request_timeout,
             headers=self._headers(), json=body, params=params,

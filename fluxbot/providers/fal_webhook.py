@@ -2,9 +2,9 @@
 keys fal publishes (its JWKS), which are fetched with a timeout and cached.
 
 Checking a callback is synchronous (`Provider.callback_task_id`), fetching keys is not: the keys are fetched when
-the client starts (`FalFlux.check_key`) and before a submit that asks for a webhook when they are getting old; a
-callback that no cached key verifies schedules one refetch in the background (a key rotation) and is refused, and
-fal sends it again (10 times over 2 hours), by when the new keys are in.
+the client starts (`FalFlux.check_key`), and in the background when a submit asks for a webhook while they are
+getting old; a callback that no cached key verifies schedules one refetch in the background (a key rotation) and is
+refused, and fal sends it again (10 times over 2 hours), by when the new keys are in.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class SigningKeys:
     #: time.monotonic() of the fetch the keys come from (None: never fetched).
     fetched_at: float | None = None
     fetches: int = 0
-    #: time.monotonic() of the last refetch a callback caused.
+    #: time.monotonic() of the last refetch scheduled in the background.
     _last_refetch: float | None = field(default=None, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     _pending: asyncio.Task[bool] | None = field(default=None, repr=False)
@@ -113,7 +113,7 @@ class SigningKeys:
                 async with self.session.get(self.url, timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
                     document = await resp.json(content_type=None) if resp.status == 200 else None
                     status = resp.status
-            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            except (aiohttp.ClientError, TimeoutError, ValueError, RuntimeError) as exc:  # RuntimeError: session closed
                 log.warning("cannot fetch fal.ai's webhook keys (FAL_JWKS_URL): %s", type(exc).__name__)
                 return False
             keys = public_keys(document)
@@ -123,14 +123,15 @@ class SigningKeys:
             self.keys, self.fetched_at = keys, time.monotonic()
             return True
 
-    async def refresh_if_old(self) -> None:
-        """Refetch the keys when there are none or they are past the refresh age (before a webhook is asked for)."""
+    def refresh_if_old(self) -> None:
+        """Refetch the keys in the background when there are none or they are past the refresh age (called before
+        a submit that asks for a webhook, which does not wait for it)."""
         age = self.age()
         if age is None or age > KEYS_REFRESH_AGE_SECONDS:
-            await self.refresh()
+            self.refetch_soon()
 
     def refetch_soon(self) -> None:
-        """Schedule one refetch in the background, unless one runs or a callback caused one in the last minute."""
+        """Schedule one refetch in the background, unless one runs or one was scheduled in the last minute."""
         if self._pending is not None and not self._pending.done():
             return
         if self._last_refetch is not None and time.monotonic() - self._last_refetch < REFETCH_PAUSE_SECONDS:
