@@ -278,6 +278,7 @@ def fit_ratio(ratio: str, model: Model) -> str:
     return closest_ratio(int(width), int(height), model.size_rule.suggestions)
 
 
-# Black Forest Labs' models live in their own module, which builds on the types above and adds itself to PROVIDERS:
-# imported last, so that whichever of the two modules is imported first, the other finds every name it needs defined.
-from fluxbot.providers import bfl_models  # noqa: E402, F401
+# The models of Black Forest Labs and fal.ai live in their own modules, which build on the types above and add
+# themselves to PROVIDERS: imported last, so that whichever module is imported first, the other finds every name it
+# needs defined.
+from fluxbot.providers import bfl_models, fal_models  # noqa: E402, F401

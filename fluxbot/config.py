@@ -64,6 +64,10 @@ class Settings:
     bfl_api_base_url: str = BFL_REGIONS["global"]
     #: Sent with every webhook as webhook_secret, and checked against a callback's X-BFL-Signature when it has one.
     bfl_webhook_secret: Secret | None = field(default=None, repr=False)
+    #: fal.ai: the key (KEY_ID:KEY_SECRET), its queue, and where it publishes the keys its webhooks are signed with.
+    fal_key: Secret | None = field(default=None, repr=False)
+    fal_queue_url: str = "https://queue.fal.run"
+    fal_jwks_url: str = "https://rest.alpha.fal.ai/.well-known/jwks.json"
     metrics_host: str = "0.0.0.0"  # noqa: S104 - Prometheus and Docker's health check reach it from outside
     metrics_port: int | None = None
     #: Discord shards: None lets discord.py ask Discord how many (one process then runs them all).
@@ -97,9 +101,11 @@ class Settings:
         """Every secret value, for log redaction."""
         tokens = (
             self.discord_token, self.acedata_api_token, self.kie_api_token, self.kie_webhook_hmac_key,
-            self.bfl_api_key, self.bfl_webhook_secret,
+            self.bfl_api_key, self.bfl_webhook_secret, self.fal_key,
         )  # fmt: skip
         found = [s.reveal() for s in tokens if s is not None and s.reveal()]
+        if self.fal_key is not None and ":" in self.fal_key.reveal():
+            found.append(self.fal_key.reveal().partition(":")[2])  # the KEY_SECRET half on its own
         if self.database_url is not None:
             url = self.database_url.reveal()
             password = urllib.parse.urlsplit(url).password or ""
@@ -132,6 +138,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         bfl_region=bfl_region,
         bfl_api_base_url=env.url("BFL_API_BASE_URL", BFL_REGIONS[bfl_region]),
         bfl_webhook_secret=env.secret("BFL_WEBHOOK_SECRET", "a webhook secret of your choice", required=False),
+        fal_key=env.fal_key("FAL_KEY", required=known_provider and provider == "fal"),
+        fal_queue_url=env.url("FAL_QUEUE_URL", Settings.fal_queue_url),
+        fal_jwks_url=env.secure_url("FAL_JWKS_URL", Settings.fal_jwks_url),
         flux_api_base_url=env.url("FLUX_API_BASE_URL", Settings.flux_api_base_url),
         database_path=Path(env.text("DATABASE_PATH", str(Settings.database_path))),
         database_url=env.database_url("DATABASE_URL"),

@@ -146,6 +146,27 @@ class EnvReader:
             return self.problem(ConfigError(name, f"expects an http(s) URL such as {default}, got {value!r}"), default)
         return value
 
+    def secure_url(self, name: str, default: str) -> str:
+        """An https URL (plain http only on this machine, for tests): what it serves is trusted, so no one on the way
+        may change it."""
+        value = self.url(name, default)
+        host = urllib.parse.urlsplit(value).hostname or ""
+        if value.startswith("http://") and host not in ("localhost", "127.0.0.1", "::1"):
+            return self.problem(ConfigError(name, f"expects an https URL such as {default}, got {value!r}"), default)
+        return value
+
+    def fal_key(self, name: str, *, required: bool) -> Secret | None:
+        """fal.ai's key: KEY_ID:KEY_SECRET as fal shows it (an older key without the id is taken as it is)."""
+        key = self.secret(name, "your fal.ai API key (fal.ai → Dashboard → API Keys)", required=required)
+        if key is None or not key.reveal():
+            return key
+        key_id, colon, key_secret = key.reveal().partition(":")
+        if colon and not (key_id and key_secret and ":" not in key_secret):
+            # The message repeats nothing of the value: it is a secret.
+            expected = "expects the key as fal.ai shows it, KEY_ID:KEY_SECRET (one colon, text on both sides)"
+            return self.problem(ConfigError(name, expected), Secret(""))
+        return key
+
     def optional_url(self, name: str) -> str | None:
         return self.url(name, "https://bot.example.org") if self.raw(name) else None
 

@@ -372,3 +372,48 @@ def test_bfl_problems_are_reported_together(tmp_path: Path) -> None:
     assert "expects one of global, eu, us, got 'asia'" in messages["BFL_REGION"]
     assert "http(s) URL" in messages["BFL_API_BASE_URL"]
     assert "without spaces" in messages["BFL_WEBHOOK_SECRET"]
+
+
+def test_fal_settings(tmp_path: Path) -> None:
+    defaults = load(tmp_path)
+    assert (defaults.fal_key, defaults.fal_queue_url, defaults.fal_jwks_url) == (
+        None, "https://queue.fal.run", "https://rest.alpha.fal.ai/.well-known/jwks.json"
+    )  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, FLUX_PROVIDER="fal")
+    assert info.value.variable == "FAL_KEY"
+    assert "your fal.ai API key" in str(info.value)
+    on_fal = load_settings(
+        {"DISCORD_TOKEN": "d", "FLUX_PROVIDER": "fal", "FAL_KEY": "key-id:key-secret-value",
+         "FAL_QUEUE_URL": "http://127.0.0.1:8000/", "FAL_JWKS_URL": "http://127.0.0.1:8000/jwks.json",
+         "DATABASE_PATH": str(tmp_path / "f.db")},
+        env_file=None,
+    )  # fmt: skip
+    assert (on_fal.provider, on_fal.default_model, on_fal.fal_queue_url, on_fal.fal_jwks_url) == (
+        "fal", "flux-dev", "http://127.0.0.1:8000", "http://127.0.0.1:8000/jwks.json"
+    )  # fmt: skip
+    assert on_fal.provider_info.name == "fal"
+    assert "key-secret-value" not in repr(on_fal)
+    assert sorted(on_fal.secrets()) == ["d", "key-id:key-secret-value", "key-secret-value"]
+    assert load(tmp_path, FAL_KEY="an-older-key-without-id").fal_key == Secret("an-older-key-without-id")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("FAL_QUEUE_URL", "queue.fal.run", "expects an http(s) URL such as https://queue.fal.run"),
+        ("FAL_JWKS_URL", "http://rest.alpha.fal.ai/.well-known/jwks.json", "expects an https URL"),
+        ("FAL_KEY", "id:secret:more", "KEY_ID:KEY_SECRET (one colon, text on both sides)"),
+        ("FAL_KEY", ":secret", "KEY_ID:KEY_SECRET"),
+        ("FAL_KEY", "id secret", "a single token without spaces"),
+    ],
+)
+def test_bad_fal_values_name_the_variable_and_never_repeat_the_key(
+    tmp_path: Path, variable: str, value: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, **{variable: value})
+    assert info.value.variable == variable
+    assert expected in str(info.value)
+    if variable == "FAL_KEY":
+        assert "secret" not in str(info.value).replace("KEY_SECRET", "")

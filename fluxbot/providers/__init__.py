@@ -44,10 +44,12 @@ __all__ = [
 
 def build_providers(settings: Settings, session: aiohttp.ClientSession) -> dict[str, Provider]:
     """A client for every provider that has a key: the active one takes new jobs, the others finish old ones."""
-    # The clients are imported here, not above: catalog.py imports this package's model modules (bfl_models), and
-    # the clients import config, which imports catalog; importing them with the package would close that cycle.
+    # The clients are imported here, not above: catalog.py imports this package's model modules (bfl_models,
+    # fal_models), and the clients import config, which imports catalog; importing them with the package would
+    # close that cycle.
     from fluxbot.providers.acedata import AceDataFlux
     from fluxbot.providers.bfl import BflFlux
+    from fluxbot.providers.fal import FalFlux
     from fluxbot.providers.kie import KieFlux
 
     clients: dict[str, Provider] = {}
@@ -58,9 +60,15 @@ def build_providers(settings: Settings, session: aiohttp.ClientSession) -> dict[
             session, settings.kie_api_token, settings.kie_api_base_url, webhook_key=settings.kie_webhook_hmac_key
         )
     if settings.bfl_api_key is not None:
-        # Until issue 14's interface change (submit -> Submitted, lookup of TaskRefs) is merged, BflFlux already
-        # speaks the new interface and the old Protocol does not describe it.
-        clients["bfl"] = BflFlux(  # type: ignore[assignment]
+        clients["bfl"] = BflFlux(
             session, settings.bfl_api_key, settings.bfl_api_base_url, webhook_secret=settings.bfl_webhook_secret
+        )
+    if settings.fal_key is not None:
+        clients["fal"] = FalFlux(
+            session,
+            settings.fal_key,
+            settings.fal_queue_url,
+            settings.fal_jwks_url,
+            webhooks=settings.callback_base_url is not None,
         )
     return clients
