@@ -135,11 +135,12 @@ def _catalog(locale: LocaleValue) -> Catalog | None:
 def _format(template: str, english: str, values: Mapping[str, object]) -> str:
     """`template` with its `{name}` placeholders filled; a translation that does not fit them falls back to the
     English text (a literal brace is written twice)."""
-    try:
-        return template.format_map(values)
-    except (KeyError, IndexError, ValueError):
-        log.warning("the translation %r does not fit its placeholders %s; said in English", template, sorted(values))
-        return english.format_map(values)
+    for candidate in (template, english):
+        try:
+            return candidate.format_map(values)
+        except (KeyError, IndexError, ValueError, AttributeError):
+            log.warning("the message %r does not fit its placeholders %s", candidate, sorted(values))
+    return english  # the code gave the wrong values: said as written rather than not at all
 
 
 def text(locale: LocaleValue, message: str, **values: object) -> str:

@@ -314,6 +314,9 @@ def test_a_translation_with_a_wrong_placeholder_falls_back_to_english(
     monkeypatch.setattr(i18n, "catalogs", lambda: {"de": i18n.read_catalog(po, "de")})
     assert i18n.text("de", "{member} has no jobs waiting in line.", member="@a") == "@a has no jobs waiting in line."
     assert "does not fit its placeholders" in caplog.text
+    assert i18n.text("de", "{member} has no jobs waiting in line.") == "{member} has no jobs waiting in line.", (
+        "values the code forgot: the English as written, never an error"
+    )
 
 
 def test_numbers_and_dates_are_written_for_the_locale() -> None:
