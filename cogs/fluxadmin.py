@@ -14,12 +14,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from fluxbot.bot import FluxBot
+from fluxbot.i18n import N_
 from fluxbot.limits import GuildSettings
 from fluxbot.settings_cards import settings_card
 
 log = logging.getLogger(__name__)
 
-NEEDS_MANAGE_SERVER = "Only members with the **Manage Server** permission can change fluxbot's settings here."
+NEEDS_MANAGE_SERVER = N_("Only members with the **Manage Server** permission can change fluxbot's settings here.")
 
 admin = app_commands.Group(
     name="fluxadmin",
@@ -39,17 +40,26 @@ class AdminCommands(commands.Cog):
         assert interaction.guild_id is not None  # the group is guild-only
         return interaction.guild_id
 
-    async def _change(self, interaction: discord.Interaction, change: Callable[[GuildSettings], GuildSettings]) -> None:
-        """Apply `change` to this server's settings and show the result (a `Refused` from it is answered instead)."""
+    async def _change(
+        self,
+        interaction: discord.Interaction,
+        change: Callable[[GuildSettings], GuildSettings],
+        *,
+        said: str | None = None,
+    ) -> None:
+        """Apply `change` to this server's settings and show the result (a `Refused` from it is answered instead),
+        under `said` (default: "Saved")."""
         settings = await self.bot.policies.change_guild_settings(self._guild_id(interaction), change)
         log.info("server %s settings changed by %s: %s", interaction.guild_id, interaction.user.id, settings.to_json())
-        await self._show(interaction, settings, saved=True)
+        await self._show(interaction, settings, saved=True, said=said)
 
-    async def _show(self, interaction: discord.Interaction, settings: GuildSettings, *, saved: bool = False) -> None:
+    async def _show(
+        self, interaction: discord.Interaction, settings: GuildSettings, *, saved: bool = False, said: str | None = None
+    ) -> None:
         policy = self.bot.policies.policy_for_settings(settings)
         embed = settings_card(settings, policy.limits, policy.default_model, serve_dms=self.bot.settings.serve_dms)
         if saved:
-            embed.description = "✅ Saved. The change applies to the next command."
+            embed.description = said or "✅ Saved. The change applies to the next command."
             capped = settings.capped(self.bot.settings.limits())
             if capped:
                 embed.description += "\nThe bot's operator sets the upper limits: " + "; ".join(capped) + "."

@@ -1,6 +1,6 @@
 """The `/fluxadmin` cog: a server's models, channels, role, DMs, limits, usage and queue here; its other commands
 come from the parts it brings together (`moderation.py`: prompts, strikes, spoilers; `budget.py`: the server's
-budget; `styles.py`: style presets). Replies only."""
+budget; `styles.py`: style presets; `language.py`: the server's language). Replies only."""
 
 from __future__ import annotations
 
@@ -12,16 +12,18 @@ from discord.ext import commands
 
 from cogs.budget import BudgetCommands
 from cogs.fluxadmin import NEEDS_MANAGE_SERVER, admin
+from cogs.language import LanguageCommands
 from cogs.moderation import ModerationCommands
 from cogs.styles import StyleCommands
 from fluxbot import catalog
 from fluxbot.bot import FluxBot
+from fluxbot.i18n import member_locale, plural, text
 from fluxbot.limits import GuildSettings, Refused, with_changes
 
 log = logging.getLogger(__name__)
 
 
-class Server(ModerationCommands, BudgetCommands, StyleCommands):
+class Server(ModerationCommands, BudgetCommands, StyleCommands, LanguageCommands):
     """Moderators' settings: every `/fluxadmin` command."""
 
     admin = admin
@@ -35,7 +37,8 @@ class Server(ModerationCommands, BudgetCommands, StyleCommands):
         # root_parent: /fluxadmin blocklist add is under a subgroup, and needs the permission just the same.
         in_admin = isinstance(command, app_commands.Command) and command.root_parent is self.admin
         if in_admin and not interaction.permissions.manage_guild:
-            await interaction.response.send_message(NEEDS_MANAGE_SERVER, ephemeral=True)
+            refusal = text(member_locale(interaction), NEEDS_MANAGE_SERVER)
+            await interaction.response.send_message(refusal, ephemeral=True)
             return False
         return True
 
@@ -163,9 +166,11 @@ class Server(ModerationCommands, BudgetCommands, StyleCommands):
         await interaction.response.defer(ephemeral=True, thinking=True)
         cancelled = await self.bot.jobs.cancel_queued(guild_id, member.id)
         log.info("server %s: %s cancelled %d queued job(s) of %s", guild_id, interaction.user.id, cancelled, member.id)
+        locale = member_locale(interaction)
         await interaction.followup.send(
-            f"Cancelled {cancelled} waiting job(s) of {member.mention}." if cancelled else
-            f"{member.mention} has no jobs waiting in line.",
+            plural(locale, "Cancelled {n} waiting job of {member}.", "Cancelled {n} waiting jobs of {member}.",
+                   cancelled, member=member.mention) if cancelled else
+            text(locale, "{member} has no jobs waiting in line.", member=member.mention),
             ephemeral=True,
             allowed_mentions=discord.AllowedMentions.none(),
         )  # fmt: skip

@@ -19,6 +19,7 @@ from fluxbot.defaults import Chosen, Typed, choose, notes_message
 from fluxbot.delivery import Delivery
 from fluxbot.downloads import ImageFetcher
 from fluxbot.errors import MemberError
+from fluxbot.i18n import CommandTranslator
 from fluxbot.jobs.lifecycle import Job, Reply
 from fluxbot.jobs.requests import AttachmentInfo
 from fluxbot.jobs.service import Jobs
@@ -109,6 +110,7 @@ class FluxBot(commands.AutoShardedBot):
         self.started = True
         if self.application_id is not None:
             log.info("invite the bot to a server with %s", invite_url(self.application_id))
+        await self.tree.set_translator(CommandTranslator())  # before the sync: it sends the localized names
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands()
@@ -124,8 +126,7 @@ class FluxBot(commands.AutoShardedBot):
             synced = await self.tree.sync(guild=guild)
             log.info("synced %d command(s) to the development server %s", len(synced), guild.id)
             return
-        payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
-        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        digest = await commands_digest(self.tree)
         key = f"commands_hash:{self.application_id}"
         # Several processes start together: the first syncs, the others wait here and then find the hash stored.
         async with self.store.exclusive("command-sync"):
@@ -280,6 +281,17 @@ class FluxBot(commands.AutoShardedBot):
         # As long as one submit may take: one cut off would leave a job the provider may bill but the bot lost.
         await self.jobs.drain(within=SUBMIT_DRAIN_SECONDS)
         await super().close()
+
+
+async def commands_digest(tree: app_commands.CommandTree[discord.Client]) -> str:
+    """A hash of what `tree.sync()` sends: with the translator's localizations, so a changed translation (not just
+    a changed command) is synced again."""
+    translator = tree.translator
+    payload = [
+        await command.get_translated_payload(tree, translator) if translator else command.to_dict(tree)
+        for command in tree.get_commands()
+    ]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 class FluxCommandTree(app_commands.CommandTree[discord.Client]):

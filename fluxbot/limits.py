@@ -108,6 +108,8 @@ class GuildSettings:
     budget_monthly_images: int = 0
     #: The server's style presets, in the order they were added (`/fluxadmin style`).
     styles: tuple[Style, ...] = ()
+    #: The language of what everyone here sees, as Discord names it ("de", "pt-BR"); None: Discord's server language.
+    locale: str | None = None
 
     def to_json(self) -> str:
         """The settings as stored."""
@@ -121,6 +123,7 @@ class GuildSettings:
         for key in ("allowed_models", "allowed_channels", "blocklist"):
             known[key] = tuple(known.get(key) or ())
         known["styles"] = tuple(Style.from_dict(style) for style in known.get("styles") or ())
+        known["locale"] = known.get("locale") if isinstance(known.get("locale"), str) and known.get("locale") else None
         return cls(**known)
 
     def limits(self, operator: Limits) -> Limits:

@@ -8,6 +8,7 @@ from decimal import Decimal
 import discord
 
 from fluxbot.budgets import DAY, MONTH, PERIODS, Budget, BudgetUse, period_end
+from fluxbot.i18n import LANGUAGE_NAMES
 from fluxbot.limits import GuildSettings, Limits, Style
 from fluxbot.render import clip
 from fluxbot.storage import GuildReport
@@ -167,9 +168,13 @@ def settings_card(settings: GuildSettings, limits: Limits, default_model: str, *
     embed.add_field(name="Kie safety_tolerance", value=ceiling, inline=True)
     spoilers = {"never": "never", "always": "always", "outside_age_restricted": "outside age-restricted channels"}
     embed.add_field(name="Results as spoilers", value=spoilers.get(settings.spoilers, settings.spoilers), inline=True)
+    language = "Discord's server language"
+    if settings.locale:
+        language = f"{LANGUAGE_NAMES.get(settings.locale, settings.locale)} (`{settings.locale}`)"
+    embed.add_field(name="Language of what everyone sees", value=language, inline=True)
     embed.set_footer(
         text="Change with /fluxadmin models · channels · role · limits · budget · dms · blocklist · style · modlog · "
-        "strikes · safety · spoilers"
+        "strikes · safety · spoilers · language"
     )
     return embed
 

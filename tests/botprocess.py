@@ -42,6 +42,8 @@ class BotProcess:
             env=env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            # One DEBUG line holds the commands' sync payload: with its translations, more than asyncio's 64 KiB.
+            limit=4 * 1024 * 1024,
         )
         self._reader = asyncio.create_task(self._read())
 

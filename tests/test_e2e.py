@@ -60,6 +60,7 @@ async def test_commands_are_synced_globally_once_with_their_options(
             "safety",
             "spoilers",
             "style",
+            "language",
         }
         blocklist = {o["name"]: o for o in admin["options"]}["blocklist"]
         assert blocklist["type"] == 2, "a subcommand group"

@@ -40,6 +40,8 @@ SENDABLE_FLAGS = FLAG_SUPPRESS_EMBEDS | FLAG_EPHEMERAL | FLAG_SUPPRESS_NOTIFICAT
 SNOWFLAKE_OPTION_TYPES = (6, 7, 8, 9, 11)
 CALLBACK_PATH = re.compile(rf"{API_PREFIX}/interactions/(\d+)/[^/]+/callback")
 ACK_GRACE = 0.5  # send_* keep waiting this long past the ack deadline, so late callbacks are recorded too
+#: The language Discord sends when a test names none: a member (and a server) using Discord in US English.
+DEFAULT_LOCALE = "en-US"
 
 DEFAULT_APPLICATION_ID = 1190413227513741362
 DEFAULT_BOT_USER_ID = 1190413581240938527
@@ -572,9 +574,12 @@ class FakeDiscord:
         channel_id: int | None = None,
         permissions: int | None = None,
         guild_id: int | None = None,
+        locale: str = DEFAULT_LOCALE,
+        guild_locale: str = DEFAULT_LOCALE,
     ) -> SentInteraction:
         """Dispatch a CHAT_INPUT application command interaction (in `channel_id`, with `permissions`), in guild
-        `guild_id` (default: the default guild; `guild=False`: a DM) to the connection holding its shard."""
+        `guild_id` (default: the default guild; `guild=False`: a DM) to the connection holding its shard; `locale`
+        is the member's client language, `guild_locale` the server's (Discord's names: "de", "pt-BR")."""
         where = self.guild(guild_id) if guild else None
         data = self._command_data(name, 1, guild=where)
         if options:
@@ -590,6 +595,8 @@ class FakeDiscord:
             channel_id=channel_id,
             permissions=permissions,
             wait_for_ack=wait_for_ack,
+            locale=locale,
+            guild_locale=guild_locale,
         )
 
     async def add_text_channel(self, name: str, *, guild_id: int | None = None) -> int:
@@ -649,8 +656,11 @@ class FakeDiscord:
         user_id: int | None = None,
         permissions: int | None = None,
         wait_for_ack: bool = True,
+        locale: str = DEFAULT_LOCALE,
+        guild_locale: str = DEFAULT_LOCALE,
     ) -> SentInteraction:
-        """Dispatch a MESSAGE_COMPONENT interaction for a component on a known message."""
+        """Dispatch a MESSAGE_COMPONENT interaction for a component on a known message (`locale`, `guild_locale`:
+        the member's and the server's language)."""
         message = self._known_message(message_id)
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": component_type}
         if values is not None or component_type in (3, 5, 6, 7, 8):
@@ -664,6 +674,8 @@ class FakeDiscord:
             message=message,
             permissions=permissions,
             wait_for_ack=wait_for_ack,
+            locale=locale,
+            guild_locale=guild_locale,
         )
 
     async def send_modal_submit(
@@ -690,9 +702,17 @@ class FakeDiscord:
         )
 
     async def send_message_command(
-        self, name: str, target_message_id: int, *, user_id: int | None = None, wait_for_ack: bool = True
+        self,
+        name: str,
+        target_message_id: int,
+        *,
+        user_id: int | None = None,
+        wait_for_ack: bool = True,
+        locale: str = DEFAULT_LOCALE,
+        guild_locale: str = DEFAULT_LOCALE,
     ) -> SentInteraction:
-        """Dispatch a MESSAGE context-menu command interaction targeting a known message."""
+        """Dispatch a MESSAGE context-menu command interaction targeting a known message (from a member whose client
+        speaks `locale`, in a server whose language is `guild_locale`)."""
         message = self._known_message(target_message_id)
         guild = self._message_guild(message)
         data = self._command_data(name, 3, guild=guild)
@@ -705,6 +725,8 @@ class FakeDiscord:
             guild=guild,
             channel_id=int(message["channel_id"]),
             wait_for_ack=wait_for_ack,
+            locale=locale,
+            guild_locale=guild_locale,
         )
 
     def _message_guild(self, message: dict[str, Any]) -> FakeGuild | None:
@@ -768,6 +790,8 @@ class FakeDiscord:
         message: dict[str, Any] | None = None,
         permissions: int | None = None,
         wait_for_ack: bool = True,
+        locale: str = DEFAULT_LOCALE,
+        guild_locale: str = DEFAULT_LOCALE,
     ) -> SentInteraction:
         """Register and dispatch an INTERACTION_CREATE to the connection holding the guild's shard (a DM's: shard
         0); by default return once the bot called back (or gave up)."""
@@ -783,6 +807,8 @@ class FakeDiscord:
             channel_id=channel_id,
             message=message,
             permissions=permissions,
+            locale=locale,
+            guild_locale=guild_locale,
         )
         sent = SentInteraction(id=interaction_id, token=token, payload=payload)
         state = _InteractionState(
@@ -815,6 +841,8 @@ class FakeDiscord:
         channel_id: int | None,
         message: dict[str, Any] | None,
         permissions: int | None,
+        locale: str = DEFAULT_LOCALE,
+        guild_locale: str = DEFAULT_LOCALE,
     ) -> dict[str, Any]:
         """Build a full INTERACTION_CREATE payload."""
         payload: dict[str, Any] = {
@@ -825,7 +853,7 @@ class FakeDiscord:
             "token": token,
             "version": 1,
             "app_permissions": str(ALL_BUT_ADMIN),
-            "locale": "en-US",
+            "locale": locale,
             "entitlements": [],
             "entitlement_sku_ids": [],
             "attachment_size_limit": self.attachment_size_limit,
@@ -837,8 +865,8 @@ class FakeDiscord:
             member["permissions"] = str(ALL_BUT_ADMIN if permissions is None else permissions)
             payload.update(
                 guild_id=str(guild.id),
-                guild={"id": str(guild.id), "locale": "en-US", "features": []},
-                guild_locale="en-US",
+                guild={"id": str(guild.id), "locale": guild_locale, "features": []},
+                guild_locale=guild_locale,
                 channel_id=channel["id"],
                 channel={**channel, "permissions": member["permissions"]},
                 member=member,

@@ -1,0 +1,107 @@
+"""End to end: the commands are synced with their translations, and a member hears the bot in their language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.e2e import EPHEMERAL, World, fields, first_callback, option
+from tests.fakes.discord_api import SentInteraction
+
+LOCALES = {"de", "es-ES", "fr", "pt-BR", "ja"}
+GERMAN_REFUSAL = (
+    "Nur Mitglieder mit der Berechtigung **Server verwalten** können die Einstellungen von fluxbot hier ändern."
+)
+ENGLISH_REFUSAL = "Only members with the **Manage Server** permission can change fluxbot's settings here."
+LANGUAGE = "Language of what everyone sees"
+
+
+def answer(world: World, interaction: SentInteraction) -> dict[str, Any]:
+    """The data of the bot's response to the interaction."""
+    data: dict[str, Any] = first_callback(world, interaction).json["data"]
+    return data
+
+
+def localized(node: dict[str, Any], *, described: bool = True) -> None:
+    """Assert the command, option or choice is synced with a name (and a description) in every catalog's locale."""
+    assert set(node.get("name_localizations") or {}) >= LOCALES, node["name"]
+    if described:
+        assert set(node.get("description_localizations") or {}) >= LOCALES, node["name"]
+
+
+async def test_the_synced_commands_carry_names_and_descriptions_in_the_five_languages(world: World) -> None:
+    commands = {c["name"]: c for c in world.discord.commands[str(world.discord.guild_id)]}
+    imagine = commands["imagine"]
+    localized(imagine)
+    assert imagine["name_localizations"]["de"] == "generieren"
+    assert imagine["description_localizations"]["fr"] == "Créer des images à partir d'un prompt avec Flux"
+    for parameter in imagine["options"]:
+        localized(parameter)
+    model = next(o for o in imagine["options"] if o["name"] == "model")
+    assert next(o for o in imagine["options"] if o["name"] == "size")["name_localizations"]["ja"] == "サイズ"
+    for choice in model["choices"]:
+        localized(choice, described=False)
+
+    menu = commands["Edit with Flux"]
+    localized(menu, described=False)
+    assert menu["name_localizations"]["pt-BR"] == "Editar com Flux"
+
+    admin = commands["fluxadmin"]
+    localized(admin)
+    subcommands = {o["name"]: o for o in admin["options"]}
+    for subcommand in subcommands.values():
+        localized(subcommand)
+        for inner in subcommand.get("options", []):
+            localized(inner)
+    assert subcommands["blocklist"]["name_localizations"]["de"] == "sperrliste"
+    spoilers = subcommands["spoilers"]["options"][0]
+    assert [c["name_localizations"]["es-ES"] for c in spoilers["choices"]] == [
+        "nunca",
+        "siempre",
+        "fuera de los canales con restricción de edad",
+    ]
+
+
+async def test_a_member_whose_discord_speaks_german_is_refused_in_german_and_korean_gets_english(
+    world: World,
+) -> None:
+    show = [{"name": "show", "type": 1}]
+    german = await world.discord.send_slash_command("fluxadmin", show, permissions=0, locale="de")
+    data = answer(world, german)
+    assert data["flags"] & EPHEMERAL
+    assert data["content"] == GERMAN_REFUSAL
+    # Only the member reads it: their language, not the server's.
+    in_brazil = await world.discord.send_slash_command(
+        "fluxadmin", show, permissions=0, locale="de", guild_locale="pt-BR"
+    )
+    assert answer(world, in_brazil)["content"] == GERMAN_REFUSAL
+    korean = await world.discord.send_slash_command("fluxadmin", show, permissions=0, locale="ko")
+    assert answer(world, korean)["content"] == ENGLISH_REFUSAL, "no Korean catalog: English"
+
+
+async def test_fluxadmin_language_chooses_the_servers_language_or_follows_discords(world: World) -> None:
+    def language(value: str) -> list[dict[str, Any]]:
+        return [{"name": "language", "type": 1, "options": [option("language", value)]}]
+
+    chosen = await world.discord.send_slash_command("fluxadmin", language("de"), locale="fr")
+    [card] = answer(world, chosen)["embeds"]
+    assert card["description"] == "✅ Enregistré. Ce que tout le monde voit ici sera en allemand."
+    assert fields(card)[LANGUAGE] == "Deutsch (`de`)"
+
+    following = await world.discord.send_slash_command(
+        "fluxadmin", language("discord"), locale="ja", guild_locale="pt-BR"
+    )
+    [card] = answer(world, following)["embeds"]
+    assert card["description"] == (
+        "✅ 保存しました。ここで全員に表示される内容は、Discord のサーバー設定の言語に従います"
+        "（現在はポルトガル語 (ブラジル)）。"
+    )
+    assert fields(card)[LANGUAGE] == "Discord's server language"
+
+    korean_server = await world.discord.send_slash_command("fluxadmin", language("discord"), guild_locale="ko")
+    [card] = answer(world, korean_server)["embeds"]
+    assert card["description"] == (
+        "✅ Saved. What everyone here sees follows the server's language in Discord's settings: English for now."
+    ), "no Korean catalog: what everyone sees stays English, and the moderator is told so"
+
+    shown = await world.discord.send_slash_command("fluxadmin", [{"name": "show", "type": 1}])
+    assert fields(answer(world, shown)["embeds"][0])[LANGUAGE] == "Discord's server language", "it was saved"
