@@ -16,6 +16,7 @@ genuine callback of the provider looks like. The contract:
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -36,7 +37,10 @@ from fluxbot.providers.base import (
     is_image_url,
     valid_task_id,
 )
+from fluxbot.providers.fal import FalFlux
+from fluxbot.providers.fal_webhook import public_keys
 from fluxbot.providers.kie import KieFlux
+from tests.fakes.fal_api import LOCKED, FakeFal
 from tests.fakes.flux_api import FakeFlux, envelope
 from tests.fakes.kie_api import FakeKie
 
@@ -171,10 +175,69 @@ class KieHarness(Harness):
         return b"", self.fake.callback_body(task_id), {"Content-Type": "application/json"}
 
 
+class FalHarness(Harness):
+    name = "fal"
+    errors = (
+        ErrorKind.RATE_LIMITED, ErrorKind.INVALID_REQUEST, ErrorKind.REFUSED, ErrorKind.OUT_OF_CREDIT,
+        ErrorKind.AUTH, ErrorKind.UNAVAILABLE,
+    )  # fmt: skip
+    _ERRORS: ClassVar[dict[ErrorKind, tuple[int, Any]]] = {
+        ErrorKind.RATE_LIMITED: (429, {"detail": "Too many requests"}),
+        ErrorKind.INVALID_REQUEST: (
+            422, {"detail": [{"loc": ["body", "image_size"], "msg": "Input should be valid", "type": "value_error"}]}
+        ),
+        ErrorKind.REFUSED: (
+            422, {"detail": [{"loc": ["body", "prompt"], "msg": "violates the content policy",
+                              "type": "content_policy_violation"}]},
+        ),
+        ErrorKind.OUT_OF_CREDIT: (403, {"detail": LOCKED}),
+        ErrorKind.AUTH: (403, {"detail": "Access denied to this application"}),
+        ErrorKind.UNAVAILABLE: (503, "<html>Service Unavailable</html>"),
+    }  # fmt: skip
+
+    def __init__(self) -> None:
+        self.fake = FakeFal()
+
+    async def start(self) -> None:
+        await self.fake.start()
+
+    async def close(self) -> None:
+        await self.fake.close()
+
+    def client(self, session: aiohttp.ClientSession, *, key: str | None = None) -> Provider:
+        client = FalFlux(
+            session, Secret(key or self.fake.key), self.fake.base_url, self.fake.jwks_url, webhooks=True,
+            request_timeout=5, lookup_retry_delays=(0.0,),
+        )  # fmt: skip
+        # The webhook keys as check_key loads them at start-up from the fake's JWKS (client() cannot await).
+        client.signing_keys.keys = public_keys(self.fake.jwks())
+        client.signing_keys.fetched_at = time.monotonic()
+        return client
+
+    def hold(self) -> None:
+        self.fake.hold = True
+
+    def finish(self, task_id: str) -> None:
+        self.fake.finish(task_id)
+
+    def fail(self, task_id: str) -> None:
+        self.fake.fail(task_id, 500, [{"loc": [], "msg": "CUDA out of memory", "type": "internal_server_error"}])
+        self.fake.finish(task_id)
+
+    def refuse_next_submit(self, kind: ErrorKind) -> None:
+        self.fake.script("submit", *self._ERRORS[kind])
+
+    def callback(self, task_id: str) -> Callback:
+        self.fake.finish(task_id)
+        raw, body, headers = self.fake.webhook(task_id)
+        return raw, body, {**headers, "Content-Type": "application/json"}
+
+
 #: Every provider client the contract holds for, by name: BFL and fal add theirs here.
 HARNESSES: dict[str, Callable[[], Harness]] = {
     "acedata": AceDataHarness,
     "kie": KieHarness,
+    "fal": FalHarness,
 }
 
 

@@ -1,6 +1,7 @@
 """Progress cards: which replies show a new place in line or a new elapsed time, and when.
 
-A queued card near the front shows its new place at once; the others, and running cards, at a modest cadence. At
+A queued card near the front shows its new place at once, and a running card its new place in the provider's own
+queue (fal's IN_QUEUE); the others, and running cards' elapsed time, at a modest cadence. At
 most QUEUE_CARD_EDITS_PER_ROUND queued cards are edited per round, the front of the line first, then the cards
 shown longest ago: a long line moving by one must not turn into an edit of every card at every round.
 """
@@ -30,6 +31,7 @@ class Cards:
         self._replies = replies
         self._shown_at: dict[int, float] = {}
         self._shown_place: dict[int, int] = {}
+        self._shown_provider_place: dict[int, int | None] = {}
 
     def show(self, job: Job, *, place: int | None = None, provider_place: int | None = None) -> None:
         """Show the job's card now (a job just queued or just submitted); `provider_place`: its place in the
@@ -38,6 +40,7 @@ class Cards:
         self._shown_at[job.id] = now
         if place is not None:
             self._shown_place[job.id] = place
+        self._shown_provider_place[job.id] = provider_place
         estimate = (
             self._shared.durations.estimate(job.provider, job.model) if job.status is JobStatus.SUBMITTED else None
         )
@@ -47,14 +50,18 @@ class Cards:
         """The job's card is done with (it finished)."""
         self._shown_at.pop(job_id, None)
         self._shown_place.pop(job_id, None)
+        self._shown_provider_place.pop(job_id, None)
 
     def refresh_running(self, running: list[Job], provider_places: Mapping[int, int] | None = None) -> None:
-        """Running cards show the new elapsed time (and place in the provider's queue, by job id) every
-        `refresh_seconds`."""
+        """Running cards show a new place in the provider's queue (by job id) at once, and the new elapsed time
+        every `refresh_seconds`."""
         now = self._shared.clock()
         for job in running:
-            if now - self._shown_at.get(job.id, job.submitted_at or 0.0) >= self.refresh_seconds:
-                self.show(job, provider_place=(provider_places or {}).get(job.id))
+            provider_place = (provider_places or {}).get(job.id)
+            # Waits in fal's queue are often shorter than the cadence: a place shown late would never be seen.
+            moved = provider_place != self._shown_provider_place.get(job.id)
+            if moved or now - self._shown_at.get(job.id, job.submitted_at or 0.0) >= self.refresh_seconds:
+                self.show(job, provider_place=provider_place)
 
     async def refresh_queue(self) -> None:
         """Queued cards show their new place (the front at once) or, at the cadence, the elapsed time."""

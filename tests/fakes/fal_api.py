@@ -128,6 +128,8 @@ class FakeFal:
     validate_at_submit: bool = False
     #: Answer status URLs of another form than response_url + "/status".
     odd_status_urls: bool = False
+    #: New requests stay IN_QUEUE (at their first queue position) until `finish` or `fail` ends them.
+    hold: bool = False
     locked: bool = False
     base_url: str = ""
     requests: dict[str, FalRequest] = field(default_factory=dict)
@@ -172,6 +174,12 @@ class FakeFal:
     def script(self, endpoint: str, http_status: int, body: Any, times: int = 1) -> None:
         """Answer the next `times` calls to "submit", "status" or "result" so (a str body: as HTML)."""
         self._scripted[endpoint].extend([(http_status, body)] * times)
+
+    def finish(self, request_id: str) -> None:
+        """Let a request (held or not) read COMPLETED at its next status read."""
+        request = self.requests[request_id]
+        request.held = False
+        request.steps.clear()
 
     def fail(self, request_id: str, http_status: int, detail: Any) -> None:
         """Make a request complete with the model's error as its result."""
@@ -269,7 +277,7 @@ class FakeFal:
             return web.json_response({"detail": problems}, status=422)
         steps = [{"status": "IN_QUEUE", "queue_position": p} for p in self.queue_positions]
         steps += [{"status": "IN_PROGRESS", "logs": []}] * self.in_progress_reads
-        queued = FalRequest(uuid.uuid4().hex, model_id, body, request.query.get("fal_webhook"), steps)
+        queued = FalRequest(uuid.uuid4().hex, model_id, body, request.query.get("fal_webhook"), steps, held=self.hold)
         if problems:
             queued.result = (422, {"detail": problems})
         self.requests[queued.id] = queued
