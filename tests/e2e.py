@@ -122,9 +122,10 @@ async def running_bots(
         assert codes == [0] * len(worlds), "SIGTERM ends every bot cleanly"
         for world in worlds:
             bot = world.bot
-            kie_secrets = (bot.env.get(name, "") for name in ("KIE_API_TOKEN", "KIE_WEBHOOK_HMAC_KEY"))
+            provider_secrets = ("KIE_API_TOKEN", "KIE_WEBHOOK_HMAC_KEY", "BFL_API_KEY", "BFL_WEBHOOK_SECRET", "FAL_KEY")
+            other_secrets = (bot.env.get(name, "") for name in provider_secrets)
             interactions = (i.token for i in discord.interactions)
-            secrets = [discord.bot_token, flux.token, *interactions, *filter(None, kie_secrets)]
+            secrets = [discord.bot_token, flux.token, *interactions, *filter(None, other_secrets)]
             leaked = [s for s in secrets if s in bot.output]
             assert not leaked, "a token reached the bot's log output"
 
