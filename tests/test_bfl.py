@@ -287,6 +287,9 @@ async def test_failed_tasks_say_why(client: BflFlux, bfl: FakeBfl, outcome: str,
         assert "safety filter" in status.error.user_message
         assert "nothing was charged" in status.error.user_message
         assert "Reason given: Derivative Works Filter." in status.error.user_message, "the reason the API gave"
+        assert status.cost == 0, "BFL does not charge a moderated task, whatever its submit reported"
+    else:
+        assert status.cost is None, "the submit's cost stands"
 
 
 async def test_a_task_the_api_no_longer_has_is_left_out_until_the_jobs_timeout(client: BflFlux, bfl: FakeBfl) -> None:

@@ -310,7 +310,8 @@ def parse_result(task_id: str, answer: Mapping[str, Any]) -> TaskStatus:
             task_id, TaskState.FAILED, error=task_error("Ready without result.sample", no_image_given=True)
         )
     if said in ("request moderated", "content moderated"):
-        return TaskStatus(task_id, TaskState.FAILED, error=moderated(said, answer.get("details")))
+        # Moderated tasks are not charged (BFL's status table): 0 replaces the cost the submit reported.
+        return TaskStatus(task_id, TaskState.FAILED, error=moderated(said, answer.get("details")), cost=0.0)
     if said in ("error", "failed"):
         return TaskStatus(task_id, TaskState.FAILED, error=task_error(answer.get("details") or answer.get("result")))
     if said != "pending" and said[:40] not in _UNKNOWN_STATUSES and len(_UNKNOWN_STATUSES) < 20:
