@@ -235,8 +235,7 @@ async def test_a_task_is_polled_at_its_polling_url_as_given_until_ready(client: 
 async def test_a_rebuilt_url_would_not_find_the_task(client: BflFlux, bfl: FakeBfl) -> None:
     task = (await client.submit(generate("flux-2-pro"))).task
     rebuilt = TaskRef(task.task_id)  # what a client that ignores polling_url would read
-    status = (await client.lookup([rebuilt]))[task.task_id]
-    assert status.state is TaskState.FAILED
+    assert await client.lookup([rebuilt]) == {}, "Task not found: unknown there"
     assert bfl.polls[-1].path == "/v1/get_result"
 
 
@@ -288,17 +287,16 @@ async def test_failed_tasks_say_why(client: BflFlux, bfl: FakeBfl, outcome: str,
         assert "safety filter" in status.error.user_message
         assert "nothing was charged" in status.error.user_message
         assert "Reason given: Derivative Works Filter." in status.error.user_message, "the reason the API gave"
+        assert status.cost == 0, "BFL does not charge a moderated task, whatever its submit reported"
+    else:
+        assert status.cost is None, "the submit's cost stands"
 
 
-async def test_a_task_the_api_no_longer_has_is_failed_as_expired_or_lost(client: BflFlux, bfl: FakeBfl) -> None:
+async def test_a_task_the_api_no_longer_has_is_left_out_until_the_jobs_timeout(client: BflFlux, bfl: FakeBfl) -> None:
     task = (await client.submit(generate("flux-2-pro"))).task
     bfl.forget(task.task_id)
-    status = (await client.lookup([task]))[task.task_id]
-    assert status.state is TaskState.FAILED
-    assert status.error is not None
-    assert status.error.code == "task_not_found"
-    assert "no longer has this task" in status.error.user_message
-    assert "10 minutes" in status.error.user_message
+    assert await client.lookup([task]) == {}, "`Task not found` is left out (the contract): a billed task is not failed"
+    assert await client.lookup([TaskRef("no-such-task-0123")]) == {}
 
 
 def test_results_are_read_leniently() -> None:
@@ -527,6 +525,8 @@ def test_callback_bodies_give_only_the_task_id_as_a_hint(client: BflFlux, bfl: F
     assert client.callback_task_id(raw, {"status": "Ready"}, {}) is None
     assert client.callback_task_id(raw, {"id": "bad id\n"}, {}) is None
     assert client.callback_task_id(raw, ["id"], {}) is None
+    ace_data = {"success": True, "task_id": body["id"], "trace_id": "t", "data": []}
+    assert client.callback_task_id(raw, ace_data, {}) is None, "another provider's callback (its `task_id`)"
 
 
 async def test_a_real_webhook_from_the_fake_is_accepted_and_confirmed_by_a_lookup(

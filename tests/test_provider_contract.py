@@ -16,6 +16,7 @@ genuine callback of the provider looks like. The contract:
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, ClassVar
@@ -37,9 +38,11 @@ from fluxbot.providers.base import (
     is_image_url,
     valid_task_id,
 )
+from fluxbot.providers.bfl import BflFlux
 from fluxbot.providers.fal import FalFlux
 from fluxbot.providers.fal_webhook import public_keys
 from fluxbot.providers.kie import KieFlux
+from tests.fakes.bfl_api import FakeBfl
 from tests.fakes.fal_api import LOCKED, FakeFal
 from tests.fakes.flux_api import FakeFlux, envelope
 from tests.fakes.kie_api import FakeKie
@@ -175,6 +178,57 @@ class KieHarness(Harness):
         return b"", self.fake.callback_body(task_id), {"Content-Type": "application/json"}
 
 
+class BflHarness(Harness):
+    name = "bfl"
+    errors = (ErrorKind.RATE_LIMITED, ErrorKind.INVALID_REQUEST, ErrorKind.OUT_OF_CREDIT, ErrorKind.AUTH,
+              ErrorKind.MISCONFIGURED, ErrorKind.UNAVAILABLE)  # fmt: skip
+    #: The statuses of BFL's error table (the body's shape is documented for 422 only).
+    _ERRORS: ClassVar[dict[ErrorKind, tuple[int, Any]]] = {
+        ErrorKind.RATE_LIMITED: (429, {"detail": "Too many active tasks"}),
+        ErrorKind.INVALID_REQUEST: (422, {"detail": [{"loc": ["body", "seed"], "msg": "Input should be an integer"}]}),
+        ErrorKind.OUT_OF_CREDIT: (402, {"detail": "Insufficient credits"}),
+        ErrorKind.AUTH: (403, {"detail": "Forbidden"}),
+        ErrorKind.MISCONFIGURED: (404, {"detail": "Not Found"}),
+        ErrorKind.UNAVAILABLE: (503, "<html>503 Service Temporarily Unavailable</html>"),
+    }
+    #: The webhook secret the client is given, so the harness's callbacks are signed as BFL's skill notes say.
+    SECRET = "bfl-contract-webhook-secret"
+
+    def __init__(self) -> None:
+        self.fake = FakeBfl()
+
+    async def start(self) -> None:
+        await self.fake.start()
+
+    async def close(self) -> None:
+        await self.fake.close()
+
+    def client(self, session: aiohttp.ClientSession, *, key: str | None = None) -> Provider:
+        return BflFlux(session, Secret(key or self.fake.key), self.fake.base_url, webhook_secret=Secret(self.SECRET),
+                       request_timeout=5)  # fmt: skip
+
+    def hold(self) -> None:
+        self.fake.hold = True
+
+    def finish(self, task_id: str) -> None:
+        self.fake.finish(task_id)
+
+    def fail(self, task_id: str) -> None:
+        self.fake.finish(task_id, "Error")
+
+    def refuse_next_submit(self, kind: ErrorKind) -> None:
+        self.fake.script("submit", *self._ERRORS[kind])
+
+    def callback(self, task_id: str) -> Callback:
+        self.fake.finish(task_id)
+        raw = json.dumps(self.fake.webhook_body(task_id)).encode()
+        headers = {"Content-Type": "application/json", "X-BFL-Signature": self.fake.signature(raw, self.SECRET)}
+        return raw, json.loads(raw), headers
+
+
+#: Every provider client the contract holds for, by name: BFL and fal add theirs here.
+
+
 class FalHarness(Harness):
     name = "fal"
     errors = (
@@ -238,6 +292,7 @@ HARNESSES: dict[str, Callable[[], Harness]] = {
     "acedata": AceDataHarness,
     "kie": KieHarness,
     "fal": FalHarness,
+    "bfl": BflHarness,
 }
 
 

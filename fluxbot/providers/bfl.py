@@ -39,7 +39,6 @@ from fluxbot.providers.bfl_errors import (
     invalid,
     invalid_field,
     moderated,
-    not_found,
     task_error,
     webhook_refused,
 )
@@ -71,6 +70,8 @@ class BflFlux:
     name: str = "bfl"
     #: Each task is read from its own polling_url: one a call.
     max_batch: int = 1
+    #: Tasks the API answered `Task not found` for (each is logged once).
+    _not_found: set[str] = field(default_factory=set, init=False, repr=False)
 
     async def submit(self, request: JobRequest) -> Submitted:
         """Start one task (one image) and return it with the cost the API reports (credits)."""
@@ -103,6 +104,13 @@ class BflFlux:
                 raise error_for(status, answer, model=None, action=None, hide=self._secrets())
             if not isinstance(answer, dict):
                 raise unreadable("get_result answer is not a JSON object", http_status=status)
+            if status_word(answer) == "task not found":
+                # Unknown or expired: left out as the Provider contract says, so a billed task is not failed on one
+                # answer (the job's timeout ends it if the API never finds it again).
+                if task.task_id not in self._not_found and len(self._not_found) < 10_000:
+                    self._not_found.add(task.task_id)
+                    log.warning("BFL answers Task not found for task %s; looking again until the timeout", task.task_id)
+                continue
             statuses[task.task_id] = parse_result(task.task_id, answer)
         return statuses
 
@@ -117,7 +125,8 @@ class BflFlux:
     def callback_task_id(self, raw: bytes, body: Any, headers: Mapping[str, str]) -> str | None:
         """A webhook's task `id`, only as a hint for a lookup (its format is not documented: its result is never
         used). With a secret set, an X-BFL-Signature that does not match raises CallbackRefused."""
-        task_id = task_id_or_none(body.get("id") or body.get("task_id")) if isinstance(body, dict) else None
+        # Only `id`, the task's own field (S5's body is its get_result answer): Ace Data's callbacks carry `task_id`.
+        task_id = task_id_or_none(body.get("id")) if isinstance(body, dict) else None
         if task_id is None:
             return None
         signature = _header(headers, SIGNATURE_HEADER)
@@ -281,10 +290,16 @@ def submitted_from(answer: Any, status: int) -> Submitted:
     return Submitted(TaskRef(task_id, polling_url if usable else None), cost=_number(answer.get("cost")))
 
 
+def status_word(answer: Mapping[str, Any]) -> str:
+    """A get_result answer's `status`, trimmed and in lower case ("" when it is not text)."""
+    status = answer.get("status")
+    return status.strip().casefold() if isinstance(status, str) else ""
+
+
 def parse_result(task_id: str, answer: Mapping[str, Any]) -> TaskStatus:
     """Turn a get_result answer (`status`, `result`, `progress`, `details`) into a TaskStatus."""
     status = answer.get("status")
-    said = str(status).strip().casefold() if isinstance(status, str) else ""
+    said = status_word(answer)
     if said == "ready":
         result = answer.get("result")
         sample = result.get("sample") if isinstance(result, dict) else result
@@ -295,9 +310,8 @@ def parse_result(task_id: str, answer: Mapping[str, Any]) -> TaskStatus:
             task_id, TaskState.FAILED, error=task_error("Ready without result.sample", no_image_given=True)
         )
     if said in ("request moderated", "content moderated"):
-        return TaskStatus(task_id, TaskState.FAILED, error=moderated(said, answer.get("details")))
-    if said == "task not found":
-        return TaskStatus(task_id, TaskState.FAILED, error=not_found())
+        # Moderated tasks are not charged (BFL's status table): 0 replaces the cost the submit reported.
+        return TaskStatus(task_id, TaskState.FAILED, error=moderated(said, answer.get("details")), cost=0.0)
     if said in ("error", "failed"):
         return TaskStatus(task_id, TaskState.FAILED, error=task_error(answer.get("details") or answer.get("result")))
     if said != "pending" and said[:40] not in _UNKNOWN_STATUSES and len(_UNKNOWN_STATUSES) < 20:

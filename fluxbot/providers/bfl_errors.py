@@ -119,15 +119,6 @@ def moderated(status: str, details: Any) -> ProviderError:
     return ProviderError(ErrorKind.REFUSED, text, code=code, detail=reason or status)
 
 
-def not_found() -> ProviderError:
-    """`Task not found`: the id is unknown to the API, or its task expired (results are kept about 10 minutes)."""
-    text = (
-        "The image provider no longer has this task: it keeps results only about 10 minutes, or the task was lost. "
-        "Please run the command again."
-    )
-    return ProviderError(ErrorKind.PROVIDER_FAILED, text, code="task_not_found", detail="Task not found")
-
-
 def task_error(details: Any, *, no_image_given: bool = False) -> ProviderError:
     """A task that ended with status `Error` (or `Ready` without an image)."""
     detail = scrub(detail_text(details))[:300]

@@ -84,6 +84,10 @@ class FakeBfl:
         #: BFL's concurrency: active tasks per account, and per model.
         self.max_active = 24
         self.max_active_per_model = {KONTEXT_MAX: 6}
+        #: The most tasks that were active at once, of the account and of each model; and the 429s answered.
+        self.peak_active = 0
+        self.peak_active_by_model: dict[str, int] = {}
+        self.too_busy_answers = 0
         #: The HTTP status of a request with a wrong or missing x-key (403 in BFL's table; 401 in its skill notes).
         self.bad_key_status = 403
         #: Answer a submit with a webhook_url in the AsyncWebhookResponse shape (no polling_url).
@@ -257,6 +261,7 @@ class FakeBfl:
             return web.json_response({"detail": problems}, status=422)
         limit = self.max_active_per_model.get(model, self.max_active)
         if self.active >= self.max_active or sum(t.active for t in self.tasks.values() if t.model == model) >= limit:
+            self.too_busy_answers += 1
             return web.json_response({"detail": "Too many active tasks. Wait for one to finish."}, status=429)
         cost = price_of(model, body)
         if cost > self.credits:
@@ -271,6 +276,9 @@ class FakeBfl:
         if self.outcomes:
             task.outcome = self.outcomes.pop(0)
         self.tasks[task_id] = task
+        self.peak_active = max(self.peak_active, self.active)
+        of_model = sum(t.active for t in self.tasks.values() if t.model == model)
+        self.peak_active_by_model[model] = max(self.peak_active_by_model.get(model, 0), of_model)
         if self.task_seconds is not None:
             self._timers.append(asyncio.get_running_loop().call_later(self.task_seconds, self.finish, task_id))
         answer: dict[str, Any] = {"id": task_id, "cost": cost, "input_mp": None, "output_mp": _megapixels(body)}
