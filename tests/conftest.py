@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from fluxbot.config import Secret
+from fluxbot.jobs.alarms import ALARMS
 from fluxbot.providers.acedata import AceDataFlux
 from fluxbot.storage import PostgresStore, SQLiteStore, Store
 from tests.doubles import Clock, RecordingReplier
@@ -126,6 +127,12 @@ async def sharded() -> AsyncIterator[tuple[FakeDiscord, FakeFlux]]:
     yield discord, flux
     await flux.close()
     await discord.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_alarms() -> None:
+    """Each test starts with no operator problem reported yet (the alarms are the process's, like the metrics)."""
+    ALARMS.forget()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import replace
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from fluxbot import catalog
 from fluxbot.delivery import DeliveryError
 from fluxbot.jobs import requests
+from fluxbot.jobs.alarms import REPEAT_AFTER, OperatorAlarms
 from fluxbot.jobs.cards import QUEUE_CARD_EDITS_PER_ROUND
 from fluxbot.jobs.lifecycle import CallbackOutcome, EditImage, Job, JobStatus, JobTask, Outcome, Reply
 from fluxbot.jobs.ownership import RESTARTED_DURING_SUBMIT
@@ -27,7 +29,7 @@ from fluxbot.jobs.requests import (
 from fluxbot.jobs.service import NO_LIMITS, Jobs
 from fluxbot.jobs.tracker import TIMEOUT_GRACE_SECONDS
 from fluxbot.providers.acedata import AceDataFlux
-from fluxbot.providers.base import Image, JobRequest, OptionValue
+from fluxbot.providers.base import ErrorKind, Image, JobRequest, OptionValue, ProviderError
 from fluxbot.storage import Store
 from tests.conftest import earlier_run
 from tests.doubles import Clock, RecordingReplier
@@ -207,10 +209,27 @@ async def test_an_ambiguous_submit_failure_is_not_resent(
 async def test_an_operator_problem_is_logged_for_the_operator(
     service: Jobs, flux: FakeFlux, replier: RecordingReplier, caplog: pytest.LogCaptureFixture
 ) -> None:
-    flux.script("/flux/images", 403, envelope("used_up", "insufficient balance"))
-    await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
+    caplog.set_level(logging.INFO)
+    flux.script("/flux/images", 403, envelope("used_up", "insufficient balance"), times=3)
+    for _ in range(3):
+        await service.start(prepare_imagine("cat", "flux-dev", None, 1), REPLY)
     assert "out of credit" in (replier.outcomes[0].error_message or "")
-    assert any(r.levelname == "ERROR" and "operator action needed" in r.getMessage() for r in caplog.records)
+    alarms = [r for r in caplog.records if r.levelname == "ERROR" and "operator action needed" in r.getMessage()]
+    assert len(alarms) == 1, "logged once as such, not once per job"
+    assert sum("the same operator problem as before" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_an_operator_problem_still_there_is_raised_again_after_a_while() -> None:
+    now = [0.0]
+    alarms = OperatorAlarms(clock=lambda: now[0])
+    refused = ProviderError(ErrorKind.AUTH, "The bot's API key was refused.")
+    assert alarms.first("acedata", refused)
+    now[0] = REPEAT_AFTER - 1
+    assert not alarms.first("acedata", refused)
+    assert alarms.first("kie", refused), "another provider's problem is its own"
+    assert alarms.first("acedata", ProviderError(ErrorKind.OUT_OF_CREDIT, "out")), "and so is another kind"
+    now[0] = REPEAT_AFTER + 1
+    assert alarms.first("acedata", refused)
 
 
 async def test_a_job_past_the_timeout_ends_as_timed_out(

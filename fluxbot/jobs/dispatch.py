@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable
 from dataclasses import replace
 
+from fluxbot.jobs.alarms import ALARMS
 from fluxbot.jobs.capacity import Capacity, task_counts
 from fluxbot.jobs.finishing import Finisher
 from fluxbot.jobs.lifecycle import FailureKind, Job, JobStatus, JobTask, Outcome, TaskPhase
@@ -158,8 +159,10 @@ def _started(number: int, submitted: Submitted) -> JobTask:
 
 
 def log_provider_error(job: Job, exc: ProviderError, stage: str) -> None:
-    """Log a provider error, at ERROR when only the operator can fix it."""
-    if exc.kind.operator_problem:
+    """Log a provider error; one only the operator can fix at ERROR, once (`alarms.ALARMS`), then quietly."""
+    if exc.kind.operator_problem and ALARMS.first(job.provider, exc):
         log.error("job %d: %s failed, operator action needed: %s [%s]", job.id, stage, exc.user_message, exc)
+    elif exc.kind.operator_problem:
+        log.info("job %d: %s failed, the same operator problem as before: %s", job.id, stage, exc)
     else:
         log.warning("job %d: %s failed: %s", job.id, stage, exc)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from fluxbot.jobs.alarms import ALARMS
 from fluxbot.jobs.dispatch import PROVIDER_SWITCHED
 from fluxbot.jobs.durations import Durations
 from fluxbot.jobs.finishing import Finisher
@@ -258,7 +259,7 @@ class Tracker:
                 await self._time_out(task)
         if exc is not None:
             log.warning("lookup of %d task(s) failed (%s); they are looked up again in %.0f s", len(chunk), exc, pause)
-            if exc.kind.operator_problem:
+            if exc.kind.operator_problem and chunk and ALARMS.first(chunk[0].job.provider, exc):
                 log.error("operator action needed: %s", exc.user_message)
 
     def _next_look(self, task: _Task, now: float) -> float:
