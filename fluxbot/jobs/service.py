@@ -7,7 +7,6 @@ A job's way: `enqueue` (admission, the member waits for it) → `claim` + `submi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -22,6 +21,7 @@ from fluxbot.jobs.finishing import Finisher
 from fluxbot.jobs.housekeeping import Housekeeping
 from fluxbot.jobs.keeping import Keeper
 from fluxbot.jobs.lifecycle import CallbackOutcome, FailureKind, Job, JobStatus, Outcome, Reply, Transition
+from fluxbot.jobs.loop import JobLoop, LoopParts
 from fluxbot.jobs.ownership import LEASE_SECONDS, Ownership
 from fluxbot.jobs.persist import Persistence
 from fluxbot.jobs.replies import Replier, Replies
@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 #: For callers that apply no member limits (tests, tools).
 NO_LIMITS = Limits(member_jobs=1_000_000)
 CANCELLED = "A moderator cancelled this job before it started. Nothing was made or charged."
-#: The background loop wakes at least this often (cards, delivery retries, and the claim backstop).
-LOOP_SECONDS = 1.0
 
 
 class Jobs:
@@ -94,17 +92,13 @@ class Jobs:
             lease_seconds=lease_seconds,
         )  # fmt: skip
         self.housekeeping = Housekeeping(shared, retention_days=retention_days)
+        parts = LoopParts(self.ownership, self.housekeeping, self.tracker, self.dispatcher, self.replies,
+                          self._cards_round)  # fmt: skip
+        self.loop = JobLoop(parts, poll_interval=poll_interval, clock=clock)
         self.finisher.on_finished(self._finished)
         self.finisher.on_lost(self._lost)
         store.listen(self._signalled)
-        self._wake = asyncio.Event()
-        self._loop: asyncio.Task[None] | None = None
-        self._stopping = False
         self._attaching: set[asyncio.Task[Any]] = set()
-        self._cards_at = 0.0  # when the loop last showed the cards that were due
-        self._sleep_until = 0.0  # when the loop wakes next by itself
-        #: When the background loop last began a round (for /healthz).
-        self.last_round = clock()
 
     # -- what members do -------------------------------------------------------------------------
 
@@ -166,7 +160,7 @@ class Jobs:
         known = self.tracker.hint(self.provider.name, task_id)
         if known is not None:
             if known is CallbackOutcome.ACCEPTED:
-                self._wake.set()
+                self.loop.wake()
             return known
         try:
             job = await self.store.job_for_task(self.provider.name, task_id)
@@ -207,17 +201,11 @@ class Jobs:
 
     def start_tracker(self) -> None:
         """Run the background loop (lookups, claims, cards, delivery retries) in one task."""
-        if self._loop is None:
-            self._loop = asyncio.create_task(self._run(), name="fluxbot-jobs")
+        self.loop.start()
 
     async def stop_tracker(self, within: float = 5.0) -> None:
         """Stop the loop, letting the lookups and deliveries under way finish (up to `within` seconds)."""
-        self._stopping = True
-        self._wake.set()
-        if self._loop is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-            self._loop = None
+        await self.loop.stop()
         self.housekeeping.stop()
         await finish_work(self.tracker.busy, self.replies.busy, within=within)
 
@@ -234,9 +222,7 @@ class Jobs:
 
     def tracker_alive(self) -> bool:
         """True while the background loop runs and began a round recently."""
-        recent = max(60.0, 5 * self.poll_interval)
-        running = self._loop is not None and not self._loop.done()
-        return running and self._clock() - self.last_round < recent
+        return self.loop.alive()
 
     def writes_healthy(self) -> bool:
         """False while a job's state cannot be written to the database."""
@@ -258,29 +244,6 @@ class Jobs:
         """Wait until the given parts (all when none given) have no work under way."""
         await settle(*(parts or (self.dispatcher.busy, self.tracker.busy, self.replies.busy)))
 
-    async def _run(self) -> None:
-        while not self._stopping:
-            self.last_round = self._clock()
-            try:
-                self.ownership.round()
-                self.housekeeping.round()
-                await self.tracker.round()
-                if self._clock() - self._cards_at >= self.poll_interval:
-                    # Cards at the old modest cadence, however often lookups run: a line moving fast must not
-                    # turn into an edit storm. Claims too, as a backstop: slots fill the moment they free.
-                    self._cards_at = self._clock()
-                    self.dispatcher.fill()
-                    await self._cards_round()
-                self.replies.retry_due()
-            except Exception:
-                log.exception("a round of the job loop failed; trying again")
-            due = self.tracker.next_due()
-            pause = LOOP_SECONDS if due is None else min(LOOP_SECONDS, max(0.0, due - self._clock()))
-            self._sleep_until = self._clock() + pause
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), pause)
-            self._wake.clear()
-
     async def _cards_round(self) -> None:
         self.cards.refresh_running(self.tracker.followed(), self.tracker.provider_places())
         await self.cards.refresh_queue()
@@ -291,17 +254,14 @@ class Jobs:
         self._rescheduled()
 
     def _rescheduled(self) -> None:
-        """Wake the loop if it would sleep past the next lookup that is due."""
-        due = self.tracker.next_due()
-        if due is not None and due < self._sleep_until:
-            self._wake.set()
+        self.loop.rescheduled()
 
     def _signalled(self, signal: Signal, payload: str) -> None:
         """Another process got a callback for a task this one follows."""
         if signal is Signal.HINT:
             provider, _, task_id = payload.partition(" ")
             if self.tracker.hint(provider, task_id) is CallbackOutcome.ACCEPTED:
-                self._wake.set()
+                self.loop.wake()
 
     def _lost(self, job: Job) -> None:
         """Another run owns the job now (or finished it first): stop following it here."""
