@@ -78,7 +78,8 @@ class SizeRule:
         return f"{width}x{height}"
 
 
-_CLASSIC = SizeRule(
+#: FLUX.1 [dev] and [pro], FLUX 1.1 [pro]: 256 to 1440 pixels a side, in steps of 32 (every provider's bounds).
+FLUX1_PIXELS = SizeRule(
     SizeKind.PIXELS,
     min_side=256,
     max_side=1440,
@@ -122,9 +123,9 @@ class Model:
 
 
 MODELS: tuple[Model, ...] = (
-    Model("flux-dev", "FLUX.1 [dev]", _CLASSIC),
-    Model("flux-pro", "FLUX.1 [pro]", _CLASSIC),
-    Model("flux-pro-1.1", "FLUX 1.1 [pro]", _CLASSIC),
+    Model("flux-dev", "FLUX.1 [dev]", FLUX1_PIXELS),
+    Model("flux-pro", "FLUX.1 [pro]", FLUX1_PIXELS),
+    Model("flux-pro-1.1", "FLUX 1.1 [pro]", FLUX1_PIXELS),
     Model("flux-pro-1.1-ultra", "FLUX 1.1 [pro] Ultra", _RATIO_ONLY),
     Model("flux-kontext-pro", "FLUX.1 Kontext [pro]", _RATIO_ONLY, can_edit=True),
     Model("flux-kontext-max", "FLUX.1 Kontext [max]", _RATIO_ONLY, can_edit=True),

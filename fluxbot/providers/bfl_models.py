@@ -5,19 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fluxbot.catalog import PROVIDERS, Model, Option, ProviderInfo, SizeKind, SizeRule
+from fluxbot.catalog import FLUX1_PIXELS, PROVIDERS, Model, Option, ProviderInfo, SizeKind, SizeRule
 
-#: FLUX 1.1 [pro] and FLUX.1 [dev]: 256 to 1440 pixels a side, in steps of 32 (the schema's own bounds).
-FLUX1_PIXELS = SizeRule(
-    SizeKind.PIXELS,
-    min_side=256,
-    max_side=1440,
-    multiple=32,
-    suggestions=(
-        "1024x1024", "1024x768", "768x1024", "1344x768", "768x1344", "1152x896", "896x1152",
-        "1216x832", "832x1216", "1440x1440", "512x512",
-    ),
-)  # fmt: skip
 #: FLUX.2: the schema says at least 64 a side and nothing more; BFL's own skill notes add steps of 16 and at most
 #: 4 megapixels. Both are kept (2048 a side bounds the area), so no size is sent that either source refuses.
 FLUX2_PIXELS = SizeRule(
