@@ -19,7 +19,7 @@ from fluxbot.defaults import Chosen, Typed, choose, notes_message
 from fluxbot.delivery import Delivery
 from fluxbot.downloads import ImageFetcher
 from fluxbot.errors import MemberError
-from fluxbot.i18n import CommandTranslator
+from fluxbot.i18n import CommandTranslator, member_locale
 from fluxbot.jobs.lifecycle import Job, Reply
 from fluxbot.jobs.requests import AttachmentInfo
 from fluxbot.jobs.service import Jobs
@@ -322,8 +322,9 @@ async def report_command_error(interaction: discord.Interaction, error: app_comm
         message = f"`{shown}` is not a valid value for that option. Please check it and try again."
         log.info("/%s: bad option value %r", command, error.value)
     elif isinstance(original, MemberError):
-        message = str(original)  # what the member asked for cannot be done (here, now): the message says why
-        log.info("/%s refused for %s: %s", command, interaction.user.id, message)
+        # What the member asked for cannot be done (here, now): the message says why, in their language.
+        message = original.said(member_locale(interaction))
+        log.info("/%s refused for %s: %s", command, interaction.user.id, original)
     else:
         log.error("/%s failed", command, exc_info=original)
         message = GENERIC_ERROR

@@ -3,9 +3,63 @@
 Each boundary has one family under `FluxbotError`: `config.ConfigError` (settings), `storage.StoreError` (the
 database), `providers.base.ProviderFault` (the image APIs and their callbacks), `delivery.DeliveryError` (Discord)
 and `MemberError` (what a member asked for: `limits.Refused`, `jobs.requests.InvalidRequest`).
+
+A member's message is a `Message`: its English template and values, so it can be said again in the member's
+language (`MemberError.said`); as a `str` it is the English text (logs, tests).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Self
+
+from fluxbot import i18n
+
+
+class Number(int):
+    """A number in a member's message written the locale's way (1,500 / 1.500); a plain int is written as is.
+
+    A value may also be a `Message` (a part of a sentence said in the same locale, e.g. "This server").
+    """
+
+
+class Message(str):
+    """An English text that keeps its template and values, so it can be said in another locale."""
+
+    template: str
+    values: Mapping[str, object]
+    forms: tuple[str, str, int] | None
+
+    def __new__(cls, template: str, /, **values: object) -> Self:
+        """The message `template` (its `{name}` placeholders filled from `values`); without values, as written."""
+        return cls._made(template, values, None)
+
+    @classmethod
+    def counted(cls, singular: str, plural: str, n: int, /, **values: object) -> Self:
+        """The form of the message that fits the number `n` (`i18n.plural`: `{n}` is `n` written for the locale)."""
+        return cls._made(singular, values, (singular, plural, n))
+
+    @classmethod
+    def _made(cls, template: str, values: Mapping[str, object], forms: tuple[str, str, int] | None) -> Self:
+        made = str.__new__(cls, _say(i18n.SOURCE, template, values, forms))
+        made.template, made.values, made.forms = template, values, forms
+        return made
+
+    def said(self, locale: i18n.LocaleValue) -> str:
+        """The message in `locale` (English when its catalog lacks it)."""
+        return _say(locale, self.template, self.values, self.forms)
+
+
+def _say(
+    locale: i18n.LocaleValue, template: str, values: Mapping[str, object], forms: tuple[str, str, int] | None
+) -> str:
+    shown = {k: _value(locale, v) for k, v in values.items()}
+    if forms is not None:
+        singular, plural, n = forms
+        return i18n.plural(locale, singular, plural, n, **shown)
+    if not shown and "{" in template:
+        return template  # a text built elsewhere (an f-string with a member's words): no catalog has it
+    return i18n.text(locale, template, **shown)
 
 
 class FluxbotError(Exception):
@@ -14,3 +68,23 @@ class FluxbotError(Exception):
 
 class MemberError(FluxbotError):
     """What a member asked for cannot be done (here, now); the message says why and what to do."""
+
+    def __init__(self, message: str, /, **values: object) -> None:
+        self.message = message if isinstance(message, Message) and not values else Message(message, **values)
+        super().__init__(str(self.message))
+
+    @classmethod
+    def counted(cls, singular: str, plural: str, n: int, /, **values: object) -> Self:
+        """The error whose message takes the form that fits the number `n` (`{n}`, or a named value)."""
+        return cls(Message.counted(singular, plural, n, **values))
+
+    def said(self, locale: i18n.LocaleValue) -> str:
+        """The message in `locale` (the member's: `i18n.member_locale`), English when its catalog lacks it."""
+        return self.message.said(locale)
+
+
+def _value(locale: i18n.LocaleValue, value: object) -> object:
+    """A placeholder's value as said in `locale`: a `Message` in it, a `Number` the locale's way, else as it is."""
+    if isinstance(value, Message):
+        return value.said(locale)
+    return i18n.number(locale, value) if isinstance(value, Number) else value
