@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from fluxbot.errors import Message
+from fluxbot.i18n import N_
+
 DAY = "day"
 MONTH = "month"
 PERIODS = (DAY, MONTH)
@@ -96,7 +99,14 @@ def period_words(period: str) -> str:
     return _PERIOD_WORDS[period]
 
 
-def budget_refusal(budget: Budget, use: BudgetUse, *, images: int, now: float) -> str | None:
+def _server(budget: Budget, *, capital: bool = True) -> Message | str:
+    """How a member's message names the server (`Budget.who`), said in the member's language."""
+    if budget.server_name is not None:
+        return budget.who()
+    return Message(N_("This server")) if capital else Message(N_("this server"))
+
+
+def budget_refusal(budget: Budget, use: BudgetUse, *, images: int, now: float) -> Message | None:
     """Why the server's budget refuses a new job of `images` images, or None when it allows it."""
     tightest: tuple[int, str] | None = None
     for period in (MONTH, DAY):  # a month used up is the news, even when the day is too: it lasts longer
@@ -105,19 +115,48 @@ def budget_refusal(budget: Budget, use: BudgetUse, *, images: int, now: float) -
             continue
         left = limit - use.used(period)
         if left <= 0:
-            return (
-                f"{budget.who()} has used all {limit} of its images for {period_words(period)}; "
-                f"it resets <t:{int(period_end(period, now))}:R>."
-            )
+            return _spent(budget, period, limit, reset=f"<t:{int(period_end(period, now))}:R>")
         if tightest is None or left < tightest[0]:
             tightest = (left, period)
     if tightest is not None and images > tightest[0]:
         left, period = tightest
-        return (
-            f"That would make {images} images, but {budget.who(capital=False)} has {left} left "
-            f"{period_words(period)}. Ask for {left} or fewer."
-        )
+        return _too_many(budget, period, images, left)
     return None
+
+
+# The refusals below read the same in English for any number; a translation may need forms (plural).
+def _spent(budget: Budget, period: str, limit: int, *, reset: str) -> Message:
+    values: dict[str, object] = {"server": _server(budget), "limit": limit, "reset": reset}
+    if period == DAY:
+        return Message.counted(
+            "{server} has used all {limit} of its images for today; it resets {reset}.",
+            "{server} has used all {limit} of its images for today; it resets {reset}.",
+            limit,
+            **values,
+        )
+    return Message.counted(
+        "{server} has used all {limit} of its images for this month; it resets {reset}.",
+        "{server} has used all {limit} of its images for this month; it resets {reset}.",
+        limit,
+        **values,
+    )
+
+
+def _too_many(budget: Budget, period: str, images: int, left: int) -> Message:
+    values: dict[str, object] = {"images": images, "server": _server(budget, capital=False), "left": left}
+    if period == DAY:
+        return Message.counted(
+            "That would make {images} images, but {server} has {left} left today. Ask for {left} or fewer.",
+            "That would make {images} images, but {server} has {left} left today. Ask for {left} or fewer.",
+            left,
+            **values,
+        )
+    return Message.counted(
+        "That would make {images} images, but {server} has {left} left this month. Ask for {left} or fewer.",
+        "That would make {images} images, but {server} has {left} left this month. Ask for {left} or fewer.",
+        left,
+        **values,
+    )
 
 
 def notices_due(budget: Budget, use: BudgetUse, *, now: float) -> list[Notice]:

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from fluxbot import catalog
 from fluxbot.budgets import Budget, BudgetUse, budget_refusal
-from fluxbot.errors import MemberError
+from fluxbot.errors import MemberError, Message
+from fluxbot.i18n import N_
 from fluxbot.moderation import NO_RULES, Blocklist, Rule
 
 if TYPE_CHECKING:  # annotations only: the providers package imports the settings, which import this module
@@ -183,9 +184,11 @@ class Policy:
         asked = request.options.get(SAFETY_OPTION)
         if isinstance(asked, int) and not isinstance(asked, bool) and asked > ceiling:
             raise Refused(
-                f"On this server `{SAFETY_OPTION}` is at most {ceiling} (0 is the strictest). "
-                f"Please ask for {ceiling} or less, or leave it out."
-            )
+                N_("On this server `{option}` is at most {ceiling} (0 is the strictest). "
+                   "Please ask for {ceiling} or less, or leave it out."),
+                option=SAFETY_OPTION,
+                ceiling=ceiling,
+            )  # fmt: skip
         if asked is None and ceiling < KIE_DEFAULT_SAFETY:
             return replace(request, options={**request.options, SAFETY_OPTION: ceiling})
         return request
@@ -194,15 +197,17 @@ class Policy:
         """Refuse a prompt that breaks a rule, without repeating what matched."""
         rule = self.blocklist.match(prompt)
         if rule is not None:
-            who = "the bot's operator does" if rule.source == "operator" else "this server's moderators do"
-            raise PromptBlocked(rule, f"I can't send this prompt: it contains something {who} not allow. "
-                                      "Please reword it. Nothing was made or charged.")  # fmt: skip
+            raise PromptBlocked(rule, BLOCKED_BY_OPERATOR if rule.source == "operator" else BLOCKED_HERE)
 
     def check_model(self, model: str) -> None:
         """Refuse a model this server does not allow."""
         if self.allowed_models and model not in self.allowed_models:
             allowed = ", ".join(f"`{m}`" for m in self.allowed_models)
-            raise Refused(f"`{model}` is not enabled on this server. Models you can use here: {allowed}.")
+            raise Refused(
+                N_("`{model}` is not enabled on this server. Models you can use here: {allowed}."),
+                model=model,
+                allowed=allowed,
+            )
 
 
 def _edit_model(provider: catalog.ProviderInfo, allowed_models: tuple[str, ...]) -> str:
@@ -211,10 +216,18 @@ def _edit_model(provider: catalog.ProviderInfo, allowed_models: tuple[str, ...])
     return catalog.DEFAULT_EDIT_MODEL if catalog.DEFAULT_EDIT_MODEL in allowed else (allowed or editors)[0]
 
 
-NO_DMS = "I don't take commands in direct messages. Please use me in a server we share."
-NO_SHARED_SERVER = (
+NO_DMS = N_("I don't take commands in direct messages. Please use me in a server we share.")
+NO_SHARED_SERVER = N_(
     "In direct messages I follow the rules of a server we share, and we share none. Please use me in a channel "
     "of a server I'm in, or ask its moderators to add me."
+)
+BLOCKED_BY_OPERATOR = N_(
+    "I can't send this prompt: it contains something the bot's operator does not allow. "
+    "Please reword it. Nothing was made or charged."
+)
+BLOCKED_HERE = N_(
+    "I can't send this prompt: it contains something this server's moderators do not allow. "
+    "Please reword it. Nothing was made or charged."
 )
 
 
@@ -236,9 +249,11 @@ def policy_for(
     """
     if guild.allowed_channels and not set(channel_ids) & set(guild.allowed_channels):
         places = ", ".join(f"<#{c}>" for c in guild.allowed_channels)
-        raise Refused(f"I can't be used in this channel. On this server you can use me in {places}.")
+        raise Refused(N_("I can't be used in this channel. On this server you can use me in {places}."), places=places)
     if guild.required_role is not None and guild.required_role not in role_ids:
-        raise Refused(f"On this server you need the <@&{guild.required_role}> role to use me. Ask a moderator.")
+        raise Refused(
+            N_("On this server you need the {role} role to use me. Ask a moderator."), role=f"<@&{guild.required_role}>"
+        )
     # Settings chosen under another provider may name models this one lacks: those names are ignored (a list
     # naming none of them allows every model, as if unset) until a moderator chooses again.
     names = catalog.model_names(provider)
@@ -298,12 +313,18 @@ def dm_policy(
     if not open_to_dms:
         names = ", ".join(f"**{server.name}**" for server in servers)
         raise Refused(
-            f"The moderators of {names} have turned off fluxbot in direct messages. Please use me in a channel there."
+            N_(
+                "The moderators of {servers} have turned off fluxbot in direct messages. "
+                "Please use me in a channel there."
+            ),
+            servers=names,
         )
     roles = "; or ".join(
         f"the **{server.required_role_name or 'required'}** role on **{server.name}**" for server in open_to_dms
     )
-    raise Refused(f"To use me in direct messages you need {roles}. Ask a moderator, or use me in a channel there.")
+    raise Refused(
+        N_("To use me in direct messages you need {roles}. Ask a moderator, or use me in a channel there."), roles=roles
+    )
 
 
 @dataclass(frozen=True)
@@ -316,25 +337,37 @@ class Usage:
     server: BudgetUse = field(default_factory=BudgetUse)
 
 
-def refusal(usage: Usage, limits: Limits, *, images: int, now: float) -> str | None:
+def refusal(usage: Usage, limits: Limits, *, images: int, now: float) -> Message | None:
     """Why `limits` refuse a new job of `images` images, or None when they allow it."""
     if usage.in_flight >= limits.member_jobs:
-        return (
-            f"You already have {usage.in_flight} job(s) running or waiting, and the limit here is "
-            f"{limits.member_jobs}. Please wait for one to finish, then try again (`/jobs` shows them)."
-        )
+        return Message(
+            N_("You already have {jobs} job(s) running or waiting, and the limit here is {limit}. "
+               "Please wait for one to finish, then try again (`/jobs` shows them)."),
+            jobs=usage.in_flight,
+            limit=limits.member_jobs,
+        )  # fmt: skip
     if (waiting := cooldown_refusal(usage, limits, now=now)) is not None:
         return waiting
     if limits.daily_images:
         left = limits.daily_images - usage.images_today
         reset = int(next_utc_midnight(now))
         if left <= 0:
-            return (
-                f"You have used all {limits.daily_images} of your images for today. "
-                f"Your quota resets <t:{reset}:R> (midnight UTC)."
+            # The English reads the same for any number; a translation may need forms (plural):
+            return Message.counted(
+                "You have used all {limit} of your images for today. Your quota resets {reset} (midnight UTC).",
+                "You have used all {limit} of your images for today. Your quota resets {reset} (midnight UTC).",
+                limits.daily_images,
+                limit=limits.daily_images,
+                reset=f"<t:{reset}:R>",
             )
         if images > left:
-            return f"That would make {images} images, but you have {left} left today. Ask for {left} or fewer."
+            return Message.counted(
+                "That would make {images} images, but you have {left} left today. Ask for {left} or fewer.",
+                "That would make {images} images, but you have {left} left today. Ask for {left} or fewer.",
+                left,
+                images=images,
+                left=left,
+            )
     if limits.budget is not None:
         return budget_refusal(limits.budget, usage.server, images=images, now=now)
     return None
@@ -345,12 +378,15 @@ def shows_spoilers(mode: str, *, age_restricted: bool) -> bool:
     return mode == "always" or (mode == "outside_age_restricted" and not age_restricted)
 
 
-def cooldown_refusal(usage: Usage, limits: Limits, *, now: float) -> str | None:
+def cooldown_refusal(usage: Usage, limits: Limits, *, now: float) -> Message | None:
     """Why the cooldown refuses a command now, or None."""
     if limits.cooldown_seconds and usage.last_command_at is not None:
         ready = usage.last_command_at + limits.cooldown_seconds
         if now < ready:
-            return f"Please wait a little between commands here: you can try again <t:{int(ready) + 1}:R>."
+            return Message(
+                N_("Please wait a little between commands here: you can try again {when}."),
+                when=f"<t:{int(ready) + 1}:R>",
+            )
     return None
 
 

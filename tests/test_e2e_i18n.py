@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.e2e import EPHEMERAL, World, fields, first_callback, option
+from tests.e2e import EPHEMERAL, World, fields, final_reply, first_callback, job_requests, option
 from tests.fakes.discord_api import SentInteraction
 
 LOCALES = {"de", "es-ES", "fr", "pt-BR", "ja"}
@@ -105,3 +105,47 @@ async def test_fluxadmin_language_chooses_the_servers_language_or_follows_discor
 
     shown = await world.discord.send_slash_command("fluxadmin", [{"name": "show", "type": 1}])
     assert fields(answer(world, shown)["embeds"][0])[LANGUAGE] == "Discord's server language", "it was saved"
+
+
+async def test_a_validation_error_is_said_in_the_members_language_with_its_numbers_written_their_way(
+    world: World,
+) -> None:
+    empty = await world.discord.send_slash_command("imagine", [option("prompt", "   ")], locale="de")
+    data = answer(world, empty)
+    assert data["flags"] & EPHEMERAL
+    assert data["content"] == (
+        "Der Prompt ist leer. Beschreibe das Bild, das du möchtest, z. B. `eine weiße Siamkatze`."
+    )
+    too_long = await world.discord.send_slash_command(
+        "imagine", [option("prompt", "x" * 1501)], locale="de", guild_locale="pt-BR"
+    )
+    assert answer(world, too_long)["content"] == (
+        "Der Prompt ist 1.501 Zeichen lang; erlaubt sind 1.500. Kürze ihn und versuch es erneut."
+    ), "the member's language (not the server's), its numbers written the German way"
+    korean = await world.discord.send_slash_command("imagine", [option("prompt", "   ")], locale="ko")
+    assert answer(world, korean)["content"] == (
+        "The prompt is empty. Describe the image you want, e.g. `a white siamese cat`."
+    ), "no Korean catalog: English"
+    assert job_requests(world.flux) == []
+
+
+async def test_a_refusal_of_the_servers_limits_is_said_in_french_and_the_prompt_is_sent_as_written(
+    world: World,
+) -> None:
+    models = [{"name": "models", "type": 1, "options": [option("allowed", "flux-pro-1.1, flux-2-pro")]}]
+    await world.discord.send_slash_command("fluxadmin", models)
+    picked = await world.discord.send_slash_command(
+        "imagine", [option("prompt", "un chat"), option("model", "flux-dev")], locale="fr"
+    )
+    data = answer(world, picked)
+    assert data["flags"] & EPHEMERAL
+    assert data["content"] == (
+        "`flux-dev` n'est pas activé sur ce serveur. Modèles utilisables ici : `flux-pro-1.1`, `flux-2-pro`."
+    )
+    assert job_requests(world.flux) == []
+
+    prompt = "a white siamese cat, the prompt is empty"  # reads like one of the bot's messages: still not translated
+    made = await world.discord.send_slash_command("imagine", [option("prompt", prompt)], locale="de")
+    await final_reply(world, made, "Done")
+    [sent] = [r for r in job_requests(world.flux) if isinstance(r.body, dict) and "prompt" in r.body]
+    assert sent.body["prompt"] == prompt

@@ -14,7 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from fluxbot import catalog
 from fluxbot.catalog import ProviderInfo
-from fluxbot.errors import MemberError
+from fluxbot.errors import MemberError, Number
+from fluxbot.i18n import N_
 from fluxbot.jobs.lifecycle import EditImage, Job
 from fluxbot.providers.base import Action, JobRequest, OptionValue
 
@@ -23,7 +24,7 @@ MAX_COUNT = 4
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 EDITABLE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP"}
 _EXTENSION_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
-EMPTY_PROMPT = "The prompt is empty. Describe the image you want, e.g. `a white siamese cat`."
+EMPTY_PROMPT = N_("The prompt is empty. Describe the image you want, e.g. `a white siamese cat`.")
 #: Characters that render as blank although Unicode does not call them spaces (Hangul fillers, the braille blank).
 _BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
@@ -57,7 +58,9 @@ def check_prompt(prompt: str) -> str:
         raise InvalidRequest(EMPTY_PROMPT)
     if len(text) > PROMPT_MAX_CHARS:
         raise InvalidRequest(
-            f"The prompt is {len(text):,} characters long; the limit is {PROMPT_MAX_CHARS:,}. Shorten it and try again."
+            N_("The prompt is {length} characters long; the limit is {limit}. Shorten it and try again."),
+            length=Number(len(text)),
+            limit=Number(PROMPT_MAX_CHARS),
         )
     return text
 
@@ -70,15 +73,27 @@ def check_options(info: ProviderInfo, options: Mapping[str, OptionValue | None],
         option = offered.get(name)
         if option is None:
             raise InvalidRequest(
-                f"`{name}` is not available with this bot's image provider ({info.label}). Leave it out and try again."
+                N_(
+                    "`{name}` is not available with this bot's image provider ({provider}). Leave it out and try again."
+                ),
+                name=name,
+                provider=info.label,
             )
         if option.choices and value not in option.choices:
             allowed = " or ".join(option.choices)
-            raise InvalidRequest(f"`{name}` must be {allowed}, not `{str(value)[:20]}`.")
+            raise InvalidRequest(
+                N_("`{name}` must be {allowed}, not `{value}`."), name=name, allowed=allowed, value=str(value)[:20]
+            )
         limits = option.range_for(action)
         if limits is not None and isinstance(value, int) and not limits[0] <= value <= limits[1]:
-            what = "an edit" if action == "edit" else "a new image"
-            raise InvalidRequest(f"`{name}` must be from {limits[0]} to {limits[1]} for {what}.")
+            low, high = limits
+            if action == "edit":
+                raise InvalidRequest(
+                    N_("`{name}` must be from {low} to {high} for an edit."), name=name, low=low, high=high
+                )
+            raise InvalidRequest(
+                N_("`{name}` must be from {low} to {high} for a new image."), name=name, low=low, high=high
+            )
     return chosen
 
 
@@ -95,7 +110,11 @@ def prepare_imagine(
     flux_model = _model(info, model)
     most = min(MAX_COUNT, info.max_count)
     if not 1 <= count <= most:
-        raise InvalidRequest(f"`count` must be between 1 and {most} with this bot's provider; you asked for {count}.")
+        raise InvalidRequest(
+            N_("`count` must be between 1 and {most} with this bot's provider; you asked for {count}."),
+            most=most,
+            count=count,
+        )
     chosen = check_options(info, options or {}, "generate")
     return JobRequest("generate", text, flux_model.name, _size(flux_model, size), count=count, options=chosen)
 
@@ -114,18 +133,37 @@ def prepare_edit(
     chosen_options = check_options(info, options or {}, "edit")
     if not flux_model.can_edit:
         names = ", ".join(f"`{m.name}`" for m in catalog.edit_models(info))
-        raise InvalidRequest(f"`{flux_model.name}` cannot edit images. Pick one of {names}.")
+        raise InvalidRequest(
+            N_("`{model}` cannot edit images. Pick one of {names}."), model=flux_model.name, names=names
+        )
     content_type = attachment_type(image)
     if content_type not in EDITABLE_TYPES:
         kinds = ", ".join(EDITABLE_TYPES.values())
         if content_type.startswith("image/"):
-            raise InvalidRequest(f"`{image.filename}` is {content_type}; Flux can edit {kinds} images only.")
-        shown = content_type or "an unknown type"
-        raise InvalidRequest(f"`{image.filename}` is {shown}, not an image. Attach a {kinds} image.")
+            raise InvalidRequest(
+                N_("`{file}` is {type}; Flux can edit {kinds} images only."),
+                file=image.filename,
+                type=content_type,
+                kinds=kinds,
+            )
+        if not content_type:
+            raise InvalidRequest(
+                N_("`{file}` is an unknown type, not an image. Attach a {kinds} image."),
+                file=image.filename,
+                kinds=kinds,
+            )
+        raise InvalidRequest(
+            N_("`{file}` is {type}, not an image. Attach a {kinds} image."),
+            file=image.filename,
+            type=content_type,
+            kinds=kinds,
+        )
     if image.size > MAX_ATTACHMENT_BYTES:
         raise InvalidRequest(
-            f"`{image.filename}` is {image.size / 1048576:.1f} MB; the limit is "
-            f"{MAX_ATTACHMENT_BYTES // 1048576} MB. Attach a smaller image."
+            N_("`{file}` is {size} MB; the limit is {limit} MB. Attach a smaller image."),
+            file=image.filename,
+            size=f"{image.size / 1048576:.1f}",
+            limit=MAX_ATTACHMENT_BYTES // 1048576,
         )
     if (size is None or not size.strip()) and info.keeps_ratio_on_edit:
         chosen = catalog.KEEP_RATIO
@@ -141,8 +179,12 @@ def check_reroll(info: ProviderInfo, job: Job) -> None:
     if job.provider != info.name:
         maker = catalog.PROVIDERS[job.provider].label if job.provider in catalog.PROVIDERS else job.provider
         raise InvalidRequest(
-            f"This job was made with {maker}, but new jobs now go to {info.label}, so it cannot be re-rolled "
-            "as it was. Please run `/imagine` again."
+            N_(
+                "This job was made with {maker}, but new jobs now go to {provider}, so it cannot be re-rolled "
+                "as it was. Please run `/imagine` again."
+            ),
+            maker=maker,
+            provider=info.label,
         )
 
 
@@ -234,7 +276,9 @@ def _model(info: ProviderInfo, name: str) -> catalog.Model:
         return catalog.get_model(info, name)
     except KeyError:
         names = ", ".join(f"`{n}`" for n in catalog.model_names(info))
-        raise InvalidRequest(f"`{name[:40]}` is not a model this bot knows. Pick one of {names}.") from None
+        raise InvalidRequest(
+            N_("`{model}` is not a model this bot knows. Pick one of {names}."), model=name[:40], names=names
+        ) from None
 
 
 def _size(model: catalog.Model, size: str | None) -> str:
