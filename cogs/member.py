@@ -11,9 +11,9 @@ from discord.ext import commands
 from cogs.choices import style_choices
 from fluxbot import catalog
 from fluxbot.bot import FluxBot
-from fluxbot.budgets import budget_left
+from fluxbot.budgets import budget_left, next_utc_midnight
 from fluxbot.defaults import MemberDefaults, Typed, changed_defaults, choose, describe_chosen, describe_defaults
-from fluxbot.limits import Policy, Refused, next_utc_midnight
+from fluxbot.limits import Policy, Refused
 
 Choices = list[app_commands.Choice[str]]
 

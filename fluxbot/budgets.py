@@ -181,3 +181,14 @@ def budget_left(budget: Budget, use: BudgetUse, *, now: float) -> str:
             reset = int(period_end(period, now))
             lines.append(f"{left} of {limit} images left {period_words(period)}, resets <t:{reset}:R>")
     return "\n".join(lines)
+
+
+def day_start(now: float) -> float:
+    """The last UTC midnight before `now`."""
+    moment = datetime.fromtimestamp(now, tz=UTC)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def next_utc_midnight(now: float) -> float:
+    """The next UTC midnight after `now`."""
+    return (datetime.fromtimestamp(day_start(now), tz=UTC) + timedelta(days=1)).timestamp()

@@ -9,11 +9,10 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from fluxbot import catalog
-from fluxbot.budgets import Budget, BudgetUse, budget_refusal
+from fluxbot.budgets import Budget, BudgetUse, budget_refusal, next_utc_midnight
 from fluxbot.errors import MemberError, Message
 from fluxbot.i18n import N_
 from fluxbot.moderation import NO_RULES, Blocklist, Rule
@@ -388,17 +387,6 @@ def cooldown_refusal(usage: Usage, limits: Limits, *, now: float) -> Message | N
                 when=f"<t:{int(ready) + 1}:R>",
             )
     return None
-
-
-def day_start(now: float) -> float:
-    """The last UTC midnight before `now`."""
-    moment = datetime.fromtimestamp(now, tz=UTC)
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-
-
-def next_utc_midnight(now: float) -> float:
-    """The next UTC midnight after `now`."""
-    return (datetime.fromtimestamp(day_start(now), tz=UTC) + timedelta(days=1)).timestamp()
 
 
 def with_changes(settings: GuildSettings, **changes: object) -> GuildSettings:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from fluxbot import catalog
+from fluxbot.budgets import day_start, next_utc_midnight
 from fluxbot.jobs.lifecycle import JobStatus, Outcome, Reply
 from fluxbot.limits import (
     GuildSettings,
@@ -17,9 +18,7 @@ from fluxbot.limits import (
     Refused,
     SharedServer,
     Usage,
-    day_start,
     dm_policy,
-    next_utc_midnight,
     policy_for,
     refusal,
 )

@@ -15,10 +15,10 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from fluxbot.budgets import MONTH, Budget, BudgetUse, period_start
+from fluxbot.budgets import MONTH, Budget, BudgetUse, day_start, period_start
 from fluxbot.jobs.capacity import Capacity
 from fluxbot.jobs.lifecycle import LIFECYCLE, Job, JobStatus, JobTask, Outcome, Reply, Transition
-from fluxbot.limits import GuildSettings, Limits, Usage, day_start
+from fluxbot.limits import GuildSettings, Limits, Usage
 from fluxbot.providers.base import JobRequest
 from fluxbot.storage import postgres_queries as sql
 from fluxbot.storage import postgres_tasks as tasks_sql

@@ -10,8 +10,8 @@ import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
+from fluxbot.budgets import day_start
 from fluxbot.jobs.lifecycle import OPEN_STATUSES, JobStatus
-from fluxbot.limits import day_start
 from fluxbot.storage.base import REPORT_MEMBERS, DayUsage, GuildReport, MemberUsage
 from fluxbot.storage.sqlite_engine import Engine, sql_states
 
