@@ -169,9 +169,6 @@ class FluxBot(commands.AutoShardedBot):
         """`run_job` for /imagine and /edit: the options left out take the style's, then the member's defaults
         (/settings), then the server's (`defaults.choose`). A style or default not used here is told to the member
         in a private note once the job's reply shows its card."""
-        if self.closing:
-            await answer_privately(interaction, RESTARTING)
-            return
         defaults = await self.store.members.defaults(interaction.user.id)
         notes: list[str] = []
 

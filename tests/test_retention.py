@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from fluxbot.config import ConfigError, load_settings
-from fluxbot.jobs.housekeeping import FORGET_TOKENS_EVERY, PRUNE_EVERY, TOKEN_LIFETIME, Housekeeping
+from fluxbot.jobs.housekeeping import FORGET_TOKENS_EVERY, PRUNE_EVERY, TOKEN_LIFETIME
 from fluxbot.jobs.lifecycle import Job, JobStatus, Outcome, Reply
 from fluxbot.jobs.service import Jobs
 from fluxbot.limits import Limits
@@ -158,7 +158,6 @@ async def test_without_a_retention_nothing_is_pruned(store: Store, client: AceDa
     old = await job(store, 1, at=OLD)
     await service.round()
     assert await store.get_job(old.id) is not None
-    assert isinstance(service.housekeeping, Housekeeping)
 
 
 def test_the_retention_is_zero_or_at_least_32_days() -> None:

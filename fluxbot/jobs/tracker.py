@@ -310,15 +310,8 @@ class Tracker:
         )
 
     async def _time_out(self, task: _Task) -> None:
-        seconds = self.job_timeout
-        limit = f"{seconds / 60:g} minutes" if seconds >= 60 else f"{seconds:g} seconds"
-        log.warning("job %d: task %s timed out after %s", task.job.id, task.task.task_id, limit)
-        message = (
-            f"The image provider did not finish this job within {limit}, so the bot stopped waiting. "
-            "Please try again; if it keeps happening the provider may be overloaded."
-        )
-        if task.error is not None and task.error.kind.operator_problem:
-            message = f"The bot could not check on this job: {task.error.user_message}"
+        log.warning("job %d: task %s timed out after %.0f s", task.job.id, task.task.task_id, self.job_timeout)
+        message = timeout_message(self.job_timeout, task.error)
         ended = replace(task.task, state=TaskPhase.TIMED_OUT, error_kind=FailureKind.TIMED_OUT, error_message=message)
         self._drop(task)
         await self._gathering.ended(task.job, ended)
@@ -326,6 +319,17 @@ class Tracker:
     async def _end(self, task: _Task, status: TaskStatus) -> None:
         self._drop(task)
         await self._gathering.ended(task.job, ended_task(task.job, task.task, status))
+
+
+def timeout_message(seconds: float, error: ProviderError | None) -> str:
+    """What a member reads when a task did not end within `seconds` (or could not be checked on at all)."""
+    if error is not None and error.kind.operator_problem:
+        return f"The bot could not check on this job: {error.user_message}"
+    limit = f"{seconds / 60:g} minutes" if seconds >= 60 else f"{seconds:g} seconds"
+    return (
+        f"The image provider did not finish this job within {limit}, so the bot stopped waiting. "
+        "Please try again; if it keeps happening the provider may be overloaded."
+    )
 
 
 def _fill_batches(tasks: list[_Task], size: int, now: float, durations: Durations, step: float) -> list[_Task]:
