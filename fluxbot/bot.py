@@ -19,7 +19,7 @@ from fluxbot.defaults import Chosen, Typed, choose, notes_message
 from fluxbot.delivery import Delivery
 from fluxbot.downloads import ImageFetcher
 from fluxbot.errors import MemberError
-from fluxbot.i18n import CommandTranslator, member_locale
+from fluxbot.i18n import CommandTranslator, channel_locale, member_locale
 from fluxbot.jobs.lifecycle import Job, Reply
 from fluxbot.jobs.requests import AttachmentInfo
 from fluxbot.jobs.service import Jobs
@@ -141,14 +141,23 @@ class FluxBot(commands.AutoShardedBot):
 
     async def reply_for(self, interaction: discord.Interaction) -> Reply:
         """Acknowledge the interaction with a "thinking" reply and say where that reply is."""
+        locale = await self.public_locale(interaction)
         callback = await interaction.response.defer(thinking=True)
         message_id = callback.message_id if callback is not None else None
         if message_id is None:
             message_id = (await interaction.original_response()).id
-        return self._reply_to(interaction, message_id=message_id)
+        return self._reply_to(interaction, message_id=message_id, locale=locale)
+
+    async def public_locale(self, interaction: discord.Interaction) -> str:
+        """The language of what everyone in the channel reads: the server's choice (`/fluxadmin language`), else
+        its language in Discord, else (a DM) the member's."""
+        forced = None
+        if interaction.guild_id is not None:
+            forced = (await self.policies.guild_settings(interaction.guild_id)).locale
+        return channel_locale(interaction, forced)
 
     @staticmethod
-    def _reply_to(interaction: discord.Interaction, *, message_id: int | None) -> Reply:
+    def _reply_to(interaction: discord.Interaction, *, message_id: int | None, locale: str | None) -> Reply:
         return Reply(
             user_id=interaction.user.id,
             guild_id=interaction.guild_id,
@@ -157,6 +166,7 @@ class FluxBot(commands.AutoShardedBot):
             interaction_token=interaction.token,
             message_id=message_id,
             upload_limit=interaction.filesize_limit,
+            locale=locale,
         )
 
     async def run_member_job(
@@ -201,7 +211,10 @@ class FluxBot(commands.AutoShardedBot):
             policy.check_prompt(request.prompt)  # before anything is queued or sent: a refusal costs nothing
         except PromptBlocked as blocked:
             raise await self.moderation.refused(interaction, request.prompt, blocked) from None
-        job = await self.jobs.enqueue(request, self._reply_to(interaction, message_id=None), policy.limits)
+        locale = await self.public_locale(interaction)
+        job = await self.jobs.enqueue(
+            request, self._reply_to(interaction, message_id=None, locale=locale), policy.limits
+        )
         try:
             reply = await self.reply_for(interaction)
         except Exception:

@@ -10,8 +10,9 @@ language (`MemberError.said`); as a `str` it is the English text (logs, tests).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from typing import Self
+from typing import Any, Self
 
 from fluxbot import i18n
 
@@ -48,6 +49,60 @@ class Message(str):
     def said(self, locale: i18n.LocaleValue) -> str:
         """The message in `locale` (English when its catalog lacks it)."""
         return _say(locale, self.template, self.values, self.forms)
+
+    def stored(self) -> str:
+        """The message as a database keeps it (`Message.read` reads it back): JSON when it has values, else its
+        English text."""
+        if not self.values and self.forms is None:
+            return str(self)
+        return json.dumps({_STORED: self.template, "values": {k: _stored_value(v) for k, v in self.values.items()},
+                           "forms": self.forms}, ensure_ascii=False)  # fmt: skip
+
+    @classmethod
+    def read(cls, text: str | None) -> Message | None:
+        """A stored message (`stored`), or a plain text (an older row's English) as a message without values."""
+        if text is None:
+            return None
+        if text.startswith('{"' + _STORED + '":'):
+            try:
+                return _message_of(json.loads(text))
+            except (ValueError, TypeError, KeyError):
+                pass  # not ours after all: shown as it is
+        return cls(text)
+
+
+_STORED = "said"
+
+
+def stored_text(message: str | None) -> str | None:
+    """What a database column keeps of a member's message: a `Message` as `Message.stored`, other text as it is."""
+    return message.stored() if isinstance(message, Message) else message
+
+
+def _stored_value(value: object) -> object:
+    if isinstance(value, Message):
+        return {"message": json.loads(value.stored()) if value.values or value.forms else str(value)}
+    if isinstance(value, Number):
+        return {"number": int(value)}
+    return value if isinstance(value, int | float | str) or value is None else str(value)
+
+
+def _message_of(data: dict[str, Any]) -> Message:
+    values = {k: _read_value(v) for k, v in data["values"].items()}
+    forms = data.get("forms")
+    if forms is not None:
+        singular, plural, n = forms
+        return Message.counted(str(singular), str(plural), int(n), **values)
+    return Message(str(data[_STORED]), **values)
+
+
+def _read_value(value: object) -> object:
+    if isinstance(value, dict) and "number" in value:
+        return Number(value["number"])
+    if isinstance(value, dict) and "message" in value:
+        inner = value["message"]
+        return _message_of(inner) if isinstance(inner, dict) else Message(str(inner))
+    return value
 
 
 def _say(

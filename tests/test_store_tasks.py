@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from fluxbot.errors import Message, Number
 from fluxbot.jobs.lifecycle import FailureKind, Job, JobStatus, JobTask, Outcome, Reply, TaskPhase
 from fluxbot.jobs.service import NO_LIMITS
 from fluxbot.providers.base import Image, JobRequest
@@ -147,9 +148,10 @@ async def test_the_upgrade_gives_every_job_that_reached_a_provider_its_task(
     await store.finish(failed.id, Outcome.failed(FailureKind.REFUSED, "blocked"))
     await store.close()
     assert queued is not None
-    # Back to version 12, as a database written before issue 14 is.
+    # Back to version 12, as a database written before issue 14 is (without migration 14's column too).
     back = "PRAGMA user_version = 12" if store_location[0] == "sqlite" else "UPDATE schema_version SET version = 12"
-    await raw(store_location, *(f"DROP TABLE {table}" for table in MIGRATION_13_TABLES), back)
+    dropped = (*(f"DROP TABLE {table}" for table in MIGRATION_13_TABLES), "ALTER TABLE jobs DROP COLUMN locale")
+    await raw(store_location, *dropped, back)
 
     upgraded = await open_store(*store_location)
     try:
@@ -173,3 +175,38 @@ async def test_pruning_a_job_takes_its_tasks_along(store: Store, store_location:
     await store.finish(job.id, Outcome.failed(FailureKind.FAILED, "no"))
     assert await store.retention.prune(before=200.0) == 1
     assert await raw(store_location, "SELECT COUNT(*) FROM job_tasks") == [(0,)]
+
+
+async def test_a_jobs_messages_and_language_are_kept_so_its_cards_can_be_said_in_that_language(store: Store) -> None:
+    reason = Message("The image provider refused this prompt: {why}.", why="nsfw")
+    note = Message.counted("{n} image failed: {reason}", "{n} images failed: {reason}", 2, reason=reason)
+    job = await store.admit("kie", REQUEST, replace(REPLY, locale="pt-BR"), limits=NO_LIMITS)
+    assert job is not None
+    assert job.reply.locale == "pt-BR"
+    assert await store.claim(1000) is not None
+    await store.mark_submitted(job.id, three_tasks())
+    await store.end_task(job.id, replace(three_tasks()[1], state=TaskPhase.FAILED, error_message=reason))
+    await store.finish(job.id, Outcome(JobStatus.SUCCEEDED, images=(Image("https://img.test/1.png"),), message=note))
+    got = await store.get_job(job.id)
+    assert got is not None
+    assert got.reply.locale == "pt-BR"
+    assert isinstance(got.error_message, Message)
+    assert got.error_message == "2 images failed: The image provider refused this prompt: nsfw."
+    # Read back, the message keeps its template and values: it can be said in another language.
+    assert (got.error_message.template, got.error_message.forms) == (note.template, note.forms)
+    assert got.error_message.values["reason"] == reason
+    assert isinstance(got.error_message.values["reason"], Message)
+    [failed] = [task for task in got.tasks if task.number == 2]
+    assert isinstance(failed.error_message, Message)
+    assert (failed.error_message.template, dict(failed.error_message.values)) == (reason.template, {"why": "nsfw"})
+
+
+def test_a_stored_message_reads_back_and_plain_text_stays_as_it_is() -> None:
+    counted = Message.counted("{n} image", "{n} images", 3, where=Message("here"), size=Number(1500))
+    back = Message.read(counted.stored())
+    assert back is not None
+    assert (str(back), back.forms, back.values) == (str(counted), counted.forms, counted.values)
+    assert isinstance(back.values["size"], Number)
+    assert Message.read("An older job's English text {with braces}") == "An older job's English text {with braces}"
+    assert Message.read('{"said": broken') == '{"said": broken'
+    assert Message.read(None) is None

@@ -222,6 +222,8 @@ class Reply:
     message_id: int | None = None
     #: The most bytes one uploaded file may have where the reply is (Discord tells us per interaction).
     upload_limit: int | None = None
+    #: The locale of what everyone in the channel reads of the job (`i18n.channel_locale`); None is English.
+    locale: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fluxbot.budgets import MONTH, Budget, BudgetUse, day_start, period_start
+from fluxbot.errors import stored_text
 from fluxbot.jobs.capacity import Capacity
 from fluxbot.jobs.lifecycle import LIFECYCLE, Job, JobStatus, JobTask, Outcome, Reply, Transition
 from fluxbot.limits import GuildSettings, Limits, Usage
@@ -148,6 +149,7 @@ class PostgresStore:
                 "options": json.dumps(dict(request.options)), "owner": self.instance,
                 "member_jobs": limits.member_jobs, "cooldown": limits.cooldown_seconds,
                 "since": day_start(created), "daily": limits.daily_images, "style": request.style,
+                "locale": reply.locale,
                 **budget_params(limits.budget, reply.guild_id, created),
             },
         )  # fmt: skip
@@ -198,8 +200,8 @@ class PostgresStore:
         return await self._won(
             tasks_sql.finish(sql.finish(transition)),
             outcome.status.value, images_json(outcome.images), outcome.inference_seconds,
-            None if outcome.error is None else outcome.error.value, outcome.message, _now(now), self.instance,
-            job_id, tasks_json(tasks),
+            None if outcome.error is None else outcome.error.value, stored_text(outcome.message), _now(now),
+            self.instance, job_id, tasks_json(tasks),
         )  # fmt: skip
 
     async def mark_delivered(self, job_id: int, via: str, *, now: float | None = None) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from fluxbot.errors import stored_text
 from fluxbot.jobs.capacity import Capacity
 from fluxbot.jobs.lifecycle import LIFECYCLE, JobTask, Transition
 from fluxbot.storage.postgres_engine import CLAIM, Engine, Record
@@ -66,8 +67,8 @@ def finish(job_update: str) -> str:
 def end_task_args(job_id: int, task: JobTask, instance: str) -> tuple[Any, ...]:
     """The arguments of END_TASK."""
     kind = None if task.error_kind is None else task.error_kind.value
-    return (task.state.value, images_json(task.images), task.inference_seconds, kind, task.error_message, task.cost,
-            job_id, task.number, instance)  # fmt: skip
+    return (task.state.value, images_json(task.images), task.inference_seconds, kind, stored_text(task.error_message),
+            task.cost, job_id, task.number, instance)  # fmt: skip
 
 
 _CLAIM_ONE = f"""UPDATE jobs SET status = 'pending', owner = $1

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from fluxbot.errors import Message, stored_text
 from fluxbot.jobs.lifecycle import FailureKind, Job, JobStatus, JobTask, Reply, TaskPhase
 from fluxbot.providers.base import Image
 from fluxbot.storage.base import StoreError
@@ -138,6 +139,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, url)
     );
     """,
+    # The language of what everyone in the channel reads of a job (its cards), chosen when it was asked (issue 15);
+    # NULL (older jobs) is English.
+    """
+    ALTER TABLE jobs ADD COLUMN locale TEXT;
+    """,
 )
 
 #: SQLite's words → PostgreSQL's, in this order: an INTEGER PRIMARY KEY is SQLite's auto-numbered row id;
@@ -189,8 +195,8 @@ def tasks_json(tasks: Sequence[JobTask]) -> str:
         [
             {"number": t.number, "task_id": t.task_id, "poll_url": t.poll_url, "state": t.state.value,
              "images": images_json(t.images), "inference_seconds": t.inference_seconds,
-             "error_kind": None if t.error_kind is None else t.error_kind.value, "error_message": t.error_message,
-             "cost": t.cost}
+             "error_kind": None if t.error_kind is None else t.error_kind.value,
+             "error_message": stored_text(t.error_message), "cost": t.cost}
             for t in tasks
         ]
     )  # fmt: skip
@@ -206,7 +212,7 @@ def task_from(data: Mapping[str, Any]) -> JobTask:
         images=images_from(data.get("images") or "[]"),
         inference_seconds=data.get("inference_seconds"),
         error_kind=FailureKind.of(data.get("error_kind")),
-        error_message=data.get("error_message"),
+        error_message=Message.read(data.get("error_message")),
         cost=data.get("cost"),
     )
 
@@ -223,5 +229,6 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
     data["expects_callback"] = bool(data["expects_callback"])
     data["options"] = json.loads(data["options"])
     data["images"] = images_from(data["images"])
+    data["error_message"] = Message.read(data["error_message"])
     data["tasks"] = tuple(sorted((task_from(t) for t in tasks), key=lambda t: t.number))
     return Job(reply=reply, **data)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fluxbot.budgets import MONTH, Budget, BudgetUse, day_start, period_start
+from fluxbot.errors import stored_text
 from fluxbot.jobs.capacity import Capacity
 from fluxbot.jobs.lifecycle import LIFECYCLE, Job, JobStatus, JobTask, Outcome, Reply, Transition
 from fluxbot.limits import GuildSettings, Limits, Usage
@@ -128,6 +129,7 @@ class SQLiteStore:
                 "expects_callback": expects_callback, "options": json.dumps(dict(request.options)),
                 "member_jobs": limits.member_jobs, "cooldown": limits.cooldown_seconds, "since": day_start(created),
                 "daily": limits.daily_images, "owner": self.instance, "style": request.style,
+                "locale": reply.locale,
                 **budget_params(limits.budget, reply.guild_id, created),
             },
             priority=URGENT,
@@ -179,7 +181,8 @@ class SQLiteStore:
                WHERE id = :id AND status IN {sql_states(edge.sources)} {owned} RETURNING id"""  # noqa: S608
         params = {
             "status": outcome.status, "images": images_json(outcome.images), "seconds": outcome.inference_seconds,
-            "kind": outcome.error, "message": outcome.message, "now": _now(now), "me": self.instance, "id": job_id,
+            "kind": outcome.error, "message": stored_text(outcome.message), "now": _now(now), "me": self.instance,
+            "id": job_id,
         }  # fmt: skip
         won: bool = await self._engine.write(lambda db: tasks_sql.finish(db, statement, params, job_id, tasks))
         return won

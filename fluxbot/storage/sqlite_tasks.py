@@ -8,6 +8,7 @@ from typing import Any
 
 import aiosqlite
 
+from fluxbot.errors import stored_text
 from fluxbot.jobs.capacity import AtProvider, Capacity, Waiting
 from fluxbot.jobs.lifecycle import AT_PROVIDER, LIFECYCLE, JobStatus, JobTask, Transition
 from fluxbot.storage.schema import images_json, tasks_json
@@ -115,7 +116,7 @@ def end_task_params(job_id: int, task: JobTask, instance: str) -> dict[str, Any]
     """The parameters of END_TASK."""
     return {
         "state": task.state.value, "images": images_json(task.images), "seconds": task.inference_seconds,
-        "kind": None if task.error_kind is None else task.error_kind.value, "message": task.error_message,
+        "kind": None if task.error_kind is None else task.error_kind.value, "message": stored_text(task.error_message),
         "cost": task.cost, "job": job_id, "number": task.number, "me": instance,
     }  # fmt: skip
 
