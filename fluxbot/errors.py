@@ -74,6 +74,12 @@ class Message(str):
 _STORED = "said"
 
 
+def said(message: str | None, locale: i18n.LocaleValue) -> str | None:
+    """A stored or raised message (a job's `error_message`, a provider's `user_message`) in `locale`: a `Message`
+    in it, any other text as it is."""
+    return message.said(locale) if isinstance(message, Message) else message
+
+
 def stored_text(message: str | None) -> str | None:
     """What a database column keeps of a member's message: a `Message` as `Message.stored`, other text as it is."""
     return message.stored() if isinstance(message, Message) else message
