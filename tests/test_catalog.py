@@ -52,6 +52,20 @@ def test_invalid_sizes_say_what_is_valid(model: str, size: str, why: str) -> Non
     assert why in str(info.value)
 
 
+def test_a_size_refusal_is_said_in_the_members_language_with_what_they_typed_kept() -> None:
+    # Waits for the catalogs: passes once the lead merges this branch's translations.
+    with pytest.raises(InvalidSize) as info:
+        rule("flux-dev").normalize("1000x1000")
+    assert str(info.value) == (
+        "`1000x1000`: 1000 is not a multiple of 32. Use WIDTHxHEIGHT, each side 256 to 1440 and a multiple of 32 "
+        "(e.g. 1024x768)."
+    )
+    assert info.value.said("fr") == (
+        "`1000x1000` : 1000 n'est pas un multiple de 32. Utilise LARGEURxHAUTEUR, chaque côté de 256 à 1440 et "
+        "multiple de 32 (par ex. 1024x768)."
+    )
+
+
 def test_every_model_has_a_valid_default_size() -> None:
     for model in catalog.MODELS:
         assert model.size_rule.normalize(model.default_size) == model.default_size

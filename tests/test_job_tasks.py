@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 
 from fluxbot import catalog
+from fluxbot.errors import Message, said
 from fluxbot.jobs import requests
 from fluxbot.jobs.lifecycle import CallbackOutcome, FailureKind, Job, JobStatus, JobTask, TaskPhase
 from fluxbot.jobs.service import NO_LIMITS, Jobs
@@ -78,6 +79,36 @@ async def test_a_task_that_fails_leaves_the_others_images_and_a_note(
     assert done.error_message is not None
     assert done.error_message.startswith("1 of 3 images failed: The image provider failed to make the image.")
     assert "boom" in done.error_message
+
+
+async def test_the_note_of_the_images_that_failed_is_kept_and_said_in_the_servers_language(
+    service: Jobs, flux: FakeFlux, store: Store, clock: Clock
+) -> None:
+    # Waits for the catalogs: passes once the lead merges this branch's translations.
+    flux.task_errors = [("api_error", "boom")]
+    job = await service.start(imagine(3), replace(REPLY, locale="de"))
+    await rounds(service, clock)
+    stored = await store.get_job(job.id)  # read back from the database: the template and values were kept
+    assert stored is not None
+    note = stored.error_message
+    assert isinstance(note, Message)
+    assert note == (
+        "1 of 3 images failed: The image provider failed to make the image. The provider said: “boom”. "
+        "Please try again."
+    )
+    assert isinstance(note.values["reason"], Message), "the reason is a message of its own, said in the same language"
+    assert said(note, stored.reply.locale) == (
+        "1 von 3 Bildern fehlgeschlagen: Der Bildanbieter konnte das Bild nicht erstellen. Der Anbieter sagte: „boom“. "
+        "Bitte versuch es erneut."
+    )
+    assert said(note, "ja") == (
+        "3 枚中 1 枚の画像が失敗しました：画像プロバイダーが画像を作成できませんでした。プロバイダーの返答：「boom」。"
+        "もう一度お試しください。"
+    )
+    [failed] = [task for task in stored.tasks if task.state is TaskPhase.FAILED]
+    assert said(failed.error_message, "pt-BR") == (
+        "O provedor de imagens não conseguiu criar a imagem. O provedor disse: “boom”. Tente de novo."
+    )
 
 
 async def test_when_every_task_fails_the_job_fails_with_the_reason(

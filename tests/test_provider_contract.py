@@ -26,6 +26,8 @@ import pytest
 
 from fluxbot import catalog
 from fluxbot.config import Secret
+from fluxbot.errors import Message, said
+from fluxbot.providers import fal_errors, kie
 from fluxbot.providers.acedata import AceDataFlux
 from fluxbot.providers.base import (
     ErrorKind,
@@ -365,6 +367,7 @@ async def test_the_apis_errors_are_provider_errors_of_their_kind(client: Provide
             await client.submit(harness.request())
         assert refused.value.kind is kind
         assert refused.value.user_message
+        assert isinstance(refused.value.user_message, Message), "a template with values: said in any language"
         assert refused.value.safe_to_resend is (kind is ErrorKind.RATE_LIMITED), (
             "only an answer that surely started nothing may be resent: a resend could bill twice"
         )
@@ -398,3 +401,37 @@ async def test_a_callback_is_read_by_its_own_provider_only(
             assert client.callback_task_id(*other.callback(foreign)) is None, f"{other.name}'s callback is not its own"
         finally:
             await other.close()
+
+
+def test_a_providers_message_is_said_in_another_language_with_the_providers_own_words_kept() -> None:
+    # Waits for the catalogs: passes once the lead merges this branch's translations.
+    refused = fal_errors.error_for(
+        422,
+        {
+            "detail": [
+                {"loc": ["body", "guidance_scale"], "msg": "Input should be at most 20.", "type": "less_than_equal"}
+            ]
+        },
+        action="generate",
+        stage="submit",
+    )
+    assert (
+        refused.user_message
+        == "fal.ai refused the `guidance` of this request: Input should be at most 20. Change it and retry."
+    )
+    assert said(refused.user_message, "de") == (
+        "fal.ai hat `guidance` dieser Anfrage abgelehnt: Input should be at most 20. Ändere es und versuch es erneut."
+    )
+    failed = kie.error_for(501, "GPU overloaded", http_status=None, action=None)
+    assert (
+        failed.user_message
+        == "The image could not be generated. The provider said: “GPU overloaded”. Please try again."
+    )
+    assert said(failed.user_message, "de") == (
+        "Das Bild konnte nicht erstellt werden. Der Anbieter sagte: „GPU overloaded“. Bitte versuch es erneut."
+    )
+    assert (
+        said(failed.user_message, "ja")
+        == "画像を生成できませんでした。プロバイダーの返答：「GPU overloaded」。もう一度お試しください。"
+    )
+    assert said(failed.user_message, "ko") == str(failed.user_message), "a language without a catalog: English"

@@ -13,6 +13,8 @@ import random
 from collections.abc import Callable
 from dataclasses import replace
 
+from fluxbot.errors import Message
+from fluxbot.i18n import N_
 from fluxbot.jobs.alarms import ALARMS
 from fluxbot.jobs.capacity import Capacity, task_counts
 from fluxbot.jobs.finishing import Finisher
@@ -25,11 +27,13 @@ from fluxbot.storage import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-PROVIDER_SWITCHED = (
-    "The bot now uses another image provider and has no key for the one that had this job, so it cannot be "
-    "followed any more. Please run the command again."
+PROVIDER_SWITCHED = Message(
+    N_(
+        "The bot now uses another image provider and has no key for the one that had this job, so it cannot be "
+        "followed any more. Please run the command again."
+    )
 )
-UNEXPECTED_ERROR = "Something went wrong inside the bot while starting this job. Please try again."
+UNEXPECTED_ERROR = Message(N_("Something went wrong inside the bot while starting this job. Please try again."))
 
 #: Told of each job the provider accepted, once its task id is stored.
 OnSubmitted = Callable[[Job], None]

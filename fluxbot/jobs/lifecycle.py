@@ -29,6 +29,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from fluxbot.errors import Message, Number
+from fluxbot.i18n import N_
 from fluxbot.providers.base import ErrorKind, Image, TaskRef
 
 
@@ -169,7 +171,10 @@ class JobTask:
 
 
 #: What a member reads when the provider said a task failed without saying why.
-PROVIDER_FAILED_WORDS = "The image provider reported the job as failed."
+PROVIDER_FAILED_WORDS = Message(N_("The image provider reported the job as failed."))
+#: Why images are missing from a succeeded job when no failed task said why.
+# Translators: the reason in "1 of 4 images failed: …".
+NO_IMAGE_MADE = Message(N_("the provider made no image"))
 
 
 def tasks_outcome(job: Job) -> Outcome:
@@ -182,8 +187,8 @@ def tasks_outcome(job: Job) -> Outcome:
     seconds = max((t.inference_seconds for t in tasks if t.inference_seconds is not None), default=None)
     if images:
         missing = job.count - len(images)
-        reason = next((t.error_message for t in failed if t.error_message), "the provider made no image")
-        note = f"{missing} of {job.count} images failed: {reason}" if failed and missing > 0 else None
+        reason = next((t.error_message for t in failed if t.error_message), NO_IMAGE_MADE)
+        note = missing_images(missing, job.count, reason) if failed and missing > 0 else None
         return Outcome(JobStatus.SUCCEEDED, images=images, inference_seconds=seconds, message=note)
     timed_out = next((t for t in failed if t.state is TaskPhase.TIMED_OUT), None)
     first = timed_out or (failed[0] if failed else None)
@@ -191,6 +196,19 @@ def tasks_outcome(job: Job) -> Outcome:
     if timed_out is not None:
         return Outcome.failed(FailureKind.TIMED_OUT, message, status=JobStatus.TIMED_OUT)
     return Outcome.failed((first.error_kind if first else None) or FailureKind.FAILED, message)
+
+
+def missing_images(missing: int, count: int, reason: str) -> Message:
+    """The note on a job that made some of its `count` images: how many are `missing`, and the first reason (a
+    `Message` reason is said in the same language as the note)."""
+    # Translators: a job of several images made only some; {reason} is the first failed task's message.
+    return Message.counted(
+        "{missing} of {n} image failed: {reason}",
+        "{missing} of {n} images failed: {reason}",
+        count,
+        missing=Number(missing),
+        reason=reason,
+    )
 
 
 class CallbackOutcome(StrEnum):

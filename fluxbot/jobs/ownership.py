@@ -12,6 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from fluxbot.errors import Message
+from fluxbot.i18n import N_
 from fluxbot.jobs.finishing import Finisher
 from fluxbot.jobs.lifecycle import FailureKind, Job, JobStatus, Outcome
 from fluxbot.jobs.replies import Replies
@@ -28,12 +30,17 @@ RENEW_EVERY = 5.0
 #: How often a process on a shared database looks for jobs whose owner's lease ended.
 ADOPT_EVERY = 5.0
 
-RESTARTED_BEFORE_SUBMIT = (
-    "The bot restarted before this job reached the image provider, so no image was made. Please run the command again."
+RESTARTED_BEFORE_SUBMIT = Message(
+    N_(
+        "The bot restarted before this job reached the image provider, so no image was made. "
+        "Please run the command again."
+    )
 )
-RESTARTED_DURING_SUBMIT = (
-    "The bot restarted while it was sending this job to the image provider, before the provider confirmed it, so the "
-    "bot cannot follow it. If an image was made, it cannot be shown here. Please run the command again."
+RESTARTED_DURING_SUBMIT = Message(
+    N_(
+        "The bot restarted while it was sending this job to the image provider, before the provider confirmed it, "
+        "so the bot cannot follow it. If an image was made, it cannot be shown here. Please run the command again."
+    )
 )
 
 

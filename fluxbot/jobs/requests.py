@@ -287,4 +287,4 @@ def _size(model: catalog.Model, size: str | None) -> str:
     try:
         return model.size_rule.normalize(size)
     except catalog.InvalidSize as exc:
-        raise InvalidRequest(f"{exc} (model `{model.name}`)") from None
+        raise InvalidRequest(catalog.MODEL_SIZE, reason=exc.message, model=model.name) from None

@@ -14,6 +14,8 @@ from typing import Any
 
 from fluxbot import catalog
 from fluxbot.downloads import ImageFetcher
+from fluxbot.errors import Message
+from fluxbot.i18n import N_
 from fluxbot.jobs.cards import Cards
 from fluxbot.jobs.dispatch import Dispatcher
 from fluxbot.jobs.durations import HISTORY, Durations
@@ -35,7 +37,11 @@ log = logging.getLogger(__name__)
 
 #: For callers that apply no member limits (tests, tools).
 NO_LIMITS = Limits(member_jobs=1_000_000)
-CANCELLED = "A moderator cancelled this job before it started. Nothing was made or charged."
+CANCELLED = Message(N_("A moderator cancelled this job before it started. Nothing was made or charged."))
+#: Why a job was closed unseen when its command could not be answered (`abandon`: the reason its Details show).
+NOT_ACKNOWLEDGED = Message(N_("the command could not be acknowledged in time"))
+#: The refusal of a job the store would not admit when the limits give no reason (a race with another command).
+NO_ROOM_NOW = N_("You cannot start another job right now. Please try again in a moment.")
 
 
 class Jobs:
@@ -111,7 +117,7 @@ class Jobs:
         if job is None:
             usage = await self.store.usage(reply.user_id, budget=limits.budget, now=now)
             reason = refusal(usage, limits, images=request.count, now=now)
-            raise Refused(reason or "You cannot start another job right now. Please try again in a moment.")
+            raise Refused(reason or NO_ROOM_NOW)
         log.info("job %d: %s with %s, size %s, count %d", job.id, job.action, job.model, job.size, job.count)
         return job
 
@@ -142,10 +148,12 @@ class Jobs:
         assert current is not None
         return current
 
-    async def abandon(self, job: Job, reason: str) -> None:
-        """Close a queued job that has no reply to show anything on."""
+    async def abandon(self, job: Job, reason: str = NOT_ACKNOWLEDGED) -> None:
+        """Close a queued job that has no reply to show anything on; `reason` (best a `Message`: a plain text is
+        said in a member's language only when a catalog has it as it is) is what its Details show."""
         log.warning("job %d: abandoned before it started: %s", job.id, reason)
-        await self._close_unshown(job, Outcome.failed(FailureKind.ABANDONED, reason))
+        said = reason if isinstance(reason, Message) else Message(reason)
+        await self._close_unshown(job, Outcome.failed(FailureKind.ABANDONED, said))
 
     async def cancel_queued(self, guild_id: int, user_id: int) -> int:
         """Cancel a member's jobs that are still waiting in the queue; returns how many."""

@@ -20,6 +20,8 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from fluxbot.errors import Message
+from fluxbot.i18n import N_
 from fluxbot.jobs.alarms import ALARMS
 from fluxbot.jobs.dispatch import PROVIDER_SWITCHED
 from fluxbot.jobs.durations import Durations
@@ -321,15 +323,30 @@ class Tracker:
         await self._gathering.ended(task.job, ended_task(task.job, task.task, status))
 
 
-def timeout_message(seconds: float, error: ProviderError | None) -> str:
+def timeout_message(seconds: float, error: ProviderError | None) -> Message:
     """What a member reads when a task did not end within `seconds` (or could not be checked on at all)."""
     if error is not None and error.kind.operator_problem:
-        return f"The bot could not check on this job: {error.user_message}"
-    limit = f"{seconds / 60:g} minutes" if seconds >= 60 else f"{seconds:g} seconds"
-    return (
-        f"The image provider did not finish this job within {limit}, so the bot stopped waiting. "
-        "Please try again; if it keeps happening the provider may be overloaded."
+        # Translators: {reason} is the provider's error, e.g. "The bot's fal.ai account is out of balance. …".
+        return Message(N_("The bot could not check on this job: {reason}"), reason=error.user_message)
+    return Message(
+        N_(
+            "The image provider did not finish this job within {limit}, so the bot stopped waiting. "
+            "Please try again; if it keeps happening the provider may be overloaded."
+        ),
+        limit=_duration(seconds),
     )
+
+
+def _duration(seconds: float) -> Message:
+    """A job timeout in minutes (from one minute) or seconds, as "10 minutes" says it."""
+    amount = seconds / 60 if seconds >= 60 else seconds
+    if amount != int(amount):  # a timeout of part of a minute (or of a second): no plural form fits a fraction
+        if seconds >= 60:
+            return Message(N_("{minutes} minutes"), minutes=f"{amount:g}")
+        return Message(N_("{seconds} seconds"), seconds=f"{amount:g}")
+    if seconds >= 60:
+        return Message.counted("{n} minute", "{n} minutes", int(amount))
+    return Message.counted("{n} second", "{n} seconds", int(amount))
 
 
 def _fill_batches(tasks: list[_Task], size: int, now: float, durations: Durations, step: float) -> list[_Task]:

@@ -10,12 +10,13 @@ from typing import Any
 import aiohttp
 
 from fluxbot.config import Secret
+from fluxbot.errors import Message
+from fluxbot.i18n import N_
 from fluxbot.logs import scrub
 from fluxbot.providers.base import (
     IMAGE_UNREACHABLE,
     KEY_CHECK_TASK,
     PROVIDER_BUSY,
-    TELL_OPERATOR,
     ErrorKind,
     Image,
     JobRequest,
@@ -164,47 +165,66 @@ def error_from_answer(http_status: int | None, data: Any, *, action: str | None)
     )
 
 
-def _classify(status: int | None, code: str, detail: str, action: str | None) -> tuple[ErrorKind, str]:
+def _classify(status: int | None, code: str, detail: str, action: str | None) -> tuple[ErrorKind, Message]:
     said = provider_said(detail)
-    if code in ("invalid_token", "token_expired", "token_mismatched", "no_token") or status == 401:
-        reason = {
-            "token_expired": "has expired",
-            "no_token": "is missing",
-        }.get(code, "is not valid for the Flux API")
-        return ErrorKind.AUTH, f"The bot's image-provider API key {reason}. {TELL_OPERATOR}"
+    if code == "token_expired":
+        return ErrorKind.AUTH, Message(
+            N_("The bot's image-provider API key has expired. Please tell the bot's operator.")
+        )
+    if code == "no_token":
+        return ErrorKind.AUTH, Message(
+            N_("The bot's image-provider API key is missing. Please tell the bot's operator.")
+        )
+    if code in ("invalid_token", "token_mismatched") or status == 401:
+        return ErrorKind.AUTH, Message(
+            N_("The bot's image-provider API key is not valid for the Flux API. Please tell the bot's operator.")
+        )
     if code == "api_not_implemented":
-        return ErrorKind.AUTH, f"The bot's API key is not enabled for the Flux API. {TELL_OPERATOR}"
+        return ErrorKind.AUTH, Message(
+            N_("The bot's API key is not enabled for the Flux API. Please tell the bot's operator.")
+        )
     if code == "disabled":
-        return ErrorKind.AUTH, f"The bot's image-provider application is disabled. {TELL_OPERATOR}"
+        return ErrorKind.AUTH, Message(
+            N_("The bot's image-provider application is disabled. Please tell the bot's operator.")
+        )
     if code == "used_up":
-        return ErrorKind.OUT_OF_CREDIT, f"The bot's image-provider account is out of credit. {TELL_OPERATOR}"
+        return ErrorKind.OUT_OF_CREDIT, Message(
+            N_("The bot's image-provider account is out of credit. Please tell the bot's operator.")
+        )
     if status == 403:
-        return (
-            ErrorKind.REFUSED,
-            f"The image provider refused this request (its content rules).{said} "
-            "Try rewording the prompt or using another image.",
+        return ErrorKind.REFUSED, Message(
+            # Translators: {said} is " The provider said: “…”." (its own words), or nothing.
+            N_(
+                "The image provider refused this request (its content rules).{said} "
+                "Try rewording the prompt or using another image."
+            ),
+            said=said,
         )
     if code == "no_api" or status == 404:
-        return (
-            ErrorKind.MISCONFIGURED,
-            f"The bot is set up with a wrong image-provider address (FLUX_API_BASE_URL). {TELL_OPERATOR}",
+        return ErrorKind.MISCONFIGURED, Message(
+            N_(
+                "The bot is set up with a wrong image-provider address (FLUX_API_BASE_URL). "
+                "Please tell the bot's operator."
+            )
         )
     if code == "too_many_requests" or status == 429:
         return ErrorKind.RATE_LIMITED, PROVIDER_BUSY
     if code == "bad_request" or status == 400:
-        return ErrorKind.INVALID_REQUEST, f"The image provider refused the request as invalid.{said}"
+        return ErrorKind.INVALID_REQUEST, Message(
+            N_("The image provider refused the request as invalid.{said}"), said=said
+        )
     if "fetch failed" in detail.lower() or (action == "edit" and "fetch" in detail.lower()):
         return ErrorKind.IMAGE_UNREACHABLE, IMAGE_UNREACHABLE
     if code == "service_unavailable" or status == 503:
-        return (
-            ErrorKind.UNAVAILABLE,
-            "The image provider is down for the moment. Please try again in a few minutes.",
+        return ErrorKind.UNAVAILABLE, Message(
+            N_("The image provider is down for the moment. Please try again in a few minutes.")
         )
     if code == "timeout" or status == 504:
-        return ErrorKind.UNAVAILABLE, "The image provider took too long. Please try again in a few minutes."
-    if code == "api_error" or (status is not None and status >= 500):
-        return (
-            ErrorKind.PROVIDER_FAILED,
-            f"The image provider failed to make the image.{said} Please try again.",
+        return ErrorKind.UNAVAILABLE, Message(
+            N_("The image provider took too long. Please try again in a few minutes.")
         )
-    return ErrorKind.PROVIDER_FAILED, f"The image job failed.{said} Please try again."
+    if code == "api_error" or (status is not None and status >= 500):
+        return ErrorKind.PROVIDER_FAILED, Message(
+            N_("The image provider failed to make the image.{said} Please try again."), said=said
+        )
+    return ErrorKind.PROVIDER_FAILED, Message(N_("The image job failed.{said} Please try again."), said=said)

@@ -10,7 +10,8 @@ from typing import Any, Literal, Protocol, TypeGuard
 
 import aiohttp
 
-from fluxbot.errors import FluxbotError
+from fluxbot.errors import FluxbotError, Message
+from fluxbot.i18n import N_
 
 Action = Literal["generate", "edit"]
 #: The value of a provider-specific option.
@@ -87,12 +88,10 @@ class TaskStatus:
 #: A task id no provider has: looking it up costs nothing and proves the key (an unknown id is no error).
 KEY_CHECK_TASK = "fluxbot-key-check"
 
-#: Ends every message about a problem only the bot's operator can fix.
-TELL_OPERATOR = "Please tell the bot's operator."
-#: The member-facing words both providers use for the same situations.
-PROVIDER_BUSY = "The image provider is busy right now. Please try again in a minute."
-IMAGE_UNREACHABLE = (
-    "The image provider could not download your image. Upload it again (Discord links expire) and retry."
+#: The member-facing words every provider uses for the same situations.
+PROVIDER_BUSY = Message(N_("The image provider is busy right now. Please try again in a minute."))
+IMAGE_UNREACHABLE = Message(
+    N_("The image provider could not download your image. Upload it again (Discord links expire) and retry.")
 )
 
 
@@ -121,7 +120,9 @@ class ProviderFault(FluxbotError):
 
 
 class ProviderError(ProviderFault):
-    """A provider call failed; `user_message` says so in words a member understands."""
+    """A provider call failed; `user_message` says so in words a member understands: an `errors.Message` (its
+    template and values), so it is said in the member's or the server's language (`errors.said`); as a `str`, and
+    in `str(error)`, it is English (logs)."""
 
     def __init__(
         self,
@@ -135,7 +136,8 @@ class ProviderError(ProviderFault):
     ) -> None:
         super().__init__(f"{kind.value} (HTTP {http_status}, code {code}): {detail or user_message}")
         self.kind = kind
-        self.user_message = user_message
+        #: A plain text is taken as a template without values (said in a locale when a catalog has it).
+        self.user_message = user_message if isinstance(user_message, Message) else Message(user_message)
         self.code = code
         self.http_status = http_status
         self.detail = detail
@@ -152,7 +154,7 @@ def unreadable(detail: str, *, http_status: int | None = None) -> ProviderError:
     """A provider answer the bot could not read."""
     return ProviderError(
         ErrorKind.BAD_RESPONSE,
-        "The image provider sent an answer the bot could not read.",
+        Message(N_("The image provider sent an answer the bot could not read.")),
         http_status=http_status,
         detail=detail,
     )
@@ -162,7 +164,9 @@ def no_task_id(detail: str) -> ProviderError:
     """A submit the provider accepted without saying which task it started."""
     return ProviderError(
         ErrorKind.BAD_RESPONSE,
-        "The image provider accepted the job but sent no task id, so it cannot be followed. Please try again.",
+        Message(
+            N_("The image provider accepted the job but sent no task id, so it cannot be followed. Please try again.")
+        ),
         detail=detail,
     )
 
@@ -171,14 +175,19 @@ def no_image(detail: str) -> ProviderError:
     """A task the provider reports done, with no usable image."""
     return ProviderError(
         ErrorKind.PROVIDER_FAILED,
-        "The image provider finished the job but returned no image. Please try again.",
+        Message(N_("The image provider finished the job but returned no image. Please try again.")),
         detail=detail,
     )
 
 
-def provider_said(detail: str) -> str:
-    """The provider's own words, quoted for a member-facing message (empty when it said nothing)."""
-    return f" The provider said: “{detail[:200]}”." if detail else ""
+def provider_said(detail: str) -> Message | str:
+    """The provider's own words, quoted for a member-facing message (empty when it said nothing): the `{said}`
+    value of the messages that quote them. The words are a value, as the provider sent them, never translated."""
+    if not detail:
+        return ""
+    # Translators: added right after a sentence (hence the leading space) when the provider gave a reason in its
+    # own words (often English), quoted as it sent them.
+    return Message(N_(" The provider said: “{detail}”."), detail=detail[:200])
 
 
 #: The longest task id a callback may name (both APIs use UUID-like ids of 32 to 36 characters).
@@ -239,20 +248,20 @@ async def fetch_json(
         # Nothing reached the provider: resending is safe.
         raise ProviderError(
             ErrorKind.UNAVAILABLE,
-            "The bot could not reach the image provider. Please try again in a few minutes.",
+            Message(N_("The bot could not reach the image provider. Please try again in a few minutes.")),
             detail=f"cannot connect: {exc.os_error}",
             safe_to_resend=True,
         ) from None
     except TimeoutError:
         raise ProviderError(
             ErrorKind.UNAVAILABLE,
-            "The image provider took too long to answer. Please try again in a few minutes.",
+            Message(N_("The image provider took too long to answer. Please try again in a few minutes.")),
             detail=f"no answer within {seconds:g} s",
         ) from None
     except aiohttp.ClientError as exc:
         raise ProviderError(
             ErrorKind.UNAVAILABLE,
-            "The connection to the image provider broke. Please try again in a few minutes.",
+            Message(N_("The connection to the image provider broke. Please try again in a few minutes.")),
             detail=type(exc).__name__,
         ) from None
 

@@ -19,8 +19,9 @@ from typing import Any
 
 import aiohttp
 
-from fluxbot.catalog import KEEP_RATIO, InvalidSize, Model, SizeKind, closest_ratio
+from fluxbot.catalog import KEEP_RATIO, MODEL_SIZE, InvalidSize, Model, SizeKind, closest_ratio
 from fluxbot.config import Secret
+from fluxbot.i18n import N_
 from fluxbot.providers.base import (
     Image,
     JobRequest,
@@ -80,7 +81,11 @@ class BflFlux:
         model, endpoint = _MODELS.get(request.model), ENDPOINTS.get(request.model)
         if model is None or endpoint is None:
             names = ", ".join(f"`{name}`" for name in _MODELS)
-            raise invalid(f"`{request.model[:40]}` is not a Black Forest Labs model. Pick one of {names}.")
+            raise invalid(
+                N_("`{model}` is not a Black Forest Labs model. Pick one of {names}."),
+                model=request.model[:40],
+                names=names,
+            )
         body = request_body(request, model, endpoint)
         url = f"{self.base_url}/v1/{model.name}"
         webhook = self._webhook_fields(request.callback_url)
@@ -196,17 +201,25 @@ def request_body(request: JobRequest, model: Model, endpoint: Endpoint) -> dict[
     if request.action == "edit":
         if not model.can_edit:
             editors = ", ".join(f"`{m.name}`" for m in BFL_MODELS if m.can_edit)
-            raise invalid(f"`{model.name}` cannot edit images. Pick one of {editors}.")
+            raise invalid(N_("`{model}` cannot edit images. Pick one of {names}."), model=model.name, names=editors)
         if not request.image_url:
-            raise invalid("An edit needs an image. Attach one and try again.")
+            raise invalid(N_("An edit needs an image. Attach one and try again."))
         body[model.edit_field] = request.image_url  # the API fetches the URL itself
     for name, value in request.options.items():
         if name not in endpoint.options:
             takers = [m for m, e in ENDPOINTS.items() if name in e.options]
             if not takers:
-                raise invalid(f"`{name}` is not an option of Black Forest Labs' API. Leave it out and try again.")
+                raise invalid(
+                    N_("`{name}` is not an option of Black Forest Labs' API. Leave it out and try again."), name=name
+                )
             shown = ", ".join(f"`{m}`" for m in takers)
-            raise invalid(f"`{name}` only works with {shown}, not `{model.name}`. Leave it out or pick one of those.")
+            raise invalid(
+                # Translators: {models} is a list of model names, {model} the one the member picked.
+                N_("`{name}` only works with {models}, not `{model}`. Leave it out or pick one of those."),
+                name=name,
+                models=shown,
+                model=model.name,
+            )
         body[name] = option_value(name, value, model.name, endpoint)
     return body
 
@@ -223,10 +236,15 @@ def option_value(name: str, value: Any, model: str, endpoint: Endpoint) -> Any:
         except ValueError:
             number = math.nan
         if not low <= number <= high:  # nan fails this too
-            raise invalid(f"`guidance` must be from {low:g} to {high:g} with `{model}`.")
+            raise invalid(
+                N_("`guidance` must be from {low} to {high} with `{model}`."),
+                low=f"{low:g}",
+                high=f"{high:g}",
+                model=model,
+            )
         return number
     if name == "output_format" and value not in OUTPUT_FORMATS:
-        raise invalid(f"`output_format` must be {' or '.join(OUTPUT_FORMATS)}.")
+        raise invalid(N_("`output_format` must be {formats}."), formats=" or ".join(OUTPUT_FORMATS))
     return value
 
 
@@ -261,7 +279,7 @@ def _normalized(model: Model, size: str) -> str:
     try:
         return model.size_rule.normalize(size)
     except InvalidSize as exc:
-        raise invalid(f"{exc} (model `{model.name}`)") from None
+        raise invalid(MODEL_SIZE, reason=exc.message, model=model.name) from None
 
 
 def _pixels_of(ratio_w: int, ratio_h: int, model: Model) -> tuple[int, int]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from fluxbot.errors import Message
+from fluxbot.i18n import N_
 from fluxbot.logs import scrub
 from fluxbot.providers.base import (
     IMAGE_UNREACHABLE,
-    TELL_OPERATOR,
     CallbackRefused,
     ErrorKind,
     ProviderError,
@@ -41,44 +42,97 @@ def error_for(
         return _validation_error(answer, detail, action, hide)
     if status == 400 and unreachable:
         return ProviderError(ErrorKind.IMAGE_UNREACHABLE, IMAGE_UNREACHABLE, http_status=status, detail=detail)
-    what = f"`{model}`" if model else "Black Forest Labs' API"
-    kind, text = {
-        400: (ErrorKind.INVALID_REQUEST, f"The image provider could not take this request.{said} Check the prompt "
-                                         "and the options and try again."),
-        # 401 is not in BFL's table (only in its skill notes): a refused key all the same.
-        401: (ErrorKind.AUTH, f"The bot's Black Forest Labs API key (BFL_API_KEY) was not accepted. {TELL_OPERATOR}"),
-        402: (ErrorKind.OUT_OF_CREDIT, f"The bot's Black Forest Labs account is out of credits. {TELL_OPERATOR}"),
-        403: (ErrorKind.AUTH, f"The bot's Black Forest Labs API key was refused (BFL_API_KEY). {TELL_OPERATOR}")
-        if checking_key
-        else (ErrorKind.AUTH, f"The bot's Black Forest Labs API key may not use {what}. {TELL_OPERATOR}"),
-        404: (ErrorKind.MISCONFIGURED, f"The bot is set up with a wrong Black Forest Labs address ({_ADDRESS}), or "
-                                       f"the API no longer offers {what}. {TELL_OPERATOR}"),
-        # BFL answers 429 when the account runs as many tasks as it may (24; 6 Kontext [max]): nothing started.
-        429: (ErrorKind.RATE_LIMITED, "The image provider is running as many images as the bot's account may run "
-                                      "at once. Please try again in a minute."),
-    }.get(status) or (
-        (ErrorKind.UNAVAILABLE, "The image provider is having trouble right now. Please try again in a few minutes.")
-        if status >= 500
-        else (ErrorKind.PROVIDER_FAILED, f"The image job failed.{said} Please try again.")
-    )  # fmt: skip
+    kind, text = _status_error(status, model, said, checking_key=checking_key)
     # Only a 429 surely started nothing: a submit's 5xx may have started a task that is billed.
     return ProviderError(
         kind, text, http_status=status, detail=detail or f"HTTP {status}", safe_to_resend=kind is ErrorKind.RATE_LIMITED
     )
 
 
+def _status_error(
+    status: int, model: str | None, said: Message | str, *, checking_key: bool
+) -> tuple[ErrorKind, Message]:
+    """An HTTP error status (not 422) in a member's words; `model` is the one the request was for, if any."""
+    if status == 400:
+        return ErrorKind.INVALID_REQUEST, Message(
+            N_("The image provider could not take this request.{said} Check the prompt and the options and try again."),
+            said=said,
+        )
+    if status == 401:  # not in BFL's table (only in its skill notes): a refused key all the same
+        return ErrorKind.AUTH, Message(
+            N_("The bot's Black Forest Labs API key (BFL_API_KEY) was not accepted. Please tell the bot's operator.")
+        )
+    if status == 402:
+        return ErrorKind.OUT_OF_CREDIT, Message(
+            N_("The bot's Black Forest Labs account is out of credits. Please tell the bot's operator.")
+        )
+    if status == 403 and checking_key:
+        return ErrorKind.AUTH, Message(
+            N_("The bot's Black Forest Labs API key was refused (BFL_API_KEY). Please tell the bot's operator.")
+        )
+    if status == 403 and model:
+        return ErrorKind.AUTH, Message(
+            N_("The bot's Black Forest Labs API key may not use `{model}`. Please tell the bot's operator."),
+            model=model,
+        )
+    if status == 403:
+        return ErrorKind.AUTH, Message(
+            N_(
+                "The bot's Black Forest Labs API key may not use Black Forest Labs' API. "
+                "Please tell the bot's operator."
+            )
+        )
+    if status == 404 and model:
+        return ErrorKind.MISCONFIGURED, Message(
+            N_(
+                "The bot is set up with a wrong Black Forest Labs address ({settings}), or the API no longer offers "
+                "`{model}`. Please tell the bot's operator."
+            ),
+            settings=_ADDRESS,
+            model=model,
+        )
+    if status == 404:
+        return ErrorKind.MISCONFIGURED, Message(
+            N_(
+                "The bot is set up with a wrong Black Forest Labs address ({settings}), or the API no longer offers "
+                "Black Forest Labs' API. Please tell the bot's operator."
+            ),
+            settings=_ADDRESS,
+        )
+    if status == 429:  # the account runs as many tasks as it may (24; 6 Kontext [max]): nothing started
+        return ErrorKind.RATE_LIMITED, Message(
+            N_(
+                "The image provider is running as many images as the bot's account may run at once. "
+                "Please try again in a minute."
+            )
+        )
+    if status >= 500:
+        return ErrorKind.UNAVAILABLE, Message(
+            N_("The image provider is having trouble right now. Please try again in a few minutes.")
+        )
+    return ErrorKind.PROVIDER_FAILED, Message(N_("The image job failed.{said} Please try again."), said=said)
+
+
 def _validation_error(answer: Any, detail: str, action: str | None, hide: tuple[str, ...]) -> ProviderError:
     """A 422: the body failed the schema; the message names the field of `detail[].loc`."""
     field = invalid_field(answer)
     if field is None:
-        text = f"The image provider refused the request as invalid.{provider_said(detail)} Change it and try again."
+        text = Message(
+            N_("The image provider refused the request as invalid.{said} Change it and try again."),
+            said=provider_said(detail),
+        )
         return ProviderError(ErrorKind.INVALID_REQUEST, text, http_status=422, detail=detail)
     first = answer["detail"][0]
     message = _hidden(detail_text(first.get("msg")), hide)[:200]
     if field == "input_image" and action == "edit" and any(word in message.lower() for word in _UNREACHABLE):
         return ProviderError(ErrorKind.IMAGE_UNREACHABLE, IMAGE_UNREACHABLE, http_status=422, detail=detail)
     word = _MEMBER_WORDS.get(field, field)
-    text = f"The image provider refused `{word}`.{provider_said(f'{field}: {message}')} Change it and try again."
+    text = Message(
+        # Translators: {field} is the name of a command option or of the API's field (`size`, `image`, `seed`).
+        N_("The image provider refused `{field}`.{said} Change it and try again."),
+        field=word,
+        said=provider_said(f"{field}: {message}"),
+    )
     return ProviderError(ErrorKind.INVALID_REQUEST, text, code=field, http_status=422, detail=detail)
 
 
@@ -98,24 +152,37 @@ def invalid_field(answer: Any) -> str | None:
     return names[0][:60] if names else None
 
 
-def invalid(message: str) -> ProviderError:
-    """A request the bot does not send, because the API would refuse it (nothing started)."""
-    return ProviderError(ErrorKind.INVALID_REQUEST, message, detail=message, safe_to_resend=False)
+def invalid(template: str, /, **values: object) -> ProviderError:
+    """A request the bot does not send, because the API would refuse it (nothing started): the member's message
+    `template` with its `values` (`errors.Message`)."""
+    message = Message(template, **values)
+    return ProviderError(ErrorKind.INVALID_REQUEST, message, detail=str(message), safe_to_resend=False)
 
 
 def moderated(status: str, details: Any) -> ProviderError:
     """`Request Moderated` (the prompt or input image) or `Content Moderated` (the image made): both not charged."""
     # e.g. {"Moderation Reasons": ["Derivative Works Filter"]}: the reasons, without the key that holds them.
     reason = scrub(detail_text(list(details.values()) if isinstance(details, dict) else details))[:200]
-    why = f" Reason given: {reason}." if reason else ""
+    # Translators: added right after a sentence (hence the leading space); {reason} is the filter's, as it sent it.
+    why = Message(N_(" Reason given: {reason}."), reason=reason) if reason else ""
     if status == "request moderated":
-        what, code = "this request (the prompt, or the image to edit)", "request_moderated"
+        code = "request_moderated"
+        text = Message(
+            N_(
+                "The image provider's safety filter blocked this request (the prompt, or the image to edit), so "
+                "nothing was made and nothing was charged.{why} Try rewording the prompt."
+            ),
+            why=why,
+        )
     else:
-        what, code = "the image it made", "content_moderated"
-    text = (
-        f"The image provider's safety filter blocked {what}, so nothing was made and nothing was charged.{why} "
-        "Try rewording the prompt."
-    )
+        code = "content_moderated"
+        text = Message(
+            N_(
+                "The image provider's safety filter blocked the image it made, so nothing was made and nothing was "
+                "charged.{why} Try rewording the prompt."
+            ),
+            why=why,
+        )
     return ProviderError(ErrorKind.REFUSED, text, code=code, detail=reason or status)
 
 
@@ -124,7 +191,9 @@ def task_error(details: Any, *, no_image_given: bool = False) -> ProviderError:
     detail = scrub(detail_text(details))[:300]
     if no_image_given:
         return no_image(detail)
-    text = f"The image provider failed to make the image.{provider_said(detail)} Please try again."
+    text = Message(
+        N_("The image provider failed to make the image.{said} Please try again."), said=provider_said(detail)
+    )
     return ProviderError(ErrorKind.PROVIDER_FAILED, text, code="error", detail=detail or "Error")
 
 

@@ -20,6 +20,8 @@ import aiohttp
 
 from fluxbot.catalog import KEEP_RATIO, Model, SizeKind, get_model
 from fluxbot.config import Secret
+from fluxbot.errors import Message
+from fluxbot.i18n import N_
 from fluxbot.providers.base import (
     CallbackRefused,
     ErrorKind,
@@ -85,7 +87,9 @@ class FalFlux:
         if model_id is None:
             raise ProviderError(
                 ErrorKind.INVALID_REQUEST,
-                f"`{model.name}` cannot edit images on fal.ai. Pick a Kontext or FLUX.2 model.",
+                Message(
+                    N_("`{model}` cannot edit images on fal.ai. Pick a Kontext or FLUX.2 model."), model=model.name
+                ),
             )
         body = request_body(request, model, endpoint)
         params = None
@@ -107,7 +111,9 @@ class FalFlux:
         if not self._ours(response_url) or not self._ours(status_url or response_url):
             raise ProviderError(
                 ErrorKind.BAD_RESPONSE,
-                "fal.ai accepted the job but gave no address on its own servers to follow it. Please try again.",
+                Message(
+                    N_("fal.ai accepted the job but gave no address on its own servers to follow it. Please try again.")
+                ),
                 detail=f"request {request_id}: response_url/status_url missing or not on fal's hosts",
             )
         return Submitted(TaskRef(request_id, poll_url=poll_url_of(response_url, status_url or None)))
@@ -230,7 +236,8 @@ def _model(name: str) -> tuple[Model, Endpoint]:
     except KeyError:
         names = ", ".join(f"`{m.name}`" for m in FAL.models)
         raise ProviderError(
-            ErrorKind.INVALID_REQUEST, f"fal.ai has no model `{name[:40]}` here. Pick one of {names}."
+            ErrorKind.INVALID_REQUEST,
+            Message(N_("fal.ai has no model `{model}` here. Pick one of {names}."), model=name[:40], names=names),
         ) from None
 
 
@@ -253,7 +260,13 @@ def request_body(request: JobRequest, model: Model, endpoint: Endpoint) -> dict[
             takers = ", ".join(f"`{m}`" for m, e in FAL_ENDPOINTS.items() if name in e.options)
             raise ProviderError(
                 ErrorKind.INVALID_REQUEST,
-                f"`{name}` does not apply to {model.label} on fal.ai. Leave it out, or pick one of {takers}.",
+                Message(
+                    # Translators: {model} is a model's label (FLUX.1 [dev]), {models} a list of model names.
+                    N_("`{name}` does not apply to {model} on fal.ai. Leave it out, or pick one of {models}."),
+                    name=name,
+                    model=model.label,
+                    models=takers,
+                ),
             )
         body[_BODY_NAMES.get(name, name)] = _value(name, value, endpoint)
     return body
@@ -277,7 +290,9 @@ def _value(name: str, value: str | bool | int, endpoint: Endpoint) -> Any:
         try:
             return float(value)
         except ValueError:
-            raise ProviderError(ErrorKind.INVALID_REQUEST, "`guidance` must be a number such as 3.5.") from None
+            raise ProviderError(
+                ErrorKind.INVALID_REQUEST, Message(N_("`guidance` must be a number such as 3.5."))
+            ) from None
     return value
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from fluxbot.errors import Message
+from fluxbot.i18n import N_
 from fluxbot.logs import scrub
 from fluxbot.providers.base import (
     IMAGE_UNREACHABLE,
     PROVIDER_BUSY,
-    TELL_OPERATOR,
     ErrorKind,
     ProviderError,
     provider_said,
@@ -63,7 +64,9 @@ def expired() -> ProviderError:
     """A completed request whose result fal no longer keeps."""
     return ProviderError(
         ErrorKind.PROVIDER_FAILED,
-        "fal.ai finished the image, but its result expired before the bot could fetch it. Please try again.",
+        Message(
+            N_("fal.ai finished the image, but its result expired before the bot could fetch it. Please try again.")
+        ),
         detail="response_url answered 404 after COMPLETED",
     )
 
@@ -86,38 +89,65 @@ def error_for(http_status: int | None, answer: Any, *, action: str | None, stage
 
 def _classify(
     status: int | None, field: str, message: str, kind_name: str, action: str | None, stage: Stage
-) -> tuple[ErrorKind, str]:
+) -> tuple[ErrorKind, Message]:
     said = provider_said(message)
     if kind_name == "content_policy_violation":
-        return (
-            ErrorKind.REFUSED,
-            f"fal.ai's content filter refused this prompt or image.{said} Try rewording the prompt or another image.",
+        return ErrorKind.REFUSED, Message(
+            N_(
+                "fal.ai's content filter refused this prompt or image.{said} Try rewording the prompt or another image."
+            ),
+            said=said,
         )
     if kind_name in _UNREACHABLE_TYPES or (action == "edit" and "download" in message.lower()):
         return ErrorKind.IMAGE_UNREACHABLE, IMAGE_UNREACHABLE
     if kind_name in _IMAGE_TYPES:
-        return ErrorKind.INVALID_REQUEST, f"fal.ai cannot use this image.{said} Attach another image and retry."
+        return ErrorKind.INVALID_REQUEST, Message(
+            N_("fal.ai cannot use this image.{said} Attach another image and retry."), said=said
+        )
     if status == 401:
-        return ErrorKind.AUTH, f"The bot's fal.ai key (FAL_KEY) is missing or not valid. {TELL_OPERATOR}"
+        return ErrorKind.AUTH, Message(
+            N_("The bot's fal.ai key (FAL_KEY) is missing or not valid. Please tell the bot's operator.")
+        )
     if status == 402 or (status == 403 and any(word in message.lower() for word in _BILLING_WORDS)):
-        return ErrorKind.OUT_OF_CREDIT, f"The bot's fal.ai account is locked or out of balance. {TELL_OPERATOR}"
+        return ErrorKind.OUT_OF_CREDIT, Message(
+            N_("The bot's fal.ai account is locked or out of balance. Please tell the bot's operator.")
+        )
     if status == 403:
-        return ErrorKind.AUTH, f"fal.ai does not let the bot's key (FAL_KEY) use this model. {TELL_OPERATOR}"
+        return ErrorKind.AUTH, Message(
+            N_("fal.ai does not let the bot's key (FAL_KEY) use this model. Please tell the bot's operator.")
+        )
     if status == 404:
-        return (
-            ErrorKind.MISCONFIGURED,
-            f"fal.ai's queue was not found at the bot's address for it (FAL_QUEUE_URL). {TELL_OPERATOR}",
+        return ErrorKind.MISCONFIGURED, Message(
+            N_(
+                "fal.ai's queue was not found at the bot's address for it (FAL_QUEUE_URL). "
+                "Please tell the bot's operator."
+            )
         )
     if status == 429:
         return ErrorKind.RATE_LIMITED, PROVIDER_BUSY
     if status == 413:
-        too_large = "The request is too large for fal.ai. Shorten the prompt or use a smaller image."
-        return ErrorKind.INVALID_REQUEST, too_large
+        return ErrorKind.INVALID_REQUEST, Message(
+            N_("The request is too large for fal.ai. Shorten the prompt or use a smaller image.")
+        )
     if status in (400, 422) or (status is None and field):
-        if not field:
-            return ErrorKind.INVALID_REQUEST, f"fal.ai refused the request as invalid.{said} Change it and try again."
-        word, reason = FIELD_WORDS.get(field, field), f": {message.rstrip('.')}" if message else ""
-        return ErrorKind.INVALID_REQUEST, f"fal.ai refused the `{word}` of this request{reason}. Change it and retry."
+        return ErrorKind.INVALID_REQUEST, _invalid(field, message, said)
     if status is not None and (status >= 500 or status in (408, 409)) and stage != "result":
-        return ErrorKind.UNAVAILABLE, "fal.ai is not answering properly right now. Please try again in a few minutes."
-    return ErrorKind.PROVIDER_FAILED, f"fal.ai failed to make the image.{said} Please try again."
+        return ErrorKind.UNAVAILABLE, Message(
+            N_("fal.ai is not answering properly right now. Please try again in a few minutes.")
+        )
+    return ErrorKind.PROVIDER_FAILED, Message(N_("fal.ai failed to make the image.{said} Please try again."), said=said)
+
+
+def _invalid(field: str, message: str, said: Message | str) -> Message:
+    """A request fal refused as invalid, naming the field (in the words of the bot's commands) when it named one."""
+    if not field:
+        return Message(N_("fal.ai refused the request as invalid.{said} Change it and try again."), said=said)
+    word = FIELD_WORDS.get(field, field)
+    if not message:
+        return Message(N_("fal.ai refused the `{field}` of this request. Change it and retry."), field=word)
+    return Message(
+        # Translators: {field} is a command option or fal's field (`size`, `count`); {reason} is fal's own words.
+        N_("fal.ai refused the `{field}` of this request: {reason}. Change it and retry."),
+        field=word,
+        reason=message.rstrip("."),
+    )

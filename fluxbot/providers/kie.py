@@ -17,12 +17,13 @@ import aiohttp
 
 from fluxbot.catalog import KEEP_RATIO
 from fluxbot.config import Secret
+from fluxbot.errors import Message
+from fluxbot.i18n import N_
 from fluxbot.logs import scrub
 from fluxbot.providers.base import (
     IMAGE_UNREACHABLE,
     KEY_CHECK_TASK,
     PROVIDER_BUSY,
-    TELL_OPERATOR,
     CallbackRefused,
     ErrorKind,
     Image,
@@ -216,34 +217,43 @@ def parse_record(task_id: str, data: Mapping[str, Any]) -> TaskStatus | None:
     return TaskStatus(task_id, TaskState.RUNNING)
 
 
+#: Kie's error codes (else the HTTP status) in a member's words: `{said}` is the provider's own, when it gave any.
+_ERRORS: dict[int, tuple[ErrorKind, str]] = {
+    401: (ErrorKind.AUTH, N_("The bot's Kie.ai API key is missing or not valid. Please tell the bot's operator.")),
+    402: (ErrorKind.OUT_OF_CREDIT, N_("The bot's Kie.ai account is out of credits. Please tell the bot's operator.")),
+    404: (
+        ErrorKind.MISCONFIGURED,
+        N_("The bot is set up with a wrong Kie.ai address (KIE_API_BASE_URL). Please tell the bot's operator."),
+    ),
+    422: (ErrorKind.INVALID_REQUEST, N_("The image provider refused the request.{said} Try rewording the prompt.")),
+    429: (ErrorKind.RATE_LIMITED, PROVIDER_BUSY.template),
+    455: (ErrorKind.UNAVAILABLE, N_("The image provider is down for maintenance. Please try again later.")),
+    **dict.fromkeys(
+        (502, 503, 504),  # a gateway in front of Kie: the service itself is unreachable for now
+        (
+            ErrorKind.UNAVAILABLE,
+            N_("The image provider cannot be reached right now. Please try again in a few minutes."),
+        ),
+    ),
+    500: (ErrorKind.PROVIDER_FAILED, N_("The image provider failed.{said} Please try again.")),
+    501: (ErrorKind.PROVIDER_FAILED, N_("The image could not be generated.{said} Please try again.")),
+    505: (
+        ErrorKind.MISCONFIGURED,
+        N_("This feature is disabled for the bot's Kie.ai account. Please tell the bot's operator."),
+    ),
+    400: (ErrorKind.REFUSED, N_("The image provider refused this prompt or image (content policy).{said}")),
+}
+_FAILED = (ErrorKind.PROVIDER_FAILED, N_("The image job failed.{said} Please try again."))
+
+
 def error_for(
     code: int | None, message: str, *, http_status: int | None, action: str | None, note: str = ""
 ) -> ProviderError:
     """Map Kie's own error code, else the HTTP status, to a ProviderError with a member-facing message."""
     detail = scrub(message)[:300]
     said = provider_said(detail)
-    kind, text = {
-        401: (ErrorKind.AUTH, f"The bot's Kie.ai API key is missing or not valid. {TELL_OPERATOR}"),
-        402: (ErrorKind.OUT_OF_CREDIT, f"The bot's Kie.ai account is out of credits. {TELL_OPERATOR}"),
-        404: (
-            ErrorKind.MISCONFIGURED,
-            f"The bot is set up with a wrong Kie.ai address (KIE_API_BASE_URL). {TELL_OPERATOR}",
-        ),
-        422: (ErrorKind.INVALID_REQUEST, f"The image provider refused the request.{said} Try rewording the prompt."),
-        429: (ErrorKind.RATE_LIMITED, PROVIDER_BUSY),
-        455: (ErrorKind.UNAVAILABLE, "The image provider is down for maintenance. Please try again later."),
-        **dict.fromkeys(
-            (502, 503, 504),  # a gateway in front of Kie: the service itself is unreachable for now
-            (
-                ErrorKind.UNAVAILABLE,
-                "The image provider cannot be reached right now. Please try again in a few minutes.",
-            ),
-        ),
-        500: (ErrorKind.PROVIDER_FAILED, f"The image provider failed.{said} Please try again."),
-        501: (ErrorKind.PROVIDER_FAILED, f"The image could not be generated.{said} Please try again."),
-        505: (ErrorKind.MISCONFIGURED, f"This feature is disabled for the bot's Kie.ai account. {TELL_OPERATOR}"),
-        400: (ErrorKind.REFUSED, f"The image provider refused this prompt or image (content policy).{said}"),
-    }.get(code or http_status or 0, (ErrorKind.PROVIDER_FAILED, f"The image job failed.{said} Please try again."))
+    kind, template = _ERRORS.get(code or http_status or 0, _FAILED)
+    text = Message(template, said=said) if "{said}" in template else Message(template)
     lowered = detail.lower()
     failed = kind in (ErrorKind.PROVIDER_FAILED, ErrorKind.INVALID_REQUEST)
     if failed and action != "generate" and ("download" in lowered or "fetch" in lowered):
