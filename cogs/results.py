@@ -1,4 +1,8 @@
-"""What members do with results: the buttons, "Edit with Flux", /jobs and /job. Replies only; rules live in jobs/."""
+"""What members do with results: the buttons, "Edit with Flux", /jobs and /job. Replies only; rules live in jobs/.
+
+Every answer here is ephemeral, so it is in the member's locale (`i18n.member_locale`), modals too; a result shown
+again by /job is public: it is in the language of the channel it is shown in (`bot.reply_for`'s `Reply.locale`).
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from fluxbot import render
+from fluxbot import render_details
 from fluxbot.bot import GENERIC_ERROR, FluxBot, answer_privately, attachment_info
 from fluxbot.buttons import JobAction, bind_handler, jobs_page_view
 from fluxbot.errors import MemberError
+from fluxbot.i18n import N_, LocaleValue, member_locale, number, text
 from fluxbot.jobs.lifecycle import EditImage, Job
 from fluxbot.jobs.requests import (
     PROMPT_MAX_CHARS,
@@ -36,40 +41,46 @@ PAGE_SIZE = 10
 #: Edit prompts: of a result's images (resolved from the job and its message at submit), or of a message's.
 EDIT_JOB_PREFIX = "fluxbot:edit-job:"
 EDIT_SOURCE_PREFIX = "fluxbot:edit-source:"
-PROMPT_GONE = (
+# Translators: "Apps → Edit with Flux" is where Discord shows the bot's message menu (use the name Discord shows)
+PROMPT_GONE = N_(
     "This edit prompt is too old (prompts are kept for a day) or was opened by someone else. "
     "Right-click the message again and pick Apps → Edit with Flux."
 )
-GONE = (
+# Translators: the answer to a button of a job the bot no longer knows
+GONE = N_(
     "This job is no longer in the bot's records, so this button cannot do anything. Run `/imagine` to make a new one."
 )
-EXPIRED = (
+# Translators: **Edit with Flux** is the name of the bot's message menu, as Discord shows it
+EXPIRED = N_(
     "The image this would edit has expired on Discord, so it cannot be sent to Flux any more. "
     "Post the image again and use **Edit with Flux** on it."
 )
-NOT_YOURS = "Only the member who asked for this job can use `/job` on it. Your own jobs are listed by `/jobs`."
+# Translators: `/job` and `/jobs` are commands, as typed
+NOT_YOURS = N_("Only the member who asked for this job can use `/job` on it. Your own jobs are listed by `/jobs`.")
 
 
 class EditPrompt(discord.ui.Modal):
-    """Asks what to change (and, with several images, which one); its submit is handled in `on_interaction`."""
+    """Asks what to change (and, with several images, which one), in the member's `locale`; its submit is handled
+    in `on_interaction`."""
 
-    def __init__(self, custom_id: str, images: int) -> None:
-        super().__init__(title="Edit with Flux", custom_id=custom_id, timeout=None)
+    def __init__(self, custom_id: str, images: int, *, locale: LocaleValue) -> None:
+        # Translators: the title of the edit prompt (a form only the member sees)
+        super().__init__(title=text(locale, "Edit with Flux"), custom_id=custom_id, timeout=None)
         self.add_item(
             discord.ui.TextInput(
-                label="What should change?",
+                # Translators: the edit prompt's text box (at most 45 characters)
+                label=text(locale, "What should change?"),
                 custom_id="prompt",
                 style=discord.TextStyle.paragraph,
-                placeholder="e.g. make the cat blue, keep everything else",
+                # Translators: an example in the edit prompt's text box (at most 100 characters)
+                placeholder=text(locale, "e.g. make the cat blue, keep everything else"),
                 max_length=PROMPT_MAX_CHARS,
             )
         )
         if images > 1:
-            self.add_item(
-                discord.ui.TextInput(
-                    label=f"Which image? (1-{images})", custom_id="image", default="1", min_length=1, max_length=1
-                )
-            )
+            # Translators: the edit prompt's choice of image ({images}: how many there are; at most 45 characters)
+            which = text(locale, "Which image? (1-{images})", images=number(locale, images))
+            self.add_item(discord.ui.TextInput(label=which, custom_id="image", default="1", min_length=1, max_length=1))
         self.stop()  # the submit is handled from the raw interaction, also after a restart
 
 
@@ -100,32 +111,43 @@ class Results(commands.Cog):
             await self._job_button(interaction, action, job_id)
 
     async def _job_button(self, interaction: discord.Interaction, action: JobAction, job_id: int) -> None:
+        locale = member_locale(interaction)
         job = await self.bot.store.get_job(job_id)
         if job is None:
-            await interaction.response.send_message(GONE, ephemeral=True)
+            await interaction.response.send_message(text(locale, GONE), ephemeral=True)
             return
         if action is JobAction.REROLL:
             if job.image_url and url_expired(job.image_url, now=time.time()):
-                await interaction.response.send_message(EXPIRED, ephemeral=True)
+                await interaction.response.send_message(text(locale, EXPIRED), ephemeral=True)
                 return
             check_reroll(self.bot.settings.provider_info, job)
             await self.bot.run_job(interaction, lambda _: request_of(job))
         elif action is JobAction.DETAILS:
-            await interaction.response.send_message(embed=render.details_card(job), ephemeral=True)
+            details = render_details.details_card(job, locale=locale)
+            await interaction.response.send_message(embed=details, ephemeral=True)
         elif action is JobAction.EDIT:
             images = result_images(job, _uploaded(interaction.message))
             if not images:
-                await interaction.response.send_message("This result has no image to edit.", ephemeral=True)
+                # Translators: the answer to the Edit button of a result with no image left
+                none = text(locale, "This result has no image to edit.")
+                await interaction.response.send_message(none, ephemeral=True)
                 return
-            await interaction.response.send_modal(EditPrompt(f"{EDIT_JOB_PREFIX}{job.id}", len(images)))
+            prompt = EditPrompt(f"{EDIT_JOB_PREFIX}{job.id}", len(images), locale=locale)
+            await interaction.response.send_modal(prompt)
         else:
             await self._delete(interaction, job)
 
     async def _delete(self, interaction: discord.Interaction, job: Job) -> None:
         manage = interaction.permissions.manage_messages
         if not may_delete(job, interaction.user.id, manage_messages=manage):
+            # Translators: {user} mentions the member who asked for the job
+            refusal = text(
+                member_locale(interaction),
+                "Only <@{user}>, who asked for this, or someone who can manage messages may delete it.",
+                user=job.reply.user_id,
+            )
             await interaction.response.send_message(
-                f"Only <@{job.reply.user_id}>, who asked for this, or someone who can manage messages may delete it.",
+                refusal,
                 ephemeral=True,
                 allowed_mentions=discord.AllowedMentions.none(),
             )
@@ -142,15 +164,19 @@ class Results(commands.Cog):
         """Message context menu: edit an image of any message."""
         attachments = [attachment_info(a) for a in message.attachments]
         images = message_images(attachments, _embedded_images(message), now=time.time())
+        locale = member_locale(interaction)
         if not images:
-            await interaction.response.send_message(
+            # Translators: **Edit with Flux** is the name of the bot's message menu, as Discord shows it
+            none = text(
+                locale,
                 "That message has no image I can edit. Use **Edit with Flux** on a message with a PNG, JPEG or "
                 "WebP image, attached or embedded.",
-                ephemeral=True,
             )
+            await interaction.response.send_message(none, ephemeral=True)
             return
         source_id = await self.bot.store.edit_sources.add(interaction.user.id, images)
-        await interaction.response.send_modal(EditPrompt(f"{EDIT_SOURCE_PREFIX}{source_id}", len(images)))
+        prompt = EditPrompt(f"{EDIT_SOURCE_PREFIX}{source_id}", len(images), locale=locale)
+        await interaction.response.send_modal(prompt)
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction) -> None:
@@ -171,7 +197,7 @@ class Results(commands.Cog):
                 images = source[1] if source and source[0] == interaction.user.id else None
                 missing = PROMPT_GONE
             if images is None:
-                await interaction.response.send_message(missing, ephemeral=True)
+                await interaction.response.send_message(text(member_locale(interaction), missing), ephemeral=True)
                 return
             await self._edit_submitted(interaction, images, _modal_values(data))
 
@@ -182,16 +208,21 @@ class Results(commands.Cog):
     async def _edit_submitted(
         self, interaction: discord.Interaction, images: list[EditImage], values: dict[str, str]
     ) -> None:
+        locale = member_locale(interaction)
         choice = values.get("image", "1").strip()
         if not choice.isdigit() or not 1 <= int(choice) <= len(images):
-            await interaction.response.send_message(
-                f"`{choice[:10]}` is not an image number. Pick one from 1 to {len(images)} and try again.",
-                ephemeral=True,
+            # Translators: {choice} is what the member typed; {images} how many images there are
+            wrong = text(
+                locale,
+                "`{choice}` is not an image number. Pick one from 1 to {images} and try again.",
+                choice=choice[:10],
+                images=number(locale, len(images)),
             )
+            await interaction.response.send_message(wrong, ephemeral=True)
             return
         image = images[int(choice) - 1]
         if url_expired(image.url, now=time.time()):
-            await interaction.response.send_message(EXPIRED, ephemeral=True)
+            await interaction.response.send_message(text(locale, EXPIRED), ephemeral=True)
             return
         prompt = values.get("prompt", "")
         await self.bot.run_job(
@@ -203,7 +234,7 @@ class Results(commands.Cog):
     @app_commands.command(name="jobs", description="Your recent Flux jobs, with links to their results")
     async def jobs(self, interaction: discord.Interaction) -> None:
         """List the member's jobs, newest first."""
-        embed, view = await self._jobs_page(interaction.user.id, 0)
+        embed, view = await self._jobs_page(interaction.user.id, 0, member_locale(interaction))
         if view is None:
             await interaction.response.send_message(embed=embed, ephemeral=True)
         else:
@@ -212,14 +243,17 @@ class Results(commands.Cog):
     async def on_jobs_page(self, interaction: discord.Interaction, page: int) -> None:
         """Another page of /jobs."""
         async with _member_sees_failures(interaction, f"/jobs page {page}"):
-            embed, view = await self._jobs_page(interaction.user.id, page)
+            embed, view = await self._jobs_page(interaction.user.id, page, member_locale(interaction))
             await interaction.response.edit_message(embed=embed, view=view)
 
-    async def _jobs_page(self, user_id: int, page: int) -> tuple[discord.Embed, discord.ui.View | None]:
+    async def _jobs_page(
+        self, user_id: int, page: int, locale: LocaleValue
+    ) -> tuple[discord.Embed, discord.ui.View | None]:
         jobs, total = await self.bot.store.recent_jobs(user_id, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
         pages = max(1, math.ceil(total / PAGE_SIZE))
-        embed = render.jobs_page(jobs, total=total, page=page, pages=pages, now=discord.utils.utcnow().timestamp())
-        return embed, jobs_page_view(page, pages)
+        now = discord.utils.utcnow().timestamp()
+        embed = render_details.jobs_page(jobs, total=total, page=page, pages=pages, now=now, locale=locale)
+        return embed, jobs_page_view(page, pages, locale=locale)
 
     @app_commands.command(name="job", description="Show one of your finished jobs again, with its buttons")
     @app_commands.describe(number="The job number, as shown in /jobs")
@@ -231,25 +265,47 @@ class Results(commands.Cog):
         waiting = cooldown_refusal(await self.bot.store.usage(interaction.user.id, now=now), policy.limits, now=now)
         if waiting is not None:
             raise Refused(waiting)
+        locale = member_locale(interaction)
         job = await self.bot.store.get_job(number)
         if job is None or job.reply.user_id != interaction.user.id:
-            await interaction.response.send_message(NOT_YOURS if job else f"There is no job #{number}.", ephemeral=True)
+            # Translators: the answer to /job with a number no job has
+            missing = text(locale, NOT_YOURS) if job else text(locale, "There is no job #{id}.", id=number)
+            await interaction.response.send_message(missing, ephemeral=True)
             return
         if not job.status.finished:
-            link = render.jump_url(job)
-            await interaction.response.send_message(
-                f"Job #{job.id} is still running; its reply will show the result{f' ({link})' if link else ''}.",
-                ephemeral=True,
-            )
+            await interaction.response.send_message(_still_running(job, locale), ephemeral=True)
             return
         await self.bot.store.record_show_again(interaction.user.id, now=now)
-        if not await self.bot.jobs.show_again(job, await self.bot.reply_for(interaction)):
-            link = render.jump_url(job)
+        # Shown again in public: in the language of this channel (the new reply's), like everything else here.
+        reply = await self.bot.reply_for(interaction)
+        if not await self.bot.jobs.show_again(job, reply):
             with contextlib.suppress(discord.HTTPException):
-                await interaction.edit_original_response(
-                    content=f"I couldn't show job #{job.id} again just now. Please try again in a minute"
-                    + (f"; its first reply is here: {link}" if link else ".")
-                )
+                await interaction.edit_original_response(content=_not_shown_again(job, reply.locale))
+
+
+def _still_running(job: Job, locale: LocaleValue) -> str:
+    link = render_details.jump_url(job)
+    if link:
+        # Translators: {link} is the address of the job's reply
+        return text(
+            locale, "Job #{id} is still running; its reply will show the result ({link}).", id=job.id, link=link
+        )
+    # Translators: the answer to /job for a job that is not finished
+    return text(locale, "Job #{id} is still running; its reply will show the result.", id=job.id)
+
+
+def _not_shown_again(job: Job, locale: LocaleValue) -> str:
+    link = render_details.jump_url(job)
+    if link:
+        # Translators: {link} is the address of the job's first reply
+        return text(
+            locale,
+            "I couldn't show job #{id} again just now. Please try again in a minute; its first reply is here: {link}",
+            id=job.id,
+            link=link,
+        )
+    # Translators: the public reply of /job when the result could not be shown again
+    return text(locale, "I couldn't show job #{id} again just now. Please try again in a minute.", id=job.id)
 
 
 def _embedded_images(message: discord.Message) -> list[tuple[str, int | None, int | None]]:
@@ -269,10 +325,10 @@ async def _member_sees_failures(interaction: discord.Interaction, what: str) -> 
     try:
         yield
     except MemberError as exc:
-        await answer_privately(interaction, str(exc))
+        await answer_privately(interaction, exc.said(member_locale(interaction)))
     except Exception:
         log.exception("%s failed", what)
-        await answer_privately(interaction, GENERIC_ERROR)
+        await answer_privately(interaction, text(member_locale(interaction), GENERIC_ERROR))
 
 
 def _uploaded(message: discord.Message | None) -> dict[str, str]:

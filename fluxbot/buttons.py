@@ -3,6 +3,9 @@
 A click is matched by its custom id alone to the `DynamicItem` classes that `bind_handler` makes for the click
 handler (the Results cog, `cogs/results.py`, registers them when it loads), so the buttons keep working after a
 restart and after the interaction token expired. Everything else is looked up in SQLite by that handler.
+
+A button's label is for whoever sees the message: under a job's reply the job's public locale (`job.reply.locale`),
+on /jobs the member's. A click is matched by custom id only, so labels may be in any language.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any, Protocol
 
 import discord
 
+from fluxbot.i18n import N_, LocaleValue, text
 from fluxbot.jobs.lifecycle import Job, JobStatus
 
 
@@ -26,10 +30,21 @@ class JobAction(StrEnum):
 
 
 _LOOKS: dict[JobAction, tuple[str, str, discord.ButtonStyle]] = {
-    JobAction.REROLL: ("Re-roll", "🎲", discord.ButtonStyle.primary),
-    JobAction.EDIT: ("Edit", "✏️", discord.ButtonStyle.secondary),
-    JobAction.DETAILS: ("Details", "ℹ️", discord.ButtonStyle.secondary),
-    JobAction.DELETE: ("Delete", "🗑️", discord.ButtonStyle.danger),
+    # Translators: a button under a result: make the same job again (new images from the same prompt)
+    JobAction.REROLL: (N_("Re-roll"), "🎲", discord.ButtonStyle.primary),
+    # Translators: a button under a result: change one of its images with a prompt
+    JobAction.EDIT: (N_("Edit"), "✏️", discord.ButtonStyle.secondary),
+    # Translators: a button under a result: everything about the job, shown to the clicker only
+    JobAction.DETAILS: (N_("Details"), "ℹ️", discord.ButtonStyle.secondary),
+    # Translators: a button under a result: remove the result's message
+    JobAction.DELETE: (N_("Delete"), "🗑️", discord.ButtonStyle.danger),
+}
+#: The page buttons of /jobs, by their custom id's label.
+_PAGES = {
+    # Translators: a button of /jobs: the page of more recent jobs
+    "prev": N_("◀ Newer"),
+    # Translators: a button of /jobs: the page of older jobs
+    "next": N_("Older ▶"),
 }
 
 
@@ -51,15 +66,19 @@ PAGE_TEMPLATE = r"fluxbot:jobs:(?P<page>[0-9]{1,6}):(?P<label>prev|next)"
 Buttons = tuple[type[discord.ui.DynamicItem[discord.ui.Button[Any]]], ...]
 
 
-def _job_button(action: JobAction, job_id: int) -> discord.ui.Button[Any]:
+def _job_button(action: JobAction, job_id: int, locale: LocaleValue) -> discord.ui.Button[Any]:
     label, emoji, style = _LOOKS[action]
-    return discord.ui.Button(label=label, emoji=emoji, style=style, custom_id=f"fluxbot:job:{action}:{job_id}")
-
-
-def _page_button(page: int, label: str, *, disabled: bool = False) -> discord.ui.Button[Any]:
-    text = "◀ Newer" if label == "prev" else "Older ▶"
     return discord.ui.Button(
-        label=text, style=discord.ButtonStyle.secondary, custom_id=f"fluxbot:jobs:{page}:{label}", disabled=disabled
+        label=text(locale, label), emoji=emoji, style=style, custom_id=f"fluxbot:job:{action}:{job_id}"
+    )
+
+
+def _page_button(page: int, label: str, locale: LocaleValue, *, disabled: bool = False) -> discord.ui.Button[Any]:
+    return discord.ui.Button(
+        label=text(locale, _PAGES[label]),
+        style=discord.ButtonStyle.secondary,
+        custom_id=f"fluxbot:jobs:{page}:{label}",
+        disabled=disabled,
     )
 
 
@@ -74,7 +93,8 @@ def bind_handler(handler: ClickHandler) -> Buttons:
         """One of the four buttons under a finished job."""
 
         def __init__(self, action: JobAction, job_id: int) -> None:
-            super().__init__(_job_button(action, job_id))
+            # Rebuilt from a click: the message keeps the label it was sent with, whatever this one says.
+            super().__init__(_job_button(action, job_id, None))
             self.action = action
             self.job_id = job_id
 
@@ -93,7 +113,7 @@ def bind_handler(handler: ClickHandler) -> Buttons:
         """Previous / next page of /jobs."""
 
         def __init__(self, page: int, label: str) -> None:
-            super().__init__(_page_button(page, label))
+            super().__init__(_page_button(page, label, None))
             self.page = page
 
         @classmethod
@@ -118,7 +138,8 @@ def _sealed(view: discord.ui.View) -> discord.ui.View:
 
 
 def result_view(job: Job) -> discord.ui.View | None:
-    """The buttons under a finished job: all four on a result; re-roll, details and delete on a failure."""
+    """The buttons under a finished job, labelled in its public locale: all four on a result; re-roll, details and
+    delete on a failure."""
     if not job.status.finished:
         return None
     actions = (
@@ -128,15 +149,15 @@ def result_view(job: Job) -> discord.ui.View | None:
     )
     view = discord.ui.View(timeout=None)
     for action in actions:
-        view.add_item(_job_button(action, job.id))
+        view.add_item(_job_button(action, job.id, job.reply.locale))
     return _sealed(view)
 
 
-def jobs_page_view(page: int, pages: int) -> discord.ui.View | None:
-    """Page buttons for /jobs, or None when everything fits on one page."""
+def jobs_page_view(page: int, pages: int, *, locale: LocaleValue) -> discord.ui.View | None:
+    """Page buttons for /jobs in the member's `locale`, or None when everything fits on one page."""
     if pages <= 1:
         return None
     view = discord.ui.View(timeout=None)
-    view.add_item(_page_button(max(page - 1, 0), "prev", disabled=page <= 0))
-    view.add_item(_page_button(page + 1, "next", disabled=page >= pages - 1))
+    view.add_item(_page_button(max(page - 1, 0), "prev", locale, disabled=page <= 0))
+    view.add_item(_page_button(page + 1, "next", locale, disabled=page >= pages - 1))
     return _sealed(view)

@@ -4,6 +4,7 @@ The result goes, in order of preference: into the reply through the interaction 
 expired (15 minutes), into the reply through the bot token; if the reply cannot be edited, into a new message in
 the channel that mentions the member; and as a last resort into a DM. A reply the member deleted is not re-posted.
 Images the job core kept (a provider whose links expire) are uploaded from those bytes, never downloaded again.
+Whatever it shows is in the job's public locale (`job.reply.locale`); its errors are for the logs, in English.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from aiohttp.abc import AbstractResolver
 from fluxbot import render
 from fluxbot.buttons import result_view
 from fluxbot.downloads import ImageFetcher
-from fluxbot.errors import FluxbotError
+from fluxbot.errors import FluxbotError, Message
+from fluxbot.i18n import N_, text
 from fluxbot.jobs.durations import Estimate
 from fluxbot.jobs.lifecycle import Job, JobStatus
 from fluxbot.jobs.requests import url_expired
@@ -40,9 +42,12 @@ INTERACTION_TOKEN_LIFETIME = 14.5 * 60
 #: Discord's smallest per-file upload limit, used when an interaction did not say.
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
-LINKS_INSTEAD = (
-    "The images could not be copied into Discord, so they are shown from the provider's links. Nothing is lost, "
-    "but those links expire after a while: save the images you want to keep."
+LINKS_INSTEAD = Message(
+    # Translators: a note on a result whose images could not be uploaded to Discord
+    N_(
+        "The images could not be copied into Discord, so they are shown from the provider's links. Nothing is "
+        "lost, but those links expire after a while: save the images you want to keep."
+    )
 )
 
 
@@ -63,9 +68,26 @@ class _PostParts(TypedDict, total=False):
 
 
 def _post_text(job: Job, *, mention: bool) -> str:
-    where = f" in <#{job.reply.channel_id}>" if job.reply.channel_id and not mention else ""
-    who = f"<@{job.reply.user_id}> " if mention else ""
-    return f"{who}Here is the result of your job #{job.id}{where} (its reply could not be updated)."
+    """The words of a result posted in the channel (`mention`: the member) or sent by DM, in the job's locale."""
+    locale = job.reply.locale
+    if mention:
+        # Translators: a result posted anew in the channel ({user} mentions the member who asked for it)
+        return text(
+            locale,
+            "<@{user}> Here is the result of your job #{id} (its reply could not be updated).",
+            user=job.reply.user_id,
+            id=job.id,
+        )
+    if job.reply.channel_id:
+        # Translators: a result sent by DM ({channel} links the channel where the job was asked for)
+        return text(
+            locale,
+            "Here is the result of your job #{id} in <#{channel}> (its reply could not be updated).",
+            id=job.id,
+            channel=job.reply.channel_id,
+        )
+    # Translators: a result sent by DM ({id}: the job's number)
+    return text(locale, "Here is the result of your job #{id} (its reply could not be updated).", id=job.id)
 
 
 @dataclass(frozen=True)

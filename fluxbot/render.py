@@ -1,4 +1,10 @@
-"""What a job's reply looks like: the queued card, the result gallery and the failure card."""
+"""What a job's reply looks like: the queued card, the result gallery and the failure card.
+
+Everyone in the channel reads a job's reply, so it is said in the job's public locale (`job.reply.locale`: the
+server's language when the job was asked for; None is English), and so are the notes and the failure message on
+it (`errors.said`: the job core stores them as templates with values). A prompt is only ever shown as written.
+What only the member sees (Details, /jobs) is in `render_details`.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,10 @@ import logging
 from collections.abc import Sequence
 
 import discord
+from babel import numbers
 
-from fluxbot import catalog
+from fluxbot import catalog, errors
+from fluxbot.i18n import N_, LocaleValue, babel_locale, number, plural, text
 from fluxbot.jobs.durations import Estimate
 from fluxbot.jobs.lifecycle import Job, JobStatus
 from fluxbot.jobs.requests import MAX_COUNT
@@ -20,22 +28,71 @@ DONE_COLOUR = discord.Colour.green()
 FAILED_COLOUR = discord.Colour.red()
 TIMED_OUT_COLOUR = discord.Colour.orange()
 
+# Translators: the title of a job's card while it waits in line
+QUEUED = N_("⏳ Queued")
+# Translators: the title of a job's card while the image provider works on it
+RUNNING = N_("🎨 Running — Flux is working on it")
+# Translators: the title of a finished job's result
+DONE = N_("✅ Done")
+# Translators: the title of a failed job's card
+FAILED = N_("❌ Failed")
+# Translators: the title of the card of a job that did not finish in time
+TIMED_OUT = N_("⌛ Timed out")
 
-def elapsed_text(seconds: float) -> str:
-    """`42s`, `3m 05s` or `1h 02m`."""
+#: Why a result is shown as spoilers, and how, by (the provider flagged it, the images are uploaded files).
+_SPOILERS = {
+    # Translators: on a result with blurred images (Discord shows a spoiler image blurred until it is clicked)
+    (False, True): N_("Shown as spoilers on this server: as blurred images: click one to see it."),
+    # Translators: on a result whose images are links behind spoiler marks (the "Originals" field above)
+    (False, False): N_("Shown as spoilers on this server: behind the links above."),
+    # Translators: on a result with blurred images the image provider flagged
+    (True, True): N_(
+        "The image provider flagged this result as possibly sensitive, so it is shown as spoilers: "
+        "as blurred images: click one to see it."
+    ),
+    # Translators: on a result whose images the provider flagged, behind spoiler marks in the links above
+    (True, False): N_(
+        "The image provider flagged this result as possibly sensitive, so it is shown as spoilers: "
+        "behind the links above."
+    ),
+}
+
+
+def elapsed_text(seconds: float, locale: LocaleValue) -> str:
+    """`42s`, `3m 05s` or `1h 02m` (in English; each locale writes its own units)."""
     seconds = max(0, int(seconds))
     if seconds < 60:
-        return f"{seconds}s"
+        # Translators: a duration under a minute, e.g. "42s" (also the inference time, e.g. "4.2s")
+        return text(locale, "{seconds}s", seconds=seconds)
     minutes, secs = divmod(seconds, 60)
     if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
+        # Translators: a duration under an hour, e.g. "3m 05s" ({seconds} is always two digits)
+        return text(locale, "{minutes}m {seconds}s", minutes=minutes, seconds=_two_digits(secs))
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+    # Translators: a duration of an hour or more, e.g. "1h 02m" ({minutes} is always two digits)
+    return text(locale, "{hours}h {minutes}m", hours=number(locale, hours), minutes=_two_digits(minutes))
 
 
-def clip(text: str, limit: int = 1024) -> str:
-    """`text` cut to `limit` characters (Discord's embed field limit by default)."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _two_digits(value: int) -> str:
+    return f"{value:02d}"
+
+
+def decimal_text(locale: LocaleValue, shown: str) -> str:
+    """A number already written the English way without grouping (`4.2`, `0.036`) with the locale's decimal sign;
+    the English text stays exactly as it was given."""
+    return shown.replace(".", numbers.get_decimal_symbol(babel_locale(locale)))
+
+
+def inference_text(seconds: float, locale: LocaleValue) -> str:
+    """How long the provider's model ran, to a tenth of a second: `4.2s`."""
+    tenths = decimal_text(locale, f"{seconds:.1f}")
+    return text(locale, "{seconds}s", seconds=tenths)
+
+
+def clip(value: str, limit: int = 1024) -> str:
+    """`value` cut to `limit` characters (Discord's embed field limit by default)."""
+    # Not named `text`: extraction would take `text[...]` for a call of `i18n.text`.
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def shown_images(job: Job) -> tuple[Image, ...]:
@@ -49,7 +106,8 @@ def flagged(job: Job) -> bool:
     return any(image.flagged for image in shown_images(job))
 
 
-def _model_label(name: str) -> str:
+def model_label(name: str) -> str:
+    """A model as a card names it: its label and its id."""
     return f"{catalog.label_of(name)} (`{name}`)"
 
 
@@ -58,14 +116,22 @@ def _quote(prompt: str, limit: int = 1000) -> str:
 
 
 def _base(job: Job, title: str, colour: discord.Colour) -> discord.Embed:
-    verb = "Edit" if job.action == "edit" else "Imagine"
-    embed = discord.Embed(
-        title=title, colour=colour, description=f"**{verb}** for <@{job.reply.user_id}>\n{_quote(job.prompt)}"
-    )
-    embed.add_field(name="Model", value=_model_label(job.model), inline=True)
-    embed.add_field(name="Size", value=f"`{job.size}`", inline=True)
+    locale = job.reply.locale
+    user = job.reply.user_id
+    if job.action == "edit":
+        # Translators: the first line of a job's card, above its prompt ({user} mentions who asked)
+        asked = text(locale, "**Edit** for <@{user}>", user=user)
+    else:
+        # Translators: the first line of a job's card, above its prompt ({user} mentions who asked)
+        asked = text(locale, "**Imagine** for <@{user}>", user=user)
+    embed = discord.Embed(title=text(locale, title), colour=colour, description=f"{asked}\n{_quote(job.prompt)}")
+    # Translators: a field name on a job's card (the Flux model that makes the images)
+    embed.add_field(name=text(locale, "Model"), value=model_label(job.model), inline=True)
+    # Translators: a field name on a job's card (the images' width x height)
+    embed.add_field(name=text(locale, "Size"), value=f"`{job.size}`", inline=True)
     if job.action == "generate":
-        embed.add_field(name="Images", value=str(job.count), inline=True)
+        # Translators: a field name on a job's card (how many images it makes)
+        embed.add_field(name=text(locale, "Images"), value=number(locale, job.count), inline=True)
     return embed
 
 
@@ -79,32 +145,50 @@ def queued_card(
 ) -> list[discord.Embed]:
     """The card a job's reply shows while it waits: in line (with its position) or at the provider (with how long
     this model's jobs usually take, and its place in the provider's own queue: `provider_place`, 0 for next)."""
-    title = "🎨 Running — Flux is working on it" if job.status is JobStatus.SUBMITTED else "⏳ Queued"
-    embed = _base(job, title, QUEUED_COLOUR)
+    locale = job.reply.locale
+    embed = _base(job, RUNNING if job.status is JobStatus.SUBMITTED else QUEUED, QUEUED_COLOUR)
     if position is not None:
-        ahead = "next to start" if position == 1 else f"{position - 1} job(s) ahead"
-        embed.add_field(name="Place in line", value=f"#{position} ({ahead})", inline=True)
+        if position == 1:
+            # Translators: a queued job's place in line, when it is the first
+            ahead = text(locale, "next to start")
+        else:
+            # Translators: how many jobs wait in line before this one
+            ahead = plural(locale, "{n} job ahead", "{n} jobs ahead", position - 1)
+        # Translators: a field name on a queued job's card: its place in the line of jobs waiting for the provider
+        embed.add_field(name=text(locale, "Place in line"), value=f"#{position} ({ahead})", inline=True)
     if provider_place is not None and job.status is JobStatus.SUBMITTED:
-        embed.add_field(
-            name="At the provider", value=f"place {provider_place + 1} in the provider's queue", inline=True
-        )
-    embed.add_field(name="Task", value=task_text(job) if job.task_id else "sending…", inline=True)
-    embed.add_field(
-        name="Elapsed",
-        value=f"{elapsed_text(now - job.created_at)} (started <t:{int(job.created_at)}:R>)",
-        inline=True,
+        # Translators: a running job waits in the image provider's own queue ({place}: 1 is next)
+        place = text(locale, "place {place} in the provider's queue", place=number(locale, provider_place + 1))
+        # Translators: a field name on a running job's card: its place in the image provider's own queue
+        embed.add_field(name=text(locale, "At the provider"), value=place, inline=True)
+    # Translators: a job's task at the provider, before the provider gave it an id
+    task = task_text(job, locale) if job.task_id else text(locale, "sending…")
+    # Translators: a field name on a job's card: its id at the image provider
+    embed.add_field(name=text(locale, "Task"), value=task, inline=True)
+    started = f"<t:{int(job.created_at)}:R>"
+    # Translators: how long a job has been running; {when} is a relative time Discord writes ("2 minutes ago")
+    elapsed = text(
+        locale, "{elapsed} (started {when})", elapsed=elapsed_text(now - job.created_at, locale), when=started
     )
+    # Translators: a field name on a job's card: how long it has been running
+    embed.add_field(name=text(locale, "Elapsed"), value=elapsed, inline=True)
     if estimate is not None and job.submitted_at is not None:
-        embed.add_field(name="Expected", value=expected_text(now - job.submitted_at, estimate), inline=True)
-    embed.set_footer(text=f"Job #{job.id} · this message turns into the result when it is ready")
+        # Translators: a field name on a running job's card: when it should be ready
+        expected = text(locale, "Expected")
+        embed.add_field(name=expected, value=expected_text(now - job.submitted_at, estimate, locale), inline=True)
+    # Translators: the footer of a job's card while it waits ({id}: the job's number)
+    footer = text(locale, "Job #{id} · this message turns into the result when it is ready", id=job.id)
+    embed.set_footer(text=footer)
     return [embed]
 
 
-def expected_text(running: float, estimate: Estimate) -> str:
+def expected_text(running: float, estimate: Estimate, locale: LocaleValue) -> str:
     """What a running card promises: when jobs of this model are usually ready, or that this one takes longer."""
     if running > estimate.late:
-        return "Taking longer than usual; still waiting for the provider"
-    return f"Usually ready in about {elapsed_text(max(estimate.typical, 1.0))}"
+        # Translators: on a running job's card, when it takes longer than this model's jobs usually do
+        return text(locale, "Taking longer than usual; still waiting for the provider")
+    # Translators: on a running job's card ({time}: how long this model's jobs usually take, e.g. "25s")
+    return text(locale, "Usually ready in about {time}", time=elapsed_text(max(estimate.typical, 1.0), locale))
 
 
 def result_card(
@@ -120,37 +204,47 @@ def result_card(
     With `attachments` (uploaded file names, one per image) the embeds show the uploaded copies, which outlive
     the provider's links; with `copies` (URLs of copies already on Discord) they show those; the originals are
     linked too. With `spoiler` no embed shows an image: the uploads are spoilers, and the links are behind
-    spoiler marks.
+    spoiler marks. A `note` (an `errors.Message`, or plain text) is said in the job's locale.
     """
     images = shown_images(job)
     if not images:
         return failure_card(job)
+    locale = job.reply.locale
     shown = [f"attachment://{name}" for name in attachments] if attachments else list(copies)
     shown = shown or [image.url for image in images]
     gallery_url = images[0].url
-    first = _base(job, "✅ Done", DONE_COLOUR)
+    first = _base(job, DONE, DONE_COLOUR)
     first.url = gallery_url
     seeds = [str(i.seed) for i in images if i.seed is not None]
     if seeds:
-        first.add_field(name="Seed" if len(seeds) == 1 else "Seeds", value=clip(", ".join(seeds)), inline=True)
-    took = elapsed_text((job.finished_at or job.created_at) - job.created_at)
-    timing = f"{took} in all"
+        # Translators: a field name on a result: the seed (or seeds) its images were made with
+        name = text(locale, "Seed") if len(seeds) == 1 else text(locale, "Seeds")
+        first.add_field(name=name, value=clip(", ".join(seeds)), inline=True)
+    took = elapsed_text((job.finished_at or job.created_at) - job.created_at, locale)
     if job.inference_seconds is not None:
-        timing += f", {job.inference_seconds:.1f}s of inference"
-    first.add_field(name="Time", value=timing, inline=True)
-    first.add_field(name="Task", value=task_text(job), inline=True)
+        inference = inference_text(job.inference_seconds, locale)
+        # Translators: how long a job took, and how long the model itself ran ({inference}, e.g. "4.2s")
+        timing = text(locale, "{elapsed} in all, {inference} of inference", elapsed=took, inference=inference)
+    else:
+        # Translators: how long a job took from the command to its result ({elapsed}, e.g. "3m 05s")
+        timing = text(locale, "{elapsed} in all", elapsed=took)
+    # Translators: a field name on a result: how long it took
+    first.add_field(name=text(locale, "Time"), value=timing, inline=True)
+    first.add_field(name=text(locale, "Task"), value=task_text(job, locale), inline=True)
     links = " · ".join(f"[{n}]({image.url})" for n, image in enumerate(images, start=1))
-    first.add_field(name="Originals", value=clip(f"||{links}||" if spoiler else links), inline=False)
+    # Translators: a field name on a result: links to the images as the provider made them
+    originals = text(locale, "Originals")
+    first.add_field(name=originals, value=clip(f"||{links}||" if spoiler else links), inline=False)
     if spoiler:
-        where = "as blurred images: click one to see it" if attachments else "behind the links above"
-        why = "Shown as spoilers on this server"
-        if flagged(job):
-            why = "The image provider flagged this result as possibly sensitive, so it is shown as spoilers"
-        first.add_field(name="Images", value=f"{why}: {where}.", inline=False)
-    notes = [text for text in (job.error_message, note) if text]  # a succeeded job's message: images that failed
+        why = _SPOILERS[flagged(job), bool(attachments)]
+        first.add_field(name=text(locale, "Images"), value=text(locale, why), inline=False)
+    # A succeeded job's message says which images failed; `note` what delivery could not do.
+    notes = [said for said in (errors.said(job.error_message, locale), errors.said(note, locale)) if said]
     if notes:
-        first.add_field(name="Note", value=clip("\n".join(notes)), inline=False)
-    first.set_footer(text=f"Job #{job.id}")
+        # Translators: a field name on a result: something to know about it
+        first.add_field(name=text(locale, "Note"), value=clip("\n".join(notes)), inline=False)
+    # Translators: the footer of a job's card ({id}: the job's number)
+    first.set_footer(text=text(locale, "Job #{id}", id=job.id))
     if spoiler:
         return [first]
     first.set_image(url=shown[0])
@@ -164,28 +258,27 @@ def result_card(
 
 def failure_card(job: Job) -> list[discord.Embed]:
     """The reply of a job that failed or timed out: what happened and what to do."""
+    locale = job.reply.locale
     timed_out = job.status is JobStatus.TIMED_OUT
-    embed = _base(job, "⌛ Timed out" if timed_out else "❌ Failed", TIMED_OUT_COLOUR if timed_out else FAILED_COLOUR)
-    embed.add_field(name="What happened", value=clip(job.error_message or "The job failed."), inline=False)
+    embed = _base(job, TIMED_OUT if timed_out else FAILED, TIMED_OUT_COLOUR if timed_out else FAILED_COLOUR)
+    # Translators: on a failed job's card, when nothing more is known
+    happened = errors.said(job.error_message, locale) or text(locale, "The job failed.")
+    # Translators: a field name on a failed job's card: why it failed, and what to do
+    embed.add_field(name=text(locale, "What happened"), value=clip(happened), inline=False)
     if job.task_id:
-        embed.add_field(name="Task", value=task_text(job), inline=True)
-    embed.set_footer(text=f"Job #{job.id}")
+        embed.add_field(name=text(locale, "Task"), value=task_text(job, locale), inline=True)
+    embed.set_footer(text=text(locale, "Job #{id}", id=job.id))
     return [embed]
 
 
-def task_text(job: Job) -> str:
+def task_text(job: Job, locale: LocaleValue) -> str:
     """The job's task for a card: its (first) task id, and how many more tasks it holds."""
+    shown = f"`{clip(job.task_id or '?', 100)}`"
     more = len(job.tasks) - 1
-    return f"`{clip(job.task_id or '?', 100)}`" + (f" and {more} more" if more > 0 else "")
-
-
-def tasks_text(job: Job) -> str:
-    """Every task of the job, for Details: its id (or that its submit failed) and how it ended."""
-    if len(job.tasks) <= 1:
-        return f"`{clip(job.task_id or 'none', 100)}` ({job.provider})"
-    lines = [f"{t.number}. `{clip(t.task_id, 80)}` {t.state.value}" if t.task_id else f"{t.number}. not started"
-             for t in job.tasks]  # fmt: skip
-    return clip("\n".join(lines) + f"\n({job.provider})")
+    if more <= 0:
+        return shown
+    # Translators: a job's first task id ({task}), and how many more tasks the job has
+    return plural(locale, "{task} and {n} more", "{task} and {n} more", more, task=shown)
 
 
 def final_card(
@@ -200,80 +293,3 @@ def final_card(
     if job.status is JobStatus.SUCCEEDED:
         return result_card(job, attachments=attachments, copies=copies, note=note, spoiler=spoiler)
     return failure_card(job)
-
-
-_STATUS_WORDS = {
-    JobStatus.QUEUED: "⏳ queued",
-    JobStatus.PENDING: "📤 sending",
-    JobStatus.SUBMITTED: "🎨 running",
-    JobStatus.SUCCEEDED: "✅ done",
-    JobStatus.FAILED: "❌ failed",
-    JobStatus.TIMED_OUT: "⌛ timed out",
-}
-
-
-def jump_url(job: Job) -> str | None:
-    """A link to the job's reply, or None when it is not known."""
-    if job.reply.channel_id is None or job.reply.message_id is None:
-        return None
-    return f"https://discord.com/channels/{job.reply.guild_id or '@me'}/{job.reply.channel_id}/{job.reply.message_id}"
-
-
-def details_card(job: Job) -> discord.Embed:
-    """Everything about one job, for the Details button."""
-    embed = discord.Embed(title=f"Job #{job.id}", colour=QUEUED_COLOUR, description=clip(job.prompt, 4000))
-    embed.add_field(name="Status", value=_STATUS_WORDS[job.status], inline=True)
-    embed.add_field(name="Asked by", value=f"<@{job.reply.user_id}>", inline=True)
-    embed.add_field(name="Model", value=_model_label(job.model), inline=True)
-    embed.add_field(name="Size", value=f"`{job.size}`", inline=True)
-    if job.style:
-        embed.add_field(name="Style", value=f"`{clip(job.style, 100)}` (its text is part of the prompt)", inline=True)
-    embed.add_field(name="Images", value=str(len(shown_images(job)) or job.count), inline=True)
-    seeds = ", ".join(str(i.seed) for i in shown_images(job) if i.seed is not None)
-    embed.add_field(name="Seeds", value=clip(seeds) if seeds else "not reported", inline=True)
-    embed.add_field(name="Tasks" if len(job.tasks) > 1 else "Task", value=tasks_text(job), inline=False)
-    timing = f"asked <t:{int(job.created_at)}:f>"
-    if job.finished_at is not None:
-        timing += f", finished after {elapsed_text(job.finished_at - job.created_at)}"
-    if job.inference_seconds is not None:
-        timing += f" ({job.inference_seconds:.1f}s of inference)"
-    embed.add_field(name="Timings", value=timing, inline=False)
-    if (cost := cost_text(job)) is not None:
-        embed.add_field(name="Cost", value=cost, inline=True)
-    if job.error_message:
-        embed.add_field(name="What happened", value=clip(job.error_message), inline=False)
-    if job.image_url:
-        embed.add_field(name="Edited image", value=clip(f"[source]({job.image_url})"), inline=False)
-    return embed
-
-
-def cost_text(job: Job) -> str | None:
-    """What the job cost as its provider reported it (the sum of its tasks', in the provider's own unit), or None
-    when the provider reported nothing."""
-    costs = [task.cost for task in job.tasks if task.cost is not None]
-    if not costs:
-        return None
-    provider = catalog.PROVIDERS[job.provider].label if job.provider in catalog.PROVIDERS else job.provider
-    started = [task for task in job.tasks if task.task_id is not None]
-    missing = (
-        f"; {len(started) - len(costs)} of its {len(started)} tasks reported none" if len(costs) < len(started) else ""
-    )
-    return f"{round(sum(costs), 4):g} (as {provider} counts it{missing})"
-
-
-def jobs_page(jobs: Sequence[Job], *, total: int, page: int, pages: int, now: float) -> discord.Embed:
-    """One page of /jobs: status, prompt, model, age and a link to each reply."""
-    embed = discord.Embed(title="Your recent jobs", colour=QUEUED_COLOUR)
-    if not jobs:
-        embed.description = "You have no jobs yet. Try `/imagine`."
-        return embed
-    lines = []
-    for job in jobs:
-        prompt = clip(job.prompt.replace("\n", " "), 60)
-        link = jump_url(job)
-        where = " · deleted" if job.deleted_at else (f" · [reply]({link})" if link else "")
-        age = elapsed_text(now - job.created_at)
-        lines.append(f"**#{job.id}** {_STATUS_WORDS[job.status]} · `{job.model}` · {age} ago{where}\n> {prompt}")
-    embed.description = clip("\n".join(lines), 4000)
-    embed.set_footer(text=f"Page {page + 1} of {pages} · {total} job(s) · /job <number> shows a result again")
-    return embed

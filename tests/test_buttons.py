@@ -95,7 +95,7 @@ async def test_a_click_reaches_the_bound_handler_without_any_cog_named_results()
         assert handler.clicks == [("edit", 42)]
 
         handler.clicked.clear()
-        shown = jobs_page_view(0, 3)
+        shown = jobs_page_view(0, 3, locale=None)
         assert shown is not None
         click(client, "fluxbot:jobs:1:next", shown.to_components())
         await asyncio.wait_for(handler.clicked.wait(), 5)

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fluxbot import catalog, render
+from fluxbot import catalog, render, render_details
 from fluxbot.jobs import requests
 from fluxbot.jobs.lifecycle import JobStatus, JobTask, TaskPhase
 from fluxbot.jobs.service import Jobs
@@ -77,7 +77,7 @@ async def test_the_running_card_shows_the_place_in_the_providers_queue_and_detai
     stored = await store.get_job(done.id)
     assert stored is not None
     assert [t.cost for t in stored.tasks] == [2.0, 2.0], "the cost the finished task reported replaces the submit's"
-    fields = {f.name: f.value for f in render.details_card(stored).fields}
+    fields = {f.name: f.value for f in render_details.details_card(stored, locale=None).fields}
     assert fields["Cost"] == "4 (as Ace Data Cloud counts it)"
 
 
@@ -96,8 +96,10 @@ def test_details_sum_the_tasks_costs_and_say_when_some_reported_none() -> None:
         JobTask(3, "c", TaskPhase.SUCCEEDED),
         JobTask(4, None, TaskPhase.FAILED),
     )
-    fields = {f.name: f.value for f in render.details_card(job(tasks=tasks)).fields}
+    fields = {f.name: f.value for f in render_details.details_card(job(tasks=tasks), locale=None).fields}
     assert fields["Cost"] == "3.75 (as Ace Data Cloud counts it; 1 of its 3 tasks reported none)"
     assert str(fields["Tasks"]).splitlines() == ["1. `a` succeeded", "2. `b` succeeded", "3. `c` succeeded",
                                             "4. not started", "(acedata)"]  # fmt: skip
-    assert "Cost" not in {f.name for f in render.details_card(job()).fields}, "nothing reported, nothing shown"
+    assert "Cost" not in {f.name for f in render_details.details_card(job(), locale=None).fields}, (
+        "nothing reported, nothing shown"
+    )

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from fluxbot import render
+from fluxbot import render, render_details
 from fluxbot.delivery import Delivery
 from fluxbot.downloads import MAX_REDIRECTS, redirect_refusal
 from fluxbot.jobs.lifecycle import Job, JobStatus
@@ -335,7 +335,7 @@ async def test_a_job_given_more_images_than_it_asked_for_shows_and_uploads_only_
         assert sum(1 for embed in card if embed.image.url) == 2
         links = {f.name: f.value for f in card[0].fields}["Originals"]
         assert links == f"[1]({images.base}/image.png?n=0) · [2]({images.base}/image.png?n=1)"
-    assert {f.name: f.value for f in render.details_card(six).fields}["Images"] == "2"
+    assert {f.name: f.value for f in render_details.details_card(six, locale=None).fields}["Images"] == "2"
 
 
 @pytest.mark.parametrize(("count", "shown"), [(1, 1), (4, 4), (9, 4)])

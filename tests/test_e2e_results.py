@@ -225,7 +225,7 @@ async def test_jobs_lists_the_members_jobs_in_pages(world: World) -> None:
     assert page["description"].startswith("**#12** ✅ done · `flux-dev`")
     assert "the newest one" in page["description"]
     assert f"https://discord.com/channels/{world.discord.guild_id}/{world.discord.channel_id}/" in page["description"]
-    assert page["footer"]["text"].startswith("Page 1 of 2 · 12 job(s)")
+    assert page["footer"]["text"].startswith("Page 1 of 2 · 12 jobs")
     message = world.discord.original_response(listed)
     assert message is not None
     assert buttons(message) == ["fluxbot:jobs:0:prev", "fluxbot:jobs:1:next"]

@@ -75,7 +75,7 @@ def test_huge_provider_values_and_prompts_stay_within_the_limits() -> None:
 
 
 def test_elapsed_text() -> None:
-    assert [render.elapsed_text(s) for s in (0, 42, 185, 3720, -5)] == ["0s", "42s", "3m 05s", "1h 02m", "0s"]
+    assert [render.elapsed_text(s, None) for s in (0, 42, 185, 3720, -5)] == ["0s", "42s", "3m 05s", "1h 02m", "0s"]
 
 
 def test_the_card_says_queued_until_the_provider_has_the_job() -> None:

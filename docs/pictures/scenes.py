@@ -16,7 +16,7 @@ import discord
 from docs.pictures import pngs
 from docs.pictures.layout import Author, Message
 from docs.pictures.markdown import Names
-from fluxbot import render
+from fluxbot import render, render_details
 from fluxbot.buttons import jobs_page_view, result_view
 from fluxbot.jobs.durations import Estimate
 from fluxbot.jobs.lifecycle import Job, JobStatus, Reply
@@ -182,10 +182,11 @@ def scenes(samples: Samples) -> list[Scene]:
         Scene("failure", "A job the provider refused: what happened, and what to do",
               Message(bot, _embeds(render.failure_card(failed)), _buttons(result_view(failed)), command=imagine)),
         Scene("details", "The Details button: everything about one job, for the member only",
-              Message(bot, [render.details_card(result).to_dict()], ephemeral=True)),
+              Message(bot, [render_details.details_card(result, locale=None).to_dict()], ephemeral=True)),
         Scene("jobs", "/jobs: a member's recent jobs with links to their results",
-              Message(bot, [render.jobs_page(_recent(samples), total=23, page=0, pages=5, now=NOW).to_dict()],
-                      _buttons(jobs_page_view(0, 5)), command=(samples.alice, "/jobs"), ephemeral=True)),
+              Message(bot, [render_details.jobs_page(_recent(samples), total=23, page=0, pages=5, now=NOW,
+                                                     locale=None).to_dict()],
+                      _buttons(jobs_page_view(0, 5, locale=None)), command=(samples.alice, "/jobs"), ephemeral=True)),
         Scene("settings", "/fluxadmin show: a server's settings, as its moderators see them",
               Message(bot, [_settings().to_dict()], command=(samples.moderator, "/fluxadmin show"), ephemeral=True)),
         Scene("usage", "/fluxadmin usage: images per member and per day",

@@ -137,7 +137,10 @@ class Replies:
         return reply is not None and reply.outcome
 
     async def show_again(self, job: Job, reply: Reply, *, now: float) -> bool:
-        """Show a finished job's result once more, in a new reply (for /job); False when it could not be shown."""
+        """Show a finished job's result once more, in a new reply (for /job); False when it could not be shown.
+
+        The copy is said in the new reply's locale (the channel it is shown in), not the first reply's: everyone
+        reading it there reads that channel's language."""
         took = (job.finished_at or job.created_at) - job.created_at
         # The new reply's token is fresh: the copy starts now (and keeps how long the job took).
         # It is a new reply: whether the member deleted the first one does not matter to it.
