@@ -9,10 +9,11 @@ import time
 import discord
 from discord import app_commands
 
-from cogs.fluxadmin import AdminCommands, admin
+from cogs.fluxadmin import SAVED, AdminCommands, admin
+from fluxbot.i18n import LocaleValue, member_locale, number, text
 from fluxbot.limits import GuildSettings, with_changes
-from fluxbot.settings_cards import budget_card, usage_card
 from fluxbot.storage import GuildReport
+from fluxbot.usage_cards import budget_card, usage_card
 
 log = logging.getLogger(__name__)
 
@@ -51,20 +52,26 @@ class BudgetCommands(AdminCommands):
                      settings.budget_daily_images, settings.budget_monthly_images)  # fmt: skip
         else:
             settings = await self.bot.policies.guild_settings(guild_id)
+        locale = member_locale(interaction)  # only the moderator sees it
         now = time.time()
         used = await self.bot.store.budgets.used(guild_id, now=now)
-        embed = budget_card(settings, settings.budget(guild_id), used, now=now)
+        embed = budget_card(settings, settings.budget(guild_id), used, now=now, locale=locale)
         if changing:
-            embed.description = "✅ Saved. The change applies to the next command."
+            embed.description = text(locale, SAVED)
             daily, monthly = settings.budget_daily_images, settings.budget_monthly_images
             if daily and monthly and daily > monthly:
-                embed.description += f"\nNote: the day budget ({daily}) is above the month's ({monthly}): a day "
-                embed.description += "never gets all of it."
+                embed.description += "\n" + text(
+                    locale,
+                    "Note: the day budget ({day}) is above the month's ({month}): a day never gets all of it.",
+                    day=number(locale, daily),
+                    month=number(locale, monthly),
+                )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
-    async def _usage_card(self, guild_id: int, report: GuildReport) -> discord.Embed:
-        """The usage report, with the budget used and, when the operator set IMAGE_PRICES, the estimated spend."""
+    async def _usage_card(self, guild_id: int, report: GuildReport, *, locale: LocaleValue) -> discord.Embed:
+        """The usage report in `locale`, with the budget used and, when the operator set IMAGE_PRICES, the estimated
+        spend."""
         budget = (await self.bot.policies.guild_settings(guild_id)).budget(guild_id)
         now = time.time()
         used = await self.bot.store.budgets.used(guild_id, now=now) if budget.applies else None
-        return usage_card(report, prices=self.bot.settings.prices, budget=budget, used=used, now=now)
+        return usage_card(report, locale=locale, prices=self.bot.settings.prices, budget=budget, used=used, now=now)

@@ -14,13 +14,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from fluxbot.bot import FluxBot
-from fluxbot.i18n import N_
+from fluxbot.i18n import N_, member_locale, text
 from fluxbot.limits import GuildSettings
 from fluxbot.settings_cards import settings_card
 
 log = logging.getLogger(__name__)
 
 NEEDS_MANAGE_SERVER = N_("Only members with the **Manage Server** permission can change fluxbot's settings here.")
+SAVED = N_("✅ Saved. The change applies to the next command.")
 
 admin = app_commands.Group(
     name="fluxadmin",
@@ -56,11 +57,18 @@ class AdminCommands(commands.Cog):
     async def _show(
         self, interaction: discord.Interaction, settings: GuildSettings, *, saved: bool = False, said: str | None = None
     ) -> None:
+        """The settings card, in the moderator's language (under `said`, already in it, or "Saved")."""
+        locale = member_locale(interaction)  # only the moderator sees it
         policy = self.bot.policies.policy_for_settings(settings)
-        embed = settings_card(settings, policy.limits, policy.default_model, serve_dms=self.bot.settings.serve_dms)
+        embed = settings_card(settings, policy.limits, policy.default_model, serve_dms=self.bot.settings.serve_dms,
+                              locale=locale)  # fmt: skip
         if saved:
-            embed.description = said or "✅ Saved. The change applies to the next command."
+            embed.description = said or text(locale, SAVED)
             capped = settings.capped(self.bot.settings.limits())
             if capped:
-                embed.description += "\nThe bot's operator sets the upper limits: " + "; ".join(capped) + "."
+                notes = "; ".join(note.said(locale) for note in capped)
+                # Translators: {notes} are the settings the operator's limits cap, separated by semicolons.
+                embed.description += "\n" + text(
+                    locale, "The bot's operator sets the upper limits: {notes}.", notes=notes
+                )
         await interaction.response.send_message(embed=embed, ephemeral=True)

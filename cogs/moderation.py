@@ -10,6 +10,7 @@ import discord
 from discord import app_commands
 
 from cogs.fluxadmin import AdminCommands, admin
+from fluxbot.i18n import N_, member_locale, text
 from fluxbot.limits import GuildSettings, Refused, with_changes
 from fluxbot.moderation import MAX_RULES, parse_rule
 from fluxbot.settings_cards import blocklist_card
@@ -49,12 +50,14 @@ class ModerationCommands(AdminCommands):
         """Lift a pause."""
         lifted = await self.bot.store.strikes.pardon(self._guild_id(interaction), member.id)
         log.info("server %s: %s pardoned %s (%s)", interaction.guild_id, interaction.user.id, member.id, lifted)
-        await interaction.response.send_message(
-            f"{member.mention} may use fluxbot here again; their refused prompts are forgotten." if lifted else
-            f"{member.mention} is not paused here. Their refused prompts are forgotten all the same.",
-            ephemeral=True,
-            allowed_mentions=discord.AllowedMentions.none(),
-        )  # fmt: skip
+        locale = member_locale(interaction)
+        if lifted:
+            answer = text(locale, "{member} may use fluxbot here again; their refused prompts are forgotten.",
+                          member=member.mention)  # fmt: skip
+        else:
+            answer = text(locale, "{member} is not paused here. Their refused prompts are forgotten all the same.",
+                          member=member.mention)  # fmt: skip
+        await interaction.response.send_message(answer, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
 
     @admin.command(name="safety", description="Kie only: the most permissive content filter members may ask for")
     @app_commands.describe(ceiling="0 (strictest) to 6; jobs that ask for nothing get at most this", reset="No ceiling")
@@ -66,7 +69,8 @@ class ModerationCommands(AdminCommands):
     ) -> None:
         """Set or clear the safety_tolerance ceiling."""
         if ceiling is None and not reset:
-            await interaction.response.send_message("Give a `ceiling` from 0 to 6, or `reset:True`.", ephemeral=True)
+            answer = text(member_locale(interaction), "Give a `ceiling` from 0 to 6, or `reset:True`.")
+            await interaction.response.send_message(answer, ephemeral=True)
             return
         await self._change(
             interaction, lambda settings: with_changes(settings, safety_ceiling=None if reset else ceiling)
@@ -91,38 +95,43 @@ class ModerationCommands(AdminCommands):
     @blocklist.command(name="add", description="Refuse prompts with this word, phrase, or re: pattern")
     @app_commands.describe(rule="A word or phrase (whole words, any case or accents), or re: and an RE2 pattern")
     async def blocklist_add(self, interaction: discord.Interaction, rule: str) -> None:
-        """Add a rule."""
+        """Add a rule (the rule as written: never translated)."""
         added = parse_rule(rule)  # InvalidRule says what to type instead
 
         def add(settings: GuildSettings) -> GuildSettings:
             if added.text in settings.blocklist:
-                raise Refused(f"`{added.text}` is on this server's blocklist already.")
+                raise Refused(N_("`{rule}` is on this server's blocklist already."), rule=added.text)
             if len(settings.blocklist) >= MAX_RULES:
-                raise Refused(f"This server has {MAX_RULES} rules, the most it may have. Remove one first.")
+                raise Refused.counted("This server has {n} rule, the most it may have. Remove one first.",
+                                      "This server has {n} rules, the most it may have. Remove one first.",
+                                      MAX_RULES)  # fmt: skip
             return with_changes(settings, blocklist=(*settings.blocklist, added.text))
 
-        await self._change_blocklist(interaction, add, f"Added `{added.text}`.")
+        done = text(member_locale(interaction), "✅ Added `{rule}`. It applies to the next prompt.", rule=added.text)
+        await self._change_blocklist(interaction, add, done)
 
     @blocklist.command(name="remove", description="Stop refusing prompts for this rule")
     @app_commands.describe(rule="The rule exactly as /fluxadmin blocklist show lists it")
     async def blocklist_remove(self, interaction: discord.Interaction, rule: str) -> None:
         """Remove a rule."""
-        text = rule.strip()
+        written = rule.strip()
 
         def remove(settings: GuildSettings) -> GuildSettings:
-            if text not in settings.blocklist:
-                raise Refused(f"`{text[:100]}` is not on this server's blocklist. See `/fluxadmin blocklist show`.")
-            return with_changes(settings, blocklist=tuple(r for r in settings.blocklist if r != text))
+            if written not in settings.blocklist:
+                raise Refused(N_("`{rule}` is not on this server's blocklist. See `/fluxadmin blocklist show`."),
+                              rule=written[:100])  # fmt: skip
+            return with_changes(settings, blocklist=tuple(r for r in settings.blocklist if r != written))
 
-        await self._change_blocklist(interaction, remove, f"Removed `{text}`.")
+        done = text(member_locale(interaction), "✅ Removed `{rule}`. It applies to the next prompt.", rule=written)
+        await self._change_blocklist(interaction, remove, done)
 
     @blocklist.command(name="show", description="List the rules prompts are checked against here")
     async def blocklist_show(self, interaction: discord.Interaction) -> None:
         """List the server's rules (and how many the operator adds)."""
         settings = await self.bot.policies.guild_settings(self._guild_id(interaction))
-        await interaction.response.send_message(
-            embed=blocklist_card(settings, operator_rules=len(self.bot.settings.blocklist)), ephemeral=True
-        )
+        embed = blocklist_card(settings, operator_rules=len(self.bot.settings.blocklist),
+                               locale=member_locale(interaction))  # fmt: skip
+        await interaction.response.send_message(embed=embed, ephemeral=True)
 
     async def _change_blocklist(
         self, interaction: discord.Interaction, change: Callable[[GuildSettings], GuildSettings], done: str
@@ -130,6 +139,7 @@ class ModerationCommands(AdminCommands):
         settings = await self.bot.policies.change_guild_settings(self._guild_id(interaction), change)
         log.info("server %s blocklist changed by %s: %d rule(s)", interaction.guild_id, interaction.user.id,
                  len(settings.blocklist))  # fmt: skip
-        embed = blocklist_card(settings, operator_rules=len(self.bot.settings.blocklist))
-        embed.description = f"✅ {done} It applies to the next prompt.\n\n{embed.description}"
+        embed = blocklist_card(settings, operator_rules=len(self.bot.settings.blocklist),
+                               locale=member_locale(interaction))  # fmt: skip
+        embed.description = f"{done}\n\n{embed.description}"
         await interaction.response.send_message(embed=embed, ephemeral=True)

@@ -17,7 +17,7 @@ from cogs.moderation import ModerationCommands
 from cogs.styles import StyleCommands
 from fluxbot import catalog
 from fluxbot.bot import FluxBot
-from fluxbot.i18n import member_locale, plural, text
+from fluxbot.i18n import N_, member_locale, plural, text
 from fluxbot.limits import GuildSettings, Refused, with_changes
 
 log = logging.getLogger(__name__)
@@ -57,20 +57,28 @@ class Server(ModerationCommands, BudgetCommands, StyleCommands, LanguageCommands
     ) -> None:
         """Set the default and allowed models."""
         names = catalog.model_names(self.bot.settings.provider_info)
+        locale = member_locale(interaction)
+        valid = ", ".join(f"`{n}`" for n in names)
         if default is not None and default not in names:
-            known = ", ".join(f"`{n}`" for n in names)
             await interaction.response.send_message(
-                f"`{default[:40]}` is not a model of this bot's provider. Pick one of {known}.", ephemeral=True
-            )
+                text(locale, "`{model}` is not a model of this bot's provider. Pick one of {names}.",
+                     model=default[:40], names=valid),
+                ephemeral=True,
+            )  # fmt: skip
             return
         picked = [n.strip() for n in allowed.split(",") if n.strip()] if allowed is not None else None
         if picked is not None and picked != ["all"]:
             unknown = [n for n in picked if n not in names]
             if unknown or not picked:
-                valid = ", ".join(f"`{n}`" for n in names)
                 shown = ", ".join(f"`{n[:40]}`" for n in unknown)
-                problem = f"{shown} is not a model I know." if unknown else "Name at least one model."
-                await interaction.response.send_message(f"{problem} Use `all`, or names from: {valid}.", ephemeral=True)
+                problem = (
+                    plural(locale, "{models} is not a model I know. Use `all`, or names from: {names}.",
+                           "{models} are not models I know. Use `all`, or names from: {names}.", len(unknown),
+                           models=shown, names=valid)
+                    if unknown
+                    else text(locale, "Name at least one model. Use `all`, or names from: {names}.", names=valid)
+                )  # fmt: skip
+                await interaction.response.send_message(problem, ephemeral=True)
                 return
 
         def change(settings: GuildSettings) -> GuildSettings:
@@ -79,7 +87,7 @@ class Server(ModerationCommands, BudgetCommands, StyleCommands, LanguageCommands
                 allowed_models = () if picked == ["all"] else tuple(dict.fromkeys(picked))
             new_default = default if default is not None else settings.default_model
             if new_default and allowed_models and new_default not in allowed_models:
-                raise Refused(f"The default model `{new_default}` must be one of the allowed models.")
+                raise Refused(N_("The default model `{model}` must be one of the allowed models."), model=new_default)
             return with_changes(settings, default_model=new_default, allowed_models=allowed_models)
 
         await self._change(interaction, change)
@@ -156,7 +164,8 @@ class Server(ModerationCommands, BudgetCommands, StyleCommands, LanguageCommands
         """Usage on this server over the last days."""
         guild_id = self._guild_id(interaction)
         report = await self.bot.store.reports.guild_report(guild_id, days=days)
-        await interaction.response.send_message(embed=await self._usage_card(guild_id, report), ephemeral=True)
+        embed = await self._usage_card(guild_id, report, locale=member_locale(interaction))
+        await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @admin.command(name="cancel", description="Cancel a member's jobs that are still waiting in line")
     @app_commands.describe(member="Whose waiting jobs to cancel")

@@ -10,15 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from fluxbot.errors import Message
-from fluxbot.i18n import N_
+from fluxbot.i18n import N_, LocaleValue, number, plural
 
 DAY = "day"
 MONTH = "month"
 PERIODS = (DAY, MONTH)
 #: The shares of a budget at which the moderation log gets a notice (once each per period).
 NOTICE_PERCENTS = (80, 100)
-
-_PERIOD_WORDS = {DAY: "today", MONTH: "this month"}
 
 
 @dataclass(frozen=True)
@@ -94,11 +92,6 @@ def period_key(period: str, now: float) -> str:
     return moment.strftime("%Y-%m-%d" if period == DAY else "%Y-%m")
 
 
-def period_words(period: str) -> str:
-    """The period in words: today, this month."""
-    return _PERIOD_WORDS[period]
-
-
 def _server(budget: Budget, *, capital: bool = True) -> Message | str:
     """How a member's message names the server (`Budget.who`), said in the member's language."""
     if budget.server_name is not None:
@@ -172,14 +165,27 @@ def notices_due(budget: Budget, use: BudgetUse, *, now: float) -> list[Notice]:
     return due
 
 
-def budget_left(budget: Budget, use: BudgetUse, *, now: float) -> str:
-    """What is left of each period's budget and when it resets, for members (one line per period)."""
+def budget_left(budget: Budget, use: BudgetUse, *, now: float, locale: LocaleValue = None) -> str:
+    """What is left of each period's budget and when it resets, for members (one line per period), in `locale`
+    (the member's)."""
     lines = []
     for period in PERIODS:
         if limit := budget.limit(period):
-            left = max(0, limit - use.used(period))
-            reset = int(period_end(period, now))
-            lines.append(f"{left} of {limit} images left {period_words(period)}, resets <t:{reset}:R>")
+            values = {
+                "left": number(locale, max(0, limit - use.used(period))),
+                "reset": f"<t:{int(period_end(period, now))}:R>",
+            }
+            if period == DAY:
+                # Translators: {left} images are left of the server's budget of {n}; {reset} is a Discord timestamp
+                # shown as a relative time ("in 5 hours").
+                line = plural(locale, "{left} of {n} image left today, resets {reset}",
+                              "{left} of {n} images left today, resets {reset}", limit, **values)  # fmt: skip
+            else:
+                # Translators: {left} images are left of the server's budget of {n} this month; {reset} is a Discord
+                # timestamp shown as a relative time ("in 5 days").
+                line = plural(locale, "{left} of {n} image left this month, resets {reset}",
+                              "{left} of {n} images left this month, resets {reset}", limit, **values)  # fmt: skip
+            lines.append(line)
     return "\n".join(lines)
 
 

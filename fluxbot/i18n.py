@@ -213,6 +213,13 @@ def channel_locale(interaction: HasLocales, forced: str | None) -> str:
     return forced or _name(interaction.guild_locale or interaction.locale)
 
 
+def server_locale(forced: str | None, guild: discord.Guild | None) -> str:
+    """The locale of a post everyone on a server sees that answers no interaction (a moderation-log post, a budget
+    notice): the one the server chose (`forced`), else its language in Discord when the guild is known, else
+    English."""
+    return forced or _name(guild.preferred_locale if guild is not None else None)
+
+
 def placeholders(message: str) -> set[str]:
     """The `{name}` placeholders of a message (what a translation must keep)."""
     return {field for _, field, _, _ in string.Formatter().parse(message) if field is not None}

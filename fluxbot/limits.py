@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from fluxbot import catalog
 from fluxbot.budgets import Budget, BudgetUse, budget_refusal, next_utc_midnight
-from fluxbot.errors import MemberError, Message
+from fluxbot.errors import MemberError, Message, Number
 from fluxbot.i18n import N_
 from fluxbot.moderation import NO_RULES, Blocklist, Rule
 
@@ -139,17 +139,18 @@ class GuildSettings:
         """This server's budget, which the jobs counting against server `guild_id` draw from."""
         return Budget(guild_id, self.budget_daily_images, self.budget_monthly_images, server_name)
 
-    def capped(self, operator: Limits) -> list[str]:
-        """Overrides looser than the operator's limits (which win), each said in words."""
+    def capped(self, operator: Limits) -> list[Message]:
+        """Overrides looser than the operator's limits (which win), each said in words (a moderator's language)."""
         notes = []
         if self.member_jobs is not None and self.member_jobs > operator.member_jobs:
-            notes.append(f"jobs at once: {self.member_jobs} is capped at the operator's {operator.member_jobs}")
+            note = N_("jobs at once: {value} is capped at the operator's {limit}")
+            notes.append(Message(note, value=Number(self.member_jobs), limit=Number(operator.member_jobs)))
         if self.cooldown_seconds is not None and self.cooldown_seconds < operator.cooldown_seconds:
-            notes.append(
-                f"cooldown: {self.cooldown_seconds} s is raised to the operator's {operator.cooldown_seconds} s"
-            )
+            note = N_("cooldown: {value} s is raised to the operator's {limit} s")
+            notes.append(Message(note, value=Number(self.cooldown_seconds), limit=Number(operator.cooldown_seconds)))
         if self.daily_images and operator.daily_images and self.daily_images > operator.daily_images:
-            notes.append(f"images per day: {self.daily_images} is capped at the operator's {operator.daily_images}")
+            note = N_("images per day: {value} is capped at the operator's {limit}")
+            notes.append(Message(note, value=Number(self.daily_images), limit=Number(operator.daily_images)))
         return notes
 
 

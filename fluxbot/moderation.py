@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import re2  # type: ignore[import-untyped]
 
-from fluxbot.errors import MemberError
+from fluxbot.errors import MemberError, Number
+from fluxbot.i18n import N_
 
 #: How a rule that is a pattern starts.
 PATTERN_PREFIX = "re:"
@@ -71,22 +72,26 @@ def spelled_out(words: Sequence[str]) -> list[str]:
     return runs
 
 
-def parse_rule(text: str, *, source: str = "server") -> Rule:
+def parse_rule(written: str, *, source: str = "server") -> Rule:
     """A rule from what a moderator typed; InvalidRule (saying what to fix) when it cannot be used."""
-    text = text.strip()
-    if not text:
-        raise InvalidRule("The rule is empty. Type a word, a phrase, or `re:` and a pattern.")
-    if len(text) > MAX_RULE_LENGTH:
-        raise InvalidRule(f"The rule is {len(text)} characters long; at most {MAX_RULE_LENGTH} are allowed.")
-    if text.startswith(PATTERN_PREFIX):
-        pattern = text[len(PATTERN_PREFIX) :].strip()
+    written = written.strip()
+    if not written:
+        raise InvalidRule(N_("The rule is empty. Type a word, a phrase, or `re:` and a pattern."))
+    if len(written) > MAX_RULE_LENGTH:
+        raise InvalidRule(
+            N_("The rule is {length} characters long; at most {limit} are allowed."),
+            length=Number(len(written)),
+            limit=Number(MAX_RULE_LENGTH),
+        )
+    if written.startswith(PATTERN_PREFIX):
+        pattern = written[len(PATTERN_PREFIX) :].strip()
         if not pattern:
-            raise InvalidRule("The pattern after `re:` is empty.")
+            raise InvalidRule(N_("The pattern after `re:` is empty."))
         _compile(pattern)
         return Rule(PATTERN_PREFIX + pattern, source)
-    if not normalize(text):
-        raise InvalidRule("The rule has no letters or digits, so it could never match a prompt.")
-    return Rule(text, source)
+    if not normalize(written):
+        raise InvalidRule(N_("The rule has no letters or digits, so it could never match a prompt."))
+    return Rule(written, source)
 
 
 def _compile(pattern: str) -> object:
@@ -97,8 +102,13 @@ def _compile(pattern: str) -> object:
         return re2.compile(pattern, options)
     except re2.error as exc:
         raise InvalidRule(
-            f"`{pattern}` is not a pattern I can use ({exc}). Patterns use RE2's syntax: no back-references "
-            "or look-arounds. A plain word or phrase needs no `re:`."
+            # Translators: {error} is RE2's own explanation, in English.
+            N_(
+                "`{pattern}` is not a pattern I can use ({error}). Patterns use RE2's syntax: no back-references "
+                "or look-arounds. A plain word or phrase needs no `re:`."
+            ),
+            pattern=pattern,
+            error=str(exc),
         ) from None
 
 

@@ -11,7 +11,9 @@ from collections.abc import Callable
 
 import discord
 
-from fluxbot.budgets import Budget, Notice, notices_due, period_words
+from fluxbot.budgets import DAY, Budget, Notice, notices_due
+from fluxbot.errors import Message
+from fluxbot.i18n import N_, LocaleValue, channel_locale, number, plural, server_locale, text
 from fluxbot.limits import PromptBlocked, Refused
 from fluxbot.moderation import Rule
 from fluxbot.policy import MemberPolicies
@@ -23,34 +25,72 @@ log = logging.getLogger(__name__)
 _PROMPT_SHOWN = 1000
 
 
-def refusal_card(user_id: int, channel_id: int | None, prompt: str, rule: Rule, *, now: float) -> discord.Embed:
-    """What the moderators read: who, where, when, which rule; the prompt behind a spoiler."""
-    embed = discord.Embed(title="Prompt refused", colour=discord.Colour.orange())
-    embed.add_field(name="Member", value=f"<@{user_id}>", inline=True)
-    embed.add_field(name="Where", value=f"<#{channel_id}>" if channel_id else "a direct message", inline=True)
-    embed.add_field(name="When", value=f"<t:{int(now)}:f>", inline=True)
+def refusal_card(
+    user_id: int, channel_id: int | None, prompt: str, rule: Rule, *, now: float, locale: LocaleValue
+) -> discord.Embed:
+    """What the moderators read, in the server's `locale`: who, where, when, which rule; the prompt (never
+    translated) behind a spoiler."""
+    embed = discord.Embed(title=text(locale, "Prompt refused"), colour=discord.Colour.orange())
+    embed.add_field(name=text(locale, "Member"), value=f"<@{user_id}>", inline=True)
+    where = f"<#{channel_id}>" if channel_id else text(locale, "a direct message")
+    # Translators: where a refused prompt was typed (a channel, or a direct message).
+    embed.add_field(name=text(locale, "Where"), value=where, inline=True)
+    embed.add_field(name=text(locale, "When"), value=f"<t:{int(now)}:f>", inline=True)
     shown = prompt if len(prompt) <= _PROMPT_SHOWN else prompt[: _PROMPT_SHOWN - 1] + "…"
-    embed.add_field(name="Prompt", value=f"||{discord.utils.escape_markdown(shown)}||", inline=False)
-    whose = "the bot operator's list" if rule.source == "operator" else "this server's blocklist"
-    embed.add_field(name="Rule", value=f"`{rule.text}` ({whose})", inline=False)
+    embed.add_field(name=text(locale, "Prompt"), value=f"||{discord.utils.escape_markdown(shown)}||", inline=False)
+    if rule.source == "operator":
+        whose = text(locale, "`{rule}` (the bot operator's list)", rule=rule.text)
+    else:
+        whose = text(locale, "`{rule}` (this server's blocklist)", rule=rule.text)
+    # Translators: the blocklist rule a refused prompt broke.
+    embed.add_field(name=text(locale, "Rule"), value=whose, inline=False)
     return embed
 
 
-def budget_card(notice: Notice) -> discord.Embed:
-    """What the moderators read when the server reaches 80 % or 100 % of a budget."""
-    words = period_words(notice.period)
+def budget_card(notice: Notice, *, locale: LocaleValue) -> discord.Embed:
+    """What the moderators read, in the server's `locale`, when the server reaches 80 % or 100 % of a budget."""
     full = notice.percent >= 100
     embed = discord.Embed(
-        title=f"Server budget {'used up' if full else f'{notice.percent} % used'} {words}",
-        colour=discord.Colour.red() if full else discord.Colour.gold(),
+        title=_notice_title(notice, locale), colour=discord.Colour.red() if full else discord.Colour.gold()
     )
-    embed.description = (
-        f"This server has used {notice.used} of its {notice.limit} images for {words} (UTC). "
-        + ("New jobs are refused until it resets " if full else "It resets ")
-        + f"<t:{int(notice.resets_at)}:R>. `/fluxadmin budget` shows or changes it; `/fluxadmin usage` shows "
-        "who used it."
-    )
+    values = {"used": number(locale, notice.used)}
+    if notice.period == DAY:
+        used = plural(
+            locale,
+            "This server has used {used} of its {n} image for today (UTC).",
+            "This server has used {used} of its {n} images for today (UTC).",
+            notice.limit,
+            **values,
+        )
+    else:
+        used = plural(
+            locale,
+            "This server has used {used} of its {n} image for this month (UTC).",
+            "This server has used {used} of its {n} images for this month (UTC).",
+            notice.limit,
+            **values,
+        )
+    reset = f"<t:{int(notice.resets_at)}:R>"
+    if full:
+        # Translators: {reset} is a Discord timestamp shown as a relative time ("in 5 hours").
+        resets = text(locale, "New jobs are refused until it resets {reset}.", reset=reset)
+    else:
+        # Translators: {reset} is a Discord timestamp shown as a relative time ("in 5 hours").
+        resets = text(locale, "It resets {reset}.", reset=reset)
+    commands = text(locale, "`/fluxadmin budget` shows or changes it; `/fluxadmin usage` shows who used it.")
+    embed.description = f"{used} {resets} {commands}"
     return embed
+
+
+def _notice_title(notice: Notice, locale: LocaleValue) -> str:
+    percent = number(locale, notice.percent)
+    if notice.period == DAY:
+        if notice.percent >= 100:
+            return text(locale, "Server budget used up today")
+        return text(locale, "Server budget {percent} % used today", percent=percent)
+    if notice.percent >= 100:
+        return text(locale, "Server budget used up this month")
+    return text(locale, "Server budget {percent} % used this month", percent=percent)
 
 
 async def post(client: discord.Client, channel_id: int, embed: discord.Embed) -> None:
@@ -64,18 +104,33 @@ async def post(client: discord.Client, channel_id: int, embed: discord.Embed) ->
 
 
 async def report_refusal(
-    client: discord.Client, modlog_channel: int, *, user_id: int, channel_id: int | None, prompt: str, rule: Rule
+    client: discord.Client,
+    modlog_channel: int,
+    *,
+    user_id: int,
+    channel_id: int | None,
+    prompt: str,
+    rule: Rule,
+    locale: LocaleValue,
 ) -> None:
-    """Post the refusal to the moderation log; a channel the bot cannot post in is logged, never raised."""
-    await post(client, modlog_channel, refusal_card(user_id, channel_id, prompt, rule, now=time.time()))
+    """Post the refusal to the moderation log in the server's `locale`; a channel the bot cannot post in is logged,
+    never raised."""
+    await post(client, modlog_channel, refusal_card(user_id, channel_id, prompt, rule, now=time.time(), locale=locale))
 
 
-def paused_message(until: float) -> str:
-    """What a paused member reads."""
-    return (
-        f"You are paused on this server until <t:{int(until)}:f> (<t:{int(until)}:R>), after several refused "
-        "prompts. A moderator can lift it sooner with `/fluxadmin pardon`."
-    )
+def paused_message(until: float) -> Message:
+    """What a paused member reads (said in their language)."""
+    return Message(
+        # Translators: {until} is a Discord timestamp shown as a date and time, {when} the same as a relative time.
+        N_("You are paused on this server until {until} ({when}), after several refused prompts. A moderator can "
+           "lift it sooner with `/fluxadmin pardon`."),
+        until=f"<t:{int(until)}:f>",
+        when=f"<t:{int(until)}:R>",
+    )  # fmt: skip
+
+
+#: A refusal followed by the pause it brought (no words of its own: each part is said in the member's language).
+_REFUSED_AND_PAUSED = "{refusal}\n{pause}"
 
 
 class Moderation:
@@ -118,14 +173,15 @@ class Moderation:
             )
         if settings.modlog_channel is not None:
             report = report_refusal(self._client, settings.modlog_channel, user_id=interaction.user.id,
-                                    channel_id=interaction.channel_id, prompt=prompt, rule=blocked.rule)  # fmt: skip
+                                    channel_id=interaction.channel_id, prompt=prompt, rule=blocked.rule,
+                                    locale=channel_locale(interaction, settings.locale))  # fmt: skip
             task = asyncio.create_task(report, name="fluxbot-modlog")  # the member is answered first
             self._reports.add(task)
             task.add_done_callback(self._reports.discard)
         if until is None:
             return blocked
         log.info("member %s paused on server %s until %.0f", interaction.user.id, interaction.guild_id, until)
-        return Refused(f"{blocked}\n{paused_message(until)}")
+        return Refused(Message(_REFUSED_AND_PAUSED, refusal=blocked.message, pause=paused_message(until)))
 
 
 class BudgetNotices:
@@ -160,7 +216,8 @@ class BudgetNotices:
     async def check(self, budget: Budget) -> list[Notice]:
         """Post the notice of the highest threshold newly reached (the ones below it are claimed with it, as a
         jump past 80 % straight to 100 % needs one message); returns the notices this call claimed."""
-        channel = (await self._policies.guild_settings(budget.guild_id)).modlog_channel
+        settings = await self._policies.guild_settings(budget.guild_id)
+        channel = settings.modlog_channel
         if channel is None:
             return []  # nobody to tell: the notice stays unclaimed, for a log chosen later in the period
         now = self._clock()
@@ -178,5 +235,7 @@ class BudgetNotices:
         for period in {notice.period for notice in claimed}:
             highest = max((n for n in claimed if n.period == period), key=lambda n: n.percent)
             log.info("server %s reached %d %% of its budget %s", budget.guild_id, highest.percent, highest.key)
-            await post(self._client, channel, budget_card(highest))
+            # Everyone in the log reads it: the server's language (of a server on another shard, its own choice).
+            locale = server_locale(settings.locale, self._client.get_guild(budget.guild_id))
+            await post(self._client, channel, budget_card(highest, locale=locale))
         return claimed

@@ -16,6 +16,7 @@ from typing import Protocol
 import discord
 
 from fluxbot.config import Settings
+from fluxbot.i18n import N_
 from fluxbot.limits import NO_DMS, GuildSettings, Policy, Refused, SharedServer, dm_policy, policy_for, with_changes
 from fluxbot.moderation import Blocklist, blocklist_of
 from fluxbot.storage.base import Signal, SignalHandler
@@ -28,7 +29,7 @@ SETTINGS_RECHECK_SECONDS = 30.0
 MEMBERSHIP_TTL_SECONDS = 60.0  # how long a DM member's servers and roles are trusted before asking again
 MEMBERSHIP_CACHE_SIZE = 10_000
 MEMBERSHIP_LOOKUP_SECONDS = 2.0
-MEMBERSHIP_UNKNOWN = (
+MEMBERSHIP_UNKNOWN = N_(
     "I couldn't check which servers we share just now. Please try again in a minute, or use me in a channel of your "
     "server."
 )

@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import discord
 import pytest
 
 from fluxbot import catalog
@@ -24,9 +25,10 @@ from fluxbot.jobs.lifecycle import JobStatus, Outcome, Reply
 from fluxbot.limits import GuildSettings, Limits, SharedServer, Usage, dm_policy, policy_for, refusal
 from fluxbot.modlog import BudgetNotices
 from fluxbot.providers.base import JobRequest
-from fluxbot.settings_cards import budget_card, money, settings_card, usage_card
+from fluxbot.settings_cards import settings_card
 from fluxbot.storage import PostgresStore, Store
 from fluxbot.storage.base import DayUsage, GuildReport, MemberUsage
+from fluxbot.usage_cards import budget_card, money, usage_card
 from tests.botprocess import ROOT, clean_environ
 
 
@@ -206,44 +208,49 @@ def a_report() -> GuildReport:
 def test_the_usage_card_shows_the_spend_with_prices_and_images_only_without() -> None:
     report = a_report()
     assert report.per_model == {"flux-dev": 4, "flux-2-klein": 2, "flux-pro": 2}
-    plain = usage_card(report)
+    plain = usage_card(report, locale=None)
     assert plain.description is not None
-    assert "<@1>: 6 image(s) in 3 job(s), 0 failed\n" in plain.description, "as before: images only"
+    assert "<@1>: 6 images in 3 jobs, 0 failed\n" in plain.description, "as before: images only"
     assert "≈" not in plain.description
     assert "Per model" not in plain.description
     assert [f.name for f in plain.fields] == ["Jobs open now"]
 
-    priced = usage_card(report, prices={"flux-dev": Decimal("0.012"), "flux-pro": Decimal("0.04")})
+    priced = usage_card(report, locale=None, prices={"flux-dev": Decimal("0.012"), "flux-pro": Decimal("0.04")})
     assert priced.description is not None
     lines = priced.description.splitlines()
-    assert "<@1>: 6 image(s) in 3 job(s), 0 failed · ≈ 0.048 + 2 image(s) with no price" in lines
-    assert "<@2>: 2 image(s) in 2 job(s), 1 failed · ≈ 0.08" in lines
-    assert "2026-11-21: 5 image(s) in 3 job(s), 1 failed · ≈ 0.116" in lines
-    assert "2026-11-20: 3 image(s) in 2 job(s), 0 failed · ≈ 0.012 + 2 image(s) with no price" in lines
-    assert lines[-3:] == ["`flux-dev`: 4 image(s) × 0.012 = 0.048", "`flux-2-klein`: 2 image(s), no price",
-                          "`flux-pro`: 2 image(s) × 0.04 = 0.08"]  # fmt: skip
-    assert {f.name: f.value for f in priced.fields}["Estimated spend"] == "≈ 0.128 + 2 image(s) with no price"
+    assert "<@1>: 6 images in 3 jobs, 0 failed · ≈ 0.048 + 2 images with no price" in lines
+    assert "<@2>: 2 images in 2 jobs, 1 failed · ≈ 0.08" in lines
+    assert "Nov 21, 2026: 5 images in 3 jobs, 1 failed · ≈ 0.116" in lines
+    assert "Nov 20, 2026: 3 images in 2 jobs, 0 failed · ≈ 0.012 + 2 images with no price" in lines
+    assert lines[-3:] == ["`flux-dev`: 4 images × 0.012 = 0.048", "`flux-2-klein`: 2 images, no price",
+                          "`flux-pro`: 2 images × 0.04 = 0.08"]  # fmt: skip
+    assert {f.name: f.value for f in priced.fields}["Estimated spend"] == "≈ 0.128 + 2 images with no price"
 
-    with_budget = usage_card(report, budget=Budget(GUILD, daily=10), used=BudgetUse(8, 30), now=NOON)
+    with_budget = usage_card(report, locale=None, budget=Budget(GUILD, daily=10), used=BudgetUse(8, 30), now=NOON)
     assert {f.name: f.value for f in with_budget.fields}["Server budget"] == (
         f"Today (UTC): 8 of 10 images used (80 %), 2 left; resets <t:{int(utc(2026, 11, 22))}:R>"
     )
-    assert [money(Decimal(v)) for v in ("12.000", "0.480", "0.123456", "0")] == ["12", "0.48", "0.1235", "0"]
+    assert [money(Decimal(v), None) for v in ("12.000", "0.480", "0.123456", "0")] == ["12", "0.48", "0.1235", "0"]
 
 
 def test_the_budget_card_and_the_settings_card_show_the_budget() -> None:
     settings = GuildSettings(budget_daily_images=10, modlog_channel=55)
-    card = budget_card(settings, settings.budget(GUILD), BudgetUse(10, 31), now=NOON)
+    card = budget_card(settings, settings.budget(GUILD), BudgetUse(10, 31), now=NOON, locale=None)
     shown = {f.name: f.value for f in card.fields}
     assert shown["Per UTC day"] == f"10 of 10 images used (100 %), 0 left; resets <t:{int(utc(2026, 11, 22))}:R>"
-    assert shown["Per UTC month"] == "off (31 image(s) so far)"
+    assert shown["Per UTC month"] == "off (31 images so far)"
     assert shown["Notices"] == "<#55> gets a notice at 80 % and at 100 % of a budget"
-    unlogged = budget_card(GuildSettings(), Budget(GUILD), BudgetUse(), now=NOON)
+    unlogged = budget_card(GuildSettings(), Budget(GUILD), BudgetUse(), now=NOON, locale=None)
     assert "/fluxadmin modlog" in str({f.name: f.value for f in unlogged.fields}["Notices"])
     settings = replace(settings, budget_monthly_images=250)
-    summary = {f.name: f.value for f in settings_card(settings, Limits(), "flux-dev", serve_dms=True).fields}
+    summary = {
+        f.name: f.value for f in settings_card(settings, Limits(), "flux-dev", serve_dms=True, locale=None).fields
+    }
     assert summary["Server budget"] == "10 images per UTC day, 250 images per UTC month"
-    plain = {f.name: f.value for f in settings_card(GuildSettings(), Limits(), "flux-dev", serve_dms=True).fields}
+    plain = {
+        f.name: f.value
+        for f in settings_card(GuildSettings(), Limits(), "flux-dev", serve_dms=True, locale=None).fields
+    }
     assert plain["Server budget"] == "off"
 
 
@@ -339,12 +346,17 @@ class Channel:
 class Client:
     """What the notices need of a discord.Client: a channel to post in."""
 
-    def __init__(self) -> None:
+    def __init__(self, guilds: dict[int, discord.Guild] | None = None) -> None:
         self.posts: list[dict[str, Any]] = []
+        #: The servers in its cache (a server on another process's shard is not).
+        self.guilds = guilds or {}
 
     def get_partial_messageable(self, channel_id: int) -> Channel:
         assert channel_id == 55
         return Channel(self.posts)
+
+    def get_guild(self, guild_id: int) -> discord.Guild | None:
+        return self.guilds.get(guild_id)
 
 
 class Policies:

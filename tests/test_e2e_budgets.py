@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from fluxbot.i18n import date_text
 from tests.e2e import (
     DEFERRED_CHANNEL_MESSAGE,
     EPHEMERAL,
@@ -80,7 +81,7 @@ async def test_members_use_up_the_servers_budget_and_the_moderators_hear_of_it_o
         assert card["title"] == "fluxbot budget for this server"
         assert card["description"].startswith("✅ Saved.")
         assert fields(card)["Per UTC day"] == f"0 of 5 images used (0 %), 5 left; resets <t:{next_midnight()}:R>"
-        assert fields(card)["Per UTC month"] == "off (0 image(s) so far)"
+        assert fields(card)["Per UTC month"] == "off (0 images so far)"
         assert fields(card)["Notices"] == f"<#{log_channel}> gets a notice at 80 % and at 100 % of a budget"
 
         await made(world, "a lighthouse", user_id=ALICE)
@@ -116,10 +117,10 @@ async def test_members_use_up_the_servers_budget_and_the_moderators_hear_of_it_o
         usage = await discord.send_slash_command("fluxadmin", admin("usage"))
         report = answer(world, usage)["embeds"][0]
         lines = report["description"].splitlines()
-        assert f"<@{ALICE}>: 3 image(s) in 3 job(s), 0 failed · ≈ 0.036" in lines, "the DM's image among them"
-        assert f"<@{BOB}>: 2 image(s) in 2 job(s), 0 failed · ≈ 0.024" in lines
-        assert "`flux-dev`: 5 image(s) × 0.012 = 0.06" in lines
-        assert f"{datetime.now(UTC).date().isoformat()}: 5 image(s) in 5 job(s), 0 failed · ≈ 0.06" in lines
+        assert f"<@{ALICE}>: 3 images in 3 jobs, 0 failed · ≈ 0.036" in lines, "the DM's image among them"
+        assert f"<@{BOB}>: 2 images in 2 jobs, 0 failed · ≈ 0.024" in lines
+        assert "`flux-dev`: 5 images × 0.012 = 0.06" in lines
+        assert f"{date_text(None, datetime.now(UTC).date())}: 5 images in 5 jobs, 0 failed · ≈ 0.06" in lines
         assert fields(report)["Estimated spend"] == "≈ 0.06"
         assert fields(report)["Server budget"] == (
             f"Today (UTC): 5 of 5 images used (100 %), 0 left; resets <t:{next_midnight()}:R>"
@@ -139,7 +140,7 @@ async def test_members_use_up_the_servers_budget_and_the_moderators_hear_of_it_o
         assert fields(raised_card)["Per UTC month"].startswith("5 of 20 images used (25 %), 15 left; resets <t:")
         await made(world, "a new dawn", user_id=BOB)
         reset = await discord.send_slash_command("fluxadmin", admin("budget", option("reset", True, kind=5)))
-        assert fields(answer(world, reset)["embeds"][0])["Per UTC day"] == "off (6 image(s) so far)"
+        assert fields(answer(world, reset)["embeds"][0])["Per UTC day"] == "off (6 images so far)"
         assert "ERROR" not in world.bot.output
 
 
@@ -147,6 +148,6 @@ async def test_without_prices_the_usage_report_shows_images_only(world: World) -
     await made(world, "a lighthouse", user_id=ALICE)
     usage = await world.discord.send_slash_command("fluxadmin", admin("usage"))
     report = answer(world, usage)["embeds"][0]
-    assert f"<@{ALICE}>: 1 image(s) in 1 job(s), 0 failed" in report["description"].splitlines()
+    assert f"<@{ALICE}>: 1 image in 1 job, 0 failed" in report["description"].splitlines()
     assert "≈" not in report["description"]
     assert set(fields(report)) == {"Jobs open now"}, "no spend, and no budget when the server has none"

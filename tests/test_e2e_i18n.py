@@ -85,7 +85,8 @@ async def test_fluxadmin_language_chooses_the_servers_language_or_follows_discor
     chosen = await world.discord.send_slash_command("fluxadmin", language("de"), locale="fr")
     [card] = answer(world, chosen)["embeds"]
     assert card["description"] == "✅ Enregistré. Ce que tout le monde voit ici sera en allemand."
-    assert fields(card)[LANGUAGE] == "Deutsch (`de`)"
+    # The card is the moderator's (French); the language chosen is named in its own words.
+    assert fields(card)["Langue de ce que tout le monde voit"] == "Deutsch (`de`)"
 
     following = await world.discord.send_slash_command(
         "fluxadmin", language("discord"), locale="ja", guild_locale="pt-BR"
@@ -95,7 +96,7 @@ async def test_fluxadmin_language_chooses_the_servers_language_or_follows_discor
         "✅ 保存しました。ここで全員に表示される内容は、Discord のサーバー設定の言語に従います"
         "（現在はポルトガル語 (ブラジル)）。"
     )
-    assert fields(card)[LANGUAGE] == "Discord's server language"
+    assert fields(card)["全員に表示される内容の言語"] == "Discord のサーバー言語"
 
     korean_server = await world.discord.send_slash_command("fluxadmin", language("discord"), guild_locale="ko")
     [card] = answer(world, korean_server)["embeds"]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fluxbot.i18n import date_text
 from tests.e2e import (
     DEFERRED_CHANNEL_MESSAGE,
     EPHEMERAL,
@@ -242,7 +243,8 @@ async def test_the_operator_can_refuse_all_direct_messages(fakes: tuple[FakeDisc
 
 
 def utc_today() -> str:
-    return datetime.now(UTC).date().isoformat()
+    """Today's UTC date as the usage report writes it in English."""
+    return date_text(None, datetime.now(UTC).date())
 
 
 def flux_models(world: World) -> list[str]:
@@ -271,8 +273,8 @@ async def test_moderators_cancel_queued_jobs_and_see_usage(fakes: tuple[FakeDisc
         report = answer(world, usage)["data"]["embeds"][0]
         assert report["title"] == "fluxbot usage, the last 7 days (UTC)"
         member, per_day = report["description"].split("**Per day**")
-        assert member.splitlines() == ["**Per member**", f"<@{discord.user_id}>: 1 image(s) in 2 job(s), 1 failed"]
-        assert per_day.strip() in {f"{day}: 1 image(s) in 2 job(s), 1 failed" for day in (started, utc_today())}
+        assert member.splitlines() == ["**Per member**", f"<@{discord.user_id}>: 1 image in 2 jobs, 1 failed"]
+        assert per_day.strip() in {f"{day}: 1 image in 2 jobs, 1 failed" for day in (started, utc_today())}
         assert fields(report)["Jobs open now"] == "1 submitted"
         one_day = await discord.send_slash_command("fluxadmin", admin("usage", option("days", 1, kind=4)))
         assert answer(world, one_day)["data"]["embeds"][0]["title"] == "fluxbot usage, today (UTC)"

@@ -107,6 +107,29 @@ async def test_each_refusal_is_posted_to_the_moderation_log_with_the_prompt_behi
     assert len(posts_to(discord, log_channel)) == 1, "no log once it is turned off"
 
 
+async def test_the_moderation_log_speaks_the_servers_chosen_language_and_the_member_their_own(world: World) -> None:
+    """Waits for the catalogs (admin-translations.json): the log's German."""
+    discord = world.discord
+    log_channel = await discord.add_text_channel("mod-log")
+    german = [{"name": "language", "type": 1, "options": [option("language", "de")]}]
+    await discord.send_slash_command("fluxadmin", german)
+    await discord.send_slash_command(
+        "fluxadmin", [{"name": "modlog", "type": 1, "options": [option("channel", str(log_channel), kind=7)]}]
+    )
+    await discord.send_slash_command("fluxadmin", blocklist("add", option("rule", "gore")))
+
+    refused = await discord.send_slash_command("imagine", [option("prompt", "Gore, gore")], user_id=MEMBER,
+                                               locale="fr", guild_locale="ja")  # fmt: skip
+    assert private_text(discord, refused).startswith("Je ne peux pas envoyer ce prompt"), "the member's language"
+    await discord.wait_for(lambda: bool(posts_to(discord, log_channel)), timeout=5)
+    [embed] = posts_to(discord, log_channel)[0]["embeds"]
+    assert embed["title"] == "Prompt abgelehnt", "the server's choice, over Discord's server language"
+    shown = {f["name"]: f["value"] for f in embed["fields"]}
+    assert shown["Mitglied"] == f"<@{MEMBER}>"
+    assert shown["Prompt"] == "||Gore, gore||", "the prompt as typed, never translated"
+    assert shown["Regel"] == "`gore` (Sperrliste dieses Servers)"
+
+
 def posts_to(discord: FakeDiscord, channel_id: int) -> list[dict[str, Any]]:
     """The messages the bot posted in a channel."""
     return [
@@ -127,7 +150,7 @@ async def test_two_refusals_in_the_window_pause_the_member_until_a_moderator_par
     )
     card = discord.callbacks_for(rule)[0].json["data"]["embeds"][0]
     fields = {f["name"]: f["value"] for f in card["fields"]}
-    assert fields["Strikes"] == "2 refused prompt(s) within 60 min pause a member for 30 min"
+    assert fields["Strikes"] == "2 refused prompts within 60 min pause a member for 30 min"
     await discord.send_slash_command("fluxadmin", blocklist("add", option("rule", "gore")))
 
     first = await discord.send_slash_command("imagine", [option("prompt", "gore")], user_id=MEMBER)

@@ -255,8 +255,9 @@ async def test_the_translator_answers_only_for_locales_with_a_catalog() -> None:
     other: app_commands.TranslationContextTypes = app_commands.TranslationContext(
         app_commands.TranslationContextLocation.other, None
     )
-    assert await translator.translate(app_commands.locale_str("never"), discord.Locale.german, other) is None, (
-        "a text is looked up in its own context: `never` is a choice, not a plain message"
+    follow = app_commands.locale_str("Follow Discord's server language")
+    assert await translator.translate(follow, discord.Locale.german, other) is None, (
+        "a text is looked up in its own context: this one is a choice, not a plain message"
     )
 
 
@@ -375,7 +376,7 @@ def test_a_servers_language_is_stored_and_older_or_broken_settings_follow_discor
 
 def test_the_settings_card_shows_the_servers_language() -> None:
     def language(settings: GuildSettings) -> str:
-        embed = settings_card(settings, Limits(), "flux-dev", serve_dms=True)
+        embed = settings_card(settings, Limits(), "flux-dev", serve_dms=True, locale=None)
         return next(f.value for f in embed.fields if f.name == "Language of what everyone sees") or ""
 
     assert language(GuildSettings()) == "Discord's server language"

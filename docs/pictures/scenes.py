@@ -1,7 +1,7 @@
 """The pictures' sample jobs and servers, and each picture as the message the bot's own code builds for them.
 
-Every card here comes from fluxbot's render code (render.py, buttons.py, settings_cards.py, modlog.py): change a
-card there and the next `python -m docs.pictures.make` shows the change.
+Every card here comes from fluxbot's render code (render.py, buttons.py, settings_cards.py, usage_cards.py,
+modlog.py): change a card there and the next `python -m docs.pictures.make` shows the change.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from fluxbot.moderation import parse_rule
 from fluxbot.modlog import refusal_card
 from fluxbot.providers.acedata import error_from_answer
 from fluxbot.providers.base import Image
-from fluxbot.settings_cards import settings_card, usage_card
+from fluxbot.settings_cards import settings_card
 from fluxbot.storage import GuildReport
 from fluxbot.storage.base import DayUsage, MemberUsage
+from fluxbot.usage_cards import usage_card
 
 #: The moment every picture is taken: relative times ("2 minutes ago") stay the same from run to run.
 NOW = datetime(2025, 6, 14, 18, 30, tzinfo=UTC).timestamp()
@@ -190,11 +191,11 @@ def scenes(samples: Samples) -> list[Scene]:
         Scene("settings", "/fluxadmin show: a server's settings, as its moderators see them",
               Message(bot, [_settings().to_dict()], command=(samples.moderator, "/fluxadmin show"), ephemeral=True)),
         Scene("usage", "/fluxadmin usage: images per member and per day",
-              Message(bot, [usage_card(_report()).to_dict()], command=(samples.moderator, "/fluxadmin usage"),
-                      ephemeral=True)),
+              Message(bot, [usage_card(_report(), locale=None).to_dict()],
+                      command=(samples.moderator, "/fluxadmin usage"), ephemeral=True)),
         Scene("modlog", "The moderation log: one message per refused prompt, the prompt behind a spoiler",
               Message(bot, [refusal_card(BOB, ART, "a gory battle scene, lots of blood", parse_rule("gore"),
-                                         now=NOW - 60).to_dict()])),
+                                         now=NOW - 60, locale=None).to_dict()])),
     ]  # fmt: skip
 
 
@@ -229,7 +230,7 @@ def _settings() -> discord.Embed:
         spoilers="outside_age_restricted",
     )
     operator = Limits(member_jobs=3, cooldown_seconds=10, daily_images=100)
-    return settings_card(settings, settings.limits(operator), "flux-dev", serve_dms=True)
+    return settings_card(settings, settings.limits(operator), "flux-dev", serve_dms=True, locale=None)
 
 
 def _report() -> GuildReport:
