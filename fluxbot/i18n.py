@@ -150,6 +150,14 @@ def text(locale: LocaleValue, message: str, **values: object) -> str:
     return _format(translated, message, values)
 
 
+def text_in(locale: LocaleValue, context: str, message: str, **values: object) -> str:
+    """`text` for a message whose translation depends on what it is about (`context`: "none" of a task, of a
+    ceiling); the catalogs keep it under that message context."""
+    found = _catalog(locale)
+    translated = str(found.translations.pgettext(context, message)) if found is not None else message
+    return _format(translated, message, values)
+
+
 def plural(locale: LocaleValue, singular: str, plural: str, n: int, **values: object) -> str:
     """The form of the message that fits the number `n` in `locale` ("1 image", "4 images"); `{n}` is `n` written
     for the locale."""

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import discord
 
 from fluxbot import catalog, errors
-from fluxbot.i18n import N_, LocaleValue, number, plural, text
+from fluxbot.i18n import N_, LocaleValue, number, plural, text, text_in
 from fluxbot.jobs.lifecycle import Job, JobStatus, TaskPhase
 from fluxbot.render import QUEUED_COLOUR, clip, decimal_text, elapsed_text, inference_text, model_label, shown_images
 
@@ -55,7 +55,7 @@ def tasks_text(job: Job, locale: LocaleValue) -> str:
     """Every task of the job, for Details: its id (or that its submit failed) and how it ended."""
     if len(job.tasks) <= 1:
         # Translators: shown in Details instead of a task id, for a job that never reached the provider
-        task = clip(job.task_id, 100) if job.task_id else text(locale, "none")
+        task = clip(job.task_id, 100) if job.task_id else text_in(locale, "no task", "none")
         return f"`{task}` ({job.provider})"
     # Translators: a task of a job whose submit failed, in Details
     unstarted = text(locale, "not started")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import discord
 
-from fluxbot.i18n import LANGUAGE_NAMES, N_, LocaleValue, number, plural, text
+from fluxbot.i18n import LANGUAGE_NAMES, N_, LocaleValue, number, plural, text, text_in
 from fluxbot.limits import GuildSettings, Limits, Style
 from fluxbot.render import clip
 from fluxbot.styles import MAX_STYLES, describe
@@ -103,7 +103,7 @@ def _add_moderation(embed: discord.Embed, settings: GuildSettings, locale: Local
         )
     embed.add_field(name=text(locale, "Strikes"), value=strikes, inline=False)
     # Translators: no ceiling is set for Kie's safety_tolerance.
-    ceiling = text(locale, "none")
+    ceiling = text_in(locale, "no safety ceiling", "none")
     if settings.safety_ceiling is not None:
         ceiling = text(
             locale, "at most {ceiling} (0 is the strictest)", ceiling=number(locale, settings.safety_ceiling)

@@ -10,7 +10,7 @@ import discord
 from babel import numbers
 
 from fluxbot.budgets import DAY, MONTH, PERIODS, Budget, BudgetUse, period_end
-from fluxbot.i18n import LocaleValue, babel_locale, date_text, number, plural, text
+from fluxbot.i18n import LocaleValue, babel_locale, date_text, number, plural, text, text_in
 from fluxbot.limits import GuildSettings
 from fluxbot.storage import GuildReport
 
@@ -110,7 +110,7 @@ def _open_jobs(report: GuildReport, locale: LocaleValue) -> str:
         else:
             said.append(f"{number(locale, count)} {status}")
     # Translators: no jobs are open (waiting or running) now.
-    return ", ".join(said) or text(locale, "none")
+    return ", ".join(said) or text_in(locale, "no open jobs", "none")
 
 
 def usage_card(
