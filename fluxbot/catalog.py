@@ -9,6 +9,9 @@ from enum import StrEnum
 from math import gcd
 from math import log as ln
 
+from fluxbot.errors import MemberError, Message
+from fluxbot.i18n import N_
+
 #: The aspect ratios the provider documents.
 ASPECT_RATIOS: tuple[str, ...] = (
     "1:1",
@@ -24,12 +27,19 @@ ASPECT_RATIOS: tuple[str, ...] = (
     "9:21",
 )
 
+# Translators: {size} is what the member typed; {sizes} says which sizes the model takes ("an aspect ratio: …").
+NOT_A_SIZE = N_("`{size}` is not a size this model takes. Use {sizes}.")
 _PIXELS = re.compile(r"^\s*(\d{1,5})\s*[x×X*]\s*(\d{1,5})\s*$")
 _RATIO = re.compile(r"^\s*(\d{1,2})\s*:\s*(\d{1,2})\s*$")
 
 
-class InvalidSize(ValueError):
-    """A size the model does not accept; the message says what it does accept."""
+class InvalidSize(MemberError, ValueError):
+    """A size the model does not accept; the message (a template with values) says what it does accept."""
+
+
+#: A size refusal (`InvalidSize`'s message, the `reason`) and the model it is about.
+# Translators: {reason} says why a size does not fit (a whole sentence); {model} is the model's name.
+MODEL_SIZE = N_("{reason} (model `{model}`)")
 
 
 class SizeKind(StrEnum):
@@ -49,12 +59,25 @@ class SizeRule:
     multiple: int = 1
     suggestions: tuple[str, ...] = ASPECT_RATIOS
 
-    def describe(self) -> str:
-        """Say in one sentence which sizes are valid."""
+    def describe(self) -> Message:
+        """Say in one sentence which sizes are valid (the end of "Use …")."""
         if self.kind is SizeKind.RATIO:
-            return "an aspect ratio: " + ", ".join(self.suggestions)
-        upper = f" to {self.max_side}" if self.max_side else " or more"
-        return f"WIDTHxHEIGHT, each side {self.min_side}{upper} and a multiple of {self.multiple} (e.g. 1024x768)"
+            # Translators: the end of "Use …."; {ratios} is a list such as "1:1, 16:9, 9:16".
+            return Message(N_("an aspect ratio: {ratios}"), ratios=", ".join(self.suggestions))
+        if self.max_side:
+            return Message(
+                # Translators: the end of "Use …."; WIDTHxHEIGHT is how a size is typed (e.g. 1024x768).
+                N_("WIDTHxHEIGHT, each side {low} to {high} and a multiple of {step} (e.g. 1024x768)"),
+                low=self.min_side,
+                high=self.max_side,
+                step=self.multiple,
+            )
+        return Message(
+            # Translators: the end of "Use …."; WIDTHxHEIGHT is how a size is typed (e.g. 1024x768).
+            N_("WIDTHxHEIGHT, each side {low} or more and a multiple of {step} (e.g. 1024x768)"),
+            low=self.min_side,
+            step=self.multiple,
+        )
 
     def normalize(self, size: str) -> str:
         """Return `size` in the provider's spelling, or raise InvalidSize saying what is valid."""
@@ -64,17 +87,26 @@ class SizeRule:
         if self.kind is SizeKind.RATIO:
             if ratio and f"{ratio[1]}:{ratio[2]}" in self.suggestions:
                 return f"{ratio[1]}:{ratio[2]}"
-            raise InvalidSize(f"`{shown}` is not a size this model takes. Use {self.describe()}.")
+            raise InvalidSize(NOT_A_SIZE, size=shown, sizes=self.describe())
         if not pixels:
-            raise InvalidSize(f"`{shown}` is not a size this model takes. Use {self.describe()}.")
+            raise InvalidSize(NOT_A_SIZE, size=shown, sizes=self.describe())
         width, height = int(pixels[1]), int(pixels[2])
         for side in (width, height):
             if side % self.multiple:
                 raise InvalidSize(
-                    f"`{width}x{height}`: {side} is not a multiple of {self.multiple}. Use {self.describe()}."
+                    N_("`{size}`: {side} is not a multiple of {step}. Use {sizes}."),
+                    size=f"{width}x{height}",
+                    side=side,
+                    step=self.multiple,
+                    sizes=self.describe(),
                 )
             if side < self.min_side or (self.max_side is not None and side > self.max_side):
-                raise InvalidSize(f"`{width}x{height}`: {side} is out of range. Use {self.describe()}.")
+                raise InvalidSize(
+                    N_("`{size}`: {side} is out of range. Use {sizes}."),
+                    size=f"{width}x{height}",
+                    side=side,
+                    sizes=self.describe(),
+                )
         return f"{width}x{height}"
 
 

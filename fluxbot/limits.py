@@ -5,6 +5,7 @@ Every refusal is a `Refused` whose message is polite, says why, and says when or
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from fluxbot import catalog
 from fluxbot.budgets import Budget, BudgetUse, budget_refusal, next_utc_midnight
-from fluxbot.errors import MemberError, Message
+from fluxbot.errors import MemberError, Message, Number
 from fluxbot.i18n import N_
 from fluxbot.moderation import NO_RULES, Blocklist, Rule
 
@@ -139,17 +140,18 @@ class GuildSettings:
         """This server's budget, which the jobs counting against server `guild_id` draw from."""
         return Budget(guild_id, self.budget_daily_images, self.budget_monthly_images, server_name)
 
-    def capped(self, operator: Limits) -> list[str]:
-        """Overrides looser than the operator's limits (which win), each said in words."""
+    def capped(self, operator: Limits) -> list[Message]:
+        """Overrides looser than the operator's limits (which win), each said in words (a moderator's language)."""
         notes = []
         if self.member_jobs is not None and self.member_jobs > operator.member_jobs:
-            notes.append(f"jobs at once: {self.member_jobs} is capped at the operator's {operator.member_jobs}")
+            note = N_("jobs at once: {value} is capped at the operator's {limit}")
+            notes.append(Message(note, value=Number(self.member_jobs), limit=Number(operator.member_jobs)))
         if self.cooldown_seconds is not None and self.cooldown_seconds < operator.cooldown_seconds:
-            notes.append(
-                f"cooldown: {self.cooldown_seconds} s is raised to the operator's {operator.cooldown_seconds} s"
-            )
+            note = N_("cooldown: {value} s is raised to the operator's {limit} s")
+            notes.append(Message(note, value=Number(self.cooldown_seconds), limit=Number(operator.cooldown_seconds)))
         if self.daily_images and operator.daily_images and self.daily_images > operator.daily_images:
-            notes.append(f"images per day: {self.daily_images} is capped at the operator's {operator.daily_images}")
+            note = N_("images per day: {value} is capped at the operator's {limit}")
+            notes.append(Message(note, value=Number(self.daily_images), limit=Number(operator.daily_images)))
         return notes
 
 
@@ -318,9 +320,13 @@ def dm_policy(
             ),
             servers=names,
         )
-    roles = "; or ".join(
-        f"the **{server.required_role_name or 'required'}** role on **{server.name}**" for server in open_to_dms
-    )
+    # Translators: the end of "To use me in direct messages you need …" (the second: a role whose name is unknown).
+    named, unnamed = N_("the **{role}** role on **{server}**"), N_("the **required** role on **{server}**")
+    needs = [Message(named if server.required_role_name else unnamed, role=server.required_role_name,
+                     server=server.name) for server in open_to_dms]  # fmt: skip
+    # Translators: joins the roles a member may have: "the **Artist** role on **Cats**; or the **…** role on **…**".
+    joined = N_("{roles}; or {role}")
+    roles = functools.reduce(lambda roles, role: Message(joined, roles=roles, role=role), needs)
     raise Refused(
         N_("To use me in direct messages you need {roles}. Ask a moderator, or use me in a channel there."), roles=roles
     )
