@@ -13,6 +13,8 @@ from fluxbot import catalog
 from fluxbot.bot import FluxBot
 from fluxbot.budgets import budget_left, next_utc_midnight
 from fluxbot.defaults import MemberDefaults, Typed, changed_defaults, choose, describe_chosen, describe_defaults
+from fluxbot.errors import said
+from fluxbot.i18n import member_locale, number, plural, text
 from fluxbot.limits import Policy, Refused
 
 Choices = list[app_commands.Choice[str]]
@@ -28,34 +30,58 @@ class Member(commands.Cog):
     async def flux(self, interaction: discord.Interaction) -> None:
         """The member's overview."""
         policy = await self.bot.policies.policy(interaction)  # Refused when the member may not use the bot here
-        limits = policy.limits
+        limits, locale = policy.limits, member_locale(interaction)
         usage = await self.bot.store.usage(interaction.user.id, budget=limits.budget)
-        embed = discord.Embed(title="fluxbot here", colour=discord.Colour.blurple())
-        embed.description = (
+        # Translators: the title of /flux's card: what the bot does and allows on this server.
+        embed = discord.Embed(title=text(locale, "fluxbot here"), colour=discord.Colour.blurple())
+        embed.description = text(
+            locale,
             "`/imagine` makes images from a prompt, `/edit` changes an image you attach, **Edit with Flux** "
             "(right-click a message → Apps) edits an image in any message, `/jobs` lists your jobs, `/settings` "
-            "chooses your defaults."
+            "chooses your defaults.",
         )
         models = policy.allowed_models or catalog.model_names(self.bot.settings.provider_info)
-        embed.add_field(name="Models", value=", ".join(f"`{m}`" for m in models), inline=False)
-        embed.add_field(name="Default model", value=f"`{policy.default_model}`", inline=True)
-        embed.add_field(name="Your jobs now", value=f"{usage.in_flight} of {limits.member_jobs}", inline=True)
-        if limits.daily_images:
-            left = max(0, limits.daily_images - usage.images_today)
-            reset = int(next_utc_midnight(time.time()))
-            quota = f"{left} of {limits.daily_images} left, resets <t:{reset}:R>"
-        else:
-            quota = f"no daily limit ({usage.images_today} made today)"
-        embed.add_field(name="Images today", value=quota, inline=True)
+        embed.add_field(name=text(locale, "Models"), value=", ".join(f"`{m}`" for m in models), inline=False)
+        embed.add_field(name=text(locale, "Default model"), value=f"`{policy.default_model}`", inline=True)
+        # Translators: how many of the member's jobs are running or waiting, of how many they may have at once.
+        jobs = text(
+            locale, "{jobs} of {limit}", jobs=number(locale, usage.in_flight), limit=number(locale, limits.member_jobs)
+        )
+        embed.add_field(name=text(locale, "Your jobs now"), value=jobs, inline=True)
+        embed.add_field(
+            name=text(locale, "Images today"), value=self._quota(locale, policy, usage.images_today), inline=True
+        )
         if limits.cooldown_seconds:
-            embed.add_field(name="Cooldown", value=f"{limits.cooldown_seconds} s between commands", inline=True)
+            # Translators: {n} seconds a member waits between two commands ("s": seconds).
+            cooldown = plural(locale, "{n} s between commands", "{n} s between commands", limits.cooldown_seconds)
+            embed.add_field(name=text(locale, "Cooldown"), value=cooldown, inline=True)
         if limits.budget is not None and limits.budget.applies:
-            embed.add_field(name="Server budget", value=budget_left(limits.budget, usage.server, now=time.time()))
+            left = budget_left(limits.budget, usage.server, now=time.time())
+            embed.add_field(name=text(locale, "Server budget"), value=left)
         if policy.styles:
             styles = ", ".join(f"`{s.name}`" for s in policy.styles)
-            embed.add_field(name="Styles (`style:`)", value=styles[:1024], inline=False)
-        self._defaults_fields(embed, await self.bot.store.members.defaults(interaction.user.id), policy)
+            # Translators: the title of the list of this server's styles; `style:` is the option that picks one.
+            embed.add_field(name=text(locale, "Styles (`style:`)"), value=styles[:1024], inline=False)
+        self._defaults_fields(embed, await self.bot.store.members.defaults(interaction.user.id), policy, locale)
         await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @staticmethod
+    def _quota(locale: str, policy: Policy, made: int) -> str:
+        """How many images the member may still make today, or that there is no daily limit."""
+        quota = policy.limits.daily_images
+        if not quota:
+            return plural(locale, "no daily limit ({n} made today)", "no daily limit ({n} made today)", made)
+        reset = f"<t:{int(next_utc_midnight(time.time()))}:R>"
+        left = max(0, quota - made)
+        # Translators: {reset} is a time Discord shows in the member's language ("in 5 hours").
+        return plural(
+            locale,
+            "{n} of {limit} left, resets {reset}",
+            "{n} of {limit} left, resets {reset}",
+            left,
+            limit=number(locale, quota),
+            reset=reset,
+        )
 
     @app_commands.command(name="settings", description="Your default model, size, count and style, on every server")
     @app_commands.describe(
@@ -75,7 +101,7 @@ class Member(commands.Cog):
         reset: bool = False,
     ) -> None:
         """Show or change the member's defaults."""
-        user_id = interaction.user.id
+        user_id, locale = interaction.user.id, member_locale(interaction)
         current = await self.bot.store.members.defaults(user_id)
         changing = reset or any(value is not None for value in (model, size, count, style))
         chosen = changed_defaults(
@@ -87,26 +113,33 @@ class Member(commands.Cog):
             policy: Policy | None = await self.bot.policies.policy(interaction)
         except Refused:
             policy = None  # the defaults are the member's wherever they are; here they just cannot be used
-        embed = discord.Embed(title="Your fluxbot defaults", colour=discord.Colour.blurple())
-        embed.description = (
+        embed = discord.Embed(title=text(locale, "Your fluxbot defaults"), colour=discord.Colour.blurple())
+        embed.description = text(
+            locale,
             "They apply on every server, to the options you leave out of `/imagine` and `/edit`. The order: "
-            "the option you type, then the style's, then your default, then the server's."
+            "the option you type, then the style's, then your default, then the server's.",
         )
         if changing:
-            embed.description = "✅ Saved.\n" + embed.description
-        self._defaults_fields(embed, chosen, policy)
-        embed.set_footer(text="Change one with /settings model: size: count: style: · clear them with reset:True")
+            embed.description = text(locale, "✅ Saved.") + "\n" + embed.description
+        self._defaults_fields(embed, chosen, policy, locale)
+        # Translators: model:, size:, count:, style: and reset:True are the options of /settings, as typed.
+        footer = text(locale, "Change one with /settings model: size: count: style: · clear them with reset:True")
+        embed.set_footer(text=footer)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
-    def _defaults_fields(self, embed: discord.Embed, defaults: MemberDefaults, policy: Policy | None) -> None:
+    def _defaults_fields(
+        self, embed: discord.Embed, defaults: MemberDefaults, policy: Policy | None, locale: str
+    ) -> None:
         """The member's defaults, and what `/imagine` without options uses here (with what does not apply)."""
-        embed.add_field(name="Your defaults (/settings)", value=describe_defaults(defaults), inline=False)
+        mine = describe_defaults(defaults, locale)
+        embed.add_field(name=text(locale, "Your defaults (/settings)"), value=mine, inline=False)
         if policy is None:
             return
         info = self.bot.settings.provider_info
         here = choose("generate", Typed(), defaults, policy, info)
-        lines = [describe_chosen(here, info), *(f"• {note[0].upper()}{note[1:]}." for note in here.notes)]
-        embed.add_field(name="Here, /imagine without options uses", value="\n".join(lines)[:1024], inline=False)
+        lines = [describe_chosen(here, info, locale), *(f"• {said(note, locale)}" for note in here.notes)]
+        uses = text(locale, "Here, /imagine without options uses")
+        embed.add_field(name=uses, value="\n".join(lines)[:1024], inline=False)
 
     @settings.autocomplete("model")
     async def model_names(self, interaction: discord.Interaction, current: str) -> Choices:

@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 
 from cogs.fluxadmin import AdminCommands, admin
-from fluxbot import catalog
+from fluxbot import catalog, i18n
 from fluxbot.limits import GuildSettings, with_changes
 from fluxbot.settings_cards import styles_card
 from fluxbot.styles import NAME_MAX_CHARS, TEXT_MAX_CHARS, new_style, suggestions, with_style, without_style
@@ -46,10 +46,10 @@ class StyleCommands(AdminCommands):
         settings = await self.bot.policies.guild_settings(guild_id)
         default_model = self.bot.policies.policy_for_settings(settings).default_model
         added = new_style(self.bot.settings.provider_info, name, text, model, size, default_model=default_model)
+        locale = i18n.member_locale(interaction)  # `text` is the style's text here
+        done = i18n.text(locale, "✅ Added `{style}`. It applies to the next command.", style=added.name)
         await self._change_styles(
-            interaction,
-            lambda current: with_changes(current, styles=with_style(current.styles, added)),
-            f"Added `{added.name}`.",
+            interaction, lambda current: with_changes(current, styles=with_style(current.styles, added)), done
         )
 
     @style_add.autocomplete("model")
@@ -72,10 +72,12 @@ class StyleCommands(AdminCommands):
     @app_commands.describe(name="The style's name")
     async def style_remove(self, interaction: discord.Interaction, name: str) -> None:
         """Remove a style."""
+        shown = " ".join(name.split()).lower()
+        done = i18n.text(
+            i18n.member_locale(interaction), "✅ Removed `{style}`. It applies to the next command.", style=shown
+        )
         await self._change_styles(
-            interaction,
-            lambda current: with_changes(current, styles=without_style(current.styles, name)),
-            f"Removed `{' '.join(name.split()).lower()}`.",
+            interaction, lambda current: with_changes(current, styles=without_style(current.styles, name)), done
         )
 
     @style_remove.autocomplete("name")
@@ -99,5 +101,5 @@ class StyleCommands(AdminCommands):
         log.info("server %s styles changed by %s: %s", interaction.guild_id, interaction.user.id,
                  ", ".join(s.name for s in settings.styles) or "none")  # fmt: skip
         embed = styles_card(settings.styles)
-        embed.description = f"✅ {done} It applies to the next command.\n\n{embed.description}"
+        embed.description = f"{done}\n\n{embed.description}"
         await interaction.response.send_message(embed=embed, ephemeral=True)

@@ -18,8 +18,8 @@ from fluxbot.config import Settings
 from fluxbot.defaults import Chosen, Typed, choose, notes_message
 from fluxbot.delivery import Delivery
 from fluxbot.downloads import ImageFetcher
-from fluxbot.errors import MemberError
-from fluxbot.i18n import CommandTranslator, channel_locale, member_locale
+from fluxbot.errors import MemberError, Message
+from fluxbot.i18n import N_, CommandTranslator, channel_locale, member_locale, text
 from fluxbot.jobs.lifecycle import Job, Reply
 from fluxbot.jobs.requests import AttachmentInfo
 from fluxbot.jobs.service import Jobs
@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.images", "cogs.results", "cogs.server", "cogs.member")
 SUBMIT_DRAIN_SECONDS = 35.0  # a provider request times out after 30 s
-RESTARTING = "The bot is restarting right now. Please try again in a moment; nothing of yours was lost."
-GENERIC_ERROR = (
+RESTARTING = N_("The bot is restarting right now. Please try again in a moment; nothing of yours was lost.")
+#: The answer to a command that failed unexpectedly (say it with `text(member_locale(interaction), GENERIC_ERROR)`).
+GENERIC_ERROR = N_(
     "Something went wrong on the bot's side and this command did not run. "
     "Please try again in a moment; if it keeps happening, tell the bot's operator."
 )
@@ -180,7 +181,7 @@ class FluxBot(commands.AutoShardedBot):
         (/settings), then the server's (`defaults.choose`). A style or default not used here is told to the member
         in a private note once the job's reply shows its card."""
         defaults = await self.store.members.defaults(interaction.user.id)
-        notes: list[str] = []
+        notes: list[Message] = []
 
         def chosen(policy: Policy) -> JobRequest:
             choice = choose(action, typed, defaults, policy, self.settings.provider_info)
@@ -189,7 +190,9 @@ class FluxBot(commands.AutoShardedBot):
 
         message_id = await self.run_job(interaction, chosen)
         if notes and message_id is not None:
-            task = asyncio.create_task(tell_after_card(interaction, message_id, notes_message(notes)))
+            task = asyncio.create_task(
+                tell_after_card(interaction, message_id, notes_message(notes, member_locale(interaction)))
+            )
             self._notes.add(task)
             task.add_done_callback(self._notes.discard)
 
@@ -201,7 +204,7 @@ class FluxBot(commands.AutoShardedBot):
         error handler of commands and components answers them privately.
         """
         if self.closing:  # buttons and prompts do not pass the command tree's check
-            await answer_privately(interaction, RESTARTING)
+            await answer_privately(interaction, text(member_locale(interaction), RESTARTING))
             return None
         policy = await self.policies.policy(interaction)
         await self.moderation.check_paused(interaction)
@@ -311,7 +314,7 @@ class FluxCommandTree(app_commands.CommandTree[discord.Client]):
         """Refuse new commands while the bot shuts down; they would only be cut off."""
         if getattr(interaction.client, "closing", False):
             if interaction.type is not discord.InteractionType.autocomplete:  # those cannot take a message
-                await answer_privately(interaction, RESTARTING)
+                await answer_privately(interaction, text(member_locale(interaction), RESTARTING))
             return False
         return True
 
@@ -327,17 +330,21 @@ async def report_command_error(interaction: discord.Interaction, error: app_comm
         log.info("/%s refused by a check for %s", command, interaction.user.id)
         return  # the check answered the member itself
     original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    locale = member_locale(interaction)  # only the member sees the answer: their language
     if isinstance(error, app_commands.TransformerError):
         shown = str(error.value)[:50]
-        message = f"`{shown}` is not a valid value for that option. Please check it and try again."
+        # Translators: {value} is what the member typed for one of the command's options.
+        message = text(
+            locale, "`{value}` is not a valid value for that option. Please check it and try again.", value=shown
+        )
         log.info("/%s: bad option value %r", command, error.value)
     elif isinstance(original, MemberError):
-        # What the member asked for cannot be done (here, now): the message says why, in their language.
-        message = original.said(member_locale(interaction))
+        # What the member asked for cannot be done (here, now): the message says why.
+        message = original.said(locale)
         log.info("/%s refused for %s: %s", command, interaction.user.id, original)
     else:
         log.error("/%s failed", command, exc_info=original)
-        message = GENERIC_ERROR
+        message = text(locale, GENERIC_ERROR)
     await answer_privately(interaction, message)
 
 

@@ -5,6 +5,7 @@ Every refusal is a `Refused` whose message is polite, says why, and says when or
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -319,9 +320,13 @@ def dm_policy(
             ),
             servers=names,
         )
-    roles = "; or ".join(
-        f"the **{server.required_role_name or 'required'}** role on **{server.name}**" for server in open_to_dms
-    )
+    # Translators: the end of "To use me in direct messages you need …" (the second: a role whose name is unknown).
+    named, unnamed = N_("the **{role}** role on **{server}**"), N_("the **required** role on **{server}**")
+    needs = [Message(named if server.required_role_name else unnamed, role=server.required_role_name,
+                     server=server.name) for server in open_to_dms]  # fmt: skip
+    # Translators: joins the roles a member may have: "the **Artist** role on **Cats**; or the **…** role on **…**".
+    joined = N_("{roles}; or {role}")
+    roles = functools.reduce(lambda roles, role: Message(joined, roles=roles, role=role), needs)
     raise Refused(
         N_("To use me in direct messages you need {roles}. Ask a moderator, or use me in a channel there."), roles=roles
     )

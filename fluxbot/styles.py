@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fluxbot import catalog
+from fluxbot import catalog, i18n
 from fluxbot.catalog import ProviderInfo
+from fluxbot.errors import Number
+from fluxbot.i18n import N_
 from fluxbot.jobs.requests import PROMPT_MAX_CHARS, InvalidRequest, check_prompt
 from fluxbot.limits import Refused, Style
 
@@ -24,7 +26,8 @@ MAX_STYLES = 25
 #: Where a style's text puts the member's prompt; without it the text follows the prompt.
 PLACEHOLDER = "{prompt}"
 _NAME_SIGNS = frozenset(" -_")
-EMPTY_TEXT = "The style's text is empty. Describe the look it adds, e.g. `film noir, high contrast, grainy`."
+EMPTY_TEXT = N_("The style's text is empty. Describe the look it adds, e.g. `film noir, high contrast, grainy`.")
+NOT_A_MODEL = N_("`{model}` is not a model of this bot's provider. Pick one of {names}.")
 
 
 def style_name(typed: str) -> str:
@@ -34,8 +37,12 @@ def style_name(typed: str) -> str:
     if not 1 <= len(name) <= NAME_MAX_CHARS or not all(c.isalnum() or c in _NAME_SIGNS for c in name):
         shown = typed.strip()[:40] or " "
         raise InvalidRequest(
-            f"`{shown}` cannot be a style's name. Use 1 to {NAME_MAX_CHARS} letters, digits, spaces, `-` or `_`, "
-            "e.g. `film noir`."
+            N_(
+                "`{name}` cannot be a style's name. Use 1 to {most} letters, digits, spaces, `-` or `_`, "
+                "e.g. `film noir`."
+            ),
+            name=shown,
+            most=NAME_MAX_CHARS,
         )
     return name
 
@@ -48,7 +55,9 @@ def new_style(
     stripped = text.strip()
     if len(stripped) > TEXT_MAX_CHARS:
         raise InvalidRequest(
-            f"The style's text is {len(stripped):,} characters long; the limit is {TEXT_MAX_CHARS}. Shorten it."
+            N_("The style's text is {length} characters long; the limit is {limit}. Shorten it."),
+            length=Number(len(stripped)),
+            limit=Number(TEXT_MAX_CHARS),
         )
     try:
         cleaned = check_prompt(stripped)
@@ -58,15 +67,21 @@ def new_style(
     names = catalog.model_names(info)
     if chosen_model is not None and chosen_model not in names:
         known = ", ".join(f"`{n}`" for n in names)
-        raise InvalidRequest(f"`{chosen_model[:40]}` is not a model of this bot's provider. Pick one of {known}.")
+        raise InvalidRequest(NOT_A_MODEL, model=chosen_model[:40], names=known)
     chosen_size = None
     if size and size.strip():
         checked = catalog.get_model(info, chosen_model or default_model)
         try:
             chosen_size = checked.size_rule.normalize(size)
         except catalog.InvalidSize as exc:
-            hint = "" if chosen_model else " Without a `model`, sizes are checked against this server's default model."
-            raise InvalidRequest(f"{exc} (model `{checked.name}`).{hint}") from None
+            # Translators: {reason} says why a size does not fit (a whole sentence); {model} is the model's name.
+            template = N_("{reason} (model `{model}`).")
+            if not chosen_model:
+                template = N_(
+                    "{reason} (model `{model}`). Without a `model`, sizes are checked against this server's "
+                    "default model."
+                )
+            raise InvalidRequest(template, reason=exc.message, model=checked.name) from None
     return Style(style_name(name), cleaned, chosen_model, chosen_size)
 
 
@@ -83,20 +98,25 @@ def pick_style(styles: Sequence[Style], name: str) -> Style:
         return style
     shown = name.strip()[:40]
     if not styles:
-        raise InvalidRequest(f"There are no styles here, so `{shown}` is not one. Leave `style` out.")
+        raise InvalidRequest(N_("There are no styles here, so `{style}` is not one. Leave `style` out."), style=shown)
     listed = ", ".join(f"`{s.name}`" for s in styles)
-    raise InvalidRequest(f"`{shown}` is not a style here. Pick one of {listed}, or leave `style` out.")
+    raise InvalidRequest(
+        N_("`{style}` is not a style here. Pick one of {styles}, or leave `style` out."), style=shown, styles=listed
+    )
 
 
 def with_style(styles: Sequence[Style], style: Style) -> tuple[Style, ...]:
     """`styles` with `style` added at the end; Refused when its name is taken or the server has MAX_STYLES."""
     if find_style(styles, style.name) is not None:
         raise Refused(
-            f"There is a style called `{style.name}` already. Remove it first with `/fluxadmin style remove`, "
-            "or pick another name."
+            N_(
+                "There is a style called `{style}` already. Remove it first with `/fluxadmin style remove`, "
+                "or pick another name."
+            ),
+            style=style.name,
         )
     if len(styles) >= MAX_STYLES:
-        raise Refused(f"This server has {MAX_STYLES} styles, the most it may have. Remove one first.")
+        raise Refused(N_("This server has {most} styles, the most it may have. Remove one first."), most=MAX_STYLES)
     return (*styles, style)
 
 
@@ -104,8 +124,11 @@ def without_style(styles: Sequence[Style], name: str) -> tuple[Style, ...]:
     """`styles` without the one called `name`; Refused (listing them) when there is none of that name."""
     style = find_style(styles, name)
     if style is None:
-        listed = ", ".join(f"`{s.name}`" for s in styles) or "none"
-        raise Refused(f"`{name.strip()[:40]}` is not a style here. This server's styles: {listed}.")
+        shown = name.strip()[:40]
+        if not styles:
+            raise Refused(N_("`{style}` is not a style here. This server's styles: none."), style=shown)
+        listed = ", ".join(f"`{s.name}`" for s in styles)
+        raise Refused(N_("`{style}` is not a style here. This server's styles: {styles}."), style=shown, styles=listed)
     return tuple(s for s in styles if s is not style)
 
 
@@ -122,9 +145,15 @@ def styled_prompt(prompt: str, style: Style | None) -> str:
     if len(combined) > PROMPT_MAX_CHARS:
         added = len(combined) - len(text)
         raise InvalidRequest(
-            f"With the style `{style.name}` (it adds {added:,} characters) the prompt would be {len(combined):,} "
-            f"characters long; the limit is {PROMPT_MAX_CHARS:,}. Shorten your prompt to "
-            f"{max(PROMPT_MAX_CHARS - added, 0):,} characters or fewer, or leave the style out."
+            N_(
+                "With the style `{style}` (it adds {added} characters) the prompt would be {length} characters "
+                "long; the limit is {limit}. Shorten your prompt to {most} characters or fewer, or leave the style out."
+            ),
+            style=style.name,
+            added=Number(added),
+            length=Number(len(combined)),
+            limit=Number(PROMPT_MAX_CHARS),
+            most=Number(max(PROMPT_MAX_CHARS - added, 0)),
         )
     return combined
 
@@ -137,8 +166,24 @@ def suggestions(styles: Sequence[Style], typed: str) -> list[Style]:
     return [*starting, *containing][:MAX_STYLES]
 
 
-def describe(style: Style) -> str:
-    """A style in one line: its text, then its model and size when it has them."""
-    extras = [f"model `{style.model}`" if style.model else "", f"size `{style.size}`" if style.size else ""]
+def describe(style: Style, locale: i18n.LocaleValue = None) -> str:
+    """A style in one line, in `locale`: its text (as the server wrote it), then its model and size when it has
+    them."""
+    extras = [
+        model_words(locale, style.model) if style.model else "",
+        size_words(locale, style.size) if style.size else "",
+    ]
     extra = ", ".join(e for e in extras if e)
     return f"{style.text}" + (f" ({extra})" if extra else "")
+
+
+def model_words(locale: i18n.LocaleValue, model: str) -> str:
+    """A model as one part of a list of choices (a style's, a member's defaults), in `locale`."""
+    # Translators: one part of a list of choices, e.g. "model `flux-dev`, size `1024x768`, count 2".
+    return i18n.text(locale, "model `{model}`", model=model)
+
+
+def size_words(locale: i18n.LocaleValue, size: str) -> str:
+    """A size as one part of a list of choices, in `locale`."""
+    # Translators: one part of a list of choices, e.g. "model `flux-dev`, size `1024x768`, count 2".
+    return i18n.text(locale, "size `{size}`", size=size)

@@ -69,21 +69,21 @@ def test_a_default_model_the_server_does_not_enable_falls_back_with_a_note() -> 
     chosen = choose("generate", Typed(), MINE, policy, ACE)
     assert chosen.model == "flux-dev"
     assert chosen.size == "768x1024", "the default size still fits the model used"
-    assert chosen.notes == ("your default model `flux-pro` is not enabled on this server, so `flux-dev` was used",)
+    assert chosen.notes == ("Your default model `flux-pro` is not enabled on this server, so `flux-dev` was used.",)
 
 
 def test_a_default_model_the_provider_lacks_falls_back_with_a_note() -> None:
     chosen = choose("generate", Typed(), MemberDefaults(model="flux-dev"), here(KIE), KIE)
     assert chosen.model == "flux-kontext-pro"
     assert chosen.notes == (
-        "your default model `flux-dev` is not a model of this bot's provider, so `flux-kontext-pro` was used",
+        "Your default model `flux-dev` is not a model of this bot's provider, so `flux-kontext-pro` was used.",
     )
 
 
 def test_a_style_this_server_lacks_falls_back_to_none_with_a_note() -> None:
     chosen = choose("generate", Typed(), MemberDefaults(style="sepia"), here(styles=(PLAIN,)), ACE)
     assert chosen.style is None
-    assert chosen.notes == ("your default style `sepia` is not a style here, so no style was used",)
+    assert chosen.notes == ("Your default style `sepia` is not a style here, so no style was used.",)
 
 
 def test_a_style_typed_that_the_server_lacks_is_refused() -> None:
@@ -95,18 +95,18 @@ def test_a_default_size_the_model_does_not_take_falls_back_with_a_note() -> None
     defaults = MemberDefaults(model="flux-pro-1.1-ultra", size="768x1024")
     chosen = choose("generate", Typed(), defaults, here(), ACE)
     assert (chosen.model, chosen.size) == ("flux-pro-1.1-ultra", None)
-    assert chosen.notes == ("your default size `768x1024` does not fit `flux-pro-1.1-ultra`, so `1:1` was used",), (
+    assert chosen.notes == ("Your default size `768x1024` does not fit `flux-pro-1.1-ultra`, so `1:1` was used.",), (
         "None: the model's own default, named in the note"
     )
     typed = choose("generate", Typed(model="flux-pro-1.1-ultra"), MemberDefaults(size="1024x768"), here(), ACE)
-    assert typed.notes == ("your default size `1024x768` does not fit `flux-pro-1.1-ultra`, so `1:1` was used",)
+    assert typed.notes == ("Your default size `1024x768` does not fit `flux-pro-1.1-ultra`, so `1:1` was used.",)
 
 
 def test_a_default_count_above_the_providers_falls_back_with_a_note() -> None:
     chosen = choose("generate", Typed(), MemberDefaults(count=4), here(SINGLE), SINGLE)
     assert chosen.count == 1
     assert chosen.notes == (
-        "your default count `4` is more than this bot's provider makes in one job (1), so 1 was used",
+        "Your default count `4` is more than this bot's provider makes in one job (1), so 1 was used.",
     )
 
 
@@ -116,14 +116,14 @@ def test_a_styles_model_the_server_no_longer_enables_gives_way_to_the_members_de
     assert chosen.model == "flux-pro", "the next in the order: the member's default"
     assert chosen.size == "1344x768", "the style's size fits flux-pro too"
     assert chosen.notes == (
-        "the style `noir`'s model `flux-pro-1.1` is not enabled on this server, so `flux-pro` was used",
+        "The style `noir`'s model `flux-pro-1.1` is not enabled on this server, so `flux-pro` was used.",
     )
     closed = here(styles=(ULTRA,), allowed_models=("flux-dev",))
     ratio = choose("generate", Typed(style="ultra"), MemberDefaults(), closed, ACE)
     assert (ratio.model, ratio.size) == ("flux-dev", None)
     assert ratio.notes == (
-        "the style `ultra`'s model `flux-pro-1.1-ultra` is not enabled on this server, so `flux-dev` was used",
-        "the style `ultra`'s size `21:9` does not fit `flux-dev`, so `1024x1024` was used",
+        "The style `ultra`'s model `flux-pro-1.1-ultra` is not enabled on this server, so `flux-dev` was used.",
+        "The style `ultra`'s size `21:9` does not fit `flux-dev`, so `1024x1024` was used.",
     )
 
 
@@ -140,7 +140,7 @@ def test_an_edit_keeps_the_images_shape_and_takes_only_models_that_can_edit() ->
     refused = choose("edit", Typed(style="kontext"), MemberDefaults(), closed, ACE)
     assert refused.model == "flux-kontext-pro"
     assert refused.notes == (
-        "the style `kontext`'s model `flux-kontext-max` is not enabled on this server, so `flux-kontext-pro` was used",
+        "The style `kontext`'s model `flux-kontext-max` is not enabled on this server, so `flux-kontext-pro` was used.",
     )
 
 
@@ -179,7 +179,7 @@ def test_the_words_members_read() -> None:
     assert describe_defaults(MemberDefaults()).startswith("none chosen")
     shown = describe_chosen(Chosen("flux-dev", None, 1, None), ACE)
     assert shown == "model `flux-dev`, size `1024x1024`, count 1, no style"
-    message = notes_message(["your default style `sepia` is not a style here, so no style was used"])
+    message = notes_message(["Your default style `sepia` is not a style here, so no style was used."])
     assert message == (
         "Some of your choices were not used here:\n"
         "• Your default style `sepia` is not a style here, so no style was used.\n"

@@ -6,6 +6,7 @@ module variable.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from fluxbot import catalog
 from fluxbot.catalog import ProviderInfo
-from fluxbot.errors import MemberError, Number
+from fluxbot.errors import MemberError, Message, Number
 from fluxbot.i18n import N_
 from fluxbot.jobs.lifecycle import EditImage, Job
 from fluxbot.providers.base import Action, JobRequest, OptionValue
@@ -80,7 +81,9 @@ def check_options(info: ProviderInfo, options: Mapping[str, OptionValue | None],
                 provider=info.label,
             )
         if option.choices and value not in option.choices:
-            allowed = " or ".join(option.choices)
+            # Translators: joins the values an option takes ("jpeg or png or webp"); each value is as typed.
+            joined = N_("{values} or {value}")
+            allowed = functools.reduce(lambda values, more: Message(joined, values=values, value=more), option.choices)
             raise InvalidRequest(
                 N_("`{name}` must be {allowed}, not `{value}`."), name=name, allowed=allowed, value=str(value)[:20]
             )
