@@ -56,7 +56,7 @@ class Member(commands.Cog):
             cooldown = plural(locale, "{n} s between commands", "{n} s between commands", limits.cooldown_seconds)
             embed.add_field(name=text(locale, "Cooldown"), value=cooldown, inline=True)
         if limits.budget is not None and limits.budget.applies:
-            left = budget_left(limits.budget, usage.server, now=time.time())
+            left = budget_left(limits.budget, usage.server, now=time.time(), locale=locale)
             embed.add_field(name=text(locale, "Server budget"), value=left)
         if policy.styles:
             styles = ", ".join(f"`{s.name}`" for s in policy.styles)

@@ -92,7 +92,9 @@ class StyleCommands(AdminCommands):
     async def style_list(self, interaction: discord.Interaction) -> None:
         """List the styles."""
         settings = await self.bot.policies.guild_settings(self._guild_id(interaction))
-        await interaction.response.send_message(embed=styles_card(settings.styles), ephemeral=True)
+        await interaction.response.send_message(
+            embed=styles_card(settings.styles, locale=i18n.member_locale(interaction)), ephemeral=True
+        )
 
     async def _change_styles(
         self, interaction: discord.Interaction, change: Callable[[GuildSettings], GuildSettings], done: str
@@ -100,6 +102,6 @@ class StyleCommands(AdminCommands):
         settings = await self.bot.policies.change_guild_settings(self._guild_id(interaction), change)
         log.info("server %s styles changed by %s: %s", interaction.guild_id, interaction.user.id,
                  ", ".join(s.name for s in settings.styles) or "none")  # fmt: skip
-        embed = styles_card(settings.styles)
+        embed = styles_card(settings.styles, locale=i18n.member_locale(interaction))
         embed.description = f"{done}\n\n{embed.description}"
         await interaction.response.send_message(embed=embed, ephemeral=True)

@@ -135,7 +135,7 @@ def styles_card(styles: Sequence[Style], *, locale: LocaleValue = None) -> disco
     if not styles:
         embed.description = text(locale, "No styles yet. Add one with `/fluxadmin style add`.")
     else:
-        lines = [f"**{style.name}**: {describe(style)}" for style in styles]
+        lines = [f"**{style.name}**: {describe(style, locale)}" for style in styles]
         embed.description = "\n".join(lines)[:4000]
     # Translators: {count} styles of the {n} a server may have.
     shown = plural(
