@@ -6,6 +6,8 @@ from typing import Any
 
 from tests.e2e import EPHEMERAL, World, fields, final_reply, first_callback, job_requests, option
 from tests.fakes.discord_api import SentInteraction
+from tests.fakes.flux_api import envelope
+from tests.test_e2e_results import custom_id
 
 LOCALES = {"de", "es-ES", "fr", "pt-BR", "ja"}
 GERMAN_REFUSAL = (
@@ -13,6 +15,11 @@ GERMAN_REFUSAL = (
 )
 ENGLISH_REFUSAL = "Only members with the **Manage Server** permission can change fluxbot's settings here."
 LANGUAGE = "Language of what everyone sees"
+#: The titles and a field of a job's card in Portuguese.
+PORTUGUESE_RUNNING = "🎨 Em andamento — o Flux está trabalhando nisso"
+PORTUGUESE_DONE = "✅ Pronto"
+PORTUGUESE_FAILED = "❌ Falhou"
+PORTUGUESE_WHAT_HAPPENED = "O que aconteceu"
 
 
 def answer(world: World, interaction: SentInteraction) -> dict[str, Any]:
@@ -150,3 +157,44 @@ async def test_a_refusal_of_the_servers_limits_is_said_in_french_and_the_prompt_
     await final_reply(world, made, "Done")
     [sent] = [r for r in job_requests(world.flux) if isinstance(r.body, dict) and "prompt" in r.body]
     assert sent.body["prompt"] == prompt
+
+
+async def test_a_result_card_in_a_brazilian_server_is_portuguese_while_the_german_member_is_answered_in_german(
+    world: World,
+) -> None:
+    world.flux.lookups_before_done = 2
+    prompt = "ein weißer Fuchs im Schnee, Öl auf Leinwand"
+    asked = await world.discord.send_slash_command(
+        "imagine", [option("prompt", prompt), option("count", 2, kind=4)], locale="de", guild_locale="pt-BR"
+    )
+    running = await final_reply(world, asked, PORTUGUESE_RUNNING)
+    [card] = running["embeds"]
+    assert set(fields(card)) >= {"Modelo", "Tamanho", "Imagens", "Decorrido"}
+    done = await final_reply(world, asked, PORTUGUESE_DONE)
+    first = done["embeds"][0]
+    assert first["title"] == PORTUGUESE_DONE
+    assert first["description"] == f"**Imaginar** para <@{world.discord.user_id}>\n> {prompt}", (
+        "the bot's words in Portuguese, the prompt exactly as typed"
+    )
+    assert fields(first)["Sementes"] == "1000, 1001"
+    assert {"Modelo", "Tamanho", "Imagens", "Originais"} <= set(fields(first))
+    assert [c["label"] for row in done["components"] for c in row["components"]] == [
+        "Refazer", "Editar", "Detalhes", "Excluir",
+    ]  # fmt: skip
+    assert world.flux.submits[0]["prompt"] == prompt, "the provider gets the prompt untranslated"
+
+    # The same member's own answers stay German: Details is theirs alone.
+    details = await world.discord.send_component(
+        int(done["id"]), custom_id(done, "details"), locale="de", guild_locale="pt-BR"
+    )
+    [info] = first_callback(world, details).json["data"]["embeds"]
+    assert info["title"] == "Auftrag #1"
+
+
+async def test_a_failure_card_in_a_brazilian_server_says_the_providers_refusal_in_portuguese(world: World) -> None:
+    world.flux.script("/flux/images", 403, envelope("used_up", "insufficient balance"))
+    asked = await world.discord.send_slash_command("imagine", [option("prompt", "a cat")], guild_locale="pt-BR")
+    failed = await final_reply(world, asked, PORTUGUESE_FAILED)
+    assert fields(failed["embeds"][0])[PORTUGUESE_WHAT_HAPPENED] == (
+        "A conta do bot no provedor de imagens está sem crédito. Avise o operador do bot."
+    )
