@@ -14,7 +14,7 @@ from fluxbot.bot import FluxBot
 from fluxbot.budgets import budget_left, next_utc_midnight
 from fluxbot.defaults import MemberDefaults, Typed, changed_defaults, choose, describe_chosen, describe_defaults
 from fluxbot.errors import said
-from fluxbot.i18n import member_locale, number, plural, text
+from fluxbot.i18n import discord_time, member_locale, number, plural, text
 from fluxbot.limits import Policy, Refused
 
 Choices = list[app_commands.Choice[str]]
@@ -71,7 +71,7 @@ class Member(commands.Cog):
         quota = policy.limits.daily_images
         if not quota:
             return plural(locale, "no daily limit ({n} made today)", "no daily limit ({n} made today)", made)
-        reset = f"<t:{int(next_utc_midnight(time.time()))}:R>"
+        reset = discord_time(next_utc_midnight(time.time()))
         left = max(0, quota - made)
         # Translators: {reset} is a time Discord shows in the member's language ("in 5 hours").
         return plural(

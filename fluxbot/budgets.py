@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from fluxbot.errors import Message
-from fluxbot.i18n import N_, LocaleValue, number, plural
+from fluxbot.i18n import N_, LocaleValue, discord_time, number, plural
 
 DAY = "day"
 MONTH = "month"
@@ -108,7 +108,7 @@ def budget_refusal(budget: Budget, use: BudgetUse, *, images: int, now: float) -
             continue
         left = limit - use.used(period)
         if left <= 0:
-            return _spent(budget, period, limit, reset=f"<t:{int(period_end(period, now))}:R>")
+            return _spent(budget, period, limit, reset=discord_time(period_end(period, now)))
         if tightest is None or left < tightest[0]:
             tightest = (left, period)
     if tightest is not None and images > tightest[0]:
@@ -173,7 +173,7 @@ def budget_left(budget: Budget, use: BudgetUse, *, now: float, locale: LocaleVal
         if limit := budget.limit(period):
             values = {
                 "left": number(locale, max(0, limit - use.used(period))),
-                "reset": f"<t:{int(period_end(period, now))}:R>",
+                "reset": discord_time(period_end(period, now)),
             }
             if period == DAY:
                 # Translators: {left} images are left of the server's budget of {n}; {reset} is a Discord timestamp

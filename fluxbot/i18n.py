@@ -196,6 +196,12 @@ def datetime_text(locale: LocaleValue, moment: dt.datetime) -> str:
     return dates.format_datetime(moment, format="medium", tzinfo=dt.UTC, locale=babel_locale(locale)) + " UTC"
 
 
+def discord_time(moment: float, style: str = "R") -> str:
+    """A moment as Discord writes it for each reader, in their own language and time zone (`R`: "in 3 hours",
+    `f`: the date and time)."""
+    return f"<t:{int(moment)}:{style}>"
+
+
 def language_name(locale: LocaleValue, shown_in: LocaleValue) -> str:
     """The name of the language of `locale` in the language of `shown_in` (`de` for `fr`: "allemand"); the region
     only where a catalog is for one ("español (España)")."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from fluxbot import catalog
 from fluxbot.budgets import Budget, BudgetUse, budget_refusal, next_utc_midnight
 from fluxbot.errors import MemberError, Message, Number
-from fluxbot.i18n import N_
+from fluxbot.i18n import N_, discord_time
 from fluxbot.moderation import NO_RULES, Blocklist, Rule
 
 if TYPE_CHECKING:  # annotations only: the providers package imports the settings, which import this module
@@ -363,7 +363,7 @@ def refusal(usage: Usage, limits: Limits, *, images: int, now: float) -> Message
                 "You have used all {limit} of your images for today. Your quota resets {reset} (midnight UTC).",
                 limits.daily_images,
                 limit=limits.daily_images,
-                reset=f"<t:{reset}:R>",
+                reset=discord_time(reset),
             )
         if images > left:
             return Message.counted(
@@ -390,7 +390,7 @@ def cooldown_refusal(usage: Usage, limits: Limits, *, now: float) -> Message | N
         if now < ready:
             return Message(
                 N_("Please wait a little between commands here: you can try again {when}."),
-                when=f"<t:{int(ready) + 1}:R>",
+                when=discord_time(int(ready) + 1),
             )
     return None
 

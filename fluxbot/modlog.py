@@ -13,7 +13,7 @@ import discord
 
 from fluxbot.budgets import DAY, Budget, Notice, notices_due
 from fluxbot.errors import Message
-from fluxbot.i18n import N_, LocaleValue, channel_locale, number, plural, server_locale, text
+from fluxbot.i18n import N_, LocaleValue, channel_locale, discord_time, number, plural, server_locale, text
 from fluxbot.limits import PromptBlocked, Refused
 from fluxbot.moderation import Rule
 from fluxbot.policy import MemberPolicies
@@ -35,7 +35,7 @@ def refusal_card(
     where = f"<#{channel_id}>" if channel_id else text(locale, "a direct message")
     # Translators: where a refused prompt was typed (a channel, or a direct message).
     embed.add_field(name=text(locale, "Where"), value=where, inline=True)
-    embed.add_field(name=text(locale, "When"), value=f"<t:{int(now)}:f>", inline=True)
+    embed.add_field(name=text(locale, "When"), value=discord_time(now, "f"), inline=True)
     shown = prompt if len(prompt) <= _PROMPT_SHOWN else prompt[: _PROMPT_SHOWN - 1] + "…"
     embed.add_field(name=text(locale, "Prompt"), value=f"||{discord.utils.escape_markdown(shown)}||", inline=False)
     if rule.source == "operator":
@@ -70,7 +70,7 @@ def budget_card(notice: Notice, *, locale: LocaleValue) -> discord.Embed:
             notice.limit,
             **values,
         )
-    reset = f"<t:{int(notice.resets_at)}:R>"
+    reset = discord_time(notice.resets_at)
     if full:
         # Translators: {reset} is a Discord timestamp shown as a relative time ("in 5 hours").
         resets = text(locale, "New jobs are refused until it resets {reset}.", reset=reset)
@@ -124,8 +124,8 @@ def paused_message(until: float) -> Message:
         # Translators: {until} is a Discord timestamp shown as a date and time, {when} the same as a relative time.
         N_("You are paused on this server until {until} ({when}), after several refused prompts. A moderator can "
            "lift it sooner with `/fluxadmin pardon`."),
-        until=f"<t:{int(until)}:f>",
-        when=f"<t:{int(until)}:R>",
+        until=discord_time(until, "f"),
+        when=discord_time(until),
     )  # fmt: skip
 
 

@@ -15,7 +15,7 @@ import discord
 from babel import numbers
 
 from fluxbot import catalog, errors
-from fluxbot.i18n import N_, LocaleValue, babel_locale, number, plural, text
+from fluxbot.i18n import N_, LocaleValue, babel_locale, discord_time, number, plural, text
 from fluxbot.jobs.durations import Estimate
 from fluxbot.jobs.lifecycle import Job, JobStatus
 from fluxbot.jobs.requests import MAX_COUNT
@@ -165,7 +165,7 @@ def queued_card(
     task = task_text(job, locale) if job.task_id else text(locale, "sending…")
     # Translators: a field name on a job's card: its id at the image provider
     embed.add_field(name=text(locale, "Task"), value=task, inline=True)
-    started = f"<t:{int(job.created_at)}:R>"
+    started = discord_time(job.created_at)
     # Translators: how long a job has been running; {when} is a relative time Discord writes ("2 minutes ago")
     elapsed = text(
         locale, "{elapsed} (started {when})", elapsed=elapsed_text(now - job.created_at, locale), when=started

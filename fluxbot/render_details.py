@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import discord
 
 from fluxbot import catalog, errors
-from fluxbot.i18n import N_, LocaleValue, number, plural, text, text_in
+from fluxbot.i18n import N_, LocaleValue, discord_time, number, plural, text, text_in
 from fluxbot.jobs.lifecycle import Job, JobStatus, TaskPhase
 from fluxbot.render import QUEUED_COLOUR, clip, decimal_text, elapsed_text, inference_text, model_label, shown_images
 
@@ -65,7 +65,7 @@ def tasks_text(job: Job, locale: LocaleValue) -> str:
 
 
 def _timings(job: Job, locale: LocaleValue) -> str:
-    asked = f"<t:{int(job.created_at)}:f>"
+    asked = discord_time(job.created_at, "f")
     inference = inference_text(job.inference_seconds, locale) if job.inference_seconds is not None else None
     if job.finished_at is None:
         if inference is None:

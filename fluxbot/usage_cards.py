@@ -10,7 +10,7 @@ import discord
 from babel import numbers
 
 from fluxbot.budgets import DAY, MONTH, PERIODS, Budget, BudgetUse, period_end
-from fluxbot.i18n import LocaleValue, babel_locale, date_text, number, plural, text, text_in
+from fluxbot.i18n import LocaleValue, babel_locale, date_text, discord_time, number, plural, text, text_in
 from fluxbot.limits import GuildSettings
 from fluxbot.storage import GuildReport
 
@@ -163,7 +163,7 @@ def _used_of(period: str, budget: Budget, used: BudgetUse, *, now: float, locale
         used=number(locale, images),
         percent=number(locale, images * 100 // limit),
         left=number(locale, max(0, limit - images)),
-        reset=f"<t:{int(period_end(period, now))}:R>",
+        reset=discord_time(period_end(period, now)),
     )
 
 
