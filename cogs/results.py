@@ -33,7 +33,8 @@ from fluxbot.jobs.requests import (
     result_images,
     url_expired,
 )
-from fluxbot.limits import Refused, cooldown_refusal
+from fluxbot.limits import Refused
+from fluxbot.quotas import cooldown_refusal
 
 log = logging.getLogger(__name__)
 

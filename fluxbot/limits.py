@@ -9,13 +9,13 @@ import functools
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 from fluxbot import catalog
-from fluxbot.budgets import Budget, BudgetUse, budget_refusal, next_utc_midnight
+from fluxbot.budgets import Budget
 from fluxbot.errors import MemberError, Message, Number
-from fluxbot.i18n import N_, discord_time
+from fluxbot.i18n import N_
 from fluxbot.moderation import NO_RULES, Blocklist, Rule
 
 if TYPE_CHECKING:  # annotations only: the providers package imports the settings, which import this module
@@ -332,67 +332,9 @@ def dm_policy(
     )
 
 
-@dataclass(frozen=True)
-class Usage:
-    """What a member has going on right now, and (when asked for a budget) their server's images so far."""
-
-    in_flight: int
-    last_command_at: float | None
-    images_today: int
-    server: BudgetUse = field(default_factory=BudgetUse)
-
-
-def refusal(usage: Usage, limits: Limits, *, images: int, now: float) -> Message | None:
-    """Why `limits` refuse a new job of `images` images, or None when they allow it."""
-    if usage.in_flight >= limits.member_jobs:
-        return Message(
-            N_("You already have {jobs} job(s) running or waiting, and the limit here is {limit}. "
-               "Please wait for one to finish, then try again (`/jobs` shows them)."),
-            jobs=usage.in_flight,
-            limit=limits.member_jobs,
-        )  # fmt: skip
-    if (waiting := cooldown_refusal(usage, limits, now=now)) is not None:
-        return waiting
-    if limits.daily_images:
-        left = limits.daily_images - usage.images_today
-        reset = int(next_utc_midnight(now))
-        if left <= 0:
-            # The English reads the same for any number; a translation may need forms (plural):
-            return Message.counted(
-                "You have used all {limit} of your images for today. Your quota resets {reset} (midnight UTC).",
-                "You have used all {limit} of your images for today. Your quota resets {reset} (midnight UTC).",
-                limits.daily_images,
-                limit=limits.daily_images,
-                reset=discord_time(reset),
-            )
-        if images > left:
-            return Message.counted(
-                "That would make {images} images, but you have {left} left today. Ask for {left} or fewer.",
-                "That would make {images} images, but you have {left} left today. Ask for {left} or fewer.",
-                left,
-                images=images,
-                left=left,
-            )
-    if limits.budget is not None:
-        return budget_refusal(limits.budget, usage.server, images=images, now=now)
-    return None
-
-
 def shows_spoilers(mode: str, *, age_restricted: bool) -> bool:
     """Whether a result is a spoiler under the server's `mode`, in a channel that is age-restricted or not."""
     return mode == "always" or (mode == "outside_age_restricted" and not age_restricted)
-
-
-def cooldown_refusal(usage: Usage, limits: Limits, *, now: float) -> Message | None:
-    """Why the cooldown refuses a command now, or None."""
-    if limits.cooldown_seconds and usage.last_command_at is not None:
-        ready = usage.last_command_at + limits.cooldown_seconds
-        if now < ready:
-            return Message(
-                N_("Please wait a little between commands here: you can try again {when}."),
-                when=discord_time(int(ready) + 1),
-            )
-    return None
 
 
 def with_changes(settings: GuildSettings, **changes: object) -> GuildSettings:

@@ -22,9 +22,10 @@ from fluxbot.budgets import DAY, MONTH, Budget, BudgetUse, budget_refusal, notic
 from fluxbot.budgets import period_start as start
 from fluxbot.config import ConfigError, load_settings
 from fluxbot.jobs.lifecycle import JobStatus, Outcome, Reply
-from fluxbot.limits import GuildSettings, Limits, SharedServer, Usage, dm_policy, policy_for, refusal
+from fluxbot.limits import GuildSettings, Limits, SharedServer, dm_policy, policy_for
 from fluxbot.modlog import BudgetNotices
 from fluxbot.providers.base import JobRequest
+from fluxbot.quotas import Usage, refusal
 from fluxbot.settings_cards import settings_card
 from fluxbot.storage import PostgresStore, Store
 from fluxbot.storage.base import DayUsage, GuildReport, MemberUsage

@@ -17,12 +17,11 @@ from fluxbot.limits import (
     Policy,
     Refused,
     SharedServer,
-    Usage,
     dm_policy,
     policy_for,
-    refusal,
 )
 from fluxbot.providers.base import JobRequest
+from fluxbot.quotas import Usage, refusal
 from fluxbot.storage import Store
 from fluxbot.storage.base import REPORT_MEMBERS
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fluxbot.budgets import Budget, BudgetUse, budget_refusal
 from fluxbot.errors import MemberError, Message, Number
 from fluxbot.jobs.requests import EMPTY_PROMPT, InvalidRequest
-from fluxbot.limits import Limits, Refused, Usage, refusal
+from fluxbot.limits import Limits, Refused
+from fluxbot.quotas import Usage, refusal
 
 NOON = 1_795_780_800.0  # 2026-11-27 12:00 UTC
 

@@ -29,8 +29,9 @@ from fluxbot.jobs.persist import Persistence
 from fluxbot.jobs.replies import Replier, Replies
 from fluxbot.jobs.shared import Shared
 from fluxbot.jobs.tracker import Tracker
-from fluxbot.limits import Limits, Refused, refusal
+from fluxbot.limits import Limits, Refused
 from fluxbot.providers.base import JobRequest, Provider
+from fluxbot.quotas import refusal
 from fluxbot.storage import Signal, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)

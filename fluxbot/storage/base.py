@@ -23,8 +23,9 @@ if TYPE_CHECKING:  # only named in annotations: the job core imports this module
     from fluxbot.budgets import Budget
     from fluxbot.jobs.capacity import Capacity
     from fluxbot.jobs.lifecycle import Job, JobStatus, JobTask, Outcome, Reply
-    from fluxbot.limits import GuildSettings, Limits, Usage
+    from fluxbot.limits import GuildSettings, Limits
     from fluxbot.providers.base import JobRequest
+    from fluxbot.quotas import Usage
     from fluxbot.storage.sub_stores import (
         Budgets,
         EditSources,

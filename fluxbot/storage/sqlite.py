@@ -15,8 +15,9 @@ from fluxbot.budgets import MONTH, Budget, BudgetUse, day_start, period_start
 from fluxbot.errors import stored_text
 from fluxbot.jobs.capacity import Capacity
 from fluxbot.jobs.lifecycle import LIFECYCLE, Job, JobStatus, JobTask, Outcome, Reply, Transition
-from fluxbot.limits import GuildSettings, Limits, Usage
+from fluxbot.limits import GuildSettings, Limits
 from fluxbot.providers.base import JobRequest
+from fluxbot.quotas import Usage
 from fluxbot.storage import sqlite_queries as sql
 from fluxbot.storage import sqlite_tasks as tasks_sql
 from fluxbot.storage.base import Signal, SignalHandler, run_name
