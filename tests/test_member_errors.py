@@ -27,7 +27,7 @@ def test_values_fill_the_template_and_numbers_marked_as_such_are_written_for_the
     )
     assert str(error) == "The prompt is 2,000 characters long; the limit is 1,500. Shorten it and try again."
     assert error.said("fr") == (
-        "Le prompt fait 2\u202f000 caractères ; la limite est de 1\u202f500. Raccourcissez-le et réessayez."
+        "Le prompt fait 2\u202f000 caractères ; la limite est de 1\u202f500. Raccourcis-le et réessaie."
     )
 
 
