@@ -97,7 +97,7 @@ def test_style_errors_and_choices_say_the_bots_words_in_the_members_language_and
     with pytest.raises(InvalidRequest) as unknown:
         choose("generate", Typed(style="nope"), MemberDefaults(), here(styles=(NOIR,)), ACE)
     assert unknown.value.said("es-ES") == (
-        "`nope` no es un estilo de aquí. Elige uno de estos: `noir`, o quita `style`."
+        "`nope` no es un estilo de aquí. Elige uno de estos: `noir`, o quita `estilo`."
     ), "es-ES, the catalog of es-419 too"
 
 
