@@ -49,10 +49,12 @@ async def test_settings_answers_a_german_member_in_german_and_the_servers_langua
     [card] = answer(world, saved)["embeds"]
     assert card["title"] == "Deine fluxbot-Standards"
     assert card["description"].startswith("✅ Gespeichert.\nSie gelten auf jedem Server für die Optionen")
-    assert fields(card)["Deine Standards (/settings)"] == "Modell `flux-pro`, Anzahl 2"
-    uses = fields(card)["Hier nutzt /imagine ohne Optionen"]
+    assert fields(card)["Deine Standards (/einstellungen)"] == "Modell `flux-pro`, Anzahl 2"
+    uses = fields(card)["Hier nutzt /generieren ohne Optionen"]
     assert uses == "Modell `flux-pro`, Größe `1024x1024`, Anzahl 2, kein Stil"
-    assert card["footer"]["text"] == "Ändere einen mit /settings model: size: count: style: · lösche sie mit reset:True"
+    assert card["footer"]["text"] == (
+        "Ändere einen mit /einstellungen modell: größe: anzahl: stil: · lösche sie mit zurücksetzen:True"
+    )
 
     added = await world.discord.send_slash_command(
         "fluxadmin",
