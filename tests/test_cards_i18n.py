@@ -131,4 +131,4 @@ def test_details_and_jobs_are_in_the_members_language_whatever_the_jobs() -> Non
     assert page.footer.text == "Página 1 de 2 · 12 tarefas · /tarefa <número> mostra um resultado de novo"
     assert labels(jobs_page_view(0, 2, locale="pt-BR")) == ["◀ Mais recentes", "Mais antigas ▶"]
     empty = render_details.jobs_page([], total=0, page=0, pages=1, now=1075.0, locale="ja")
-    assert empty.description == "まだジョブがありません。`/imagine` を試してみてください。"
+    assert empty.description == "まだジョブがありません。`/画像生成` を試してみてください。"

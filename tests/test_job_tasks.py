@@ -102,8 +102,8 @@ async def test_the_note_of_the_images_that_failed_is_kept_and_said_in_the_server
         "Bitte versuch es erneut."
     )
     assert said(note, "ja") == (
-        "3 枚中 1 枚の画像が失敗しました：画像プロバイダーが画像を作成できませんでした。プロバイダーの返答：「boom」。"
-        "もう一度お試しください。"
+        "3 枚中 1 枚の画像が失敗しました: 画像プロバイダーが画像を作成できませんでした。 プロバイダーの返答: 「boom」。"
+        " もう一度お試しください。"
     )
     [failed] = [task for task in stored.tasks if task.state is TaskPhase.FAILED]
     assert said(failed.error_message, "pt-BR") == (

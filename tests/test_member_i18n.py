@@ -73,7 +73,7 @@ def test_a_default_that_does_not_apply_is_noted_in_japanese_the_style_named_as_t
         "• 既定のスタイル `Sépia` はここにはないため、スタイルは使いませんでした。\n"
         "• 既定の枚数 `9` は、このボットのプロバイダーが1回のジョブで作れる枚数（4）を超えているため、"
         "1 枚にしました。\n"
-        "既定値の確認や変更は `/settings` でできます。"
+        "既定値の確認や変更は `/設定` でできます。"
     )
     assert notes_message(chosen.notes, "ko").startswith(
         "Some of your choices were not used here:\n• Your default style `Sépia` is not a style here"

@@ -432,6 +432,6 @@ def test_a_providers_message_is_said_in_another_language_with_the_providers_own_
     )
     assert (
         said(failed.user_message, "ja")
-        == "画像を生成できませんでした。プロバイダーの返答：「GPU overloaded」。もう一度お試しください。"
+        == "画像を生成できませんでした。 プロバイダーの返答: 「GPU overloaded」。 もう一度お試しください。"
     )
     assert said(failed.user_message, "ko") == str(failed.user_message), "a language without a catalog: English"

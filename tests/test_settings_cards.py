@@ -139,5 +139,5 @@ async def test_a_budget_notice_is_posted_in_the_servers_discord_language_japanes
     assert post["description"] == (
         "このサーバーは今日（UTC）、1,500 枚中 1,500 枚を使いました。 "
         f"<t:{MIDNIGHT}:R>にリセットされるまで、新しいジョブは拒否されます。 "
-        "`/fluxadmin budget` で確認・変更でき、`/fluxadmin usage` で誰が使ったかを確認できます。"
+        "`/fluxadmin 予算` で確認・変更でき、`/fluxadmin 使用状況` で誰が使ったかを確認できます。"
     )
