@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fluxbot.budgets import BudgetUse, budget_refusal, next_utc_midnight
-from fluxbot.errors import Message
+from fluxbot.errors import Message, Number
 from fluxbot.i18n import N_, discord_time
 from fluxbot.limits import Limits
 
@@ -24,12 +24,14 @@ class Usage:
 def refusal(usage: Usage, limits: Limits, *, images: int, now: float) -> Message | None:
     """Why `limits` refuse a new job of `images` images, or None when they allow it."""
     if usage.in_flight >= limits.member_jobs:
-        return Message(
-            N_("You already have {jobs} job(s) running or waiting, and the limit here is {limit}. "
-               "Please wait for one to finish, then try again (`/jobs` shows them)."),
-            jobs=usage.in_flight,
-            limit=limits.member_jobs,
-        )  # fmt: skip
+        return Message.counted(
+            "You already have {n} job running or waiting, and the limit here is {limit}. "
+            "Please wait for it to finish, then try again (`/jobs` shows it).",
+            "You already have {n} jobs running or waiting, and the limit here is {limit}. "
+            "Please wait for one to finish, then try again (`/jobs` shows them).",
+            usage.in_flight,
+            limit=Number(limits.member_jobs),
+        )
     if (waiting := cooldown_refusal(usage, limits, now=now)) is not None:
         return waiting
     if limits.daily_images:

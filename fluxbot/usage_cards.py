@@ -188,8 +188,8 @@ def budget_card(
     for period, name in ((DAY, text(locale, "Per UTC day")), (MONTH, text(locale, "Per UTC month"))):
         embed.add_field(name=name, value=_used_of(period, budget, used, now=now, locale=locale), inline=False)
     if settings.modlog_channel:
-        notices = text(locale, "{channel} gets a notice at 80 % and at 100 % of a budget",
-                       channel=f"<#{settings.modlog_channel}>")  # fmt: skip
+        channel = f"<#{settings.modlog_channel}>"
+        notices = text(locale, "{channel} gets a notice at 80 % and at 100 % of a budget", channel=channel)
     else:
         notices = text(
             locale, "choose a channel with /fluxadmin modlog to get a notice at 80 % and at 100 % of a budget"

@@ -50,7 +50,7 @@ async def test_an_unexpected_error_gets_a_short_message_and_a_logged_traceback(
 
 
 @pytest.mark.parametrize(
-    "refusal", [Refused("You already have 2 job(s) running"), InvalidRequest("`size` 1000x1000 is not a multiple")]
+    "refusal", [Refused("You already have 2 jobs running"), InvalidRequest("`size` 1000x1000 is not a multiple")]
 )
 async def test_a_refusal_is_told_to_the_member_as_it_is_and_logged_quietly(
     caplog: pytest.LogCaptureFixture, refusal: Exception
