@@ -6,7 +6,7 @@ modlog.py): change a card there and the next `python -m docs.pictures.make` show
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -166,6 +166,7 @@ def scenes(samples: Samples) -> list[Scene]:
     refused = error_from_answer(403, {"error": {"code": "forbidden", "message": "prompt flagged by the safety filter"}},
                                 action="generate")  # fmt: skip
     failed = job(id=130, status=JobStatus.FAILED, error_message=refused.user_message, finished_at=NOW - 2)
+    brazilian = replace(finished(samples, 132), reply=replace(reply(ART, 132), locale="pt-BR"))
     queued = job(id=131, status=JobStatus.QUEUED, task_id=None, submitted_at=None, created_at=NOW - 4)
     return [
         Scene("queued", "A job waiting in line for a free slot at the provider",
@@ -180,6 +181,10 @@ def scenes(samples: Samples) -> list[Scene]:
               Message(bot, _embeds(render.result_card(spoiled, attachments=list(samples.uploads(129, spoiler=True)),
                                                       spoiler=True)),
                       _buttons(result_view(spoiled)), files=samples.uploads(129, spoiler=True), command=imagine)),
+        Scene("result-pt-BR", "The same result in a server whose language is Brazilian Portuguese",
+              Message(bot, _embeds(render.result_card(brazilian, attachments=list(samples.uploads(132)))),
+                      _buttons(result_view(brazilian)), files=samples.uploads(132),
+                      command=(samples.alice, "/imaginar"))),
         Scene("failure", "A job the provider refused: what happened, and what to do",
               Message(bot, _embeds(render.failure_card(failed)), _buttons(result_view(failed)), command=imagine)),
         Scene("details", "The Details button: everything about one job, for the member only",
