@@ -24,6 +24,11 @@ class Number(int):
     """
 
 
+class OptionName(str):
+    """A command option's name in a member's message, said as the member's Discord shows it (the option's
+    localized name: `guidage` in French)."""
+
+
 class Message(str):
     """An English text that keeps its template and values, so it can be said in another locale."""
 
@@ -90,6 +95,8 @@ def _stored_value(value: object) -> object:
         return {"message": json.loads(value.stored()) if value.values or value.forms else str(value)}
     if isinstance(value, Number):
         return {"number": int(value)}
+    if isinstance(value, OptionName):
+        return {"option": str(value)}
     return value if isinstance(value, int | float | str) or value is None else str(value)
 
 
@@ -105,6 +112,8 @@ def _message_of(data: dict[str, Any]) -> Message:
 def _read_value(value: object) -> object:
     if isinstance(value, dict) and "number" in value:
         return Number(value["number"])
+    if isinstance(value, dict) and "option" in value:
+        return OptionName(value["option"])
     if isinstance(value, dict) and "message" in value:
         inner = value["message"]
         return _message_of(inner) if isinstance(inner, dict) else Message(str(inner))
@@ -148,4 +157,6 @@ def _value(locale: i18n.LocaleValue, value: object) -> object:
     """A placeholder's value as said in `locale`: a `Message` in it, a `Number` the locale's way, else as it is."""
     if isinstance(value, Message):
         return value.said(locale)
+    if isinstance(value, OptionName):
+        return i18n.option_name(locale, value)
     return i18n.number(locale, value) if isinstance(value, Number) else value

@@ -167,6 +167,12 @@ def plural(locale: LocaleValue, singular: str, plural: str, n: int, **values: ob
     return _format(translated, english, {"n": number(locale, n), **values})
 
 
+def option_name(locale: LocaleValue, name: str) -> str:
+    """A command option's name as Discord shows it in `locale` (its localized name), else as it is."""
+    found = _catalog(locale)
+    return found.messages.get((OPTION_NAME, name), name) if found is not None else name
+
+
 def babel_locale(locale: LocaleValue) -> Locale:
     """The locale numbers and dates are written for: the catalog's, or the English one asked for (`en-GB`)."""
     found = _catalog(locale)

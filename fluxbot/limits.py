@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from fluxbot import catalog
 from fluxbot.budgets import Budget
-from fluxbot.errors import MemberError, Message, Number
+from fluxbot.errors import MemberError, Message, Number, OptionName
 from fluxbot.i18n import N_
 from fluxbot.moderation import NO_RULES, Blocklist, Rule
 
@@ -187,7 +187,7 @@ class Policy:
             raise Refused(
                 N_("On this server `{option}` is at most {ceiling} (0 is the strictest). "
                    "Please ask for {ceiling} or less, or leave it out."),
-                option=SAFETY_OPTION,
+                option=OptionName(SAFETY_OPTION),
                 ceiling=ceiling,
             )  # fmt: skip
         if asked is None and ceiling < KIE_DEFAULT_SAFETY:

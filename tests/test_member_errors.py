@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from fluxbot import catalog, i18n
 from fluxbot.budgets import Budget, BudgetUse, budget_refusal
-from fluxbot.errors import MemberError, Message, Number
-from fluxbot.jobs.requests import EMPTY_PROMPT, InvalidRequest
+from fluxbot.errors import MemberError, Message, Number, OptionName
+from fluxbot.jobs.requests import EMPTY_PROMPT, InvalidRequest, check_options
 from fluxbot.limits import Limits, Refused
 from fluxbot.quotas import Usage, refusal
 
@@ -61,3 +62,23 @@ def test_counted_makes_the_error_of_the_class_it_is_called_on() -> None:
     error = MemberError.counted("{n} image left", "{n} images left", 1234)
     assert isinstance(error, MemberError)
     assert str(error) == "1,234 images left"
+
+
+def test_an_option_is_named_as_the_members_discord_shows_it_and_stays_english_in_logs() -> None:
+    kie = catalog.PROVIDERS["kie"]
+    try:
+        check_options(kie, {"output_format": "gif"}, "generate")
+    except InvalidRequest as error:
+        refused = error
+    else:
+        raise AssertionError("gif is not an output format Kie offers")
+    assert str(refused) == "`output_format` must be jpeg or png, not `gif`."
+    french = refused.said("fr")
+    assert french.startswith(f"`{i18n.option_name('fr', 'output_format')}`")
+    assert i18n.option_name("fr", "output_format") != "output_format", "French names the option its own way"
+    assert refused.said("ko") == str(refused), "no Korean catalog: the English name"
+    # Kept in a job's error message, the option stays an option: said in French again after a restart.
+    back = Message.read(refused.message.stored())
+    assert back is not None
+    assert back.said("fr") == french
+    assert isinstance(back.values["name"], OptionName)

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from fluxbot import catalog
 from fluxbot.catalog import ProviderInfo
-from fluxbot.errors import MemberError, Message, Number
+from fluxbot.errors import MemberError, Message, Number, OptionName
 from fluxbot.i18n import N_
 from fluxbot.jobs.lifecycle import EditImage, Job
 from fluxbot.providers.base import Action, JobRequest, OptionValue
@@ -77,7 +77,7 @@ def check_options(info: ProviderInfo, options: Mapping[str, OptionValue | None],
                 N_(
                     "`{name}` is not available with this bot's image provider ({provider}). Leave it out and try again."
                 ),
-                name=name,
+                name=OptionName(name),
                 provider=info.label,
             )
         if option.choices and value not in option.choices:
@@ -85,17 +85,20 @@ def check_options(info: ProviderInfo, options: Mapping[str, OptionValue | None],
             joined = N_("{values} or {value}")
             allowed = functools.reduce(lambda values, more: Message(joined, values=values, value=more), option.choices)
             raise InvalidRequest(
-                N_("`{name}` must be {allowed}, not `{value}`."), name=name, allowed=allowed, value=str(value)[:20]
+                N_("`{name}` must be {allowed}, not `{value}`."),
+                name=OptionName(name),
+                allowed=allowed,
+                value=str(value)[:20],
             )
         limits = option.range_for(action)
         if limits is not None and isinstance(value, int) and not limits[0] <= value <= limits[1]:
             low, high = limits
             if action == "edit":
                 raise InvalidRequest(
-                    N_("`{name}` must be from {low} to {high} for an edit."), name=name, low=low, high=high
+                    N_("`{name}` must be from {low} to {high} for an edit."), name=OptionName(name), low=low, high=high
                 )
             raise InvalidRequest(
-                N_("`{name}` must be from {low} to {high} for a new image."), name=name, low=low, high=high
+                N_("`{name}` must be from {low} to {high} for a new image."), name=OptionName(name), low=low, high=high
             )
     return chosen
 
