@@ -168,6 +168,7 @@ class FluxBot(commands.AutoShardedBot):
             message_id=message_id,
             upload_limit=interaction.filesize_limit,
             locale=locale,
+            member_locale=member_locale(interaction),
         )
 
     async def run_member_job(
@@ -222,7 +223,7 @@ class FluxBot(commands.AutoShardedBot):
             reply = await self.reply_for(interaction)
         except Exception:
             # No reply to show it on: the job must not wait in line (and count against the member) forever.
-            await self.jobs.abandon(job, "the command could not be acknowledged in time")
+            await self.jobs.abandon(job)  # its reason: the command could not be acknowledged in time
             raise
         assert reply.message_id is not None
         self.moderation.budgets.job_admitted(policy.limits.budget)  # in the background: the 80 % / 100 % notices

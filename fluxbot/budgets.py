@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from fluxbot.errors import Message
+from fluxbot.errors import Message, Number
 from fluxbot.i18n import N_, LocaleValue, discord_time, number, plural
 
 DAY = "day"
@@ -119,7 +119,7 @@ def budget_refusal(budget: Budget, use: BudgetUse, *, images: int, now: float) -
 
 # The refusals below read the same in English for any number; a translation may need forms (plural).
 def _spent(budget: Budget, period: str, limit: int, *, reset: str) -> Message:
-    values: dict[str, object] = {"server": _server(budget), "limit": limit, "reset": reset}
+    values: dict[str, object] = {"server": _server(budget), "limit": Number(limit), "reset": reset}
     if period == DAY:
         return Message.counted(
             "{server} has used all {limit} of its images for today; it resets {reset}.",

@@ -13,8 +13,8 @@ import io
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TypedDict, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, TypedDict, TypeVar
 
 import aiohttp
 import discord
@@ -114,6 +114,10 @@ class _Message:
         return [discord.File(io.BytesIO(data), filename=name) for name, data in self.files]
 
 
+#: A job's message, made for the job as given (`said`: the job, or the job with the member's locale for a DM).
+_Made = Callable[[Job], _Message]
+
+
 async def _never(job: Job) -> bool:
     return False
 
@@ -191,32 +195,37 @@ class Delivery:
         return copies
 
     async def _show_outcome(self, job: Job, copies: Sequence[str]) -> str:
-        buttons = result_view(job)
         # An image the provider flagged is a spoiler whatever the server chose.
         spoiler = job.status is JobStatus.SUCCEEDED and (render.flagged(job) or await self._spoilers(job))
+
+        def card(**shown: Any) -> _Made:
+            # Made for the job as given: its reply's language, or the member's for a DM (`_deliver`).
+            return lambda said: _Message(render.final_card(said, spoiler=spoiler, **shown), view=result_view(said))
+
         if copies and not spoiler and job.status is JobStatus.SUCCEEDED:
             # Shown again: the embeds show the first reply's uploads; nothing is downloaded or uploaded.
-            return await self._deliver(job, _Message(render.final_card(job, copies=copies), view=buttons))
+            return await self._deliver(job, card(copies=copies))
         if not (self._attach and job.status is JobStatus.SUCCEEDED):
-            return await self._deliver(job, _Message(render.final_card(job, spoiler=spoiler), view=buttons))
+            return await self._deliver(job, card())
         # A spoiler must be a file of its own: Discord's copies are fetched then, the provider's links may be old.
         files = await self._download(job, copies)
-        links_only = _Message(render.final_card(job, note=LINKS_INSTEAD, spoiler=spoiler), view=buttons)
+        links_only = card(note=LINKS_INSTEAD)
         if files is None:
             return await self._deliver(job, links_only)
         if spoiler:  # Discord blurs a file whose name starts so, until the reader clicks it
             files = tuple((f"SPOILER_{name}", data) for name, data in files)
-        names = [name for name, _ in files]
-        card = render.final_card(job, attachments=names, spoiler=spoiler)
+        uploads = files
+        with_files = card(attachments=[name for name, _ in files])
         try:
-            return await self._deliver(job, _Message(card, files, buttons))
+            return await self._deliver(job, lambda said: replace(with_files(said), files=uploads))
         except _TooLarge:
             log.info("job %d: Discord refused the upload as too large; showing links instead", job.id)
             return await self._deliver(job, links_only)
 
     # -- the ways to reach the member ------------------------------------------------------------
 
-    async def _deliver(self, job: Job, message: _Message) -> str:
+    async def _deliver(self, job: Job, made: _Made) -> str:
+        message = made(job)
         try:
             return await self._edit_reply(job, message)
         except _Gone as exc:
@@ -236,7 +245,9 @@ class Delivery:
             user = self._client.get_user(job.reply.user_id)
             if user is None:
                 user = await _call(self._client.fetch_user(job.reply.user_id))
-            await _call(user.send(_post_text(job, mention=False), **message.post_parts(job)))
+            # Only the member reads a DM: in their own language.
+            mine = replace(job, reply=replace(job.reply, locale=job.reply.member_locale or job.reply.locale))
+            await _call(user.send(_post_text(mine, mention=False), **made(mine).post_parts(job)))
         except (_Gone, _Refused, _Expired) as exc:
             raise DeliveryError(f"no way left to reach the member ({exc})", retryable=False) from None
         log.info("job %d: result sent to the member by DM", job.id)

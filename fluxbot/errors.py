@@ -10,8 +10,9 @@ language (`MemberError.said`); as a `str` it is the English text (logs, tests).
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 from fluxbot import i18n
@@ -79,6 +80,15 @@ class Message(str):
 _STORED = "said"
 
 
+def either(values: Sequence[str]) -> Message | str:
+    """Values as a member may pick one of them, joined by the language's "or" ("jpeg or png or webp"); each value
+    is shown as it is typed."""
+    # Translators: joins the values an option takes ("jpeg or png or webp"); each value is as typed.
+    joined = i18n.N_("{values} or {value}")
+    return functools.reduce(lambda shown, more: Message(joined, values=shown, value=more), values[1:],
+                            values[0] if values else "")  # fmt: skip
+
+
 def said(message: str | None, locale: i18n.LocaleValue) -> str | None:
     """A stored or raised message (a job's `error_message`, a provider's `user_message`) in `locale`: a `Message`
     in it, any other text as it is."""
@@ -127,7 +137,7 @@ def _say(
     if forms is not None:
         singular, plural, n = forms
         return i18n.plural(locale, singular, plural, n, **shown)
-    if not shown and "{" in template:
+    if not shown and ("{" in template or "}" in template):
         return template  # a text built elsewhere (an f-string with a member's words): no catalog has it
     return i18n.text(locale, template, **shown)
 
@@ -159,4 +169,6 @@ def _value(locale: i18n.LocaleValue, value: object) -> object:
         return value.said(locale)
     if isinstance(value, OptionName):
         return i18n.option_name(locale, value)
-    return i18n.number(locale, value) if isinstance(value, Number) else value
+    # A whole number is written the locale's way only when marked (an id must not become "1,234"); a fraction is
+    # always a quantity (1.5 minutes, 21.3 MB).
+    return i18n.number(locale, value) if isinstance(value, Number | float) else value

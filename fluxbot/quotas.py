@@ -43,7 +43,7 @@ def refusal(usage: Usage, limits: Limits, *, images: int, now: float) -> Message
                 "You have used all {limit} of your images for today. Your quota resets {reset} (midnight UTC).",
                 "You have used all {limit} of your images for today. Your quota resets {reset} (midnight UTC).",
                 limits.daily_images,
-                limit=limits.daily_images,
+                limit=Number(limits.daily_images),
                 reset=discord_time(reset),
             )
         if images > left:

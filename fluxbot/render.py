@@ -155,7 +155,7 @@ def queued_card(
             # Translators: how many jobs wait in line before this one
             ahead = plural(locale, "{n} job ahead", "{n} jobs ahead", position - 1)
         # Translators: a field name on a queued job's card: its place in the line of jobs waiting for the provider
-        embed.add_field(name=text(locale, "Place in line"), value=f"#{position} ({ahead})", inline=True)
+        embed.add_field(name=text(locale, "Place in line"), value=f"#{number(locale, position)} ({ahead})", inline=True)
     if provider_place is not None and job.status is JobStatus.SUBMITTED:
         # Translators: a running job waits in the image provider's own queue ({place}: 1 is next)
         place = text(locale, "place {place} in the provider's queue", place=number(locale, provider_place + 1))

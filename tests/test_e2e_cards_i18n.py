@@ -56,3 +56,27 @@ async def test_a_buttons_refusal_is_said_in_the_clickers_language(world: World) 
     assert refusal["content"] == (
         "`flux-dev` no está activado en este servidor. Modelos que puedes usar aquí: `flux-pro-1.1`."
     )
+
+
+async def test_a_result_sent_by_dm_is_in_the_members_language_not_the_servers(world: World) -> None:
+    world.flux.hold = True
+    asked = await world.discord.send_slash_command(
+        "imagine", [option("prompt", "ein Leuchtturm")], locale="ja", guild_locale="de"
+    )
+    queued = await final_reply(world, asked, "Flux arbeitet daran")
+    [task_id] = world.flux.tasks
+    world.discord.expire_token(asked)
+    missing_access = {"message": "Missing Access", "code": 50001}
+    channel = world.discord.channel_id
+    world.discord.fail_next("PATCH", rf"/channels/{channel}/messages/{queued['id']}$", 403, missing_access, times=5)
+    world.discord.fail_next("POST", rf"/channels/{channel}/messages$", 403, missing_access, times=5)
+    world.flux.finish(task_id)
+
+    await world.discord.wait_for(lambda: "result sent to the member by DM" in world.bot.output)
+    [dm] = [
+        r for r in world.discord.requests if r.method == "POST" and r.path.endswith("/messages") and r.status == 200
+    ]
+    assert dm.json["content"] == f"<#{channel}> で依頼したジョブ #1 の結果です（元の返信を更新できませんでした）。"
+    assert dm.json["embeds"][0]["title"] == "✅ 完了", "only the member reads a DM: their language"
+    assert "ein Leuchtturm" in dm.json["embeds"][0]["description"]
+    assert labels(dm.json) == ["再生成", "編集", "詳細", "削除"]

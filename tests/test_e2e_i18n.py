@@ -169,7 +169,7 @@ async def test_a_result_card_in_a_brazilian_server_is_portuguese_while_the_germa
     )
     running = await final_reply(world, asked, PORTUGUESE_RUNNING)
     [card] = running["embeds"]
-    assert set(fields(card)) >= {"Modelo", "Tamanho", "Imagens", "Decorrido"}
+    assert set(fields(card)) >= {"Modelo", "Tamanho", "Imagens", "Tempo decorrido"}
     done = await final_reply(world, asked, PORTUGUESE_DONE)
     first = done["embeds"][0]
     assert first["title"] == PORTUGUESE_DONE

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import aiohttp
@@ -24,8 +24,8 @@ class Recorded(Delivery):
         super().__init__(cast("discord.Client", None), session, **options)
         self.messages: list[_Message] = []
 
-    async def _deliver(self, job: Job, message: _Message) -> str:
-        self.messages.append(message)
+    async def _deliver(self, job: Job, made: Callable[[Job], _Message]) -> str:
+        self.messages.append(made(job))
         return "interaction"
 
 

@@ -420,8 +420,9 @@ def test_a_providers_message_is_said_in_another_language_with_the_providers_own_
         == "fal.ai refused the `guidance` of this request: Input should be at most 20. Change it and retry."
     )
     assert said(refused.user_message, "de") == (
-        "fal.ai hat `guidance` dieser Anfrage abgelehnt: Input should be at most 20. Ändere es und versuch es erneut."
-    )
+        "fal.ai hat `prompttreue` dieser Anfrage abgelehnt: Input should be at most 20. Ändere es und versuch es "
+        "erneut."
+    ), "the option as German Discord names it; fal's own words as it sent them"
     failed = kie.error_for(501, "GPU overloaded", http_status=None, action=None)
     assert (
         failed.user_message

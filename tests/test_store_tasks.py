@@ -150,7 +150,11 @@ async def test_the_upgrade_gives_every_job_that_reached_a_provider_its_task(
     assert queued is not None
     # Back to version 12, as a database written before issue 14 is (without migration 14's column too).
     back = "PRAGMA user_version = 12" if store_location[0] == "sqlite" else "UPDATE schema_version SET version = 12"
-    dropped = (*(f"DROP TABLE {table}" for table in MIGRATION_13_TABLES), "ALTER TABLE jobs DROP COLUMN locale")
+    dropped = (
+        *(f"DROP TABLE {table}" for table in MIGRATION_13_TABLES),
+        "ALTER TABLE jobs DROP COLUMN locale",
+        "ALTER TABLE jobs DROP COLUMN member_locale",
+    )
     await raw(store_location, *dropped, back)
 
     upgraded = await open_store(*store_location)

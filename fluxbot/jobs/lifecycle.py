@@ -242,6 +242,8 @@ class Reply:
     upload_limit: int | None = None
     #: The locale of what everyone in the channel reads of the job (`i18n.channel_locale`); None is English.
     locale: str | None = None
+    #: The member's own locale (their client's), for what only they read of the job (a result sent by DM).
+    member_locale: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ module variable.
 
 from __future__ import annotations
 
-import functools
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from fluxbot import catalog
 from fluxbot.catalog import ProviderInfo
-from fluxbot.errors import MemberError, Message, Number, OptionName
+from fluxbot.errors import MemberError, Number, OptionName, either
 from fluxbot.i18n import N_
 from fluxbot.jobs.lifecycle import EditImage, Job
 from fluxbot.providers.base import Action, JobRequest, OptionValue
@@ -81,9 +80,7 @@ def check_options(info: ProviderInfo, options: Mapping[str, OptionValue | None],
                 provider=info.label,
             )
         if option.choices and value not in option.choices:
-            # Translators: joins the values an option takes ("jpeg or png or webp"); each value is as typed.
-            joined = N_("{values} or {value}")
-            allowed = functools.reduce(lambda values, more: Message(joined, values=values, value=more), option.choices)
+            allowed = either(option.choices)
             raise InvalidRequest(
                 N_("`{name}` must be {allowed}, not `{value}`."),
                 name=OptionName(name),
@@ -168,7 +165,7 @@ def prepare_edit(
         raise InvalidRequest(
             N_("`{file}` is {size} MB; the limit is {limit} MB. Attach a smaller image."),
             file=image.filename,
-            size=f"{image.size / 1048576:.1f}",
+            size=round(image.size / 1048576, 1),
             limit=MAX_ATTACHMENT_BYTES // 1048576,
         )
     if (size is None or not size.strip()) and info.keeps_ratio_on_edit:

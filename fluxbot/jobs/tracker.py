@@ -342,8 +342,8 @@ def _duration(seconds: float) -> Message:
     amount = seconds / 60 if seconds >= 60 else seconds
     if amount != int(amount):  # a timeout of part of a minute (or of a second): no plural form fits a fraction
         if seconds >= 60:
-            return Message(N_("{minutes} minutes"), minutes=f"{amount:g}")
-        return Message(N_("{seconds} seconds"), seconds=f"{amount:g}")
+            return Message(N_("{minutes} minutes"), minutes=amount)
+        return Message(N_("{seconds} seconds"), seconds=amount)
     if seconds >= 60:
         return Message.counted("{n} minute", "{n} minutes", int(amount))
     return Message.counted("{n} second", "{n} seconds", int(amount))

@@ -21,6 +21,7 @@ import aiohttp
 
 from fluxbot.catalog import KEEP_RATIO, MODEL_SIZE, InvalidSize, Model, SizeKind, closest_ratio
 from fluxbot.config import Secret
+from fluxbot.errors import OptionName, either
 from fluxbot.i18n import N_
 from fluxbot.providers.base import (
     Image,
@@ -210,13 +211,14 @@ def request_body(request: JobRequest, model: Model, endpoint: Endpoint) -> dict[
             takers = [m for m, e in ENDPOINTS.items() if name in e.options]
             if not takers:
                 raise invalid(
-                    N_("`{name}` is not an option of Black Forest Labs' API. Leave it out and try again."), name=name
+                    N_("`{name}` is not an option of Black Forest Labs' API. Leave it out and try again."),
+                    name=OptionName(name),
                 )
             shown = ", ".join(f"`{m}`" for m in takers)
             raise invalid(
                 # Translators: {models} is a list of model names, {model} the one the member picked.
                 N_("`{name}` only works with {models}, not `{model}`. Leave it out or pick one of those."),
-                name=name,
+                name=OptionName(name),
                 models=shown,
                 model=model.name,
             )
@@ -238,13 +240,13 @@ def option_value(name: str, value: Any, model: str, endpoint: Endpoint) -> Any:
         if not low <= number <= high:  # nan fails this too
             raise invalid(
                 N_("`guidance` must be from {low} to {high} with `{model}`."),
-                low=f"{low:g}",
-                high=f"{high:g}",
+                low=low,
+                high=high,
                 model=model,
             )
         return number
     if name == "output_format" and value not in OUTPUT_FORMATS:
-        raise invalid(N_("`output_format` must be {formats}."), formats=" or ".join(OUTPUT_FORMATS))
+        raise invalid(N_("`output_format` must be {formats}."), formats=either(OUTPUT_FORMATS))
     return value
 
 

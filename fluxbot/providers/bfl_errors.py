@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fluxbot.errors import Message
+from fluxbot.errors import Message, OptionName
 from fluxbot.i18n import N_
 from fluxbot.logs import scrub
 from fluxbot.providers.base import (
@@ -126,7 +126,7 @@ def _validation_error(answer: Any, detail: str, action: str | None, hide: tuple[
     message = _hidden(detail_text(first.get("msg")), hide)[:200]
     if field == "input_image" and action == "edit" and any(word in message.lower() for word in _UNREACHABLE):
         return ProviderError(ErrorKind.IMAGE_UNREACHABLE, IMAGE_UNREACHABLE, http_status=422, detail=detail)
-    word = _MEMBER_WORDS.get(field, field)
+    word = OptionName(_MEMBER_WORDS[field]) if field in _MEMBER_WORDS else field
     text = Message(
         # Translators: {field} is the name of a command option or of the API's field (`size`, `image`, `seed`).
         N_("The image provider refused `{field}`.{said} Change it and try again."),

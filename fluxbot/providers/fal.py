@@ -20,7 +20,7 @@ import aiohttp
 
 from fluxbot.catalog import KEEP_RATIO, Model, SizeKind, get_model
 from fluxbot.config import Secret
-from fluxbot.errors import Message
+from fluxbot.errors import Message, OptionName
 from fluxbot.i18n import N_
 from fluxbot.providers.base import (
     CallbackRefused,
@@ -263,7 +263,7 @@ def request_body(request: JobRequest, model: Model, endpoint: Endpoint) -> dict[
                 Message(
                     # Translators: {model} is a model's label (FLUX.1 [dev]), {models} a list of model names.
                     N_("`{name}` does not apply to {model} on fal.ai. Leave it out, or pick one of {models}."),
-                    name=name,
+                    name=OptionName(name),
                     model=model.label,
                     models=takers,
                 ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from fluxbot.errors import Message
+from fluxbot.errors import Message, OptionName
 from fluxbot.i18n import N_
 from fluxbot.logs import scrub
 from fluxbot.providers.base import (
@@ -142,7 +142,7 @@ def _invalid(field: str, message: str, said: Message | str) -> Message:
     """A request fal refused as invalid, naming the field (in the words of the bot's commands) when it named one."""
     if not field:
         return Message(N_("fal.ai refused the request as invalid.{said} Change it and try again."), said=said)
-    word = FIELD_WORDS.get(field, field)
+    word = OptionName(FIELD_WORDS[field]) if field in FIELD_WORDS else field
     if not message:
         return Message(N_("fal.ai refused the `{field}` of this request. Change it and retry."), field=word)
     return Message(

@@ -150,7 +150,7 @@ class PostgresStore:
                 "options": json.dumps(dict(request.options)), "owner": self.instance,
                 "member_jobs": limits.member_jobs, "cooldown": limits.cooldown_seconds,
                 "since": day_start(created), "daily": limits.daily_images, "style": request.style,
-                "locale": reply.locale,
+                "locale": reply.locale, "member_locale": reply.member_locale,
                 **budget_params(limits.budget, reply.guild_id, created),
             },
         )  # fmt: skip

@@ -37,11 +37,11 @@ USAGE_WITH_BUDGET = f"{USAGE}, ({server_images_since('since')}), ({server_images
 
 ADMIT = f"""INSERT INTO jobs (status, action, provider, model, prompt, size, count, image_url, user_id, guild_id,
         channel_id, application_id, interaction_token, message_id, created_at, upload_limit, expects_callback,
-        options, owner, budget_guild, style, locale)
+        options, owner, budget_guild, style, locale, member_locale)
     SELECT 'queued', :action::text, :provider::text, :model::text, :prompt::text, :size::text, :count::bigint,
            :image_url::text, :user::bigint, :guild::bigint, :channel::bigint, :application::bigint, :token::text,
            :message::bigint, :created::double precision, :upload_limit::bigint, :expects_callback::bigint,
-           :options::text, :owner::text, :budget_guild::bigint, :style::text, :locale::text
+           :options::text, :owner::text, :budget_guild::bigint, :style::text, :locale::text, :member_locale::text
     WHERE ({MEMBER_OPEN_JOBS}) < :member_jobs::bigint
       AND (:cooldown::bigint = 0
            OR COALESCE(({MEMBER_LAST_COMMAND}), 0) <= :created::double precision - :cooldown::bigint)

@@ -139,10 +139,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, url)
     );
     """,
-    # The language of what everyone in the channel reads of a job (its cards), chosen when it was asked (issue 15);
-    # NULL (older jobs) is English.
+    # The language of what everyone in the channel reads of a job (its cards), chosen when it was asked, and the
+    # member's own (a result sent by DM) (issue 15); NULL (older jobs) is English.
     """
     ALTER TABLE jobs ADD COLUMN locale TEXT;
+    ALTER TABLE jobs ADD COLUMN member_locale TEXT;
     """,
 )
 

@@ -130,7 +130,7 @@ class SQLiteStore:
                 "expects_callback": expects_callback, "options": json.dumps(dict(request.options)),
                 "member_jobs": limits.member_jobs, "cooldown": limits.cooldown_seconds, "since": day_start(created),
                 "daily": limits.daily_images, "owner": self.instance, "style": request.style,
-                "locale": reply.locale,
+                "locale": reply.locale, "member_locale": reply.member_locale,
                 **budget_params(limits.budget, reply.guild_id, created),
             },
             priority=URGENT,

@@ -29,10 +29,10 @@ USAGE_WITH_BUDGET = f"{USAGE}, ({server_images_since('since')}), ({server_images
 
 ADMIT = f"""INSERT INTO jobs (status, action, provider, model, prompt, size, count, image_url, user_id,
         guild_id, channel_id, application_id, interaction_token, message_id, created_at,
-        upload_limit, expects_callback, options, owner, budget_guild, style, locale)
+        upload_limit, expects_callback, options, owner, budget_guild, style, locale, member_locale)
     SELECT :status, :action, :provider, :model, :prompt, :size, :count, :image_url, :user, :guild,
            :channel, :application, :token, :message, :created, :upload_limit, :expects_callback, :options,
-           :owner, :budget_guild, :style, :locale
+           :owner, :budget_guild, :style, :locale, :member_locale
     WHERE ({MEMBER_OPEN_JOBS}) < :member_jobs
       AND (:cooldown = 0 OR COALESCE(({MEMBER_LAST_COMMAND}), 0) <= :created - :cooldown)
       AND (:daily = 0 OR ({MEMBER_IMAGES_SINCE}) + :count <= :daily)
