@@ -215,6 +215,15 @@ async def held_job(world: World, prompt: str) -> tuple[SentInteraction, dict[str
     return interaction, queued, task_id
 
 
+def close_every_way_but_dms(world: World, interaction: SentInteraction, reply: dict[str, Any]) -> None:
+    """Make the job's reply and its channel unreachable (token expired, Missing Access), so a result goes by DM."""
+    world.discord.expire_token(interaction)
+    missing_access = {"message": "Missing Access", "code": 50001}
+    channel = world.discord.channel_id
+    world.discord.fail_next("PATCH", rf"/channels/{channel}/messages/{reply['id']}$", 403, missing_access, times=5)
+    world.discord.fail_next("POST", rf"/channels/{channel}/messages$", 403, missing_access, times=5)
+
+
 def reply_edits(world: World, interaction: SentInteraction) -> list[RecordedRequest]:
     """Every edit of the interaction's reply through its token."""
     return [r for r in world.discord.requests if r.method == "PATCH" and interaction.token in r.path]

@@ -12,7 +12,18 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.e2e import World, delivered_via, fields, final_reply, free_port, held_job, option, reply_edits, running_bot
+from tests.e2e import (
+    World,
+    close_every_way_but_dms,
+    delivered_via,
+    fields,
+    final_reply,
+    free_port,
+    held_job,
+    option,
+    reply_edits,
+    running_bot,
+)
 from tests.fakes.discord_api import FakeDiscord, RecordedRequest
 from tests.fakes.flux_api import FakeFlux
 
@@ -212,11 +223,8 @@ async def test_a_reply_that_cannot_be_edited_is_posted_in_the_channel_mentioning
 
 async def test_when_the_channel_is_closed_too_the_result_goes_by_dm(world: World) -> None:
     interaction, queued, task_id = await held_job(world, "a private result")
-    world.discord.expire_token(interaction)
-    missing_access = {"message": "Missing Access", "code": 50001}
+    close_every_way_but_dms(world, interaction, queued)
     channel = world.discord.channel_id
-    world.discord.fail_next("PATCH", rf"/channels/{channel}/messages/{queued['id']}$", 403, missing_access, times=5)
-    world.discord.fail_next("POST", rf"/channels/{channel}/messages$", 403, missing_access, times=5)
     world.flux.finish(task_id)
 
     await world.discord.wait_for(lambda: "result sent to the member by DM" in world.bot.output)

@@ -165,32 +165,40 @@ def error_from_answer(http_status: int | None, data: Any, *, action: str | None)
     )
 
 
+#: The error codes only the bot's operator can fix, and what the member is told.
+_OPERATOR_CODES: dict[str, tuple[ErrorKind, str]] = {
+    "token_expired": (
+        ErrorKind.AUTH,
+        N_("The bot's image-provider API key has expired. Please tell the bot's operator."),
+    ),
+    "no_token": (ErrorKind.AUTH, N_("The bot's image-provider API key is missing. Please tell the bot's operator.")),
+    "invalid_token": (
+        ErrorKind.AUTH,
+        N_("The bot's image-provider API key is not valid for the Flux API. Please tell the bot's operator."),
+    ),
+    "api_not_implemented": (
+        ErrorKind.AUTH,
+        N_("The bot's API key is not enabled for the Flux API. Please tell the bot's operator."),
+    ),
+    "disabled": (
+        ErrorKind.AUTH,
+        N_("The bot's image-provider application is disabled. Please tell the bot's operator."),
+    ),
+    "used_up": (
+        ErrorKind.OUT_OF_CREDIT,
+        N_("The bot's image-provider account is out of credit. Please tell the bot's operator."),
+    ),
+}
+_OPERATOR_CODES["token_mismatched"] = _OPERATOR_CODES["invalid_token"]
+
+
 def _classify(status: int | None, code: str, detail: str, action: str | None) -> tuple[ErrorKind, Message]:
     said = provider_said(detail)
-    if code == "token_expired":
-        return ErrorKind.AUTH, Message(
-            N_("The bot's image-provider API key has expired. Please tell the bot's operator.")
-        )
-    if code == "no_token":
-        return ErrorKind.AUTH, Message(
-            N_("The bot's image-provider API key is missing. Please tell the bot's operator.")
-        )
-    if code in ("invalid_token", "token_mismatched") or status == 401:
-        return ErrorKind.AUTH, Message(
-            N_("The bot's image-provider API key is not valid for the Flux API. Please tell the bot's operator.")
-        )
-    if code == "api_not_implemented":
-        return ErrorKind.AUTH, Message(
-            N_("The bot's API key is not enabled for the Flux API. Please tell the bot's operator.")
-        )
-    if code == "disabled":
-        return ErrorKind.AUTH, Message(
-            N_("The bot's image-provider application is disabled. Please tell the bot's operator.")
-        )
-    if code == "used_up":
-        return ErrorKind.OUT_OF_CREDIT, Message(
-            N_("The bot's image-provider account is out of credit. Please tell the bot's operator.")
-        )
+    if code in _OPERATOR_CODES:
+        kind, words = _OPERATOR_CODES[code]
+        return kind, Message(words)
+    if status == 401:
+        return ErrorKind.AUTH, Message(_OPERATOR_CODES["invalid_token"][1])
     if status == 403:
         return ErrorKind.REFUSED, Message(
             # Translators: {said} is " The provider said: “…”." (its own words), or nothing.
