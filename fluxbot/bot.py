@@ -142,12 +142,12 @@ class FluxBot(commands.AutoShardedBot):
 
     async def reply_for(self, interaction: discord.Interaction) -> Reply:
         """Acknowledge the interaction with a "thinking" reply and say where that reply is."""
-        locale = await self.public_locale(interaction)
         callback = await interaction.response.defer(thinking=True)
         message_id = callback.message_id if callback is not None else None
         if message_id is None:
             message_id = (await interaction.original_response()).id
-        return self._reply_to(interaction, message_id=message_id, locale=locale)
+        # After the acknowledgement: a server's settings not cached yet must not hold up Discord's 3 seconds.
+        return self._reply_to(interaction, message_id=message_id, locale=await self.public_locale(interaction))
 
     async def public_locale(self, interaction: discord.Interaction) -> str:
         """The language of what everyone in the channel reads: the server's choice (`/fluxadmin language`), else

@@ -59,10 +59,8 @@ class Message(str):
     def stored(self) -> str:
         """The message as a database keeps it (`Message.read` reads it back): JSON when it has values, else its
         English text."""
-        if not self.values and self.forms is None:
-            return str(self)
-        return json.dumps({_STORED: self.template, "values": {k: _stored_value(v) for k, v in self.values.items()},
-                           "forms": self.forms}, ensure_ascii=False)  # fmt: skip
+        data = _data(self)
+        return data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
 
     @classmethod
     def read(cls, text: str | None) -> Message | None:
@@ -100,9 +98,17 @@ def stored_text(message: str | None) -> str | None:
     return message.stored() if isinstance(message, Message) else message
 
 
+def _data(message: Message) -> dict[str, Any] | str:
+    """A message as JSON data: its English text when it has no values, else its template, values and forms."""
+    if not message.values and message.forms is None:
+        return str(message)
+    values = {k: _stored_value(v) for k, v in message.values.items()}
+    return {_STORED: message.template, "values": values, "forms": message.forms}
+
+
 def _stored_value(value: object) -> object:
     if isinstance(value, Message):
-        return {"message": json.loads(value.stored()) if value.values or value.forms else str(value)}
+        return {"message": _data(value)}
     if isinstance(value, Number):
         return {"number": int(value)}
     if isinstance(value, OptionName):
